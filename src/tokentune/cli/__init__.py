@@ -1,0 +1,1 @@
+"""Command-line interface: one small module per command; each only parses and calls the library."""

@@ -1,0 +1,63 @@
+"""``tokentune`` entry point: dispatches to one module per command.
+
+Command modules are imported only when their command runs, so ``tokentune score`` never imports
+torch. User errors (:class:`~tokentune.errors.TokentuneError`) become one line on stderr and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("tokentune.cli.train", "fine-tune a model on labelled data"),
+    "evaluate": ("tokentune.cli.evaluate", "score a trained model on labelled data"),
+    "predict": ("tokentune.cli.predict", "tag raw text (arguments, a file or stdin) as JSON lines"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own exit code is 2 as well; keep its usage line
+        self.print_usage(sys.stderr)
+        self.exit(2, f"tokentune: error: {message}\n")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="tokentune", description="Fine-tune, evaluate and serve token-classification models.")
+    parser.add_argument("--version", action="version", version=f"tokentune {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module_name, help_text) in COMMANDS.items():
+        cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if command in (None, name) and command is not None:
+            importlib.import_module(module_name).add_arguments(cmd_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..errors import TokentuneError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in COMMANDS:
+        command = None
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except TokentuneError as err:
+        print(f"tokentune {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tokentune {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
