@@ -1,46 +1,28 @@
 """CoNLL-style column files: one word per line, columns split by tabs or spaces, blank lines between
 sentences, ``-DOCSTART-`` separators and ``#`` comment lines skipped, gzip read as it is.
 
+Any number of columns is fine (CoNLL-2003 has four); ``token_column``/``label_column`` pick the two
+that matter (default: first and last). CRLF line ends, a BOM, trailing whitespace and runs of blank
+lines are tolerated.
+
 A ``#`` line is a comment only at the start of a sentence and only when it cannot be a data line
 (its column count differs from the file's, or it is ``#`` followed by a space before the column
 count is known), so hashtags such as WNUT-17's ``#NFL<TAB>O`` stay words.
 """
 from __future__ import annotations
 
-import gzip
 import os
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from ..errors import DataError
-from ..schemes import OUTSIDE, detect_scheme, find_invalid, get_scheme, spans_to_tags, tags_to_spans
-from .corpus import Corpus, Sentence
+from ..schemes import spans_to_tags
+from .corpus import Corpus
+from .files import text_lines
+from .tags import corpus_from_tags
+
+__all__ = ["DOCSTART", "read_conll", "read_conll_rows", "write_conll", "corpus_from_tags"]
 
 DOCSTART = "-DOCSTART-"
-
-
-def _open_text(path: str):
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        # utf-8-sig drops a BOM; newline=None folds CRLF into \n
-        return opener(path, "rt", encoding="utf-8-sig", newline=None)
-    except FileNotFoundError:
-        raise DataError("file not found", path=path, fix="check the path, or pass the data directory with --data") from None
-    except IsADirectoryError:
-        raise DataError("is a directory, not a file", path=path, fix="pass a file, or use --data DIR") from None
-
-
-def _iter_lines(path: str) -> Iterator[tuple[int, str]]:
-    handle = _open_text(path)
-    try:
-        with handle:
-            for number, line in enumerate(handle, 1):
-                yield number, line.rstrip()
-    except UnicodeDecodeError as err:
-        raise DataError("the file is not UTF-8 text", path=path, expected="UTF-8 text",
-                        found=f"byte {err.object[err.start:err.start + 1]!r}",
-                        fix="convert it with `iconv -t utf-8`") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise DataError(f"cannot read the file ({err})", path=path, fix="check that it is complete and not corrupt") from None
 
 
 def read_conll_rows(
@@ -51,15 +33,15 @@ def read_conll_rows(
     words: list[str] = []
     tags: list[str] = []
     start = 0
-    for number, line in _iter_lines(path):
-        if not line.strip():
+    for number, line in enumerate(text_lines(path), 1):
+        # tabs win when present, so tokens may contain spaces in tab-separated files
+        fields = [f.strip() for f in line.rstrip().split("\t")] if "\t" in line else line.split()
+        if not fields or not fields[0] and len(fields) == 1:
             if words:
                 yield start, words, tags
                 words, tags = [], []
             continue
-        fields = line.split("\t") if "\t" in line else line.split()
-        fields = [f.strip() for f in fields]
-        if not words and line.startswith("#") and (
+        if not words and line[0] == "#" and (
             (ncols is None and (len(line) == 1 or line[1] == " ")) or (ncols is not None and len(fields) != ncols)
         ):
             continue
@@ -74,15 +56,23 @@ def read_conll_rows(
         if len(fields) != ncols:
             raise DataError(
                 "wrong number of columns", path=path, line=number,
-                expected=f"{ncols} columns like the file's first line", found=f"{len(fields)} in {line[:80]!r}",
+                expected=f"{ncols} columns like the file's first word line", found=f"{len(fields)} in {line[:80]!r}",
                 fix="make every word line have the same columns (token ... tag), or use tabs if tokens contain spaces",
             )
+        token = fields[token_column]
+        if not token or not fields[label_column]:
+            _empty_field(path, number, line, "token" if not token else "tag")
         if not words:
             start = number
-        words.append(fields[token_column])
+        words.append(token)
         tags.append(fields[label_column])
     if words:
         yield start, words, tags
+
+
+def _empty_field(path: str, number: int, line: str, what: str) -> None:
+    raise DataError(f"empty {what} column", path=path, line=number, expected=f"a non-empty {what}",
+                    found=repr(line[:80]), fix="remove the stray tab, or write the missing value")
 
 
 def _check_columns(path: str, number: int, ncols: int, token_column: int, label_column: int) -> None:
@@ -97,7 +87,7 @@ def _check_columns(path: str, number: int, ncols: int, token_column: int, label_
             raise DataError(
                 f"the {name} column does not exist", path=path, line=number,
                 expected=f"a column index between {-ncols} and {ncols - 1}", found=str(col),
-                fix=f"pass --{name}-column with an index that exists",
+                fix=f"pass --{name}-column with an index that exists (0 is the first column, -1 the last)",
             )
 
 
@@ -107,54 +97,37 @@ def read_conll(
     scheme: str | None = None,
     token_column: int = 0,
     label_column: int = -1,
+    repair: str | None = "lenient",
 ) -> Corpus:
     """Read a CoNLL column file into a :class:`Corpus` (tags decoded to spans once, here)."""
     path = os.fspath(path)
-    rows = list(read_conll_rows(path, token_column=token_column, label_column=label_column))
+    rows = list(read_conll_rows(path, token_column=int(token_column), label_column=int(label_column)))
     if not rows:
         raise DataError("no sentences found", path=path, expected="word lines such as 'EU B-ORG'",
                         found="an empty file (or only blank, comment or -DOCSTART- lines)",
                         fix="check that this is the right file")
-    return corpus_from_tags(rows, path=path, scheme=scheme)
-
-
-def corpus_from_tags(rows: Iterable[tuple[int, list[str], list[str]]], *, path: str | None, scheme: str | None) -> Corpus:
-    """Build a corpus from ``(line, words, tags)`` rows: detect the scheme, repair, decode to spans."""
-    rows = list(rows)
-    chosen = get_scheme(scheme) if scheme else detect_scheme(tags for _, _, tags in rows)
-    if chosen.prefixed:
-        _check_tags(rows, chosen, path)
-    invalid = []
-    sentences = []
-    for index, (line, words, tags) in enumerate(rows):
-        invalid.extend(find_invalid(tags, chosen, sentence=index))
-        sentences.append(Sentence(tuple(words), tuple(tags_to_spans(tags, chosen)), line))
-    return Corpus(sentences, path, chosen.name, invalid)
-
-
-def _check_tags(rows, scheme, path) -> None:
-    allowed = scheme.prefixes
-    for line, _, tags in rows:
-        for offset, tag in enumerate(tags):
-            if tag == OUTSIDE:
-                continue
-            prefix, sep, typ = tag.partition("-")
-            if not sep or prefix not in allowed or not typ:
-                raise DataError(
-                    f"tag {tag!r} does not fit the {scheme.name} scheme", path=path, line=line + offset,
-                    expected=f"'O' or one of {sorted(allowed)} + '-TYPE' (e.g. '{scheme.begin}-PER')",
-                    found=repr(tag),
-                    fix="fix the tag, or pass --scheme (PLAIN for tags without prefixes such as POS)",
-                )
+    return corpus_from_tags(rows, path=path, scheme=scheme, repair=repair)
 
 
 def write_conll(corpus: Corpus, path: str | os.PathLike, *, scheme: str = "IOB2", separator: str = "\t") -> None:
-    """Write ``word<sep>tag`` lines, a blank line after each sentence (atomically)."""
+    """Write ``word<sep>tag`` lines in ``scheme``, a blank line after each sentence (atomically)."""
     from ..io import atomic_write_text
 
     lines = []
     for sentence in corpus:
+        _check_writable(sentence.words, separator, corpus, sentence)
         tags = spans_to_tags(sentence.spans, len(sentence.words), scheme)
         lines.extend(f"{w}{separator}{t}" for w, t in zip(sentence.words, tags))
         lines.append("")
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n" if lines else "")
+
+
+def _check_writable(words, separator: str, corpus: Corpus, sentence) -> None:
+    """A word with the separator, a line break or nothing in it would corrupt the columns."""
+    for word in words:
+        if not word.strip() or separator in word or "\n" in word or (separator == " " and word != "".join(word.split())):
+            raise DataError(
+                f"word {word!r} cannot be written as a CoNLL column", path=corpus.path,
+                line=sentence.line, expected="words without separators or line breaks",
+                found=repr(word), fix="write JSON Lines instead (--format jsonl), or use the tab separator",
+            )

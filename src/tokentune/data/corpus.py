@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Iterator
 
 from ..schemes import InvalidTransition, Span, get_scheme, spans_to_tags
 
@@ -24,6 +24,12 @@ class Corpus:
     path: str | None = None
     scheme: str = "IOB2"  # the scheme the source was written in (detected or declared)
     invalid: list[InvalidTransition] = field(default_factory=list)  # repaired while reading
+    notes: list[str] = field(default_factory=list)  # one-line messages the user should see once
+    # what reading changed, by kind (e.g. "spans_split": 3); reported by inspect and in notes
+    adjustments: Counter = field(default_factory=Counter)
+    scheme_detected: bool = False  # True when ``scheme`` was guessed rather than declared
+    # CoNLL: word i of a sentence is on line ``line + i``; JSON: a sentence is one record/line
+    line_per_word: bool = True
 
     def __len__(self) -> int:
         return len(self.sentences)
@@ -45,9 +51,44 @@ class Corpus:
         get_scheme(scheme)
         return [s.tags(scheme) for s in self.sentences]
 
-    def select(self, indices) -> "Corpus":
-        return Corpus([self.sentences[i] for i in indices], self.path, self.scheme, [])
+    def select(self, indices: Iterable[int]) -> "Corpus":
+        """The sentences at ``indices`` (in that order); invalid-transition records follow them."""
+        indices = list(indices)
+        new_index = {old: new for new, old in enumerate(indices)}
+        invalid = [replace(item, sentence=new_index[item.sentence]) for item in self.invalid
+                   if item.sentence in new_index]
+        return Corpus([self.sentences[i] for i in indices], self.path, self.scheme, invalid,
+                      list(self.notes), Counter(self.adjustments), self.scheme_detected, self.line_per_word)
+
+    def map_spans(self, change: Callable[[Span], Span | None]) -> int:
+        """Replace every span by ``change(span)`` (None drops it); returns how many changed."""
+        changed = 0
+        for index, sentence in enumerate(self.sentences):
+            spans = []
+            for span in sentence.spans:
+                new = change(span)
+                changed += new != span
+                if new is not None:
+                    spans.append(new)
+            if len(spans) != len(sentence.spans) or any(a != b for a, b in zip(spans, sentence.spans)):
+                self.sentences[index] = replace(sentence, spans=tuple(spans))
+        return changed
 
     def invalid_line(self, item: InvalidTransition) -> int | None:
         start = self.sentences[item.sentence].line
-        return None if start is None else start + item.position
+        if start is None or not self.line_per_word:
+            return start
+        return start + item.position
+
+    def invalid_location(self, item: InvalidTransition) -> str:
+        """Where an invalid transition is: ``file:line``, plus the word index for one-record-per-line files."""
+        line = self.invalid_line(item)
+        where = f"{self.path or '<data>'}:{line}" if line is not None else f"{self.path or '<data>'} sentence {item.sentence + 1}"
+        return where if self.line_per_word and line is not None else f"{where} word {item.position + 1}"
+
+    def location(self, sentence: Sentence | int) -> str:
+        """``file:line`` of a sentence (or of the sentence at that index), for messages."""
+        if isinstance(sentence, int):
+            sentence = self.sentences[sentence]
+        name = self.path or "<data>"
+        return name if sentence.line is None else f"{name}:{sentence.line}"

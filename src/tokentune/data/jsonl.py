@@ -1,0 +1,294 @@
+"""JSON Lines and JSON files, in two shapes chosen by the first record's keys.
+
+- pre-split words: ``{"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}``; tags may be strings or
+  integer ids into ``label_names`` (as Hugging Face exports write them); keys set by ``tokens_key``
+  and ``tags_key`` (default: the first of tags, ner_tags, labels, pos_tags that is present);
+- raw text with character spans: ``{"text": "EU rejects", "entities": [{"start": 0, "end": 2,
+  "label": "ORG"}]}`` (an entity may also be ``[start, end, label]``, as doccano writes); words come
+  from :func:`tokentune.words.split_words`, see :mod:`tokentune.data.align` for boundary handling.
+
+A ``.json`` file may hold one array of records; anything else is read as one record per line.
+Errors name the file and the line where the record starts.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from typing import Any, Iterator
+
+from ..errors import DataError
+from ..schemes import spans_to_tags
+from .align import ALIGNMENTS, OVERLAP_POLICIES, CharSpan, Overlap, align, check_choice
+from .corpus import Corpus, Sentence
+from .files import read_text
+from .tags import corpus_from_tags
+
+TAG_KEYS = ("tags", "ner_tags", "labels", "pos_tags")
+ENTITY_KEYS = ("entities", "spans", "label")
+_FIX_JSON = "fix the JSON there (each line must be one complete JSON object), e.g. check it with `python -m json.tool`"
+
+
+def iter_records(path: str) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line, record)`` for a JSON array file or a JSON Lines file."""
+    text = read_text(path)
+    body = text.lstrip()
+    try:
+        if body.startswith("["):
+            yield from _array_records(text, path)
+        else:
+            yield from _line_records(text, path)
+    except RecursionError:
+        raise DataError("the JSON is nested too deeply", path=path, fix="check that this is a data file") from None
+
+
+def _line_records(text: str, path: str) -> Iterator[tuple[int, Any]]:
+    seen = False
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if not seen:
+                whole = _whole_object(text)
+                if whole is not None:  # one pretty-printed record
+                    yield number, whole
+                    return
+            raise DataError(f"invalid JSON ({err.msg} at column {err.colno})", path=path, line=number,
+                            fix=_FIX_JSON) from None
+        seen = True
+        yield number, record
+
+
+def _whole_object(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _array_records(text: str, path: str) -> Iterator[tuple[int, Any]]:
+    """Each element of a top-level array with the line it starts on (a whole-file parse loses that)."""
+    decoder = json.JSONDecoder()
+    pos = _skip_space(text, text.index("[") + 1)
+    line, counted = 1, 0
+    while pos < len(text) and text[pos] != "]":
+        try:
+            record, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            raise DataError(f"invalid JSON ({err.msg} at column {err.colno})", path=path, line=err.lineno,
+                            fix=_FIX_JSON) from None
+        line += text.count("\n", counted, pos)
+        counted = pos
+        yield line, record
+        pos = _skip_space(text, end)
+        if pos < len(text) and text[pos] == ",":
+            pos = _skip_space(text, pos + 1)
+        elif pos < len(text) and text[pos] != "]":
+            raise DataError("invalid JSON between array elements", path=path, line=text.count("\n", 0, pos) + 1,
+                            expected="',' or ']'", found=repr(text[pos]), fix=_FIX_JSON)
+    if pos >= len(text) or text[pos + 1:].strip():
+        raise DataError("invalid JSON: the array is not closed, or text follows it", path=path,
+                        line=text.count("\n", 0, min(pos, len(text))) + 1, expected="one array ending in ']'",
+                        fix=_FIX_JSON)
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\n\r":
+        pos += 1
+    return pos
+
+
+def read_jsonl(
+    path: str | os.PathLike,
+    *,
+    scheme: str | None = None,
+    repair: str | None = "lenient",
+    tokens_key: str = "tokens",
+    tags_key: str | None = None,
+    label_names: list[str] | None = None,
+    text_key: str = "text",
+    entities_key: str | None = None,
+    alignment: str | None = "split",
+    overlaps: str | None = "error",
+) -> Corpus:
+    """Read JSON Lines / JSON records (pre-split words with tags, or raw text with char spans)."""
+    path = os.fspath(path)
+    records = iter_records(path)
+    first = next(records, None)
+    if first is None:
+        raise DataError("no records found", path=path, expected="one JSON object per line",
+                        found="an empty file", fix="check that this is the right file")
+    _check_object(first, path)
+    def all_records():
+        yield first
+        yield from records
+    if tokens_key in first[1] or text_key not in first[1]:
+        tags_key = tags_key or next((k for k in TAG_KEYS if k in first[1]), TAG_KEYS[0])
+        names = list(label_names) if label_names is not None else None
+        rows = token_rows(all_records(), path, tokens_key, tags_key, names)
+        return _finish(corpus_from_tags(rows, path=path, scheme=scheme, repair=repair, line_per_word=False), rows)
+    entities_key = entities_key or next((k for k in ENTITY_KEYS if k in first[1]), ENTITY_KEYS[0])
+    return _read_text_records(all_records(), path, text_key, entities_key,
+                              check_choice(alignment, ALIGNMENTS, "alignment"),
+                              check_choice(overlaps, OVERLAP_POLICIES, "overlaps"))
+
+
+def _check_object(item: tuple[int, Any], path: str) -> None:
+    line, record = item
+    if not isinstance(record, dict):
+        raise DataError("a record is not a JSON object", path=path, line=line,
+                        expected='an object such as {"tokens": [...], "tags": [...]}',
+                        found=type(record).__name__, fix="write one JSON object per record")
+
+
+def _finish(corpus: Corpus, rows) -> Corpus:
+    empty = getattr(rows, "empty", 0)
+    if empty:
+        corpus.adjustments["empty_records"] += empty
+        corpus.notes.append(f"{corpus.path}: skipped {empty} records with no words")
+    return corpus
+
+
+class _Rows(list):
+    empty = 0  # records skipped for having no words
+
+
+def token_rows(records, path: str, tokens_key: str, tags_key: str, names: list[str] | None) -> _Rows:
+    rows = _Rows()
+    for line, record in records:
+        _check_object((line, record), path)
+        tokens, tags = _field(record, tokens_key, path, line), _field(record, tags_key, path, line)
+        if len(tokens) != len(tags):
+            raise DataError(f"{tokens_key!r} and {tags_key!r} differ in length", path=path, line=line,
+                            expected="one tag per token", found=f"{len(tokens)} tokens and {len(tags)} tags",
+                            fix="fix that record so that each token has exactly one tag")
+        if not tokens:
+            rows.empty += 1
+            continue
+        for i, token in enumerate(tokens):
+            if not isinstance(token, str) or not token.strip():
+                raise DataError(f"token {i + 1} is not a non-empty string", path=path, line=line,
+                                expected="a word", found=json.dumps(token, ensure_ascii=False)[:40],
+                                fix="write each token as a JSON string")
+        rows.append((line, tokens, [_tag(t, i, names, path, line) for i, t in enumerate(tags)]))
+    if not rows:
+        raise DataError("no sentences found", path=path, expected="records with words",
+                        found=f"{rows.empty} records, all without words", fix="check that this is the right file")
+    return rows
+
+
+def _field(record: dict, key: str, path: str, line: int) -> list:
+    if key not in record:
+        raise DataError(f"the record has no {key!r} key", path=path, line=line, expected=f"a {key!r} list",
+                        found=f"keys {sorted(record)[:8]}",
+                        fix="add it, or name the right key with --tokens-key/--tags-key/--text-key")
+    value = record[key]
+    if not isinstance(value, list):
+        raise DataError(f"{key!r} is not a list", path=path, line=line, expected="a JSON array",
+                        found=type(value).__name__, fix=f"write {key!r} as a list, one item per word")
+    return value
+
+
+def _tag(tag: Any, index: int, names: list[str] | None, path: str, line: int) -> str:
+    if isinstance(tag, str) and tag:
+        return tag
+    if isinstance(tag, int) and not isinstance(tag, bool):
+        if names is None:
+            raise DataError(f"tag {index + 1} is the integer id {tag} but no label names were given",
+                            path=path, line=line, expected="string tags, or label names for the ids",
+                            found=str(tag), fix="pass --label-names O,B-PER,I-PER,... (in id order)")
+        if not 0 <= tag < len(names):
+            raise DataError(f"tag {index + 1} is an unknown label id", path=path, line=line,
+                            expected=f"an id from 0 to {len(names) - 1} ({len(names)} label names)",
+                            found=str(tag), fix="check --label-names: one name per id, in id order")
+        return names[tag]
+    raise DataError(f"tag {index + 1} is neither a label nor a label id", path=path, line=line,
+                    expected="a non-empty string such as 'B-PER' or an integer id",
+                    found=json.dumps(tag)[:40], fix="fix the tag")
+
+
+def _read_text_records(records, path: str, text_key: str, entities_key: str, alignment: str, overlaps: str) -> Corpus:
+    sentences: list[Sentence] = []
+    counts: Counter = Counter()
+    for line, record in records:
+        _check_object((line, record), path)
+        text = record.get(text_key)
+        if not isinstance(text, str):
+            raise DataError(f"{text_key!r} is missing or not a string", path=path, line=line,
+                            expected=f'{{"{text_key}": "...", "{entities_key}": [...]}}',
+                            found=type(text).__name__ if text_key in record else f"keys {sorted(record)[:8]}",
+                            fix="add the text, or name its key with --text-key")
+        entities = _entities(record.get(entities_key, []), text, path, line, entities_key)
+        try:
+            words, spans = align(text, entities, alignment=alignment, overlaps=overlaps, counts=counts)
+        except Overlap as err:
+            a, b = err.first, err.second
+            raise DataError("overlapping entities", path=path, line=line, expected="entities that share no word",
+                            found=f"{a.label} {text[a.start:a.end]!r} ({a.start}-{a.end}) and "
+                                  f"{b.label} {text[b.start:b.end]!r} ({b.start}-{b.end})",
+                            fix="remove one of them, or pass --overlaps keep-longest") from None
+        if not words:
+            counts["empty_records"] += 1
+            continue
+        sentences.append(Sentence(tuple(words), tuple(spans), line))
+    if not sentences:
+        raise DataError("no sentences found", path=path, expected="records with text",
+                        found="only records with empty text", fix="check that this is the right file")
+    corpus = Corpus(sentences, path, "IOB2", line_per_word=False)
+    corpus.adjustments.update({k: v for k, v in counts.items() if v})
+    _note_alignment(corpus)
+    return corpus
+
+
+def _entities(raw: Any, text: str, path: str, line: int, key: str) -> list[CharSpan]:
+    if not isinstance(raw, list):
+        raise DataError(f"{key!r} is not a list", path=path, line=line, expected="a list of entities",
+                        found=type(raw).__name__, fix=f'write {key!r} as [{{"start": 0, "end": 2, "label": "ORG"}}]')
+    entities = []
+    for index, item in enumerate(raw):
+        if isinstance(item, dict):
+            start, end, label = item.get("start"), item.get("end"), item.get("label")
+        elif isinstance(item, list) and len(item) == 3:
+            start, end, label = item
+        else:
+            start = end = label = None
+        ok_ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end))
+        if not ok_ints or not isinstance(label, str) or not label.strip():
+            raise DataError(f"entity {index + 1} is malformed", path=path, line=line,
+                            expected='{"start": INT, "end": INT, "label": "TYPE"} or [start, end, "TYPE"]',
+                            found=json.dumps(item, ensure_ascii=False)[:60], fix="fix that entity")
+        if not 0 <= start < end <= len(text):
+            raise DataError(f"entity {index + 1} ({label}) is out of range", path=path, line=line,
+                            expected=f"0 <= start < end <= {len(text)} (the text's length; end is exclusive)",
+                            found=f"start {start}, end {end}", fix="fix the character offsets of that entity")
+        entities.append(CharSpan(label, start, end, index))
+    return entities
+
+
+_ALIGN_NOTES = {
+    "spans_split": "entity boundaries fell inside words: those words were split at the boundary",
+    "spans_widened": "entity boundaries fell inside words: those entities were widened to whole words",
+    "spans_dropped_blank": "entities covered only whitespace and were dropped",
+    "duplicate_spans": "duplicate entities were merged",
+    "overlaps_dropped": "overlapping entities were dropped, keeping the longest (overlaps=keep-longest)",
+    "empty_records": "records had no words and were skipped",
+}
+
+
+def _note_alignment(corpus: Corpus) -> None:
+    for key, message in _ALIGN_NOTES.items():
+        if corpus.adjustments.get(key):
+            corpus.notes.append(f"{corpus.path}: {corpus.adjustments[key]} {message}")
+
+
+def write_jsonl(corpus: Corpus, path: str | os.PathLike, *, scheme: str = "IOB2",
+                tokens_key: str = "tokens", tags_key: str = "tags") -> None:
+    """Write one ``{"tokens": [...], "tags": [...]}`` line per sentence, tags in ``scheme`` (atomically)."""
+    from ..io import atomic_write_text
+
+    lines = [json.dumps({tokens_key: list(s.words), tags_key: spans_to_tags(s.spans, len(s.words), scheme)},
+                        ensure_ascii=False) for s in corpus]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))

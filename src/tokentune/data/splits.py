@@ -1,0 +1,227 @@
+"""Train/dev/test: finding the files, reading them alike, and the checks and fixes across splits.
+
+Options that act across splits (all off by default, each says what it did in ``Splits.notes``):
+
+- ``label_map={"OLD": "NEW"}``: rename entity types everywhere (``NEW`` of ``O``/None drops them);
+- ``drop_unknown_labels=True``: drop dev/test entities of types that training never saw;
+- ``dev_split=0.1`` (or True for 0.1): carve a dev set from train, seeded by ``split_seed``, when
+  no dev file is given.
+"""
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..errors import DataError, LabelError
+from .corpus import Corpus
+from .options import SPLIT_OPTIONS, parse_dev_split, parse_label_map
+
+_SPLIT_PATTERNS = {
+    # order matters: testa/testb must win over the plain "test" prefix
+    "dev": ("dev", "valid", "val.", "val_", "*testa"),
+    "test": ("*testb", "test"),
+    "train": ("train",),
+}
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class Splits:
+    train: Corpus | None = None
+    dev: Corpus | None = None
+    test: Corpus | None = None
+    notes: list[str] = field(default_factory=list)  # things the user should be told once
+
+    def items(self):
+        return [(n, c) for n, c in (("train", self.train), ("dev", self.dev), ("test", self.test)) if c is not None]
+
+
+def _split_of(filename: str) -> str | None:
+    lower = filename.lower()
+    for split, patterns in _SPLIT_PATTERNS.items():
+        for pattern in patterns:
+            if pattern.startswith("*") and pattern[1:] in lower:
+                return split
+            if not pattern.startswith("*") and lower.startswith(pattern):
+                return split
+    return None
+
+
+def find_split_files(directory: str | os.PathLike) -> dict[str, str]:
+    """Map ``train``/``dev``/``test`` to files in ``directory`` by their usual names."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise DataError("not a directory", path=directory,
+                        fix="pass a directory holding train/dev/test files, or use --train/--dev/--test FILE")
+    found: dict[str, str] = {}
+    for filename in sorted(os.listdir(directory)):
+        full = os.path.join(directory, filename)
+        if filename.startswith(".") or not os.path.isfile(full):
+            continue
+        split = _split_of(filename)
+        if split is None:
+            continue
+        if split in found:
+            raise DataError(
+                f"two files look like the {split} split", path=directory,
+                found=f"{os.path.basename(found[split])} and {filename}",
+                fix=f"pass --{split} FILE to choose one",
+            )
+        found[split] = full
+    return found
+
+
+def load_splits(
+    data: str | os.PathLike | None = None,
+    *,
+    train: str | None = None,
+    dev: str | None = None,
+    test: str | None = None,
+    require: tuple[str, ...] = ("train",),
+    **reader_options,
+) -> Splits:
+    """Read train/dev/test from a directory, a Hugging Face dataset and/or single files; explicit files win."""
+    from . import read_corpus
+    from .hf import is_hf_source, read_hf_splits
+
+    split_options = {k: reader_options.pop(k) for k in list(reader_options) if k in SPLIT_OPTIONS}
+    dev_split = parse_dev_split(split_options.get("dev_split"))
+    splits = Splits()
+    files: dict[str, str] = {}
+    if data is not None and is_hf_source(os.fspath(data)):
+        from .options import options_for
+
+        for name, corpus in read_hf_splits(os.fspath(data), **options_for("hf", reader_options)).items():
+            setattr(splits, name, corpus)
+    elif data is not None:
+        files = find_split_files(data)
+    for name, value in (("train", train), ("dev", dev), ("test", test)):
+        if value is not None:
+            files[name] = os.fspath(value)
+    _require(require, files, splits, data, dev_split)
+    for name, path in files.items():
+        options = dict(reader_options)
+        if path.startswith("hf:") and "hf_split" not in options:
+            options["hf_split"] = name  # --dev hf:wnut_17 reads its validation split
+        setattr(splits, name, read_corpus(path, **options))
+    _apply_split_options(splits, split_options, dev_split)
+    return splits
+
+
+def _require(require, files: dict[str, str], splits: Splits, data, dev_split: float | None) -> None:
+    for name in require:
+        if name in files or getattr(splits, name) is not None or (name == "dev" and dev_split):
+            continue
+        where = f" in {os.fspath(data)}" if data is not None else ""
+        listing = sorted(os.listdir(data)) if data is not None and os.path.isdir(data) else []
+        raise DataError(
+            f"no {name} file found{where}",
+            expected=f"a file named {name}* (e.g. {name}.txt)" + (" or dev*/valid*/*testa*" if name == "dev" else ""),
+            found=", ".join(listing) or "nothing",
+            fix=f"rename the file or pass --{name} FILE" + (" (or --dev-split 0.1)" if name == "dev" else ""),
+        )
+
+
+def _apply_split_options(splits: Splits, options: dict, dev_split: float | None) -> None:
+    for name, corpus in splits.items():
+        if corpus.scheme_detected:
+            splits.notes.append(f"{name}: tag scheme {corpus.scheme} detected in {corpus.path} "
+                                f"(pass --scheme to override)")
+        splits.notes.extend(f"{name}: {note}" for note in corpus.notes)
+    if options.get("label_map"):
+        _map_labels(splits, parse_label_map(options["label_map"]))
+    if dev_split:
+        _carve_dev(splits, dev_split, int(options.get("split_seed", 42) or 0))
+    if options.get("drop_unknown_labels"):
+        _drop_unknown(splits)
+
+
+def _map_labels(splits: Splits, mapping: dict[str, str | None]) -> None:
+    used: Counter = Counter()
+
+    def change(span):
+        label, start, end = span
+        if label not in mapping:
+            return span
+        used[label] += 1
+        return None if mapping[label] is None else (mapping[label], start, end)
+
+    for _, corpus in splits.items():
+        corpus.adjustments["entities_relabelled"] += corpus.map_spans(change)
+    moves = ", ".join(f"{old} -> {mapping[old] or 'O'} ({used[old]})" for old in sorted(mapping) if used[old])
+    if moves:
+        splits.notes.append(f"label_map: {moves}")
+    unused = sorted(old for old in mapping if not used[old])
+    if unused:
+        splits.notes.append(f"label_map: {', '.join(unused)} matched no entity (check the spelling)")
+
+
+def _carve_dev(splits: Splits, fraction: float, seed: int) -> None:
+    if splits.dev is not None:
+        splits.notes.append("dev_split ignored: a dev set was given")
+        return
+    train = splits.train
+    if train is None or len(train) < 2:
+        raise DataError("cannot carve a dev set from the training data", path=train.path if train else None,
+                        expected="at least 2 training sentences", found=f"{len(train) if train else 0}",
+                        fix="pass a dev file with --dev")
+    order = list(range(len(train)))
+    random.Random(seed).shuffle(order)
+    size = min(len(train) - 1, max(1, round(len(train) * fraction)))
+    splits.dev = train.select(sorted(order[:size]))
+    splits.train = train.select(sorted(order[size:]))
+    splits.notes.append(f"dev: no dev file, so {size:,} of {len(train):,} training sentences were set aside as dev "
+                        f"(dev_split={fraction:g}, split_seed={seed})")
+
+
+def _drop_unknown(splits: Splits) -> None:
+    if splits.train is None:
+        return
+    known = splits.train.entity_types()
+    for name, corpus in splits.items():
+        if name == "train":
+            continue
+        unseen = corpus.entity_types() - known
+        if not unseen:
+            continue
+        counts = corpus.entity_counts()
+        first = next(s for s in corpus if any(label in unseen for label, _, _ in s.spans))
+        corpus.map_spans(lambda span: None if span[0] in unseen else span)
+        dropped = sum(counts[label] for label in unseen)
+        corpus.adjustments["entities_dropped_unknown"] += dropped
+        splits.notes.append(f"{name}: dropped {dropped} entities of types training never saw: "
+                            f"{', '.join(sorted(unseen))} (first at {corpus.location(first)}; drop_unknown_labels)")
+
+
+def check_labels(splits: Splits) -> None:
+    """Dev/test entity types that training never saw can never be predicted: refuse them."""
+    if splits.train is None:
+        return
+    known = splits.train.entity_types()
+    for name, corpus in splits.items():
+        if name == "train":
+            continue
+        unseen = unseen_labels(corpus, known)
+        if unseen:
+            first_label = min(unseen, key=lambda label: unseen[label][0])
+            first = unseen[first_label][1]
+            listing = ", ".join(f"{label} ({corpus.location(sentence)})" for label, (_, sentence) in sorted(unseen.items()))
+            raise LabelError(
+                f"{name} has label(s) never seen in training: {listing}",
+                path=corpus.path, line=first.line,
+                expected=f"only {', '.join(sorted(known)) or 'no entity types'}",
+                fix="correct those tags, rename them with --label-map OLD=NEW (label_map={'OLD': 'NEW'}), "
+                    "drop them with --drop-unknown-labels, or add training examples with them",
+            )
+
+
+def unseen_labels(corpus: Corpus, known: set[str]) -> dict[str, tuple[int, object]]:
+    """Entity types of ``corpus`` outside ``known`` -> (index, sentence) where each first appears."""
+    found: dict[str, tuple[int, object]] = {}
+    for index, sentence in enumerate(corpus):
+        for label, _, _ in sentence.spans:
+            if label not in known and label not in found:
+                found[label] = (index, sentence)
+    return found
