@@ -1,0 +1,34 @@
+"""`tokentune evaluate MODEL_DIR --data FILE_OR_DIR`: entity-level scores of a trained model."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="a model directory written by tokentune train")
+    parser.add_argument("--data", required=True, help="a labelled file, or a directory with split files")
+    parser.add_argument("--split", default="test", help="which split when --data is a directory (default test)")
+    parser.add_argument("--scheme", help="tag scheme of the data (default: detect)")
+    parser.add_argument("--mode", default="default", choices=["default", "strict"], help="seqeval mode")
+    parser.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate
+    from ..report import metrics_table
+    from ._common import quiet_libraries
+
+    quiet_libraries()
+    metrics = evaluate(args.model_dir, args.data, split=args.split, mode=args.mode, scheme=args.scheme,
+                       backend=args.backend, batch_size=args.batch_size, decoding=args.decode)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  f1 {metrics['f1']:.4f}  "
+              f"accuracy {metrics['accuracy']:.4f}  (mode: {metrics.get('mode', args.mode)})")
+        print(metrics_table(metrics))
+    return 0

@@ -1,0 +1,63 @@
+"""`tokentune train`: parse flags, build the config (flag > file > default), call tokentune.train."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", help="directory with train*/dev*/test* files (CoNLL columns)")
+    data.add_argument("--train", dest="train_file", metavar="FILE", help="training file (overrides --data's)")
+    data.add_argument("--dev", dest="dev_file", metavar="FILE", help="dev file (overrides --data's)")
+    data.add_argument("--test", dest="test_file", metavar="FILE", help="test file (overrides --data's)")
+    data.add_argument("--scheme", help="tag scheme of the files (IOB1, IOB2, BIOES, BILOU, IO, PLAIN); default: detect")
+    data.add_argument("--train-scheme", help="labels the model learns: IOB2 (default) or BIOES")
+    data.add_argument("--max-train-samples", type=int, metavar="N", help="train on a seeded random N sentences")
+    data.add_argument("--max-eval-samples", type=int, metavar="N", help="evaluate on the first N dev sentences during training")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", help="Hub id or local directory (default: the embedded MiniLM-L6-H384)")
+    model.add_argument("--max-length", type=int, metavar="N", help="sub-tokens per window (default: the model's limit)")
+    model.add_argument("--stride", type=int, metavar="N", help="sub-tokens of overlap between windows (default 128)")
+    opt = parser.add_argument_group("optimisation (defaults: the recipe)")
+    opt.add_argument("--learning-rate", type=float, help="default 1.5e-5")
+    opt.add_argument("--batch-size", type=int, help="training batch size per device (default 16)")
+    opt.add_argument("--eval-batch-size", type=int, help="default 16")
+    opt.add_argument("--epochs", type=float, help="default 20")
+    opt.add_argument("--gradient-accumulation-steps", type=int, metavar="N", help="default 1")
+    opt.add_argument("--weight-decay", type=float, help="default 0")
+    opt.add_argument("--warmup-ratio", type=float, help="default 0")
+    opt.add_argument("--adam-beta1", type=float, help="default 0.9")
+    opt.add_argument("--adam-beta2", type=float, help="default 0.999")
+    opt.add_argument("--adam-epsilon", type=float, help="default 1e-8")
+    opt.add_argument("--lr-scheduler", help="default linear")
+    opt.add_argument("--seed", type=int, help="default 42")
+    opt.add_argument("--eval-steps", type=int, metavar="N", help="evaluate on dev every N steps (default: each epoch)")
+    opt.add_argument("--logging-steps", type=int, metavar="N", help="default 50")
+    opt.add_argument("--no-group-by-length", dest="group_by_length", action="store_const", const=False,
+                     help="plain random batches instead of batches of similar lengths")
+    out = parser.add_argument_group("output")
+    out.add_argument("--output", "-o", help="model directory to write (appears complete or not at all)")
+    out.add_argument("--overwrite", action="store_const", const=True, help="replace an existing output directory")
+    out.add_argument("--config", metavar="FILE", help="YAML or JSON file with these settings; flags win over it")
+    out.add_argument("--quiet", "-q", action="store_const", const=True, help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import build_config
+    from ..report import metrics_table
+    from ..training import train
+    from ._common import quiet_libraries
+
+    settings = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    config = build_config(args.config, **settings)
+    quiet_libraries()
+    result = train(config)
+    for note in result.notes:
+        print(f"note: {note}")
+    for split, metrics in result.metrics.items():
+        print(f"\n{split}: precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  "
+              f"f1 {metrics['f1']:.4f}  accuracy {metrics['accuracy']:.4f}")
+        print(metrics_table(metrics))
+    print(f"\ntrained in {result.train_seconds:.0f} s ({result.train_sentences_per_second:.1f} sentences/s); "
+          f"model written to {result.output_dir}")
+    return 0

@@ -1,0 +1,74 @@
+"""Shared fixtures: a tiny randomly initialised BERT and tiny CoNLL data, built inside the tests."""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+
+PEOPLE = ["Alice", "Bob", "Carol", "Dieter", "Erika"]
+PLACES = ["Paris", "Berlin", "Madrid", "Oslo", "Rome"]
+ORGS = ["Acme", "Globex", "Initech", "Umbrella"]
+FILLER = ["met", "in", "visited", "works", "for", "the", "and", "today", "said", "with", "from", "."]
+
+
+def make_sentences(count: int, seed: int = 0) -> list[list[tuple[str, str]]]:
+    """Random sentences in IOB1 tags (as CoNLL-2003 writes them) with PER, LOC and ORG."""
+    rng = random.Random(seed)
+    sentences = []
+    for _ in range(count):
+        words: list[tuple[str, str]] = []
+        for _ in range(rng.randint(2, 6)):
+            kind = rng.random()
+            if kind < 0.2:
+                words.append((rng.choice(PEOPLE), "I-PER"))
+                if rng.random() < 0.3:
+                    words.append(("Smith", "I-PER"))
+            elif kind < 0.35:
+                words.append((rng.choice(PLACES), "I-LOC"))
+            elif kind < 0.45:
+                words.append((rng.choice(ORGS), "I-ORG"))
+            else:
+                words.append((rng.choice(FILLER), "O"))
+        sentences.append(words)
+    return sentences
+
+
+def write_conll(path, sentences, docstart: bool = True) -> None:
+    lines = ["-DOCSTART- -X- -X- O", ""] if docstart else []
+    for sentence in sentences:
+        lines += [f"{w} NNP I-NP {t}" for w, t in sentence] + [""]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_conll")
+    write_conll(root / "train.txt", make_sentences(160, seed=1))
+    write_conll(root / "dev.txt", make_sentences(40, seed=2))
+    write_conll(root / "test.txt", make_sentences(40, seed=3))
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory):
+    """A randomly initialised 2-layer BERT with a word-level vocabulary: a 'pretrained' encoder dir."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    root = tmp_path_factory.mktemp("tiny_bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(PEOPLE + PLACES + ORGS + FILLER + ["Smith"]))
+    vocab += [c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789,;:!?'\"()-"]
+    vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(vocab))}
+    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=False, model_max_length=64)
+    tokenizer.save_pretrained(root)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(root)
+    return str(root)
