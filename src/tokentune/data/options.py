@@ -95,10 +95,10 @@ def _int(value: Any, name: str) -> int:
                           fix=f"pass --{name.replace('_', '-')} 0 (first column) or -1 (last)") from None
 
 
-def add_reader_arguments(parser: argparse.ArgumentParser, *, splits: bool = True) -> None:
-    """The data-reading flags shared by commands that read labelled data."""
+def add_reader_arguments(parser: argparse.ArgumentParser, *, splits: bool = True, format_flag: str = "--format") -> None:
+    """The data-reading flags shared by commands that read labelled data (``format_flag`` renames --format)."""
     group = parser.add_argument_group("data reading")
-    group.add_argument("--format", choices=FORMATS, help="input format (default: from the file name)")
+    group.add_argument(format_flag, dest="format", choices=FORMATS, help="input format (default: from the file name)")
     group.add_argument("--scheme", help="tag scheme of the input (IOB1, IOB2/BIO, BIOES, BILOU, IO, PLAIN; "
                                         "default: detected)")
     group.add_argument("--repair", choices=("lenient", "error", "drop-entity"),

@@ -38,7 +38,7 @@ class Splits:
         return [(n, c) for n, c in (("train", self.train), ("dev", self.dev), ("test", self.test)) if c is not None]
 
 
-def _split_of(filename: str) -> str | None:
+def split_of(filename: str) -> str | None:
     lower = filename.lower()
     for split, patterns in _SPLIT_PATTERNS.items():
         for pattern in patterns:
@@ -60,7 +60,7 @@ def find_split_files(directory: str | os.PathLike) -> dict[str, str]:
         full = os.path.join(directory, filename)
         if filename.startswith(".") or not os.path.isfile(full):
             continue
-        split = _split_of(filename)
+        split = split_of(filename)
         if split is None:
             continue
         if split in found:
@@ -125,10 +125,13 @@ def _require(require, files: dict[str, str], splits: Splits, data, dev_split: fl
 
 
 def _apply_split_options(splits: Splits, options: dict, dev_split: float | None) -> None:
+    detected: dict[str, list[str]] = {}
     for name, corpus in splits.items():
         if corpus.scheme_detected:
-            splits.notes.append(f"{name}: tag scheme {corpus.scheme} detected in {corpus.path} "
-                                f"(pass --scheme to override)")
+            detected.setdefault(corpus.scheme, []).append(name)
+    for scheme, names in detected.items():
+        splits.notes.append(f"tag scheme {scheme} detected in {', '.join(names)} (pass --scheme to override)")
+    for name, corpus in splits.items():
         splits.notes.extend(f"{name}: {note}" for note in corpus.notes)
     if options.get("label_map"):
         _map_labels(splits, parse_label_map(options["label_map"]))

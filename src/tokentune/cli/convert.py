@@ -1,0 +1,66 @@
+"""``tokentune convert IN OUT``: rewrite labelled data in another format and/or tag scheme.
+
+IN is a file, a data directory, a save_to_disk directory or ``hf:ID``; a file gives a file, the
+others give a directory OUT with train/dev/test files. Tags are written in ``--to-scheme``
+(default: the scheme IN was written in). A conversion that loses entities (IO cannot separate two
+adjacent entities of one type; PLAIN has no multi-word entities) says how many.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..data import Corpus, write_corpus
+from ..data.options import add_reader_arguments, reader_options
+from ..errors import ConfigError
+from ..schemes import get_scheme, spans_to_tags, tags_to_spans
+
+EXTENSIONS = {"conll": ".conll", "jsonl": ".jsonl"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="IN", help="a data file, a data directory, a save_to_disk directory or hf:ID")
+    parser.add_argument("output", metavar="OUT", help="the file (or, for a directory IN, the directory) to write")
+    parser.add_argument("--to-scheme", help="tag scheme to write (IOB1, IOB2, BIOES, BILOU, IO, PLAIN; "
+                                            "default: the input's)")
+    parser.add_argument("--format", dest="output_format", choices=tuple(EXTENSIONS),
+                        help="output format (default: from OUT's name, .jsonl/.json -> jsonl, else conll)")
+    add_reader_arguments(parser, splits=False, format_flag="--input-format")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .inspect import read_data
+
+    options = reader_options(args)
+    if args.to_scheme:
+        get_scheme(args.to_scheme)  # refuse an unknown scheme before reading anything
+    corpora, notes = read_data(args.input, options)
+    single = os.path.isfile(args.input) or bool(options.get("hf_split"))
+    if not single and os.path.isfile(args.output):
+        raise ConfigError(f"{args.output} is a file, but {args.input} has several splits",
+                          fix="pass a directory as OUT (train/dev/test files are written inside)")
+    for name, corpus in corpora.items():
+        scheme = get_scheme(args.to_scheme or corpus.scheme).name
+        target = args.output if single else os.path.join(args.output, name + EXTENSIONS[args.output_format or "conll"])
+        written = write_corpus(corpus, target, format=args.output_format, scheme=scheme)
+        lost = lost_entities(corpus, scheme)
+        entities = sum(len(s.spans) for s in corpus)
+        print(f"{name}: wrote {len(corpus):,} sentences, {entities:,} entities to {target} ({written}, {scheme})")
+        if lost:
+            notes.append(f"{name}: {scheme} cannot represent {lost} entities exactly (adjacent entities of one "
+                         f"type merge in IO; PLAIN keeps one label per word); choose another --to-scheme to keep them")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def lost_entities(corpus: Corpus, scheme: str) -> int:
+    """How many entities do not come back unchanged after writing in ``scheme`` and reading again."""
+    lost = 0
+    for sentence in corpus:
+        if not sentence.spans:
+            continue
+        back = set(tags_to_spans(spans_to_tags(sentence.spans, len(sentence.words), scheme), scheme))
+        lost += sum(1 for span in sentence.spans if span not in back)
+    return lost
