@@ -170,7 +170,7 @@ def token_rows(records, path: str, tokens_key: str, tags_key: str, names: list[s
             continue
         for i, token in enumerate(tokens):
             if not isinstance(token, str) or not token.strip():
-                raise DataError(f"token {i + 1} is not a non-empty string", path=path, line=line,
+                raise DataError(f"token at position {i + 1} is not a non-empty string", path=path, line=line,
                                 expected="a word", found=json.dumps(token, ensure_ascii=False)[:40],
                                 fix="write each token as a JSON string")
         rows.append((line, tokens, [_tag(t, i, names, path, line) for i, t in enumerate(tags)]))
@@ -197,15 +197,15 @@ def _tag(tag: Any, index: int, names: list[str] | None, path: str, line: int) ->
         return tag
     if isinstance(tag, int) and not isinstance(tag, bool):
         if names is None:
-            raise DataError(f"tag {index + 1} is the integer id {tag} but no label names were given",
+            raise DataError(f"tag at position {index + 1} is the integer id {tag} but no label names were given",
                             path=path, line=line, expected="string tags, or label names for the ids",
                             found=str(tag), fix="pass --label-names O,B-PER,I-PER,... (in id order)")
         if not 0 <= tag < len(names):
-            raise DataError(f"tag {index + 1} is an unknown label id", path=path, line=line,
+            raise DataError(f"tag at position {index + 1} is an unknown label id", path=path, line=line,
                             expected=f"an id from 0 to {len(names) - 1} ({len(names)} label names)",
                             found=str(tag), fix="check --label-names: one name per id, in id order")
         return names[tag]
-    raise DataError(f"tag {index + 1} is neither a label nor a label id", path=path, line=line,
+    raise DataError(f"tag at position {index + 1} is neither a label nor a label id", path=path, line=line,
                     expected="a non-empty string such as 'B-PER' or an integer id",
                     found=json.dumps(tag)[:40], fix="fix the tag")
 

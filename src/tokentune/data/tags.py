@@ -77,15 +77,9 @@ def _check_tags(rows: list[Row], scheme: Scheme, path: str | None, line_per_word
     bad = {t for t in distinct if t != OUTSIDE and split_tag(t, scheme)[0] not in allowed}
     if not bad:
         return
-    line, offset, tag = next((line, i, t) for line, _, tags in rows for i, t in enumerate(tags) if t in bad)
-    where = line + offset if line_per_word and line is not None else line
-    word = "" if line_per_word else f" (word {offset + 1})"
-    raise DataError(
-        f"tag {tag!r}{word} does not fit the {scheme.name} scheme", path=path, line=where,
-        expected=f"'O' or one of {sorted(allowed)} + '-TYPE' (e.g. '{scheme.begin}-PER')",
-        found=repr(tag),
-        fix="fix the tag, or pass --scheme (PLAIN for tags without prefixes such as POS)",
-    )
+    _raise_at(rows, bad, path, line_per_word, f"does not fit the {scheme.name} scheme",
+              f"'O' or one of {sorted(allowed)} + '-TYPE' (e.g. '{scheme.begin}-PER')",
+              "fix the tag, or pass --scheme (PLAIN for tags without prefixes such as POS)")
 
 
 def _transition_checker(scheme: Scheme):
@@ -122,17 +116,24 @@ def _check_mixed(rows: list[Row], path: str | None, line_per_word: bool) -> None
     for _, _, tags in rows:
         distinct.update(tags)
     distinct.discard(OUTSIDE)
+    no_type = {t for t in distinct if len(t) == 2 and t[1] == "-"}
+    if no_type:
+        _raise_at(rows, no_type, path, line_per_word, "has a prefix but no entity type", "PREFIX-TYPE such as 'B-PER'",
+                  "write the entity type after the prefix")
     prefixed = {t for t in distinct if _looks_prefixed(t)}
     if len(prefixed) * 2 <= len(distinct):
         return
-    line, offset, tag = next((line, i, t) for line, _, tags in rows for i, t in enumerate(tags)
-                             if t != OUTSIDE and t not in prefixed)
+    _raise_at(rows, distinct - prefixed, path, line_per_word,
+              f"has no scheme prefix while most tags have one (e.g. {min(prefixed)!r})",
+              "'O' or PREFIX-TYPE such as 'B-PER'", "add the prefix, or pass --scheme PLAIN if the tags are plain labels")
+
+
+def _raise_at(rows: list[Row], bad: set[str], path: str | None, line_per_word: bool, problem: str,
+              expected: str, fix: str) -> None:
+    line, offset, tag = next((line, i, t) for line, _, tags in rows for i, t in enumerate(tags) if t in bad)
     where = line + offset if line_per_word and line is not None else line
-    raise DataError(
-        f"tag {tag!r} has no scheme prefix while most tags have one (e.g. {min(prefixed)!r})", path=path, line=where,
-        expected="'O' or PREFIX-TYPE such as 'B-PER'", found=repr(tag),
-        fix="add the prefix, or pass --scheme PLAIN if the tags are plain labels",
-    )
+    word = "" if line_per_word else f" (word {offset + 1})"
+    raise DataError(f"tag {tag!r}{word} {problem}", path=path, line=where, expected=expected, found=repr(tag), fix=fix)
 
 
 def _drop_broken(spans: list[Span], tags: Sequence[str], found: list[InvalidTransition], scheme: Scheme) -> list[Span]:
