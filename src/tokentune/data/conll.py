@@ -6,8 +6,8 @@ that matter (default: first and last). CRLF line ends, a BOM, trailing whitespac
 lines are tolerated.
 
 A ``#`` line is a comment only at the start of a sentence and only when it cannot be a data line
-(its column count differs from the file's, or it is ``#`` followed by a space before the column
-count is known), so hashtags such as WNUT-17's ``#NFL<TAB>O`` stay words.
+(its column count differs from the file's, it has no tab in a tab-separated file, or it is ``#``
+followed by a space before the column count is known), so hashtags such as WNUT-17's ``#NFL<TAB>O`` stay words.
 """
 from __future__ import annotations
 
@@ -30,19 +30,23 @@ def read_conll_rows(
 ) -> Iterator[tuple[int, list[str], list[str]]]:
     """Yield ``(first_line, words, tags)`` per sentence, validating columns as it goes."""
     ncols: int | None = None
+    tabbed = False  # in a tab-separated file a '#' line without tabs is a comment
     words: list[str] = []
     tags: list[str] = []
     start = 0
     for number, line in enumerate(text_lines(path), 1):
         # tabs win when present, so tokens may contain spaces in tab-separated files
-        fields = [f.strip() for f in line.rstrip().split("\t")] if "\t" in line else line.split()
+        if "\t" in line:
+            line = line.rstrip()  # a trailing tab is whitespace, not an empty column
+        fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
         if not fields or not fields[0] and len(fields) == 1:
             if words:
                 yield start, words, tags
                 words, tags = [], []
             continue
         if not words and line[0] == "#" and (
-            (ncols is None and (len(line) == 1 or line[1] == " ")) or (ncols is not None and len(fields) != ncols)
+            (ncols is None and (len(line) == 1 or line[1] == " "))
+            or (ncols is not None and (len(fields) != ncols or (tabbed and "\t" not in line)))
         ):
             continue
         if fields[0] == DOCSTART:
@@ -51,7 +55,7 @@ def read_conll_rows(
                 words, tags = [], []
             continue
         if ncols is None:
-            ncols = len(fields)
+            ncols, tabbed = len(fields), "\t" in line
             _check_columns(path, number, ncols, token_column, label_column)
         if len(fields) != ncols:
             raise DataError(
