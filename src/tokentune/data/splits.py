@@ -125,6 +125,7 @@ def _require(require, files: dict[str, str], splits: Splits, data, dev_split: fl
 
 
 def _apply_split_options(splits: Splits, options: dict, dev_split: float | None) -> None:
+    _unify_io(splits)
     detected: dict[str, list[str]] = {}
     for name, corpus in splits.items():
         if corpus.scheme_detected:
@@ -139,6 +140,15 @@ def _apply_split_options(splits: Splits, options: dict, dev_split: float | None)
         _carve_dev(splits, dev_split, int(options.get("split_seed", 42) or 0))
     if options.get("drop_unknown_labels"):
         _drop_unknown(splits)
+
+
+def _unify_io(splits: Splits) -> None:
+    """A split with no ``B-`` tag looks like IO; next to IOB1 splits it is IOB1 (both decode alike)."""
+    schemes = {corpus.scheme for _, corpus in splits.items() if corpus.scheme_detected}
+    if schemes == {"IO", "IOB1"}:
+        for _, corpus in splits.items():
+            if corpus.scheme_detected and corpus.scheme == "IO":
+                corpus.scheme = "IOB1"
 
 
 def _map_labels(splits: Splits, mapping: dict[str, str | None]) -> None:
