@@ -1,0 +1,77 @@
+"""``tokentune convert``: format and scheme changes, directories, lossy targets, errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tokentune.cli.main import main
+from tokentune.data import read_corpus
+
+CONLL = "-DOCSTART- -X- O\n\nEU NNP I-ORG\nrejects VBZ O\n\nParis NNP I-LOC\nLondon NNP B-LOC\nBerlin NNP I-LOC\n"
+
+
+@pytest.fixture
+def conll_file(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text(CONLL)
+    return path
+
+
+def test_conll_iob1_to_jsonl_bioes(conll_file, tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    assert main(["convert", str(conll_file), str(out), "--to-scheme", "BIOES"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records == [
+        {"tokens": ["EU", "rejects"], "tags": ["S-ORG", "O"]},
+        {"tokens": ["Paris", "London", "Berlin"], "tags": ["S-LOC", "B-LOC", "E-LOC"]},
+    ]
+    assert "train: wrote 2 sentences, 3 entities to" in capsys.readouterr().out
+    assert [s.spans for s in read_corpus(out)] == [s.spans for s in read_corpus(conll_file)]
+
+
+def test_default_scheme_is_the_input_scheme_and_format_flag_wins(conll_file, tmp_path):
+    out = tmp_path / "out.data"
+    assert main(["convert", str(conll_file), str(out), "--format", "conll"]) == 0
+    assert out.read_text().splitlines()[:2] == ["EU\tI-ORG", "rejects\tO"]  # still IOB1
+
+
+def test_lossy_target_scheme_is_reported(conll_file, tmp_path, capsys):
+    assert main(["convert", str(conll_file), str(tmp_path / "io.conll"), "--to-scheme", "IO"]) == 0
+    err = capsys.readouterr().err
+    assert "train: IO cannot represent 2 entities exactly" in err
+
+
+def test_directory_to_directory(conll_file, tmp_path):
+    (tmp_path / "dev.txt").write_text("Bonn NNP I-LOC\n")
+    out = tmp_path / "converted"
+    assert main(["convert", str(tmp_path), str(out), "--format", "jsonl", "--to-scheme", "IOB2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["dev.jsonl", "train.jsonl"]
+    assert json.loads((out / "dev.jsonl").read_text()) == {"tokens": ["Bonn"], "tags": ["B-LOC"]}
+
+
+def test_text_records_to_conll(tmp_path):
+    src = tmp_path / "text.jsonl"
+    src.write_text(json.dumps({"text": "Acme Corp. hired John.", "entities": [[0, 9, "ORG"], [17, 21, "PER"]]}) + "\n")
+    out = tmp_path / "text.conll"
+    assert main(["convert", str(src), str(out)]) == 0
+    assert out.read_text() == "Acme\tB-ORG\nCorp\tI-ORG\n.\tO\nhired\tO\nJohn\tB-PER\n.\tO\n\n"
+
+
+def test_input_format_flag(tmp_path):
+    src = tmp_path / "data.records"
+    src.write_text(json.dumps({"tokens": ["Bonn"], "tags": ["B-LOC"]}) + "\n")
+    out = tmp_path / "out.conll"
+    assert main(["convert", str(src), str(out), "--input-format", "jsonl"]) == 0
+    assert out.read_text() == "Bonn\tB-LOC\n\n"
+
+
+def test_errors_are_one_line(conll_file, tmp_path, capsys):
+    assert main(["convert", str(conll_file), str(tmp_path / "x.conll"), "--to-scheme", "XYZ"]) == 2
+    assert "unknown tag scheme 'XYZ'" in capsys.readouterr().err
+    assert main(["convert", str(conll_file), str(tmp_path / "x.conll.gz")]) == 2
+    assert "cannot write gzip output" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "missing.txt"), str(tmp_path / "x.conll")]) == 2
+    assert "missing.txt: file not found" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path), str(conll_file)]) == 2
+    assert "is a file, but" in capsys.readouterr().err
