@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import DataError
 from .corpus import Corpus
-from .jsonl import TAG_KEYS, _finish, token_rows
+from .jsonl import TAG_KEYS, note_skipped, token_rows
 from .tags import corpus_from_tags
 
 HF_PREFIX = "hf:"
@@ -107,7 +107,7 @@ def dataset_to_corpus(
     data = dataset.select_columns([tokens_key, tags_key]).to_dict()
     records = ((i, {tokens_key: t, tags_key: g}) for i, (t, g) in enumerate(zip(data[tokens_key], data[tags_key]), 1))
     rows = token_rows(records, name, tokens_key, tags_key, names)
-    return _finish(corpus_from_tags(rows, path=name, scheme=scheme, repair=repair, line_per_word=False), rows)
+    return note_skipped(corpus_from_tags(rows, path=name, scheme=scheme, repair=repair, line_per_word=False), rows)
 
 
 def _class_label_names(feature: Any) -> list[str] | None:

@@ -129,7 +129,7 @@ def read_jsonl(
         tags_key = tags_key or next((k for k in TAG_KEYS if k in first[1]), TAG_KEYS[0])
         names = list(label_names) if label_names is not None else None
         rows = token_rows(all_records(), path, tokens_key, tags_key, names)
-        return _finish(corpus_from_tags(rows, path=path, scheme=scheme, repair=repair, line_per_word=False), rows)
+        return note_skipped(corpus_from_tags(rows, path=path, scheme=scheme, repair=repair, line_per_word=False), rows)
     entities_key = entities_key or next((k for k in ENTITY_KEYS if k in first[1]), ENTITY_KEYS[0])
     return _read_text_records(all_records(), path, text_key, entities_key,
                               check_choice(alignment, ALIGNMENTS, "alignment"),
@@ -144,7 +144,7 @@ def _check_object(item: tuple[int, Any], path: str) -> None:
                         found=type(record).__name__, fix="write one JSON object per record")
 
 
-def _finish(corpus: Corpus, rows) -> Corpus:
+def note_skipped(corpus: Corpus, rows) -> Corpus:
     empty = getattr(rows, "empty", 0)
     if empty:
         corpus.adjustments["empty_records"] += empty
