@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("tokentune.cli.train", "fine-tune a model on labelled data"),
     "evaluate": ("tokentune.cli.evaluate", "score a trained model on labelled data"),
     "predict": ("tokentune.cli.predict", "tag raw text (arguments, a file or stdin) as JSON lines"),
+    "score": ("tokentune.cli.score", "score a predictions file (gold and predicted tag columns) without a model"),
     "inspect": ("tokentune.cli.inspect", "show what is in a data set: counts, scheme, problems, lengths"),
     "convert": ("tokentune.cli.convert", "rewrite labelled data in another format or tag scheme"),
 }

@@ -1,0 +1,683 @@
+"""Entity-level precision, recall and F1, token accuracy and per-type scores, for a whole corpus at once.
+
+Why our own implementation rather than seqeval: seqeval walks every tag in Python, once more for
+every average it reports, which takes seconds on a million tokens. Here the corpus is encoded once as
+one flat int array and chunk boundaries, entity keys and counts are found with NumPy array operations.
+
+The numbers are seqeval 1.2.2's on every input, well-formed or not (``tests/test_metrics.py`` checks
+this against seqeval itself):
+
+* ``mode="default"`` is seqeval's default mode, the lenient reading of conlleval: ``I-X`` after ``O``
+  starts an entity, a type change ends one, and so on, on any mix of prefixes;
+* ``mode="strict"`` is seqeval's ``mode="strict"`` with an explicit scheme (IOB2, IOE2, BIOES, BILOU):
+  only entities whose tags follow the scheme count.
+
+Where seqeval has no answer we give one and say so: macro averages over no entity type at all are 0.0
+(seqeval: NaN, which is not JSON), accuracy over no token is 0.0 (seqeval: ZeroDivisionError), and
+tags seqeval would crash on (empty strings; strict mode: prefixes outside the scheme) are a DataError.
+Two readings are ours on purpose: ``scheme="BILOU"`` in default mode reads ``U``/``L`` as ``S``/``E``
+(seqeval's default mode does not know them and would merge two adjacent ``U-PER`` into one entity),
+and ``scheme="PLAIN"`` scores each non-``O`` tag as a one-token entity of its own (POS tags).
+
+This module imports NumPy and nothing heavy: ``tokentune score`` must start fast, without torch.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, DataError
+
+__all__ = ["score_tags", "score_flat_tags", "score_spans", "partial_match_report", "InvalidTagError",
+           "STRICT_SCHEMES"]
+
+# ---------------------------------------------------------------------------------------------------
+# Prefix classes and the rules of each reading, as data.
+#
+# Every tag is reduced to (prefix class, type id). A rule is (previous prefixes, current prefixes,
+# type condition); "*" means any prefix. ``?`` stands for any first character that the reading does
+# not know (seqeval's default mode still lets such tags start and end entities on a type change).
+# ---------------------------------------------------------------------------------------------------
+_CLASSES = "OBIESUL.?"
+_CLASS_ID = {c: i for i, c in enumerate(_CLASSES)}
+_O = _CLASS_ID["O"]
+ANY, SAME, DIFF = "any", "same", "diff"
+_ALL = _CLASSES
+_TYPED = "BIESUL?"  # seqeval default mode: every prefix but O and '.' ends/starts on a type change
+
+# seqeval.metrics.sequence_labeling.end_of_chunk / start_of_chunk, rule by rule.
+_DEFAULT_END = [("ES", _ALL, ANY), ("BI", "BSO", ANY), (_TYPED, _ALL, DIFF)]
+_DEFAULT_START = [(_ALL, "BS", ANY), ("ESO", "EI", ANY), (_ALL, _TYPED, DIFF)]
+
+
+@dataclass(frozen=True)
+class _StrictRules:
+    """One of seqeval.scheme's Token classes: allowed prefixes and start/inside/end patterns."""
+
+    allowed: str
+    start: tuple
+    inside: tuple
+    end: tuple
+
+
+STRICT_SCHEMES: dict[str, _StrictRules] = {
+    "IOB2": _StrictRules(
+        "IOB", start=((_ALL, "B", ANY),), inside=(("B", "I", SAME), ("I", "I", SAME)),
+        end=(("I", "O", ANY), ("I", "I", DIFF), ("I", "B", ANY), ("B", "O", ANY), ("B", "I", DIFF), ("B", "B", ANY)),
+    ),
+    "IOE2": _StrictRules(
+        "IOE",
+        start=(("O", "I", ANY), ("O", "E", ANY), ("E", "I", ANY), ("E", "E", ANY), ("I", "I", DIFF), ("I", "E", DIFF)),
+        inside=(("I", "E", SAME), ("I", "I", SAME)), end=(("E", _ALL, ANY),),
+    ),
+    "BIOES": _StrictRules(
+        "IOBES", start=((_ALL, "B", ANY), (_ALL, "S", ANY)),
+        inside=(("B", "I", SAME), ("B", "E", SAME), ("I", "I", SAME), ("I", "E", SAME)),
+        end=(("S", _ALL, ANY), ("E", _ALL, ANY)),
+    ),
+    "BILOU": _StrictRules(
+        "BILOU", start=((_ALL, "B", ANY), (_ALL, "U", ANY)),
+        inside=(("B", "I", SAME), ("B", "L", SAME), ("I", "I", SAME), ("I", "L", SAME)),
+        end=(("U", _ALL, ANY), ("L", _ALL, ANY)),
+    ),
+}
+_SCHEME_ALIASES = {"BIO": "IOB2", "IOBES": "BIOES", "IOE": "IOE2"}
+
+
+class InvalidTagError(DataError):
+    """A tag that cannot be scored; knows the sentence and position so a reader can name file:line."""
+
+    def __init__(self, message: str, *, sentence: int, position: int, tag: str, side: str, **kwargs) -> None:
+        self.sentence = sentence  # 0-based index of the sentence
+        self.position = position  # 0-based index of the word in it
+        self.tag = tag
+        self.side = side  # "gold" or "predicted"
+        super().__init__(message, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------------
+def score_tags(
+    gold: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str]],
+    *,
+    mode: str = "default",
+    scheme: str | None = None,
+) -> dict:
+    """Score predicted tag sequences against gold ones, sentence by sentence.
+
+    Returns ``precision``/``recall``/``f1`` (micro average over entities), token ``accuracy``,
+    ``macro`` and ``weighted`` averages, ``per_type`` scores with support, the ``mode`` and
+    ``scheme`` used and the entity ``counts`` (gold, predicted, correct); plain floats and ints.
+    """
+    flat_gold, flat_pred, lengths = _flatten_pair(gold, pred)
+    return score_flat_tags(flat_gold, flat_pred, lengths, mode=mode, scheme=scheme)
+
+
+def _flatten_pair(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]):
+    """Both sides laid end to end, and the sentence lengths, once checked to line up."""
+    if len(gold) != len(pred):
+        raise DataError(
+            "gold and predicted tags have different numbers of sentences",
+            expected=f"{len(gold)} predicted sentences like the gold", found=str(len(pred)),
+            fix="pass one predicted tag sequence per gold sentence, in the same order",
+        )
+    lengths = np.fromiter(map(len, gold), dtype=np.int64, count=len(gold))
+    pred_lengths = np.fromiter(map(len, pred), dtype=np.int64, count=len(pred))
+    differ = np.flatnonzero(lengths != pred_lengths)
+    if differ.size:
+        i = int(differ[0])
+        raise DataError(
+            f"gold and predicted tags differ in length at sentence {i} (0-based)",
+            expected=f"{lengths[i]} predicted tags like the gold sentence", found=str(pred_lengths[i]),
+            fix="predict one tag per gold word (check tokenisation and sub-word aggregation)",
+        )
+    flat_gold = list(chain.from_iterable(gold))
+    flat_pred = list(chain.from_iterable(pred))
+    return flat_gold, flat_pred, lengths
+
+
+def score_flat_tags(
+    gold: Sequence[str],
+    pred: Sequence[str],
+    lengths: Sequence[int] | np.ndarray,
+    *,
+    mode: str = "default",
+    scheme: str | None = None,
+) -> dict:
+    """:func:`score_tags` on tags already laid end to end, with the length of each sentence.
+
+    This is what a file reader can produce without building one list per sentence.
+    """
+    mode, scheme = _check_mode(mode, scheme)
+    corpus, type_names, gold_entities, pred_entities = _decode(gold, pred, lengths, mode, scheme)
+    counts = _count(gold_entities, pred_entities, len(type_names))
+    accuracy = corpus.correct / corpus.n_tokens if corpus.n_tokens else 0.0
+    return _report(type_names, *counts, accuracy=accuracy, mode=mode, scheme=scheme)
+
+
+def _decode(gold, pred, lengths, mode: str, scheme: str | None):
+    """Encode both sides and find their entities: (corpus, type names, gold and pred entities)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(gold) != len(pred) or int(lengths.sum()) != len(gold):
+        raise DataError(
+            "gold tags, predicted tags and sentence lengths do not add up",
+            expected=f"{int(lengths.sum())} tags on each side (the sum of the sentence lengths)",
+            found=f"{len(gold)} gold and {len(pred)} predicted",
+            fix="pass one predicted tag per gold tag",
+        )
+    corpus = _encode(gold, pred, lengths)
+    _check_tag_types(corpus)
+    if scheme == "PLAIN":
+        classes, types, type_names = _plain_tables(corpus.vocab)
+        chunker = _plain_chunks
+    elif mode == "strict":
+        rules = STRICT_SCHEMES[scheme]
+        classes, types, type_names = _strict_tables(corpus.vocab, rules)
+        _check_strict_tags(corpus, classes, scheme)
+        chunker = lambda c, t: _strict_chunks(c, t, rules)  # noqa: E731
+    else:
+        classes, types, type_names = _default_tables(corpus.vocab, bilou=scheme == "BILOU")
+        chunker = _default_chunks
+    gold_entities = chunker(classes[corpus.gold], types[corpus.gold])
+    pred_entities = chunker(classes[corpus.pred], types[corpus.pred])
+    return corpus, type_names, gold_entities, pred_entities
+
+
+def score_spans(
+    gold_spans: Sequence[Iterable[tuple[str, int, int]]],
+    pred_spans: Sequence[Iterable[tuple[str, int, int]]],
+) -> dict:
+    """Score per-sentence lists of ``(label, start, end)`` spans (end-exclusive) by exact match.
+
+    Same dict as :func:`score_tags`; ``accuracy`` is None (spans carry no tokens) and ``mode`` is
+    ``"spans"`` (the spans are already decoded, so no reading of tags applies). Duplicate spans in
+    one sentence count once, as in seqeval.
+    """
+    if len(gold_spans) != len(pred_spans):
+        raise DataError(
+            "gold and predicted spans have different numbers of sentences",
+            expected=f"{len(gold_spans)} predicted sentences like the gold", found=str(len(pred_spans)),
+            fix="pass one (possibly empty) list of predicted spans per gold sentence, in the same order",
+        )
+    gold_cols = _span_columns(gold_spans, "gold")
+    pred_cols = _span_columns(pred_spans, "predicted")
+    type_names = sorted(set(gold_cols[0]) | set(pred_cols[0]))
+    type_id = {name: i for i, name in enumerate(type_names)}
+    # Lay the sentences end to end, each as wide as its furthest span, so that one (start, end) pair
+    # names one place in the corpus; then spans are compared exactly as tag-decoded entities are.
+    n = len(gold_spans)
+    width = np.zeros(n + 1, dtype=np.int64)
+    for _, sentence, _, end in (gold_cols, pred_cols):
+        np.maximum.at(width, sentence + 1, end + 1)
+    offsets = np.cumsum(width)
+    entities = []
+    for labels, sentence, start, end in (gold_cols, pred_cols):
+        types = np.fromiter(map(type_id.__getitem__, labels), dtype=np.int64, count=len(labels))
+        entities.append((offsets[sentence] + start, offsets[sentence] + end, types))
+    counts = _count(entities[0], entities[1], len(type_names))
+    return _report(type_names, *counts, accuracy=None, mode="spans", scheme=None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------------
+def _check_mode(mode: str | None, scheme: str | None) -> tuple[str, str | None]:
+    mode = "default" if mode is None else str(mode).lower()
+    if mode not in ("default", "strict"):
+        raise ConfigError(f"unknown scoring mode {mode!r}; expected 'default' or 'strict'",
+                          fix="use mode 'default' (lenient, conlleval) or 'strict' with a scheme")
+    name = _scheme_name(scheme) if scheme is not None else None
+    # PLAIN tags are one-word entities: nothing to be lenient about, so strict mode reads them as well
+    if mode == "strict" and name not in STRICT_SCHEMES and name != "PLAIN":
+        found = "no scheme" if name is None else f"scheme {name}"
+        raise ConfigError(
+            f"strict mode needs one of the schemes {', '.join(STRICT_SCHEMES)}; found {found}",
+            fix="pass --scheme IOB2 (or IOE2, BIOES, BILOU) with --mode strict, or use --mode default",
+        )
+    return mode, name
+
+
+def _scheme_name(scheme: str) -> str:
+    key = str(scheme).upper()
+    key = _SCHEME_ALIASES.get(key, key)
+    if key in STRICT_SCHEMES:
+        return key
+    from .schemes import SCHEMES, get_scheme  # pure Python, no heavy imports
+
+    try:
+        return get_scheme(key).name
+    except ConfigError:
+        raise ConfigError(
+            f"unknown tag scheme {scheme!r}; expected one of {', '.join([*SCHEMES, 'IOE2'])} (or BIO, IOBES)",
+            fix="pass --scheme with one of those names, or leave it out in the default mode",
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Encoding: the corpus as flat int arrays
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class _Corpus:
+    vocab: list[str]  # tag strings; vocab[0] is "O", the separator
+    gold: np.ndarray  # tag ids, every sentence followed by one "O", as seqeval lays out a corpus
+    pred: np.ndarray
+    lengths: np.ndarray  # words per sentence
+    n_tokens: int
+    correct: int  # tokens whose predicted tag equals the gold tag
+
+
+def _encode(gold: Sequence[str], pred: Sequence[str], lengths: np.ndarray) -> _Corpus:
+    """Give every distinct tag an id and lay both sides out with one ``O`` after each sentence.
+
+    The separator makes the corpus one sequence without letting an entity run across sentences, and
+    puts every entity at the position seqeval gives it (seqeval flattens a corpus the same way).
+    """
+    vocab = ["O", *sorted(set(gold).union(pred) - {"O"}, key=str)]
+    ids = {tag: i for i, tag in enumerate(vocab)}
+    n = len(gold)
+    gold_ids = np.fromiter(map(ids.__getitem__, gold), dtype=np.int32, count=n)
+    pred_ids = np.fromiter(map(ids.__getitem__, pred), dtype=np.int32, count=n)
+    # word k of sentence s sits at k + s in the laid-out corpus: one separator per earlier sentence
+    positions = np.arange(n, dtype=np.int64) + np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    laid_out = []
+    for ids_ in (gold_ids, pred_ids):
+        full = np.zeros(n + len(lengths), dtype=np.int32)
+        full[positions] = ids_
+        laid_out.append(full)
+    correct = int(np.count_nonzero(gold_ids == pred_ids))
+    return _Corpus(vocab, laid_out[0], laid_out[1], lengths, n, correct)
+
+
+def _where_tag(corpus: _Corpus, bad_ids: np.ndarray) -> tuple[int, int, str, str]:
+    """(sentence, position, tag, side) of the first occurrence of any of ``bad_ids``."""
+    best = None
+    for side, laid_out in (("gold", corpus.gold), ("predicted", corpus.pred)):
+        hits = np.flatnonzero(np.isin(laid_out, bad_ids))
+        if hits.size and (best is None or hits[0] < best[0]):
+            best = (int(hits[0]), side, corpus.vocab[laid_out[hits[0]]])
+    flat, side, tag = best
+    sentence_ends = np.cumsum(corpus.lengths + 1)  # separator positions + 1
+    sentence = int(np.searchsorted(sentence_ends, flat, side="right"))
+    start = int(sentence_ends[sentence - 1]) if sentence else 0
+    return sentence, flat - start, tag, side
+
+
+def _check_tag_types(corpus: _Corpus) -> None:
+    """seqeval would crash on an empty or non-string tag; say where it is instead."""
+    bad = [i for i, tag in enumerate(corpus.vocab) if not isinstance(tag, str) or not tag]
+    if bad:
+        sentence, position, tag, side = _where_tag(corpus, np.asarray(bad))
+        raise InvalidTagError(
+            f"{side} tag {tag!r} at sentence {sentence}, word {position} (0-based) is not a tag",
+            sentence=sentence, position=position, tag=tag, side=side,
+            expected="a non-empty string such as 'O' or 'B-PER'", found=repr(tag),
+            fix="give every word a tag ('O' outside entities)",
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-tag tables: prefix class and type id of every distinct tag
+# ---------------------------------------------------------------------------------------------------
+def _type_ids(type_strings: list[str]) -> tuple[np.ndarray, list[str]]:
+    names = sorted(set(type_strings))
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[t] for t in type_strings], dtype=np.int32), names
+
+
+def _default_tables(vocab: list[str], *, bilou: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """seqeval default mode: prefix = first character, type = after the first '-' (or '_')."""
+    known = {"O", "B", "I", "E", "S", "."}
+    renamed = {"U": "S", "L": "E"} if bilou else {}
+    classes, types = [], []
+    for tag in vocab:
+        if not isinstance(tag, str) or not tag:
+            classes.append(_O)
+            types.append("_")
+            continue
+        first = renamed.get(tag[0], tag[0])
+        classes.append(_CLASS_ID[first] if first in known else _CLASS_ID["?"])
+        types.append(tag[1:].split("-", maxsplit=1)[-1] or "_")
+    type_array, names = _type_ids(types)
+    return np.array(classes, dtype=np.int8), type_array, names
+
+
+def _strict_tables(vocab: list[str], rules: _StrictRules) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """seqeval.scheme.Token: prefix = first character, type = the rest stripped of '-' (or '_').
+
+    A tag whose prefix the scheme does not allow gets class -1 (reported by _check_strict_tags).
+    """
+    classes, types = [], []
+    for tag in vocab:
+        ok = isinstance(tag, str) and tag and tag[0] in rules.allowed + "O"
+        classes.append(_CLASS_ID[tag[0]] if ok else -1)
+        types.append((tag[1:].strip("-") or "_") if ok else "_")
+    type_array, names = _type_ids(types)
+    return np.array(classes, dtype=np.int8), type_array, names
+
+
+def _plain_tables(vocab: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """PLAIN (e.g. POS): the whole tag is the type; only "O" is outside."""
+    classes = np.array([_O if tag == "O" else _CLASS_ID["?"] for tag in vocab], dtype=np.int8)
+    type_array, names = _type_ids([str(tag) for tag in vocab])
+    # "O" is not an entity type: renumber the others densely, sorted
+    names_wo = [name for name in names if name != "O"]
+    remap = np.array([names_wo.index(n) if n != "O" else -1 for n in names], dtype=np.int32)
+    return classes, remap[type_array], names_wo
+
+
+def _check_strict_tags(corpus: _Corpus, classes: np.ndarray, scheme: str) -> None:
+    bad = np.flatnonzero(classes < 0)
+    if not bad.size:
+        return
+    sentence, position, tag, side = _where_tag(corpus, bad)
+    allowed = STRICT_SCHEMES[scheme].allowed
+    raise InvalidTagError(
+        f"{side} tag {tag!r} at sentence {sentence}, word {position} (0-based) does not fit the {scheme} scheme",
+        sentence=sentence, position=position, tag=tag, side=side,
+        expected=f"'O' or a tag starting with one of {', '.join(p for p in allowed if p != 'O')}",
+        found=repr(tag), fix=f"use the default (lenient) mode, or pass the scheme the tags are written in",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Chunking: (start, end, type) arrays of entities, in laid-out corpus positions, end-exclusive
+# ---------------------------------------------------------------------------------------------------
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+@lru_cache(maxsize=None)
+def _class_table(prefixes: str) -> np.ndarray:
+    table = np.zeros(len(_CLASSES), dtype=bool)
+    table[[_CLASS_ID[c] for c in prefixes]] = True
+    return table
+
+
+def _match(rules, prev_classes: np.ndarray, classes: np.ndarray, same_type: np.ndarray) -> np.ndarray:
+    """Where any rule (previous prefixes, current prefixes, type condition) holds, position by position."""
+    hit = np.zeros(classes.shape, dtype=bool)
+    for prev_prefixes, prefixes, condition in rules:
+        found = _class_table(prev_prefixes)[prev_classes] & _class_table(prefixes)[classes]
+        if condition == SAME:
+            found &= same_type
+        elif condition == DIFF:
+            found &= ~same_type
+        hit |= found
+    return hit
+
+
+def _shifted(values: np.ndarray, first) -> np.ndarray:
+    """``values`` moved one place right: the value before each position (``first`` before the start)."""
+    before = np.empty_like(values)
+    if values.size:
+        before[0] = first
+        before[1:] = values[:-1]
+    return before
+
+
+def _default_chunks(classes: np.ndarray, types: np.ndarray):
+    """seqeval's get_entities on the whole corpus at once.
+
+    An entity ends before position i when end_of_chunk(i-1, i) holds, and began at the last position
+    j < i where start_of_chunk held. seqeval never resets that start, so on ill-formed input (e.g. a
+    tag with an unknown prefix after ``E-X``) an entity can reuse an old start; keeping the same rule
+    keeps those cases identical too.
+    """
+    if not classes.size:
+        return _EMPTY, _EMPTY, _EMPTY
+    prev_classes = _shifted(classes, _O)
+    # before the corpus seqeval's "previous type" is '', which no tag has: -1 plays that part
+    prev_types = _shifted(types.astype(np.int64), -1)
+    same_type = prev_types == types
+    ends = np.flatnonzero(_match(_DEFAULT_END, prev_classes, classes, same_type))
+    starts = np.flatnonzero(_match(_DEFAULT_START, prev_classes, classes, same_type))
+    if not starts.size:
+        return np.zeros(ends.size, dtype=np.int64), ends, prev_types[ends]
+    last_start = np.searchsorted(starts, ends, side="left") - 1
+    begins = np.where(last_start >= 0, starts[np.maximum(last_start, 0)], 0)
+    return begins, ends, prev_types[ends]
+
+
+def _strict_chunks(classes: np.ndarray, types: np.ndarray, rules: _StrictRules):
+    """seqeval.scheme.Tokens.entities on the whole corpus at once.
+
+    An entity starts where a start pattern holds, runs while inside patterns hold, and counts only if
+    an end pattern holds where the run stops. Start and inside patterns never hold at the same place,
+    so every start is visited exactly as seqeval's loop visits it. Rules that look at an ``O`` never
+    look at its type, so the type given to the place before the corpus does not matter.
+    """
+    if not classes.size:
+        return _EMPTY, _EMPTY, _EMPTY
+    prev_classes = _shifted(classes, _O)
+    same_type = _shifted(types, -1) == types
+    starts = np.flatnonzero(_match(rules.start, prev_classes, classes, same_type))
+    not_inside = np.flatnonzero(~_match(rules.inside, prev_classes, classes, same_type))
+    # every sentence is followed by an "O", never inside an entity: a stop exists after every start
+    stops = not_inside[np.searchsorted(not_inside, starts, side="right")]
+    closed = _match(rules.end, prev_classes, classes, same_type)[stops]
+    starts = starts[closed]
+    return starts, stops[closed], types[starts].astype(np.int64)
+
+
+def _plain_chunks(classes: np.ndarray, types: np.ndarray):
+    """Each non-``O`` tag is a one-word entity of its own type."""
+    at = np.flatnonzero(classes != _O)
+    return at, at + 1, types[at].astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Counting and scores
+# ---------------------------------------------------------------------------------------------------
+def _entity_keys(gold, pred, n_types: int) -> tuple[np.ndarray, np.ndarray]:
+    """One int64 per entity, equal for equal (start, end, type) on both sides."""
+    size = 1 + max((int(ends.max()) for _, ends, _ in (gold, pred) if ends.size), default=0)
+    if size * size * max(n_types, 1) < 2 ** 62:
+        return tuple((s.astype(np.int64) * size + e) * n_types + t for s, e, t in (gold, pred))
+    # a corpus too large for that product: number the distinct rows instead (slower, same result)
+    rows = np.concatenate([np.stack(side, axis=1).astype(np.int64) for side in (gold, pred)])
+    _, dense = np.unique(rows, axis=0, return_inverse=True)
+    dense = dense.reshape(-1)
+    return dense[: len(gold[0])], dense[len(gold[0]):]
+
+
+def _count(gold, pred, n_types: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per type: correct (in both), predicted and gold entity counts; duplicates count once."""
+    gold_keys, pred_keys = _entity_keys(gold, pred, n_types)
+    gold_keys, gold_first = np.unique(gold_keys, return_index=True)
+    pred_keys, pred_first = np.unique(pred_keys, return_index=True)
+    gold_types = gold[2][gold_first]
+    pred_types = pred[2][pred_first]
+    _, in_gold, _ = np.intersect1d(gold_keys, pred_keys, assume_unique=True, return_indices=True)
+    correct = np.bincount(gold_types[in_gold], minlength=n_types)
+    return correct, np.bincount(pred_types, minlength=n_types), np.bincount(gold_types, minlength=n_types)
+
+
+def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0.0 where the denominator is 0 (seqeval's zero_division='warn')."""
+    zero = denominator == 0
+    denominator = denominator.copy()
+    denominator[zero] = 1
+    result = numerator / denominator
+    result[zero] = 0.0
+    return result
+
+
+def _prf(correct: np.ndarray, predicted: np.ndarray, gold: np.ndarray):
+    """Precision, recall and F1 with seqeval's exact arithmetic (same operations, same order)."""
+    precision = _divide(correct, predicted)
+    recall = _divide(correct, gold)
+    denominator = precision + recall
+    denominator[denominator == 0.0] = 1
+    return precision, recall, 2.0 * precision * recall / denominator
+
+
+def _averages(precision, recall, f1, gold) -> tuple[dict, dict]:
+    """Macro (plain mean over types) and weighted (by gold support) averages, as seqeval's."""
+    if not len(precision):  # seqeval: NaN (mean of nothing); 0.0 keeps reports JSON and comparable
+        macro = (0.0, 0.0, 0.0)
+    else:
+        macro = tuple(float(np.average(v)) for v in (precision, recall, f1))
+    if gold.sum() == 0:  # seqeval returns 0.0 for all three when no type has support
+        weighted = (0.0, 0.0, 0.0)
+    else:
+        weighted = tuple(float(np.average(v, weights=gold)) for v in (precision, recall, f1))
+    keys = ("precision", "recall", "f1")
+    return dict(zip(keys, macro)), dict(zip(keys, weighted))
+
+
+def _report(type_names, correct, predicted, gold, *, accuracy, mode, scheme) -> dict:
+    # seqeval reports every type that some gold or predicted entity has, in sorted order
+    present = (gold + predicted) > 0
+    names = [name for name, keep in zip(type_names, present) if keep]
+    correct, predicted, gold = correct[present], predicted[present], gold[present]
+    precision, recall, f1 = _prf(correct, predicted, gold)
+    micro = _prf(*(np.array([x.sum()]) for x in (correct, predicted, gold)))
+    macro, weighted = _averages(precision, recall, f1, gold)
+    per_type = {
+        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for name, p, r, f, s in zip(names, precision, recall, f1, gold)
+    }
+    return {
+        "precision": float(micro[0][0]),
+        "recall": float(micro[1][0]),
+        "f1": float(micro[2][0]),
+        "accuracy": None if accuracy is None else float(accuracy),
+        "macro": macro,
+        "weighted": weighted,
+        "per_type": per_type,
+        "mode": mode,
+        "scheme": scheme,
+        "counts": {"gold": int(gold.sum()), "predicted": int(predicted.sum()), "correct": int(correct.sum())},
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Spans
+# ---------------------------------------------------------------------------------------------------
+def _span_columns(spans_per_sentence, side: str):
+    """(labels, sentence index, start, end) columns of per-sentence span lists, checked."""
+    sizes = []
+    flat = []
+    for spans in spans_per_sentence:
+        spans = list(spans)
+        sizes.append(len(spans))
+        flat.extend(spans)
+    if not flat:
+        return [], _EMPTY, _EMPTY, _EMPTY
+    try:
+        labels, starts, ends = zip(*flat)
+        start = np.array(starts, dtype=np.int64)
+        end = np.array(ends, dtype=np.int64)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{side} spans are not (label, start, end) triples ({err})",
+                        expected="per sentence, a list of (label, start, end) with int offsets",
+                        fix="pass spans such as ('PER', 0, 2); end is exclusive") from None
+    sentence = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    bad = np.flatnonzero((start < 0) | (end <= start))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(
+            f"{side} span {flat[i]!r} in sentence {int(sentence[i])} (0-based) is empty or negative",
+            expected="0 <= start < end (end-exclusive word offsets)", found=f"start {start[i]}, end {end[i]}",
+            fix="drop empty spans and use end-exclusive offsets",
+        )
+    return list(labels), sentence, start, end
+
+
+# ---------------------------------------------------------------------------------------------------
+# Partial matches (SemEval-2013 task 9.1, as nervaluate counts them)
+# ---------------------------------------------------------------------------------------------------
+PARTIAL_KINDS = ("strict", "exact", "partial", "type")
+_OUTCOMES = ("correct", "incorrect", "partial", "missed", "spurious")
+
+
+def partial_match_report(
+    gold: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str]],
+    *,
+    mode: str = "default",
+    scheme: str | None = None,
+) -> dict:
+    """Count what exact-match scoring hides: right boundaries with a wrong type, overlaps, and so on.
+
+    Four readings, as in SemEval-2013 task 9.1 and nervaluate: ``strict`` (boundaries and type),
+    ``exact`` (boundaries, any type), ``partial`` (any overlap, half credit unless exact), ``type``
+    (any overlap with the right type). Each predicted entity is correct, incorrect, partial or
+    spurious, each gold entity left unmatched is missed; precision = credit / predicted ("actual"),
+    recall = credit / gold ("possible"). Returns ``{"overall": {kind: counts and P/R/F1},
+    "per_type": {TYPE: {kind: ...}}, "mode", "scheme"}``. Entities are decoded as in :func:`score_tags`.
+    """
+    mode, scheme = _check_mode(mode, scheme)
+    flat_gold, flat_pred, lengths = _flatten_pair(gold, pred)
+    _, type_names, gold_entities, pred_entities = _decode(flat_gold, flat_pred, lengths, mode, scheme)
+    as_tuples = lambda ents: sorted(zip(ents[2].tolist(), ents[0].tolist(), ents[1].tolist()),  # noqa: E731
+                                    key=lambda e: (e[1], e[2], e[0]))
+    tally = Counter(_match_partial(as_tuples(gold_entities), as_tuples(pred_entities)))
+    by_kind = Counter()
+    for (_, kind, outcome), n in tally.items():
+        by_kind[kind, outcome] += n
+    overall = {kind: _partial_scores(kind, {o: by_kind[kind, o] for o in _OUTCOMES}) for kind in PARTIAL_KINDS}
+    per_type = {
+        type_names[t]: {kind: _partial_scores(kind, {o: tally[t, kind, o] for o in _OUTCOMES})
+                        for kind in PARTIAL_KINDS}
+        for t in sorted({t for t, _, _ in tally})
+    }
+    return {"overall": overall, "per_type": per_type, "mode": mode, "scheme": scheme}
+
+
+def _match_partial(gold: list[tuple], pred: list[tuple]) -> list[tuple[int, str, str]]:
+    """(type charged, kind, outcome) for every decision, following nervaluate's compute_metrics.
+
+    Predicted entities are visited by end; each is checked against the gold entities it overlaps, in
+    order of start. Same boundaries with another type is one decision and stops the search; other
+    overlaps count once per gold entity, so one long prediction can be partial against two.
+    """
+    gold_set = set(gold)
+    starts = np.array([s for _, s, _ in gold], dtype=np.int64)
+    # the furthest end among gold entities so far: before the first index where it passes a
+    # prediction's start, no gold entity can overlap that prediction
+    reach = np.maximum.accumulate(np.array([e for _, _, e in gold], dtype=np.int64)) if gold else starts
+    matched: set[tuple] = set()
+    out: list[tuple[int, str, str]] = []
+    for entity in sorted(pred, key=lambda e: e[2]):
+        label, start, end = entity
+        if entity in gold_set:
+            matched.add(entity)
+            out.extend((label, kind, "correct") for kind in PARTIAL_KINDS)
+            continue
+        found = False
+        first = int(np.searchsorted(reach, start, side="right"))
+        last = int(np.searchsorted(starts, end, side="left"))
+        for other in gold[first:last]:
+            g_label, g_start, g_end = other
+            if (g_start, g_end) == (start, end):  # right boundaries, wrong type
+                out.extend((g_label, k, o) for k, o in zip(PARTIAL_KINDS, ("incorrect", "correct", "correct", "incorrect")))
+                matched.add(other)
+                found = True
+                break
+            if g_start < end and start < g_end and other not in matched:
+                matched.add(other)
+                typed = "correct" if g_label == label else "incorrect"
+                out.extend((g_label, k, o) for k, o in zip(PARTIAL_KINDS, ("incorrect", "incorrect", "partial", typed)))
+                found = True
+        if not found:
+            out.extend((label, kind, "spurious") for kind in PARTIAL_KINDS)
+    out.extend((g[0], kind, "missed") for g in gold if g not in matched for kind in PARTIAL_KINDS)
+    return out
+
+
+def _partial_scores(kind: str, counts: dict[str, int]) -> dict:
+    possible = counts["correct"] + counts["incorrect"] + counts["partial"] + counts["missed"]
+    actual = counts["correct"] + counts["incorrect"] + counts["partial"] + counts["spurious"]
+    credit = counts["correct"] + (0.5 * counts["partial"] if kind in ("partial", "type") else 0)
+    precision = credit / actual if actual else 0.0
+    recall = credit / possible if possible else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {**counts, "possible": possible, "actual": actual,
+            "precision": float(precision), "recall": float(recall), "f1": float(f1)}

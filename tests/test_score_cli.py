@@ -1,0 +1,167 @@
+"""`tokentune score`: conlleval-style files and --gold/--pred pairs, text and JSON output, errors that
+name file:line with exit code 2 and no traceback, and a start-up that never imports torch."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tokentune.cli.main import main
+from tokentune.metrics import score_tags
+
+# conlleval's documentation example: word, POS, gold chunk, predicted chunk
+CONLLEVAL = """\
+Boeing NNP B-NP I-NP
+'s POS B-NP B-NP
+747 CD I-NP I-NP
+jetliners NNS I-NP I-NP
+. . O O
+
+Rockwell NNP B-NP I-NP
+said VBD B-VP B-VP
+the DT B-NP B-NP
+agreement NN I-NP I-NP
+"""
+GOLD = [["B-NP", "B-NP", "I-NP", "I-NP", "O"], ["B-NP", "B-VP", "B-NP", "I-NP"]]
+PRED = [["I-NP", "B-NP", "I-NP", "I-NP", "O"], ["I-NP", "B-VP", "B-NP", "I-NP"]]
+
+
+def write(path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def two_files(tmp_path, gold_text: str, pred_text: str) -> tuple[str, str]:
+    return write(tmp_path / "gold.txt", gold_text), write(tmp_path / "pred.txt", pred_text)
+
+
+def columns(text: str, keep: tuple[int, ...]) -> str:
+    return "\n".join(" ".join(line.split()[i] for i in keep) if line else "" for line in text.split("\n"))
+
+
+def run_json(capsys, *argv) -> dict:
+    assert main(["score", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def run_error(capsys, *argv) -> str:
+    assert main(["score", *argv]) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert captured.err.startswith("tokentune score: error: ") and captured.err.count("\n") == 1
+    return captured.err
+
+
+def test_text_report(tmp_path, capsys):
+    path = write(tmp_path / "out.txt", CONLLEVAL)
+    assert main(["score", path]) == 0
+    out = capsys.readouterr().out
+    assert "mode: default" in out and "accuracy 77.78%" in out
+    assert "entities: gold 5; predicted 5; correct 5" in out
+    for row in ("NP ", "VP ", "micro avg", "macro avg", "weighted avg"):
+        assert row in out
+    np_row = next(line for line in out.splitlines() if line.startswith("NP "))
+    assert np_row.split() == ["NP", "100.00", "100.00", "100.00", "4"]
+
+
+def test_json_equals_the_library(tmp_path, capsys):
+    path = write(tmp_path / "out.txt", CONLLEVAL)
+    assert run_json(capsys, path) == score_tags(GOLD, PRED)
+    strict = run_json(capsys, path, "--mode", "strict", "--scheme", "IOB2")
+    assert strict == score_tags(GOLD, PRED, mode="strict", scheme="IOB2")
+    assert strict["counts"] == {"gold": 5, "predicted": 3, "correct": 3} and strict["mode"] == "strict"
+
+
+def test_chosen_columns_comments_docstart_crlf_and_gzip(tmp_path, capsys):
+    # predicted in column 1, gold in column 3; a comment and -DOCSTART- before, CRLF line ends
+    text = "# a comment\n-DOCSTART- -X- -X- O\n\n" + "\n".join(
+        " ".join((p[0], p[3], p[1], p[2])) if p else "" for p in (line.split() for line in CONLLEVAL.split("\n")))
+    path = tmp_path / "out.txt.gz"
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
+        handle.write(text.replace("\n", "\r\n"))
+    result = run_json(capsys, str(path), "--gold-column", "3", "--pred-column", "1")
+    assert result == score_tags(GOLD, PRED)
+
+
+def test_gold_and_pred_files(tmp_path, capsys):
+    gold, pred = two_files(tmp_path, columns(CONLLEVAL, (0, 2)), columns(CONLLEVAL, (0, 3)))
+    assert run_json(capsys, "--gold", gold, "--pred", pred) == score_tags(GOLD, PRED)
+    assert main(["score", "--gold", gold, "--pred", pred]) == 0
+    assert "weighted avg" in capsys.readouterr().out
+
+
+def test_gold_and_pred_with_different_words_name_both_lines(tmp_path, capsys):
+    gold, pred = two_files(tmp_path, columns(CONLLEVAL, (0, 2)),
+                           columns(CONLLEVAL, (0, 3)).replace("said", "says"))
+    err = run_error(capsys, "--gold", gold, "--pred", pred)
+    assert f"{pred}:8:" in err and f"{gold}:8" in err and "'said'" in err and "'says'" in err
+
+
+def test_gold_and_pred_with_different_sentences(tmp_path, capsys):
+    gold_text = columns(CONLLEVAL, (0, 2))
+    gold, pred = two_files(tmp_path, gold_text, gold_text.replace("jetliners I-NP\n", ""))
+    err = run_error(capsys, "--gold", gold, "--pred", pred)
+    assert f"{pred}:1:" in err and "expected 5 words, found 4" in err
+    gold, pred = two_files(tmp_path, gold_text, gold_text.split("\n\n")[0] + "\n")
+    err = run_error(capsys, "--gold", gold, "--pred", pred)
+    assert f"{pred}:" in err and "expected 2 sentences" in err and "found 1" in err
+
+
+def test_wrong_column_count_names_the_line(tmp_path, capsys):
+    path = write(tmp_path / "out.txt", CONLLEVAL.replace("747 CD I-NP I-NP", "747 I-NP I-NP"))
+    err = run_error(capsys, path)
+    assert f"{path}:3:" in err and "expected 4 columns" in err and "found 3" in err
+
+
+def test_strict_mode_invalid_tag_names_the_line(tmp_path, capsys):
+    path = write(tmp_path / "out.txt", CONLLEVAL.replace("said VBD B-VP B-VP", "said VBD B-VP E-VP"))
+    err = run_error(capsys, path, "--mode", "strict", "--scheme", "IOB2")
+    assert f"{path}:8:" in err and "'E-VP'" in err
+
+
+def test_usage_and_file_errors(tmp_path, capsys):
+    path = write(tmp_path / "out.txt", CONLLEVAL)
+    assert "not both" in run_error(capsys, path, "--gold", path, "--pred", path)
+    assert "nothing to score" in run_error(capsys, "--gold", path)
+    assert "file not found" in run_error(capsys, str(tmp_path / "missing.txt"))
+    assert "strict mode needs" in run_error(capsys, path, "--mode", "strict")
+    assert f"{path}:1:" in run_error(capsys, path, "--gold-column", "7")
+    assert "no sentences" in run_error(capsys, write(tmp_path / "empty.txt", "\n\n"))
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"EU O O\ncaf\xe9 O O\n")
+    assert f"{bad}:2:" in run_error(capsys, str(bad))
+
+
+def test_partial_report(tmp_path, capsys):
+    path = write(tmp_path / "out.txt", "Karl B-PER B-PER\nSmith I-PER O\nin O O\nParis B-LOC B-ORG\n")
+    result = run_json(capsys, path, "--partial")
+    assert result["partial"]["overall"]["partial"]["partial"] == 1
+    assert result["partial"]["overall"]["exact"]["correct"] == 1  # Paris: right boundaries, wrong type
+    assert main(["score", path, "--partial"]) == 0
+    assert "partial matches" in capsys.readouterr().out
+
+
+def test_plain_tags(tmp_path, capsys):
+    path = write(tmp_path / "pos.txt", "The DT DT\ndog NN VB\nbarks VBZ VBZ\n")
+    result = run_json(capsys, path, "--scheme", "PLAIN")
+    assert set(result["per_type"]) == {"DT", "NN", "VB", "VBZ"} and result["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_score_never_imports_torch(tmp_path):
+    path = write(tmp_path / "out.txt", CONLLEVAL)
+    probe = (
+        "import sys\n"
+        "from tokentune.cli.main import main\n"
+        f"code = main(['score', {path!r}, '--json', '--partial'])\n"
+        "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+        "sys.exit(code)\n"
+    )
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "HEAVY []"
