@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("tokentune.cli.score", "score a predictions file (gold and predicted tag columns) without a model"),
     "inspect": ("tokentune.cli.inspect", "show what is in a data set: counts, scheme, problems, lengths"),
     "convert": ("tokentune.cli.convert", "rewrite labelled data in another format or tag scheme"),
+    "serve": ("tokentune.cli.serve", "serve a model over HTTP with a web page to try it"),
 }
 
 

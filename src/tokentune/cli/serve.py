@@ -1,0 +1,95 @@
+"""`tokentune serve MODEL_DIR`: the HTTP service and the page to try a model (see docs/serving.md)."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+
+API_KEY_ENV = "TOKENTUNE_API_KEY"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..serving.validation import Limits
+
+    defaults = Limits()
+    parser.add_argument("model_dir", metavar="MODEL_DIR")
+    net = parser.add_argument_group("network")
+    net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    net.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    net.add_argument("--api-key", default=None,
+                     help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}; the variable keeps "
+                          "the key out of the process list)")
+    net.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="S",
+                     help="on SIGTERM, wait this long for in-flight requests (default 30)")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-texts", type=int, default=defaults.max_texts, help="texts per request")
+    limits.add_argument("--max-chars", type=int, default=defaults.max_chars, help="characters per text")
+    limits.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes, help="request body size")
+    limits.add_argument("--max-queue", type=int, default=defaults.max_queue,
+                        help="requests waiting for the model before answering 503")
+    batching = parser.add_argument_group("micro-batching")
+    batching.add_argument("--max-batch-texts", type=int, default=defaults.max_batch_texts,
+                          help="texts of concurrent requests sharing one forward pass (1: no batching)")
+    batching.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms,
+                          help="how long a batch waits for more requests (default 5)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    model.add_argument("--batch-size", type=int, default=32, help="windows per forward pass inside a batch")
+    model.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
+    model.add_argument("--aggregation", default="first", choices=["first", "average", "max"])
+    model.add_argument("--stride", type=int, default=128, help="sub-tokens of overlap for long texts")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ._common import quiet_libraries
+
+    try:
+        import uvicorn
+
+        from ..serving.app import create_app
+        from ..serving.validation import Limits
+    except ImportError as err:
+        raise ConfigError(f"serving needs fastapi and uvicorn ({err})", fix="pip install 'tokentune[serve]'") from None
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, found {args.port}", fix="pass a valid port")
+    _configure_logging(args.log_level)
+    quiet_libraries()
+    _no_progress_bars()
+    api_key = args.api_key if args.api_key is not None else (os.environ.get(API_KEY_ENV) or None)
+    limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
+                    max_batch_texts=args.max_batch_texts, batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue)
+    app = create_app(args.model_dir, limits=limits, api_key=api_key, backend=args.backend,
+                     tagger_options={"batch_size": args.batch_size, "decoding": args.decode,
+                                     "aggregation": args.aggregation, "stride": args.stride})
+    log = logging.getLogger("tokentune.serving")
+    if not api_key and not _is_loopback(args.host):
+        log.warning("serving on %s without --api-key: anyone who can reach this address can use the model",
+                    args.host)
+    log.info("model %s (%s); API key %s", args.model_dir, args.backend, "required" if api_key else "off")
+    # log_config=None: keep the logging set up above; access_log=False: our middleware logs requests
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=args.shutdown_timeout, server_header=False)
+    return 0
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _no_progress_bars() -> None:
+    """A server's log is read line by line: transformers' 'Loading weights' bar would garble it."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

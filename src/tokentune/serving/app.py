@@ -1,0 +1,250 @@
+"""The HTTP service: ``create_app`` builds a FastAPI app around a Tagger. The CLI runs it with uvicorn.
+
+Endpoints: ``POST /predict``, ``GET /health``, ``GET /model``, the page at ``/`` (with ``/static``),
+an offline API description at ``/docs`` and the OpenAPI document at ``/openapi.json``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Optional
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from ..errors import ConfigError
+from .batching import Closed, MicroBatcher, Overloaded
+from .middleware import BearerAuthMiddleware, RequestLogMiddleware
+from .validation import ApiError, Limits, parse_texts, read_body
+
+log = logging.getLogger("tokentune.serving")
+STATIC = Path(__file__).parent / "static"
+RETRY_AFTER_S = 1  # a full queue drains in well under a second at the default limits
+
+
+# -- schemas: they shape the OpenAPI document; the handlers build plain dicts --------------------
+class PredictRequest(BaseModel):
+    """Exactly one of the two fields."""
+
+    texts: Optional[list[str]] = Field(None, description="texts to tag (at most --max-texts)",
+                                       examples=[["Alice visited Paris.", "Acme hired Bob."]])
+    text: Optional[str] = Field(None, description="one text to tag", examples=["Alice visited Paris."])
+
+
+class EntityOut(BaseModel):
+    label: str = Field(description="entity type, e.g. PER")
+    start: int = Field(description="offset of the first character in the text (Unicode code points)")
+    end: int = Field(description="offset after the last character (end-exclusive)")
+    text: str = Field(description="text[start:end]")
+    score: float = Field(description="mean probability of the entity's words' labels")
+
+
+class ResultOut(BaseModel):
+    text: str
+    entities: list[EntityOut]
+
+
+class PredictResponse(BaseModel):
+    results: list[ResultOut] = Field(description="one per input text, in order")
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="what was expected, what was found, and the fix")
+    limit: Optional[str] = Field(None, description="the limit that was crossed, e.g. max_texts")
+    value: Optional[int] = Field(None, description="that limit's value")
+
+
+ERRORS = {
+    401: {"model": ErrorOut, "description": "missing or wrong API key (only when the server has one)"},
+    413: {"model": ErrorOut, "description": "too many texts, a text too long, or a body too large"},
+    422: {"model": ErrorOut, "description": "malformed JSON or the wrong shape"},
+    503: {"model": ErrorOut, "description": "the queue is full or the server is stopping; see Retry-After"},
+}
+
+
+def create_app(tagger_or_model_dir, *, limits: Limits | None = None, api_key: str | None = None,
+               model_dir: str | os.PathLike | None = None, backend: str = "torch",
+               tagger_options: dict | None = None):
+    """A FastAPI app serving a model.
+
+    ``tagger_or_model_dir`` is a model directory (loaded with :meth:`Tagger.from_pretrained` and
+    ``backend``/``tagger_options``) or an object with ``predict_texts(list[str])`` and ``labels``
+    (e.g. a :class:`~tokentune.inference.Tagger`; pass ``model_dir`` too so ``/model`` can show its
+    metrics). With ``api_key`` every request but the page, static files and the API description
+    needs ``Authorization: Bearer API_KEY``.
+    """
+    limits = limits or Limits()
+    if api_key is not None and not api_key:
+        raise ConfigError("the API key is empty", fix="pass a non-empty key, or none to serve without one")
+    tagger, model_dir = _load(tagger_or_model_dir, model_dir, backend, tagger_options or {})
+    info = model_info(tagger, model_dir)
+    batcher = MicroBatcher(tagger.predict_texts, max_batch_texts=limits.max_batch_texts,
+                           wait_ms=limits.batch_wait_ms, max_queue=limits.max_queue)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        await batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    app = FastAPI(title="tokentune", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description=f"Token classification with {info['name'] or 'a model'}: "
+                              f"{', '.join(info['entity_types']) or 'no entity types'}.")
+    app.state.batcher, app.state.limits, app.state.model_info = batcher, limits, info
+    _add_error_handlers(app)
+    _add_routes(app, batcher, limits, info)
+    _add_static(app)
+    if api_key:
+        app.add_middleware(BearerAuthMiddleware, api_key=api_key)
+        _document_bearer(app)
+    app.add_middleware(RequestLogMiddleware)  # added last: outermost, so it logs 401s too
+    return app
+
+
+def _load(tagger_or_model_dir, model_dir, backend, options):
+    if isinstance(tagger_or_model_dir, (str, os.PathLike)):
+        from ..inference import Tagger
+
+        path = os.fspath(tagger_or_model_dir)
+        return Tagger.from_pretrained(path, backend=backend, **options), path
+    tagger = tagger_or_model_dir
+    if not callable(getattr(tagger, "predict_texts", None)) or not hasattr(tagger, "labels"):
+        raise ConfigError(f"cannot serve a {type(tagger).__name__}",
+                          fix="pass a model directory or a tokentune Tagger")
+    return tagger, (os.fspath(model_dir) if model_dir is not None else None)
+
+
+def _add_routes(app, batcher: MicroBatcher, limits: Limits, info: dict) -> None:
+    body_schema = {"required": True, "content": {"application/json": {"schema": PredictRequest.model_json_schema()}}}
+
+    @app.post("/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra={"requestBody": body_schema},
+              summary="Tag texts", description="Entities of each text, as `tokentune predict` writes them. "
+              f"Limits: {limits.max_texts} texts, {limits.max_chars} characters each, {limits.max_body_bytes} bytes.")
+    async def predict(request: Request):
+        texts, _ = parse_texts(await read_body(request, limits.max_body_bytes), limits)
+        entities = await batcher.submit(texts)
+        return {"results": [{"text": text, "entities": [e.to_dict() for e in found]}
+                            for text, found in zip(texts, entities)]}
+
+    @app.get("/health", summary="Liveness, queue depth and batching counters")
+    async def health():
+        stats = batcher.stats
+        return {"status": "ok" if batcher.running else "stopping", "queue": batcher.pending,
+                "max_queue": limits.max_queue, "requests": stats.requests, "texts": stats.texts,
+                "batches": stats.batches, "largest_batch": stats.largest_batch}
+
+    @app.get("/model", summary="Labels, entity types, base model, metrics and limits")
+    async def model():
+        return {**info, "limits": {"max_texts": limits.max_texts, "max_chars": limits.max_chars,
+                                   "max_body_bytes": limits.max_body_bytes}}
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():  # FastAPI's own /docs pulls Swagger UI from a CDN; this page works offline
+        return FileResponse(STATIC / "docs.html")
+
+
+def _add_static(app) -> None:
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def _add_error_handlers(app) -> None:
+    async def api_error(request, err: ApiError):
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+    async def unavailable(request, err):
+        return JSONResponse({"detail": str(err)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    async def http_error(request, err: HTTPException):  # 404, 405: same shape as ours
+        return JSONResponse({"detail": err.detail}, status_code=err.status_code, headers=err.headers)
+
+    async def invalid(request, err: RequestValidationError):
+        return JSONResponse({"detail": f"invalid request: {err.errors()[0].get('msg', err)}"}, status_code=422)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Overloaded, unavailable)
+    app.add_exception_handler(Closed, unavailable)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+
+
+def _document_bearer(app) -> None:
+    """Declare the bearer key in the OpenAPI document (the check itself is the middleware's)."""
+    def openapi():
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+# -- /model -----------------------------------------------------------------------------------
+def model_info(tagger, model_dir: str | None) -> dict:
+    """What ``GET /model`` shows. Files a model dir may lack (metrics.json, model card) give null."""
+    from ..decoding import scheme_of_labels
+    from ..schemes import split_tag
+
+    labels = list(tagger.labels)
+    scheme = getattr(tagger, "scheme", None) or scheme_of_labels(labels)
+    types = sorted({split_tag(label, scheme)[1] for label in labels} - {""})
+    return {"name": os.path.basename(os.path.normpath(model_dir)) if model_dir else None,
+            "labels": labels, "entity_types": types, "scheme": scheme.name,
+            "base_model": _base_model(model_dir), "metrics": _read_json(model_dir, "metrics.json")}
+
+
+def _read_json(model_dir: str | None, name: str):
+    if not model_dir:
+        return None
+    try:
+        with open(os.path.join(model_dir, name), encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:  # the model still serves; say why the field is empty
+        log.warning("%s: cannot read %s (%s); /model shows null for it", model_dir, name, err)
+        return None
+
+
+def _base_model(model_dir: str | None) -> str | None:
+    """From the model card's front matter (``base_model:``), else the training config's ``model``."""
+    if not model_dir:
+        return None
+    try:
+        card = Path(model_dir, "README.md").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        card = ""
+    if card.startswith("---"):
+        import yaml
+
+        try:
+            front = yaml.safe_load(card.split("---", 2)[1]) or {}
+        except (yaml.YAMLError, IndexError):
+            front = {}
+        if isinstance(front, dict) and front.get("base_model"):
+            return str(front["base_model"])
+    config = _read_json(model_dir, "tokentune_config.json")
+    return str(config["model"]) if isinstance(config, dict) and config.get("model") else None
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

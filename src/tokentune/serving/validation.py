@@ -1,0 +1,125 @@
+"""Request limits and the parsing of ``POST /predict`` bodies.
+
+The body is read and parsed here rather than by FastAPI's automatic validation, so that every
+problem gets a message naming what was expected, what was found and the limit (with its flag and
+value) that was crossed — and so that no input, however malformed, can reach the model and cause
+a 500.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the server, and how requests are batched. Defaults suit a CPU."""
+
+    max_texts: int = 64  # texts in one request
+    max_chars: int = 10_000  # characters (code points) in one text
+    max_body_bytes: int = 1_048_576  # request body size
+    max_batch_texts: int = 64  # texts sharing one forward pass
+    batch_wait_ms: float = 5.0  # how long a batch stays open for more requests
+    max_queue: int = 256  # requests waiting for the model before the server answers 503
+
+    def __post_init__(self) -> None:
+        for name in ("max_texts", "max_chars", "max_body_bytes", "max_batch_texts", "max_queue"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{name} must be a whole number of at least 1, found {value!r}",
+                                  fix=f"pass {flag} 1 or more")
+        if self.batch_wait_ms < 0:
+            raise ConfigError(f"batch_wait_ms must be 0 or more, found {self.batch_wait_ms!r}",
+                              fix="pass --batch-wait-ms 0 (no waiting) or more")
+
+
+class ApiError(Exception):
+    """An answer other than 200, as JSON ``{"detail": message, "limit": name, "value": n}``."""
+
+    def __init__(self, status: int, message: str, *, limit: str | None = None, value: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.limit = limit
+        self.value = value
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        body: dict = {"detail": self.message}
+        if self.limit is not None:
+            body["limit"] = self.limit
+            body["value"] = self.value
+        return body
+
+
+def too_large(message: str, limit: str, value: int) -> ApiError:
+    flag = "--" + limit.replace("_", "-")
+    return ApiError(413, f"{message}; the limit is {value} ({flag})", limit=limit, value=value)
+
+
+async def read_body(request, max_bytes: int) -> bytes:
+    """The request body, refusing (413) before reading it all when it is larger than ``max_bytes``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise too_large(f"the request body has {int(declared)} bytes", "max_body_bytes", max_bytes)
+    chunks, size = [], 0
+    async for chunk in request.stream():  # chunked uploads declare no length: count as we go
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large(f"the request body has more than {max_bytes} bytes", "max_body_bytes", max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+EXPECTED = 'a JSON object {"texts": ["...", ...]} or {"text": "..."}'
+
+
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def parse_texts(body: bytes, limits: Limits) -> tuple[list[str], bool]:
+    """The texts of a /predict body, and whether it used the single ``text`` form."""
+    if not body.strip():
+        raise ApiError(422, f"the request body is empty; expected {EXPECTED}")
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise ApiError(422, "the JSON is nested too deeply; expected " + EXPECTED) from None
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        raise ApiError(422, f"the body is not valid JSON ({err}); expected {EXPECTED}") from None
+    if not isinstance(payload, dict):
+        raise ApiError(422, f"expected {EXPECTED}, found {_kind(payload)}")
+    unknown = sorted(set(payload) - {"text", "texts"})
+    if unknown:
+        raise ApiError(422, f"unknown field {unknown[0]!r}; expected {EXPECTED}")
+    if ("text" in payload) == ("texts" in payload):
+        raise ApiError(422, f"give exactly one of 'text' and 'texts'; expected {EXPECTED}")
+    single = "text" in payload
+    texts = [payload["text"]] if single else payload["texts"]
+    if not isinstance(texts, list):
+        raise ApiError(422, f"'texts' must be a list of strings, found {_kind(texts)}")
+    if not texts:
+        raise ApiError(422, "'texts' is an empty list; expected at least one string")
+    if len(texts) > limits.max_texts:
+        raise too_large(f"the request has {len(texts)} texts", "max_texts", limits.max_texts)
+    for index, text in enumerate(texts):
+        _check_text(text, "'text'" if single else f"texts[{index}]", limits)
+    return texts, single
+
+
+def _check_text(text, where: str, limits: Limits) -> None:
+    if not isinstance(text, str):
+        raise ApiError(422, f"{where} must be a string, found {_kind(text)}")
+    if len(text) > limits.max_chars:
+        raise too_large(f"{where} has {len(text)} characters", "max_chars", limits.max_chars)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:  # JSON allows "\ud800"; neither the tokenizer nor the reply can hold it
+        raise ApiError(422, f"{where} contains an unpaired surrogate at character {err.start}; "
+                            "expected valid Unicode text") from None
