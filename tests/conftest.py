@@ -72,3 +72,14 @@ def tiny_base_model(tmp_path_factory):
     torch.manual_seed(0)
     BertModel(config).save_pretrained(root)
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data, tiny_base_model, tmp_path_factory):
+    """A tiny model trained by tokentune on tiny_data (learns the fixture's entities in a few seconds)."""
+    import tokentune
+
+    output = tmp_path_factory.mktemp("trained") / "model"
+    result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(output), epochs=4,
+                             learning_rate=5e-3, batch_size=8, quiet=True, seed=7)
+    return result

@@ -43,9 +43,16 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool):
         save_only_model=True,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         disable_tqdm=config.quiet,
+        dataloader_pin_memory=_has_accelerator(),
         report_to="none",
         **strategy,
     )
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def make_compute_metrics(labels: list[str]):
@@ -106,6 +113,10 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
         preprocess_logits_for_metrics=_argmax_logits,
         callbacks=[log.callback],
     )
+    if config.quiet:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     return trainer
 
 

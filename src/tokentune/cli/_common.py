@@ -5,11 +5,14 @@ import sys
 from typing import Iterator
 
 
-def quiet_libraries() -> None:
-    """Keep transformers' info/warning chatter (e.g. 'newly initialized classifier') off the terminal."""
+def quiet_libraries(quiet: bool = False) -> None:
+    """Keep transformers' info/warning chatter (e.g. 'newly initialized classifier') off the terminal;
+    with ``quiet`` also its progress bars (weights loading and saving)."""
     from transformers.utils import logging
 
     logging.set_verbosity_error()
+    if quiet:
+        logging.disable_progress_bar()
 
 
 def read_texts(texts: list[str], input_path: str | None) -> Iterator[str]:

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from ..report import metrics_table
     from ._common import quiet_libraries
 
-    quiet_libraries()
+    quiet_libraries(quiet=True)
     metrics = evaluate(args.model_dir, args.data, split=args.split, mode=args.mode, scheme=args.scheme,
                        backend=args.backend, batch_size=args.batch_size, decoding=args.decode)
     if args.json:

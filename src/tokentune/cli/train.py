@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
     config = build_config(args.config, **settings)
-    quiet_libraries()
+    quiet_libraries(config.quiet)
     result = train(config)
     for note in result.notes:
         print(f"note: {note}")

@@ -1,0 +1,99 @@
+"""The train / evaluate / predict commands as a user runs them: output, JSON, exit codes, one-line errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tokentune.cli.main import main
+
+
+def test_evaluate_prints_table_and_json(tiny_model, tiny_data, capsys):
+    assert main(["evaluate", tiny_model.output_dir, "--data", tiny_data]) == 0
+    out = capsys.readouterr().out
+    assert "precision" in out and "micro avg" in out and "PER" in out
+    assert main(["evaluate", tiny_model.output_dir, "--data", tiny_data, "--split", "dev", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert set(metrics) >= {"precision", "recall", "f1", "accuracy", "per_type"}
+    assert set(metrics["per_type"]["PER"]) >= {"precision", "recall", "f1", "support"}
+    assert metrics["f1"] == pytest.approx(tiny_model.metrics["dev"]["f1"])
+
+
+def test_evaluate_on_a_single_file(tiny_model, tiny_data, capsys):
+    assert main(["evaluate", tiny_model.output_dir, "--data", os.path.join(tiny_data, "test.txt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(tiny_model.metrics["test"]["f1"])
+
+
+def test_predict_gives_character_offsets(tiny_model, capsys):
+    text = "Yesterday Alice met Bob Smith in Paris ."
+    assert main(["predict", tiny_model.output_dir, text, "Acme works with Globex ."]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == [text, "Acme works with Globex ."]
+    for line in lines:
+        for entity in line["entities"]:
+            assert line["text"][entity["start"]:entity["end"]] == entity["text"]
+            assert set(entity) == {"label", "start", "end", "text", "score"} and 0 < entity["score"] <= 1
+    assert {e["text"] for e in lines[0]["entities"]} >= {"Alice", "Paris"}
+
+
+def test_predict_reads_a_file(tiny_model, tmp_path, capsys):
+    path = tmp_path / "texts.txt"
+    path.write_text("Alice visited Rome .\nAcme said .\n")
+    assert main(["predict", tiny_model.output_dir, "--input", str(path)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_train_command_end_to_end(tiny_data, tiny_base_model, tmp_path, capsys):
+    config = tmp_path / "cfg.yaml"
+    config.write_text("epochs: 5\nlearning_rate: 5.0e-3\nbatch_size: 16\n")
+    out = tmp_path / "model"
+    code = main(["train", "--data", tiny_data, "--model", tiny_base_model, "--output", str(out), "--config",
+                 str(config), "--epochs", "1", "--max-train-samples", "60", "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "test: precision" in printed and "micro avg" in printed and str(out) in printed
+    saved = json.load(open(out / "tokentune_config.json"))
+    assert saved["epochs"] == 1 and saved["learning_rate"] == 5e-3 and saved["max_train_samples"] == 60
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "/nonexistent/dir", "--output", "x"], "not a directory"),
+    (["evaluate", "MODEL", "--data", "/nonexistent/file.txt"], "file not found"),
+    (["train", "--output", "x"], "no training data given"),
+    (["train", "--data", "D", "--output", "x", "--learning-rate", "-1"], "learning_rate must be a positive number"),
+])
+def test_user_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, tiny_model):
+    argv = [tiny_model.output_dir if a == "MODEL" else str(tmp_path) if a == "D" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_columns_name_file_and_line(tmp_path, capsys):
+    (tmp_path / "train.txt").write_text("Alice NNP I-PER\nmet VBD O\nParis I-LOC\n\n")
+    assert main(["train", "--data", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "train.txt:3: wrong number of columns; expected 3 columns" in err
+
+
+def test_empty_file(tmp_path, capsys):
+    (tmp_path / "train.txt").write_text("\n\n")
+    assert main(["train", "--data", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
+    assert "train.txt" in capsys.readouterr().err
+
+
+def test_subprocess_exit_code_and_no_traceback(tmp_path):
+    (tmp_path / "train.txt").write_text("a O\nb\n\n")
+    proc = subprocess.run([sys.executable, "-m", "tokentune.cli.main", "train", "--data", str(tmp_path), "--output",
+                           str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "train.txt:2" in proc.stderr
+
+
+def test_import_is_light_and_silent():
+    code = ("import sys, logging, warnings; n = len(warnings.filters); import tokentune; "
+            "print('torch' in sys.modules, len(logging.root.handlers), len(warnings.filters) == n)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "0", "True"]
