@@ -75,3 +75,12 @@ def test_errors_are_one_line(conll_file, tmp_path, capsys):
     assert "missing.txt: file not found" in capsys.readouterr().err
     assert main(["convert", str(tmp_path), str(conll_file)]) == 2
     assert "is a file, but" in capsys.readouterr().err
+
+
+def test_convert_can_rename_types_and_carve_dev(conll_file, tmp_path):
+    out = tmp_path / "out"
+    assert main(["convert", str(tmp_path), str(out), "--label-map", "LOC=PLACE", "--dev-split", "0.5",
+                 "--to-scheme", "IOB2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["dev.conll", "train.conll"]
+    tags = (out / "train.conll").read_text() + (out / "dev.conll").read_text()
+    assert "B-PLACE" in tags and "LOC" not in tags

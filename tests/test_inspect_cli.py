@@ -184,3 +184,24 @@ def test_malformed_input_in_a_subprocess(name):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert str(BAD / name) in done.stderr
+
+
+def test_label_map_on_one_file_and_split_only_options_refused(tmp_path, capsys):
+    path = tmp_path / "train.txt"
+    path.write_text(TRAIN)
+    report = run_json(capsys, path, "--label-map", "PER=PERSON", "--label-map", "ORG=O")
+    assert report["splits"]["train"]["per_type"] == {"PERSON": 2}
+    assert "label_map: ORG -> O (1), PER -> PERSON (2)" in report["notes"]
+    assert main(["inspect", str(path), "--dev-split", "0.5"]) == 2
+    assert "--dev-split needs train and dev splits" in capsys.readouterr().err
+
+
+def test_hf_directory_with_format_flag_and_dev_split(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-LOC"]))})
+    ds = datasets.Dataset.from_dict({"tokens": [["Bonn"], ["a"], ["b"], ["c"]], "ner_tags": [[1], [0], [0], [0]]},
+                                    features=features)
+    datasets.DatasetDict(train=ds).save_to_disk(str(tmp_path / "hf"))
+    report = run_json(capsys, tmp_path / "hf", "--format", "hf", "--dev-split", "0.25")
+    assert (report["splits"]["train"]["sentences"], report["splits"]["dev"]["sentences"]) == (3, 1)

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                             "default: the input's)")
     parser.add_argument("--format", dest="output_format", choices=tuple(EXTENSIONS),
                         help="output format (default: from OUT's name, .jsonl/.json -> jsonl, else conll)")
-    add_reader_arguments(parser, splits=False, format_flag="--input-format")
+    add_reader_arguments(parser, format_flag="--input-format")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,9 @@ import os
 from typing import Any
 
 from ..data import load_splits, read_corpus, unseen_labels
-from ..data.options import add_reader_arguments, reader_options
+from ..data.options import add_reader_arguments, parse_label_map, reader_options
+from ..data.splits import map_labels
+from ..errors import ConfigError, DataError
 from ..data.stats import corpus_stats, default_model_path, load_tokenizer, subtoken_stats
 
 
@@ -52,19 +54,27 @@ def read_data(data: str, options: dict[str, Any]) -> tuple[dict[str, Any], list[
     if os.path.isdir(data) or (is_hf_source(data) and not options.get("hf_split")):
         splits = load_splits(data, require=(), **options)
         if not splits.items():
-            from ..errors import DataError
-
             raise DataError("no train/dev/test data found", path=data,
                             expected="files named train*, dev*/valid*, test* (or a save_to_disk directory)",
                             found=", ".join(sorted(os.listdir(data))[:10]) or "an empty directory",
                             fix="rename the files, or inspect one file: tokentune inspect FILE")
         return dict(splits.items()), list(splits.notes)
     reader = {k: v for k, v in options.items() if k not in SPLIT_OPTIONS}
+    _check_single_file_options(data, options)
     corpus = read_corpus(data, **reader)
     name = split_of(os.path.basename(data)) or os.path.basename(data.rstrip("/")) or data
     notes = [f"{name}: tag scheme {corpus.scheme} detected (pass --scheme to override)"] if corpus.scheme_detected else []
     notes.extend(f"{name}: {note}" for note in corpus.notes)
+    if options.get("label_map"):
+        notes.extend(map_labels([corpus], parse_label_map(options["label_map"])))
     return {name: corpus}, notes
+
+
+def _check_single_file_options(data: str, options: dict[str, Any]) -> None:
+    for option in ("dev_split", "drop_unknown_labels"):
+        if options.get(option):
+            raise ConfigError(f"--{option.replace('_', '-')} needs train and dev splits, but {data} is one file",
+                              fix="pass the data directory (train/dev/test files) instead")
 
 
 def _unseen_notes(corpora: dict[str, Any]) -> list[str]:

@@ -93,7 +93,9 @@ def load_splits(
     if data is not None and is_hf_source(os.fspath(data)):
         from .options import options_for
 
-        for name, corpus in read_hf_splits(os.fspath(data), **options_for("hf", reader_options)).items():
+        # every split is read here, so the one-split options do not apply
+        hf_options = options_for("hf", {k: v for k, v in reader_options.items() if k not in ("format", "hf_split")})
+        for name, corpus in read_hf_splits(os.fspath(data), **hf_options).items():
             setattr(splits, name, corpus)
     elif data is not None:
         files = find_split_files(data)
@@ -152,6 +154,11 @@ def _unify_io(splits: Splits) -> None:
 
 
 def _map_labels(splits: Splits, mapping: dict[str, str | None]) -> None:
+    splits.notes.extend(map_labels([corpus for _, corpus in splits.items()], mapping))
+
+
+def map_labels(corpora: list[Corpus], mapping: dict[str, str | None]) -> list[str]:
+    """Rename entity types in place (None drops them); returns the notes that say what changed."""
     used: Counter = Counter()
 
     def change(span):
@@ -161,14 +168,16 @@ def _map_labels(splits: Splits, mapping: dict[str, str | None]) -> None:
         used[label] += 1
         return None if mapping[label] is None else (mapping[label], start, end)
 
-    for _, corpus in splits.items():
+    for corpus in corpora:
         corpus.adjustments["entities_relabelled"] += corpus.map_spans(change)
+    notes = []
     moves = ", ".join(f"{old} -> {mapping[old] or 'O'} ({used[old]})" for old in sorted(mapping) if used[old])
     if moves:
-        splits.notes.append(f"label_map: {moves}")
+        notes.append(f"label_map: {moves}")
     unused = sorted(old for old in mapping if not used[old])
     if unused:
-        splits.notes.append(f"label_map: {', '.join(unused)} matched no entity (check the spelling)")
+        notes.append(f"label_map: {', '.join(unused)} matched no entity (check the spelling)")
+    return notes
 
 
 def _carve_dev(splits: Splits, fraction: float, seed: int) -> None:
