@@ -40,8 +40,10 @@ __all__ = ["score_tags", "score_flat_tags", "score_spans", "partial_match_report
 # Prefix classes and the rules of each reading, as data.
 #
 # Every tag is reduced to (prefix class, type id). A rule is (previous prefixes, current prefixes,
-# type condition); "*" means any prefix. ``?`` stands for any first character that the reading does
-# not know (seqeval's default mode still lets such tags start and end entities on a type change).
+# type condition: any, same type as the previous tag, or a different one). ``?`` stands for any first
+# character the reading does not know (seqeval's default mode still lets such tags start and end
+# entities on a type change). Each rule set is compiled once into a lookup table (_rule_table), so
+# applying it to a million tokens is one NumPy indexing operation.
 # ---------------------------------------------------------------------------------------------------
 _CLASSES = "OBIESUL.?"
 _CLASS_ID = {c: i for i, c in enumerate(_CLASSES)}
@@ -51,8 +53,8 @@ _ALL = _CLASSES
 _TYPED = "BIESUL?"  # seqeval default mode: every prefix but O and '.' ends/starts on a type change
 
 # seqeval.metrics.sequence_labeling.end_of_chunk / start_of_chunk, rule by rule.
-_DEFAULT_END = [("ES", _ALL, ANY), ("BI", "BSO", ANY), (_TYPED, _ALL, DIFF)]
-_DEFAULT_START = [(_ALL, "BS", ANY), ("ESO", "EI", ANY), (_ALL, _TYPED, DIFF)]
+_DEFAULT_END = (("ES", _ALL, ANY), ("BI", "BSO", ANY), (_TYPED, _ALL, DIFF))
+_DEFAULT_START = ((_ALL, "BS", ANY), ("ESO", "EI", ANY), (_ALL, _TYPED, DIFF))
 
 
 @dataclass(frozen=True)
@@ -393,23 +395,25 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 
 
 @lru_cache(maxsize=None)
-def _class_table(prefixes: str) -> np.ndarray:
-    table = np.zeros(len(_CLASSES), dtype=bool)
-    table[[_CLASS_ID[c] for c in prefixes]] = True
-    return table
-
-
-def _match(rules, prev_classes: np.ndarray, classes: np.ndarray, same_type: np.ndarray) -> np.ndarray:
-    """Where any rule (previous prefixes, current prefixes, type condition) holds, position by position."""
-    hit = np.zeros(classes.shape, dtype=bool)
+def _rule_table(rules: tuple) -> np.ndarray:
+    """Compile rules into one lookup table over (previous class, class, same type): applying a whole
+    rule set to the corpus is then a single indexing operation."""
+    n = len(_CLASSES)
+    table = np.zeros((n, n, 2), dtype=bool)
     for prev_prefixes, prefixes, condition in rules:
-        found = _class_table(prev_prefixes)[prev_classes] & _class_table(prefixes)[classes]
-        if condition == SAME:
-            found &= same_type
-        elif condition == DIFF:
-            found &= ~same_type
-        hit |= found
-    return hit
+        same = {ANY: [0, 1], SAME: [1], DIFF: [0]}[condition]
+        table[np.ix_([_CLASS_ID[c] for c in prev_prefixes], [_CLASS_ID[c] for c in prefixes], same)] = True
+    return table.ravel()
+
+
+def _transitions(classes: np.ndarray, types: np.ndarray, first_type: int) -> np.ndarray:
+    """Each position's (previous class, class, same type as the previous) as one index into a rule table.
+
+    Before the corpus comes an ``O`` whose type is ``first_type``.
+    """
+    prev_classes = _shifted(classes, _O).astype(np.intp)
+    same_type = _shifted(types, first_type) == types
+    return (prev_classes * len(_CLASSES) + classes) * 2 + same_type
 
 
 def _shifted(values: np.ndarray, first) -> np.ndarray:
@@ -431,12 +435,12 @@ def _default_chunks(classes: np.ndarray, types: np.ndarray):
     """
     if not classes.size:
         return _EMPTY, _EMPTY, _EMPTY
-    prev_classes = _shifted(classes, _O)
     # before the corpus seqeval's "previous type" is '', which no tag has: -1 plays that part
-    prev_types = _shifted(types.astype(np.int64), -1)
-    same_type = prev_types == types
-    ends = np.flatnonzero(_match(_DEFAULT_END, prev_classes, classes, same_type))
-    starts = np.flatnonzero(_match(_DEFAULT_START, prev_classes, classes, same_type))
+    types = types.astype(np.int64)
+    at = _transitions(classes, types, -1)
+    ends = np.flatnonzero(_rule_table(_DEFAULT_END)[at])
+    starts = np.flatnonzero(_rule_table(_DEFAULT_START)[at])
+    prev_types = _shifted(types, -1)
     if not starts.size:
         return np.zeros(ends.size, dtype=np.int64), ends, prev_types[ends]
     last_start = np.searchsorted(starts, ends, side="left") - 1
@@ -454,13 +458,12 @@ def _strict_chunks(classes: np.ndarray, types: np.ndarray, rules: _StrictRules):
     """
     if not classes.size:
         return _EMPTY, _EMPTY, _EMPTY
-    prev_classes = _shifted(classes, _O)
-    same_type = _shifted(types, -1) == types
-    starts = np.flatnonzero(_match(rules.start, prev_classes, classes, same_type))
-    not_inside = np.flatnonzero(~_match(rules.inside, prev_classes, classes, same_type))
+    at = _transitions(classes, types, -1)
+    starts = np.flatnonzero(_rule_table(rules.start)[at])
+    not_inside = np.flatnonzero(~_rule_table(rules.inside)[at])
     # every sentence is followed by an "O", never inside an entity: a stop exists after every start
     stops = not_inside[np.searchsorted(not_inside, starts, side="right")]
-    closed = _match(rules.end, prev_classes, classes, same_type)[stops]
+    closed = _rule_table(rules.end)[at[stops]]
     starts = starts[closed]
     return starts, stops[closed], types[starts].astype(np.int64)
 
