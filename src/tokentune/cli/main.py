@@ -13,11 +13,12 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("tokentune.cli.train", "fine-tune a model on labelled data"),
     "evaluate": ("tokentune.cli.evaluate", "score a trained model on labelled data"),
-    "predict": ("tokentune.cli.predict", "tag raw text (arguments, a file or stdin) as JSON lines"),
+    "predict": ("tokentune.cli.predict", "tag raw text, JSON lines or CoNLL columns (arguments, a file or stdin)"),
     "score": ("tokentune.cli.score", "score a predictions file (gold and predicted tag columns) without a model"),
     "inspect": ("tokentune.cli.inspect", "show what is in a data set: counts, scheme, problems, lengths"),
     "convert": ("tokentune.cli.convert", "rewrite labelled data in another format or tag scheme"),
     "serve": ("tokentune.cli.serve", "serve a model over HTTP with a web page to try it"),
+    "export": ("tokentune.cli.export", "export a model to ONNX, optionally int8-quantized"),
 }
 
 

@@ -1,0 +1,297 @@
+"""ONNX export and int8 quantization, and the ONNX Runtime runner the Tagger uses (``backend="onnx"``).
+
+An exported directory holds ``model.onnx`` (fp32), optionally ``model.int8.onnx`` (dynamic int8
+quantization of the weights), ``config.json`` (labels, limits), the tokenizer files, tokentune's own
+metadata when the source had it, and ``onnx_export.json`` (what was exported and how well it matched
+torch). ``Tagger.from_pretrained(DIR, backend="onnx")`` and ``tokentune predict DIR --backend onnx``
+read it; so does a normal model directory into which ``tokentune export MODEL_DIR`` (no ``--output``)
+wrote ``model.onnx`` next to the torch weights.
+
+The exporter is torch's TorchScript-based one (``dynamo=False``): the dynamo exporter needs the
+``onnxscript`` package, which tokentune does not depend on, and the TorchScript trace of a transformers
+BERT gives a graph with dynamic batch and sequence axes whose outputs match torch to ~1e-7.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .errors import ConfigError, ModelError
+
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+MANIFEST_FILE = "onnx_export.json"
+QUANTIZATIONS = ("int8",)
+OPSET = 17
+# exported graphs whose logits differ from torch by more than this are refused: something broke
+MAX_EXPORT_DIFF = 1e-3
+# tokentune metadata copied along so an exported directory keeps its model card and settings
+METADATA_FILES = ("tokentune_config.json", "metrics.json", "README.md")
+
+Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass
+class ExportResult:
+    output_dir: str
+    files: dict[str, str]  # "fp32" / "int8" -> file name inside output_dir
+    opset: int
+    max_abs_diff: float  # fp32 logits vs torch on a padded check batch
+    int8_max_prob_diff: float | None = None  # int8 probabilities vs torch
+    notes: list[str] = field(default_factory=list)
+
+
+def physical_cores() -> int:
+    """Physical cores this process may use: hyper-threads share one core's units, so more threads
+    than cores only adds contention to matrix multiplications."""
+    logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False) or logical
+    except ImportError:  # psutil is optional: assume no hyper-threading
+        physical = logical
+    return max(1, min(physical, logical))
+
+
+def onnx_file_for(model_dir: str, *, quantize: str | None = None, onnx_file: str | None = None) -> str:
+    """The ONNX file to load: ``onnx_file`` (a name inside ``model_dir`` or a path) if given, else
+    ``model.int8.onnx`` for ``quantize="int8"``, else ``model.onnx``."""
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ConfigError(f"unknown quantization {quantize!r}", fix="use --quantize int8, or leave it out for fp32")
+    if onnx_file is not None:
+        path = onnx_file if os.path.isabs(onnx_file) or os.path.exists(onnx_file) else os.path.join(model_dir, onnx_file)
+    else:
+        path = os.path.join(model_dir, INT8_FILE if quantize == "int8" else FP32_FILE)
+    if not os.path.isfile(path):
+        flag = " --quantize int8" if quantize == "int8" else ""
+        raise ModelError(f"no ONNX model at {path}",
+                         fix=f"export it first: `tokentune export {model_dir}{flag}` adds it to that directory")
+    return path
+
+
+def session_options(threads: int | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or physical_cores()
+    options.inter_op_num_threads = 1  # one graph at a time: parallelism is inside the matmuls
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def _providers(device: str | None) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device is not None and device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in available:
+            raise ConfigError("device cuda asked for, but this onnxruntime has no CUDA provider",
+                              fix="install onnxruntime-gpu, or leave out --device")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device not in (None, "cpu"):
+        raise ConfigError(f"unknown device {device!r} for the onnx backend", fix="use cpu or cuda")
+    return ["CPUExecutionProvider"]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=-1, keepdims=True)
+    return shifted
+
+
+def onnx_runner(model_dir: str, device: str | None = None, *, quantize: str | None = None,
+                onnx_file: str | None = None, threads: int | None = None) -> tuple[Runner, object]:
+    """``(runner, config)``: runner(input_ids, attention_mask) -> float32 probabilities ``[B, T, L]``."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ModelError("the onnx backend needs onnxruntime", fix="pip install 'tokentune[onnx]'") from None
+    from transformers import AutoConfig
+
+    path = onnx_file_for(model_dir, quantize=quantize, onnx_file=onnx_file)
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+        session = ort.InferenceSession(path, sess_options=session_options(threads), providers=_providers(device))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot load the ONNX model {path}: {str(err).splitlines()[0]}",
+                         fix="re-export it with `tokentune export`; the directory needs config.json") from None
+    except Exception as err:  # onnxruntime raises its own exception types for corrupt or foreign files
+        raise ModelError(f"onnxruntime cannot load {path}: {str(err).splitlines()[0]}",
+                         fix="re-export it with `tokentune export`") from None
+    names = {i.name for i in session.get_inputs()}
+    if not {"input_ids", "attention_mask"} <= names:
+        raise ModelError(f"{path} takes inputs {sorted(names)}, not input_ids and attention_mask",
+                         fix="export the model with `tokentune export`")
+    extra = names - {"input_ids", "attention_mask"}  # e.g. token_type_ids from other exporters
+
+    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        feed.update({name: np.zeros_like(input_ids) for name in extra})
+        (logits,) = session.run(["logits"], feed)
+        return softmax(logits.astype(np.float32, copy=False))
+
+    return run, config
+
+
+class _LogitsOnly:
+    """Wraps a transformers model so the traced graph has two inputs and one output, ``logits``."""
+
+    def __new__(cls, model):
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask):
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+
+        return Wrapper(model).eval()
+
+
+def _check_batch(tokenizer, batch: int, extra: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of sample sentences, right-padded so the attention mask has zeros in it."""
+    texts = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", "BRUSSELS 1996-08-22"]
+    encoded = tokenizer((texts * batch)[:batch], padding=True, return_tensors="np")
+    ids = encoded["input_ids"].astype(np.int64)
+    mask = encoded["attention_mask"].astype(np.int64)
+    if extra:  # a longer sequence than the trace saw: proves the sequence axis is dynamic
+        pad = tokenizer.pad_token_id or 0
+        ids = np.concatenate([ids, np.full((batch, extra), pad, dtype=np.int64)], axis=1)
+        mask = np.concatenate([mask, np.zeros((batch, extra), dtype=np.int64)], axis=1)
+    return ids, mask
+
+
+def _trace(model, tokenizer, path: str, opset: int) -> None:
+    import torch
+
+    ids, mask = _check_batch(tokenizer, 2, 0)
+    axes = {"batch": 0, "sequence": 1}
+    dynamic = {name: {v: k for k, v in axes.items()} for name in ("input_ids", "attention_mask", "logits")}
+    with warnings.catch_warnings():
+        # the TorchScript exporter warns that it is deprecated and that python conditions are traced
+        # as constants; the check against torch on another shape below is what proves the graph right
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_LogitsOnly(model), (torch.from_numpy(ids), torch.from_numpy(mask)), path,
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True, dynamo=False)
+
+
+def _torch_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        return model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.float().numpy()
+
+
+def _onnx_logits(path: str, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, sess_options=session_options(), providers=["CPUExecutionProvider"])
+    return session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+
+
+def _quantize(fp32_path: str, int8_path: str) -> None:
+    """Dynamic int8: weights stored as int8, activations quantized per batch at run time. Needs no
+    calibration data and keeps the embeddings and the classifier head's softmax in float."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its "consider pre-processing" warning goes to the root logger
+    try:
+        quantize_dynamic(fp32_path, int8_path, weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Gemm"])
+    finally:
+        root.setLevel(level)
+
+
+def _write_export(model, tokenizer, directory: str, *, quantize: str | None, opset: int) -> ExportResult:
+    """Write the ONNX file(s) into ``directory`` and check them against torch."""
+    fp32 = os.path.join(directory, FP32_FILE)
+    _trace(model, tokenizer, fp32, opset)
+    ids, mask = _check_batch(tokenizer, 3, extra=5)  # another batch size and length than the trace
+    reference = _torch_logits(model, ids, mask)
+    diff = float(np.abs(_onnx_logits(fp32, ids, mask) - reference).max())
+    if not diff <= MAX_EXPORT_DIFF:
+        raise ModelError(f"the exported graph does not match torch (max logit difference {diff:.2e})",
+                         fix="report this with the model's config.json; predict with --backend torch meanwhile")
+    result = ExportResult(directory, {"fp32": FP32_FILE}, opset, diff)
+    if quantize == "int8":
+        _quantize(fp32, os.path.join(directory, INT8_FILE))
+        int8 = softmax(_onnx_logits(os.path.join(directory, INT8_FILE), ids, mask))
+        result.int8_max_prob_diff = float(np.abs(int8 - softmax(reference)).max())
+        result.files["int8"] = INT8_FILE
+    return result
+
+
+def _copy_metadata(model_dir: str, model, tokenizer, directory: str) -> None:
+    model.config.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    for name in METADATA_FILES:
+        source = os.path.join(model_dir, name)
+        if os.path.isfile(source):
+            shutil.copy2(source, os.path.join(directory, name))
+
+
+def _manifest(result: ExportResult, source: str) -> dict:
+    import torch
+
+    data = asdict(result)
+    data.pop("output_dir")
+    data.pop("notes")
+    data.update(source=os.path.abspath(source), torch=torch.__version__, exporter="torch.onnx (TorchScript)",
+                inputs=["input_ids", "attention_mask"], outputs=["logits"], dynamic_axes=["batch", "sequence"])
+    return data
+
+
+def export_model(model_dir: str, output: str | None = None, *, quantize: str | None = None, opset: int = OPSET,
+                 overwrite: bool = False) -> ExportResult:
+    """Export the model in ``model_dir`` to ONNX.
+
+    With ``output``, a new directory usable on its own is written atomically (a hidden temporary
+    sibling renamed when complete). Without it, ``model.onnx`` (and ``model.int8.onnx``) are added to
+    ``model_dir`` itself, each file replaced in one rename, so the directory serves both backends.
+    """
+    import tempfile
+
+    from .io import atomic_directory, atomic_write_json
+    from .modeling import load_trained
+
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ConfigError(f"unknown quantization {quantize!r}", fix="use --quantize int8, or leave it out")
+    model, tokenizer = load_trained(model_dir)
+    model.eval()
+    in_place = output is None or os.path.abspath(output) == os.path.abspath(model_dir)
+    if not in_place:
+        with atomic_directory(output, overwrite=overwrite) as staging:
+            result = _write_export(model, tokenizer, staging, quantize=quantize, opset=opset)
+            _copy_metadata(model_dir, model, tokenizer, staging)
+            atomic_write_json(os.path.join(staging, MANIFEST_FILE), _manifest(result, model_dir))
+        result.output_dir = os.path.abspath(output)
+        return result
+    staging = tempfile.mkdtemp(dir=model_dir, prefix=".onnx-export.", suffix=".partial")
+    try:
+        result = _write_export(model, tokenizer, staging, quantize=quantize, opset=opset)
+        for name in result.files.values():
+            os.replace(os.path.join(staging, name), os.path.join(model_dir, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if quantize is None and os.path.exists(os.path.join(model_dir, INT8_FILE)):
+        # an int8 file from an earlier export no longer matches the new fp32 one
+        os.unlink(os.path.join(model_dir, INT8_FILE))
+        result.notes.append(f"removed the stale {INT8_FILE} of an earlier export")
+    result.output_dir = os.path.abspath(model_dir)
+    atomic_write_json(os.path.join(model_dir, MANIFEST_FILE), _manifest(result, model_dir))
+    return result
