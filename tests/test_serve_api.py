@@ -276,8 +276,9 @@ def test_a_failing_request_does_not_fail_its_batch_mates(model_dir, tagger):
     picky = Picky()
     with ThreadServer(create_app(picky, limits=Limits(batch_wait_ms=200))) as running:
         futures = post_in_threads(running.url, [{"text": "Alice ."}, {"text": "boom"}, {"text": "Bob ."}])
-        statuses = sorted(f.result(timeout=30).status_code for f in futures)
-    assert statuses == [200, 200, 500]
+        responses = sorted((f.result(timeout=30) for f in futures), key=lambda r: r.status_code)
+    assert [r.status_code for r in responses] == [200, 200, 500]
+    assert "server log" in responses[2].json()["detail"]
     assert len(picky.calls[0]) == 3  # they did share a batch, then were retried one by one
 
 

@@ -174,6 +174,11 @@ def _add_error_handlers(app) -> None:
     async def invalid(request, err: RequestValidationError):
         return JSONResponse({"detail": f"invalid request: {err.errors()[0].get('msg', err)}"}, status_code=422)
 
+    async def internal(request, err: Exception):  # the model failed: not the client's fault, so no detail leaks
+        return JSONResponse({"detail": "internal error while tagging; the server log has the traceback"},
+                            status_code=500)
+
+    app.add_exception_handler(Exception, internal)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(Overloaded, unavailable)
     app.add_exception_handler(Closed, unavailable)
