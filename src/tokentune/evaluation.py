@@ -16,9 +16,8 @@ def evaluate_corpus(tagger, corpus, *, mode: str = "default") -> dict:
     predictions = tagger.predict_token_batches([s.words for s in corpus])
     gold = [spans_to_tags(s.spans, len(s.words), scheme) for s in corpus]
     pred = [spans_to_tags(p.spans, len(p.words), scheme) for p in predictions]
-    if scheme == "PLAIN":
-        return score_tags(gold, pred, mode=mode, scheme="PLAIN")
-    return score_tags(gold, pred, mode=mode)
+    # spans were re-encoded in IOB2 (or PLAIN), which also makes strict mode well defined
+    return score_tags(gold, pred, mode=mode, scheme=scheme)
 
 
 def _pick_split(data: str, split: str) -> str:
