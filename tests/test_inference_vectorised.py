@@ -1,0 +1,145 @@
+"""The Tagger's array code against the per-sentence reference code it replaces in the hot path:
+windows (tokentune.alignment.make_windows), batched Viterbi (tokentune.decoding.viterbi) and span
+cutting (tokentune.schemes.tags_to_spans). Same results, ties and repairs included."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from conftest import FILLER, ORGS, PEOPLE, PLACES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tokentune.alignment import make_windows
+from tokentune.decoding import viterbi
+from tokentune.inference import Tagger, _label_table, _spans, viterbi_batch
+from tokentune.schemes import BILOU, BIOES, IO, IOB1, IOB2, PLAIN, labels_for, tags_to_spans
+
+SCHEMES = [IOB1, IOB2, BIOES, BILOU, IO]
+
+
+def _random_log_probs(rng: np.random.Generator, words: int, labels: int, ties: bool) -> np.ndarray:
+    probs = rng.dirichlet(np.ones(labels), size=words).astype(np.float32)
+    if ties:  # coarse values make equal path scores likely: the tie-breaking must match too
+        probs = np.round(probs * 4) / 4
+    return np.log(np.clip(probs, 1e-12, None))
+
+
+@settings(max_examples=60, deadline=None)
+@given(scheme=st.sampled_from(SCHEMES), types=st.integers(1, 3),
+       lengths=st.lists(st.integers(0, 14), min_size=1, max_size=12), seed=st.integers(0, 2**16),
+       ties=st.booleans(), group=st.sampled_from([1, 3, 256]))
+def test_viterbi_batch_equals_per_sentence_viterbi(scheme, types, lengths, seed, ties, group):
+    labels = labels_for([f"T{i}" for i in range(types)], scheme)
+    rng = np.random.default_rng(seed)
+    log_probs = _random_log_probs(rng, sum(lengths), len(labels), ties)
+    got = viterbi_batch(log_probs, np.array(lengths), labels, scheme, group=group)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    for i in range(len(lengths)):
+        expected = viterbi(log_probs[offsets[i]:offsets[i + 1]], labels, scheme)
+        np.testing.assert_array_equal(got[offsets[i]:offsets[i + 1]], expected)
+
+
+def test_viterbi_batch_without_any_valid_path_falls_back_to_argmax():
+    labels = ["B-X"]  # in BIOES a B must be followed by I or E, which this label set lacks
+    log_probs = np.log(np.full((5, 1), 1.0))
+    np.testing.assert_array_equal(viterbi_batch(log_probs, np.array([2, 3]), labels, BIOES),
+                                  np.concatenate([viterbi(log_probs[:2], labels, BIOES),
+                                                  viterbi(log_probs[2:], labels, BIOES)]))
+
+
+def test_viterbi_batch_splits_long_documents_into_small_groups():
+    labels = labels_for(["PER"], IOB2)
+    rng = np.random.default_rng(0)
+    lengths = np.array([3000, 5, 2500, 1])
+    log_probs = _random_log_probs(rng, int(lengths.sum()), len(labels), False)
+    got = viterbi_batch(log_probs, lengths, labels, IOB2, max_cells=4000)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    for i in range(len(lengths)):
+        np.testing.assert_array_equal(got[offsets[i]:offsets[i + 1]],
+                                      viterbi(log_probs[offsets[i]:offsets[i + 1]], labels, IOB2))
+
+
+@settings(max_examples=80, deadline=None)
+@given(scheme=st.sampled_from(SCHEMES + [PLAIN]), data=st.data())
+def test_span_cutting_equals_tags_to_spans(scheme, data):
+    """Any label sequence, invalid ones included (argmax output), cut as tags_to_spans cuts it."""
+    labels = labels_for(["A", "B"], scheme) + (["ODD"] if scheme.prefixed else [])  # 'ODD': no prefix
+    sentences = data.draw(st.lists(st.lists(st.integers(0, len(labels) - 1), max_size=10), min_size=1, max_size=6))
+    types, info = _label_table(labels, scheme)
+    ids = np.array([i for s in sentences for i in s], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
+    starts, ends, kinds = _spans(ids, offsets, info)
+    got = [(types[k], int(s), int(e)) for k, s, e in zip(kinds, starts, ends)]
+    expected = [(label, offsets[i] + s, offsets[i] + e) for i, sentence in enumerate(sentences)
+                for label, s, e in tags_to_spans([labels[j] for j in sentence], scheme)]
+    assert got == expected
+
+
+# -- windows -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tokenizer(tiny_base_model):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_base_model)
+
+
+WORDS = PEOPLE + PLACES + ORGS + FILLER + ["", " ", "\u200b", "🙂", "Parisab", "abcdefghijklmnopqrstuvwxyz", "x"]
+
+
+def _reference(tokenizer, sentences, max_length, stride):
+    """word -> (window ids, column of its first piece), and the windows' ids, from make_windows."""
+    owner, inputs = {}, []
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
+    for window in make_windows(tokenizer, sentences, max_length=max_length, stride=stride):
+        if window.word_end == window.word_start:
+            continue  # an empty sentence: the Tagger does not run the model on it
+        inputs.append(tuple(window.input_ids))
+        for column, (word, first) in enumerate(zip(window.word_index, window.first_piece)):
+            if first and window.own_start <= word < window.own_end:
+                owner[int(offsets[window.sentence] + word)] = (tuple(window.input_ids), column)
+    return owner, inputs
+
+
+def _ours(tagger, sentences):
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
+    budget = tagger.max_length - tagger.tokenizer.num_special_tokens_to_add(pair=False)
+    pieces = tagger._pieces(sentences, offsets, budget)
+    windows = tagger._windows(pieces, offsets, budget)
+    owner, inputs = {}, []
+    for i in range(len(windows.lo)):
+        ids, mask = tagger._inputs(pieces, windows, np.array([i]))
+        row = tuple(int(x) for x in ids[0][mask[0] == 1])
+        inputs.append(row)
+        for piece in range(windows.own_lo[i], windows.own_hi[i]):
+            if pieces.first[piece]:
+                owner[int(pieces.word[piece])] = (row, int(piece - windows.lo[i] + 1))
+    return owner, inputs
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sentences=st.lists(st.lists(st.sampled_from(WORDS), max_size=40), min_size=1, max_size=6),
+       max_length=st.integers(4, 24), stride=st.integers(0, 12))
+def test_windows_equal_make_windows(tokenizer, sentences, max_length, stride):
+    tagger = Tagger(lambda i, m: None, tokenizer, ["O"], max_length=max_length, stride=stride)
+    owner, inputs = _ours(tagger, sentences)
+    ref_owner, ref_inputs = _reference(tokenizer, sentences, max_length, stride)
+    assert owner == ref_owner
+    assert Counter(inputs) == Counter(ref_inputs)
+    assert len(owner) == sum(len(s) for s in sentences)  # every word read exactly once
+
+
+def test_word_probabilities_of_a_slow_tokenizer_match_the_fast_one(tokenizer, tiny_base_model):
+    """Without a Rust backend the Tagger goes through transformers; the windows are the same."""
+    from transformers import BertTokenizer
+
+    slow = BertTokenizer.from_pretrained(tiny_base_model)
+    rng = np.random.default_rng(1)
+    table = rng.dirichlet(np.ones(3), size=len(tokenizer)).astype(np.float32)
+    sentences = [["Alice", "Parisab", "met"], [], ["Bob"] * 30]
+    fast = Tagger(lambda ids, mask: table[ids], tokenizer, ["O", "B-X", "I-X"], max_length=10, stride=3)
+    other = Tagger(lambda ids, mask: table[ids], slow, ["O", "B-X", "I-X"], max_length=10, stride=3)
+    other._backend = None  # a slow tokenizer has none; make sure of it
+    for a, b in zip(fast.word_probabilities(sentences), other.word_probabilities(sentences)):
+        np.testing.assert_array_equal(a, b)

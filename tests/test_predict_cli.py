@@ -1,0 +1,157 @@
+"""`tokentune predict`: text, JSON lines and CoNLL inputs, streaming in chunks, backends, errors."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+
+import pytest
+
+import tokentune.cli.predict as predict_cli
+from tokentune.cli.main import main
+from tokentune.inference import Tagger
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model):
+    return tiny_model.output_dir
+
+
+@pytest.fixture(scope="module")
+def tagger(model_dir):
+    return Tagger.from_pretrained(model_dir)
+
+
+def _run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["predict", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _json_lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_text_arguments_with_options_after_them(model_dir, tagger, capsys):
+    code, out, err = _run(capsys, model_dir, "Alice met Bob in Paris .", "--decode", "argmax", "today")
+    assert code == 0
+    records = _json_lines(out)
+    assert [r["text"] for r in records] == ["Alice met Bob in Paris .", "today"]
+    assert records[0]["entities"] == [e.to_dict() for e in tagger.predict_text("Alice met Bob in Paris .")]
+    assert "words/s" in err and "2 texts, 7 words" in err
+
+
+def test_text_from_stdin_and_file(model_dir, tagger, capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr("sys.stdin", io.StringIO("Alice met Bob\n\nGlobex said\n"))
+    code, out, _ = _run(capsys, model_dir, "--quiet")
+    assert code == 0 and [r["text"] for r in _json_lines(out)] == ["Alice met Bob", "", "Globex said"]
+    path = tmp_path / "texts.txt"
+    path.write_text("Carol visited Oslo\r\nRome\n", encoding="utf-8")
+    code, out2, err = _run(capsys, model_dir, "--input", str(path), "--quiet")
+    assert code == 0 and err == ""
+    assert [r["entities"] for r in _json_lines(out2)] == [[e.to_dict() for e in ents] for ents in
+                                                          tagger.predict_texts(["Carol visited Oslo", "Rome"])]
+
+
+def test_jsonl_text_and_tokens_pass_other_fields_through(model_dir, tagger, capsys, tmp_path):
+    path = tmp_path / "in.jsonl"
+    rows = [{"id": 1, "text": "Alice in Paris", "meta": {"a": [1]}},
+            {"id": 2, "tokens": ["Bob", "visited", "Oslo"]},
+            {"id": 3, "words": ["Initech", "and", "Acme"], "tags": "gold replaced"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
+    code, out, _ = _run(capsys, model_dir, "-i", str(path), "-q")
+    assert code == 0
+    first, second, third = _json_lines(out)
+    assert first["id"] == 1 and first["meta"] == {"a": [1]}
+    assert first["entities"] == [e.to_dict() for e in tagger.predict_text("Alice in Paris")]
+    expected = tagger.predict_tokens(["Bob", "visited", "Oslo"])
+    assert second["tags"] == expected.tags
+    assert [(s["label"], s["start"], s["end"]) for s in second["spans"]] == expected.spans
+    assert third["id"] == 3 and third["tags"] == tagger.predict_tokens(["Initech", "and", "Acme"]).tags
+
+
+def test_conll_gets_a_predicted_column(model_dir, tagger, capsys, tmp_path):
+    path = tmp_path / "in.conll"
+    lines = ["-DOCSTART- -X- -X- O", "", "Alice NNP I-NP I-PER", "met VBD I-VP O", "Rome NNP I-NP I-LOC", "",
+             "# a comment", "Bob\tx", "works\tx", ""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, out, _ = _run(capsys, model_dir, "-i", str(path), "-q")
+    assert code == 0
+    got = out.splitlines()
+    assert len(got) == len(lines)
+    tags = tagger.predict_token_batches([["Alice", "met", "Rome"], ["Bob", "works"]])
+    assert got[:2] == lines[:2] and got[5:7] == lines[5:7] and got[-1] == ""
+    assert got[2:5] == [f"{line} {tag}" for line, tag in zip(lines[2:5], tags[0].tags)]
+    assert got[7:9] == [f"{line}\t{tag}" for line, tag in zip(lines[7:9], tags[1].tags)]
+
+
+def test_conll_named_txt_is_recognised_and_gzip_is_read(model_dir, capsys, tmp_path):
+    path = tmp_path / "test.txt.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("-DOCSTART- -X- -X- O\n\nAlice NNP I-NP I-PER\n")
+    code, out, _ = _run(capsys, model_dir, "-i", str(path), "-q")
+    assert code == 0 and out.splitlines()[2].startswith("Alice NNP I-NP I-PER ")
+    code, out, _ = _run(capsys, model_dir, "-i", str(path), "-q", "--format", "text")
+    assert code == 0 and len(_json_lines(out)) == 3  # forced: each line is a text
+
+
+def test_streams_in_chunks_in_order(model_dir, tagger, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(predict_cli, "CHUNK_ITEMS", 3)
+    texts = [f"{name} visited {place}" for name, place in zip(["Alice", "Bob", "Carol", "Erika"] * 3,
+                                                              ["Paris", "Oslo", "Rome"] * 4)]
+    path = tmp_path / "many.txt"
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out_path = tmp_path / "out" / "pred.jsonl"
+    code, out, err = _run(capsys, model_dir, "-i", str(path), "-o", str(out_path))
+    assert code == 0 and out == "" and "12 texts" in err
+    records = _json_lines(out_path.read_text(encoding="utf-8"))
+    assert [r["text"] for r in records] == texts
+    assert [r["entities"] for r in records] == [[e.to_dict() for e in ents] for ents in tagger.predict_texts(texts)]
+    assert os.listdir(out_path.parent) == ["pred.jsonl"]  # the temporary file was renamed
+
+
+def test_reading_is_lazy():
+    """A chunk is predicted before the rest of the input is read: memory stays flat on long inputs."""
+    def items():
+        for i in range(predict_cli.CHUNK_ITEMS):
+            yield predict_cli.Item("text", text=str(i))
+        raise AssertionError("read past the first chunk")
+
+    first = next(predict_cli.chunks(items()))
+    assert len(first) == predict_cli.CHUNK_ITEMS
+
+
+def test_user_errors_exit_2(model_dir, capsys, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"text": \n', encoding="utf-8")
+    code, out, err = _run(capsys, model_dir, "-i", str(bad), "-o", str(tmp_path / "o.jsonl"))
+    assert code == 2 and f"{bad}:2: not valid JSON" in err
+    assert not (tmp_path / "o.jsonl").exists() and not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    bad.write_text('{"id": 1}\n', encoding="utf-8")
+    code, _, err = _run(capsys, model_dir, "-i", str(bad))
+    assert code == 2 and "neither" in err
+    code, _, err = _run(capsys, model_dir, "hello", "--format", "conll")
+    assert code == 2 and "--input" in err
+    code, _, err = _run(capsys, model_dir, "-i", str(tmp_path / "missing.txt"))
+    assert code == 2 and "file not found" in err
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9\n".encode("latin-1"))
+    code, _, err = _run(capsys, model_dir, "-i", str(latin))
+    assert code == 2 and "not UTF-8" in err
+    code, _, err = _run(capsys, model_dir, "x", "--backend", "torch", "--quantize", "int8")
+    assert code == 2 and "--backend onnx" in err
+    code, _, err = _run(capsys, model_dir, "x", "--backend", "onnx")
+    assert code == 2 and "tokentune export" in err
+
+
+def test_onnx_backend_is_chosen_for_an_exported_directory(model_dir, tagger, capsys, tmp_path):
+    output = tmp_path / "onnx"
+    assert main(["export", model_dir, "-o", str(output), "--quantize", "int8", "-q"]) == 0
+    capsys.readouterr()
+    text = "Alice met Bob in Paris ."
+    code, out, err = _run(capsys, str(output), text)
+    assert code == 0 and "backend onnx" in err
+    assert _json_lines(out)[0]["entities"] == [e.to_dict() for e in tagger.predict_text(text)]
+    code, out, err = _run(capsys, str(output), "--quantize", "int8", text)
+    assert code == 0 and [e["text"] for e in _json_lines(out)[0]["entities"]] == ["Alice", "Bob", "Paris"]
