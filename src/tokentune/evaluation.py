@@ -8,16 +8,40 @@ from .errors import DataError, LabelError
 from .schemes import spans_to_tags
 
 
-def evaluate_corpus(tagger, corpus, *, mode: str = "default") -> dict:
-    """Score ``tagger`` on a labelled :class:`~tokentune.data.Corpus`."""
-    from .metrics import score_tags
+class Scores(dict):
+    """The metrics dict of :func:`evaluate_corpus`, with the predictions it was computed from.
+
+    A dict subclass rather than a (metrics, predictions) pair so that callers that store or print
+    the metrics (``train``'s ``final_evaluation``, ``metrics.json``) stay unchanged while the report
+    writer can still reach the predictions: ``json.dumps`` sees a plain dict.
+    """
+
+    predictions: list  # one TokenPrediction per sentence of the corpus
+
+
+def evaluate_corpus(tagger, corpus, *, mode: str = "default", return_predictions: bool = False,
+                    partial: bool = False) -> dict:
+    """Score ``tagger`` on a labelled :class:`~tokentune.data.Corpus`.
+
+    ``return_predictions``: the result is a :class:`Scores` whose ``.predictions`` are the tagger's
+    (for reports, without predicting twice). ``partial``: add ``"partial"``, the partial-match report
+    (:func:`tokentune.metrics.partial_match_report`).
+    """
+    from .metrics import partial_match_report, score_tags
 
     scheme = "PLAIN" if not tagger.scheme.prefixed else "IOB2"
     predictions = tagger.predict_token_batches([s.words for s in corpus])
     gold = [spans_to_tags(s.spans, len(s.words), scheme) for s in corpus]
     pred = [spans_to_tags(p.spans, len(p.words), scheme) for p in predictions]
     # spans were re-encoded in IOB2 (or PLAIN), which also makes strict mode well defined
-    return score_tags(gold, pred, mode=mode, scheme=scheme)
+    scores = score_tags(gold, pred, mode=mode, scheme=scheme)
+    if partial:
+        scores["partial"] = partial_match_report(gold, pred, mode=mode, scheme=scheme)
+    if not return_predictions:
+        return scores
+    result = Scores(scores)
+    result.predictions = predictions
+    return result
 
 
 def _pick_split(data: str, split: str) -> str:
@@ -45,13 +69,27 @@ def check_model_labels(tagger, corpus) -> None:
 
 
 def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "default", scheme: str | None = None,
-             backend: str = "torch", batch_size: int = 32, decoding: str = "viterbi", device: str | None = None) -> dict:
-    """Score the model in ``model_dir`` on ``data`` (a file, or a directory and a ``split``)."""
+             backend: str = "torch", batch_size: int = 32, decoding: str = "viterbi", device: str | None = None,
+             partial: bool = False, report: str | None = None) -> dict:
+    """Score the model in ``model_dir`` on ``data`` (a file, or a directory and a ``split``).
+
+    ``partial`` adds the partial-match report under ``"partial"``; ``report`` names a directory to
+    write metrics.json, errors.jsonl, plots and report.html into (replaced as a whole).
+    """
     from .data import read_corpus
     from .inference import Tagger
 
-    corpus = read_corpus(_pick_split(data, split), scheme=scheme)
+    path = _pick_split(data, split)
+    corpus = read_corpus(path, scheme=scheme)
     tagger = Tagger.from_pretrained(model_dir, backend=backend, device=device, batch_size=batch_size,
                                     decoding=decoding)
     check_model_labels(tagger, corpus)
-    return evaluate_corpus(tagger, corpus, mode=mode)
+    scores = evaluate_corpus(tagger, corpus, mode=mode, partial=partial, return_predictions=report is not None)
+    if report is None:
+        return scores
+    from .reporting import write_evaluation_report
+
+    metrics = dict(scores)
+    write_evaluation_report(report, metrics, corpus, scores.predictions, model_dir=model_dir, data=path,
+                            split=split if os.path.isdir(data) else None)
+    return metrics

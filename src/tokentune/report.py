@@ -1,11 +1,21 @@
-"""Human-readable reports: the Hugging Face style model card and the metrics table printed by the CLI."""
+"""Human-readable reports: the Hugging Face style model card and the text tables printed by the CLI.
+
+The evaluation report of a model directory (errors.jsonl, plots, report.html) is built by
+:mod:`tokentune.reporting`; :func:`write_reports` is the hook ``train`` calls to write it.
+"""
 from __future__ import annotations
 
 import datetime
+import os
+import re
 
 import yaml
 
 from . import __version__
+
+# a Hub model id: "name" or "owner/name". A local path is no valid `base_model` on the Hub, which
+# rejects the card's metadata, so a path is named in the text only.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
 def _fmt(value) -> str:
@@ -27,46 +37,100 @@ def evaluation_rows(log_history: list[dict]) -> list[dict]:
 
 
 def metrics_table(metrics: dict) -> str:
-    """Overall and per-type figures as an aligned text table."""
+    """Overall and per-type figures as an aligned text table (micro, and macro/weighted when known)."""
     lines = [f"{'type':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     for name, row in sorted(metrics.get("per_type", {}).items()):
         lines.append(f"{name:<16}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10}")
     support = sum(r["support"] for r in metrics.get("per_type", {}).values())
-    lines.append(f"{'micro avg':<16}{metrics['precision']:>10.4f}{metrics['recall']:>10.4f}{metrics['f1']:>10.4f}{support:>10}")
+    for label, row in (("micro avg", metrics), ("macro avg", metrics.get("macro")),
+                       ("weighted avg", metrics.get("weighted"))):
+        if row:
+            lines.append(f"{label:<16}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{support:>10}")
     if metrics.get("accuracy") is not None:
         lines.append(f"token accuracy: {metrics['accuracy']:.4f}")
     return "\n".join(lines)
 
 
+def partial_table(partial: dict) -> str:
+    """The overall part of :func:`tokentune.metrics.partial_match_report` as an aligned text table."""
+    head = ("correct", "incorrect", "partial", "missed", "spurious")
+    lines = ["partial matches (SemEval-2013 task 9.1)",
+             f"{'reading':<10}" + "".join(f"{h:>10}" for h in head) + f"{'precision':>10}{'recall':>10}{'f1':>10}"]
+    for kind, row in partial["overall"].items():
+        lines.append(f"{kind:<10}" + "".join(f"{row[h]:>10}" for h in head)
+                     + "".join(f"{row[k]:>10.4f}" for k in ("precision", "recall", "f1")))
+    return "\n".join(lines)
+
+
+def write_reports(staging: str, result, splits, config) -> None:
+    """errors.jsonl, plots/*.png and report.html beside a trained model (see tokentune.reporting)."""
+    from .reporting import write_training_reports
+
+    write_training_reports(staging, result, splits, config)
+
+
 def _model_index(name: str, metrics: dict, dataset: str) -> list[dict]:
+    """The Hub's model-index: one result per split, each with task, dataset and metrics (type, value, name)."""
     results = []
     for split in ("test", "dev"):
         if split in metrics:
             m = metrics[split]
+            values = [("precision", m.get("precision")), ("recall", m.get("recall")), ("f1", m.get("f1")),
+                      ("accuracy", m.get("accuracy"))]
             results.append({
                 "task": {"type": "token-classification", "name": "Token Classification"},
                 "dataset": {"name": dataset, "type": dataset, "split": split},
-                "metrics": [{"type": key, "value": round(float(m[key]), 4), "name": key.title()}
-                            for key in ("precision", "recall", "f1", "accuracy") if m.get(key) is not None],
+                "metrics": [{"type": key, "value": round(float(value), 4), "name": key.title()}
+                            for key, value in values if value is not None],
             })
     return [{"name": name, "results": results}]
 
 
+def dataset_name(config) -> str:
+    data = config.data
+    if not data:
+        return "custom"
+    data = str(data)
+    return data[3:] if data.startswith("hf:") else os.path.basename(os.path.normpath(data))
+
+
+def card_metadata(config, base_model: str, metrics: dict) -> dict:
+    """The YAML header of the model card."""
+    dataset = dataset_name(config)
+    name = os.path.basename(os.path.normpath(config.output))
+    meta = {"library_name": "transformers", "pipeline_tag": "token-classification"}
+    if _HUB_ID.fullmatch(base_model) and not os.path.exists(base_model):
+        meta["base_model"] = base_model
+    meta.update({"datasets": [dataset], "tags": ["token-classification", "tokentune", "generated_from_trainer"],
+                 "metrics": ["precision", "recall", "f1", "accuracy"],
+                 "model-index": _model_index(name, metrics, dataset)})
+    return meta
+
+
+def _report_section() -> list[str]:
+    from .reporting.plots import matplotlib_available
+
+    out = ["## Evaluation report", "",
+           "`report.html` (one self-contained page: tables, plots, error examples), `errors.jsonl` (every "
+           "false positive and false negative with its sentence, classified as wrong type, wrong boundary, "
+           "wrong type and boundary, spurious or missed) and `metrics.json`.", ""]
+    if matplotlib_available():
+        out += ["![F1 by entity type](plots/per_type_f1.png)", "", "![Learning curves](plots/learning_curves.png)", ""]
+    return out
+
+
 def model_card(config, base_model: str, metrics: dict, log_history: list[dict], splits) -> str:
     """README.md in the Hugging Face format, with YAML metadata so the directory can be pushed as is."""
-    import os
-
-    dataset = os.path.basename(os.path.normpath(config.data)) if config.data else "custom"
+    dataset = dataset_name(config)
     name = os.path.basename(os.path.normpath(config.output))
-    meta = {"library_name": "transformers", "pipeline_tag": "token-classification", "base_model": base_model,
-            "datasets": [dataset], "tags": ["token-classification", "tokentune", "generated_from_trainer"],
-            "metrics": ["precision", "recall", "f1", "accuracy"], "model-index": _model_index(name, metrics, dataset)}
+    meta = card_metadata(config, base_model, metrics)
     out = ["---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "", f"# {name}", "",
            f"A token-classification model fine-tuned from `{base_model}` on {dataset} with tokentune {__version__} "
            f"({datetime.date.today().isoformat()}).", ""]
     for split in ("dev", "test"):
         if split in metrics:
             out += [f"## Results on {split}", "", "```", metrics_table(metrics[split]), "```", ""]
+    out += _report_section()
     out += ["## Training hyperparameters", ""]
     hp = {"learning_rate": config.learning_rate, "train_batch_size": config.batch_size,
           "eval_batch_size": config.eval_batch_size, "seed": config.seed,

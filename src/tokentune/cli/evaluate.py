@@ -1,8 +1,10 @@
-"""`tokentune evaluate MODEL_DIR --data FILE_OR_DIR`: entity-level scores of a trained model."""
+"""`tokentune evaluate MODEL_DIR --data FILE_OR_DIR`: entity-level scores of a trained model,
+optionally partial matches (--partial) and a full report directory (--report DIR)."""
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,20 +17,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--partial", action="store_true",
+                        help="also count partial matches (SemEval-2013: strict, exact, partial, type); "
+                             "printed, and saved under \"partial\" in JSON and metrics.json")
+    parser.add_argument("--report", metavar="DIR",
+                        help="write metrics.json, errors.jsonl, plots/*.png and report.html into DIR "
+                             "(a new or empty directory; replaced as a whole)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate
-    from ..report import metrics_table
+    from ..report import metrics_table, partial_table
     from ._common import quiet_libraries
 
     quiet_libraries(quiet=True)
     metrics = evaluate(args.model_dir, args.data, split=args.split, mode=args.mode, scheme=args.scheme,
-                       backend=args.backend, batch_size=args.batch_size, decoding=args.decode)
+                       backend=args.backend, batch_size=args.batch_size, decoding=args.decode,
+                       partial=args.partial, report=args.report)
     if args.json:
         print(json.dumps(metrics))
     else:
         print(f"precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  f1 {metrics['f1']:.4f}  "
               f"accuracy {metrics['accuracy']:.4f}  (mode: {metrics.get('mode', args.mode)})")
         print(metrics_table(metrics))
+        if "partial" in metrics:
+            print("\n" + partial_table(metrics["partial"]))
+    if args.report:
+        # stderr, so that --json output on stdout stays one parseable object
+        print(f"report written to {args.report} (open report.html)", file=sys.stderr)
     return 0
