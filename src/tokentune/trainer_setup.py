@@ -131,7 +131,7 @@ def final_evaluation(model, tokenizer, labels, splits, config, max_length) -> di
     for name in ("dev", "test"):
         corpus = getattr(splits, name)
         if corpus is not None:
-            metrics[name] = evaluate_corpus(tagger, corpus)
+            metrics[name] = evaluate_corpus(tagger, corpus, return_predictions=True)  # kept for the report
     return metrics
 
 
