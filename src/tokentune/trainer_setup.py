@@ -138,7 +138,7 @@ def final_evaluation(model, tokenizer, labels, splits, config, max_length) -> di
 def write_outputs(staging, trainer, tokenizer, config, result, splits) -> None:
     from .io import atomic_write_json, atomic_write_text
     from .modeling import base_model_name
-    from .report import model_card
+    from .report import model_card, write_reports
 
     trainer.model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
@@ -149,3 +149,4 @@ def write_outputs(staging, trainer, tokenizer, config, result, splits) -> None:
     atomic_write_json(os.path.join(staging, "metrics.json"), summary)
     card = model_card(config, base_model_name(config.model), result.metrics, result.log_history, splits)
     atomic_write_text(os.path.join(staging, "README.md"), card)
+    write_reports(staging, result, splits, config)  # errors.jsonl, plots/, report.html
