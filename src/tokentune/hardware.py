@@ -1,0 +1,69 @@
+"""What the machine offers for training: the device, bf16 support, and the precision ``auto`` picks.
+
+``precision: auto`` chooses bf16 autocast only where bench/train_speed.py measured it to pay: CUDA GPUs
+with bf16 (Ampere and later) and CPUs with AMX-BF16 (Sapphire Rapids and later), where bf16 matrix
+products run on the AMX tiles at about 3x the fp32 rate. CPUs with only AVX512-BF16 convert to and from
+bf16 on the vector units; that was not measured to help, so ``auto`` keeps fp32 there (``--bf16`` forces it).
+"""
+from __future__ import annotations
+
+import functools
+
+from .errors import ConfigError
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of /proc/cpuinfo (Linux); empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_bf16() -> str | None:
+    """'amx' or 'avx512' when the CPU computes in bf16 natively (and torch's oneDNN can use it); else None."""
+    import torch
+
+    if not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return None
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "amx"
+    if "avx512_bf16" in flags:
+        return "avx512"
+    return None
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_precision(requested: str) -> tuple[str, str]:
+    """The precision to train in (fp32, bf16 or fp16) and a note saying why."""
+    import torch
+
+    cuda = has_cuda()
+    if requested == "fp16" and not cuda:
+        raise ConfigError("fp16 mixed precision needs a CUDA GPU; this machine has none",
+                          fix="use --bf16 (CPUs with AVX512-BF16/AMX) or --precision fp32")
+    if requested == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        raise ConfigError("this GPU has no bf16 support (it needs compute capability 8.0 or newer)",
+                          fix="use --fp16 on this GPU, or --precision fp32")
+    if requested != "auto":
+        return requested, f"precision: {requested} (asked for)"
+    if cuda:
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "precision: bf16 autocast (auto: the GPU supports bf16)"
+        return "fp32", "precision: fp32 (auto: the GPU has no bf16; --fp16 is available)"
+    kind = cpu_bf16()
+    if kind == "amx":
+        return "bf16", "precision: bf16 autocast (auto: the CPU has AMX-BF16)"
+    reason = "AVX512-BF16 without AMX, not measured to help" if kind else "the CPU has no native bf16"
+    return "fp32", f"precision: fp32 (auto: {reason}; --bf16 forces bf16)"
