@@ -93,6 +93,15 @@ def test_many_texts_at_once_match_one_at_a_time(model_dir):
         assert all(text[e.start:e.end] == e.text for e in entities)
 
 
+def test_empty_inputs(model_dir):
+    tagger = Tagger.from_pretrained(model_dir)
+    assert tagger.predict_token_batches([]) == [] and tagger.predict_texts([]) == []
+    empty, alice = tagger.predict_token_batches([[], ["Alice"]])
+    assert (empty.tags, empty.spans, alice.tags) == ([], [], ["B-PER"])
+    assert tagger.word_probabilities([[]])[0].shape == (0, len(tagger.labels))
+    assert tagger.predict_text("") == []
+
+
 # -- aggregation and decoding: hand-computed cases -------------------------------------------------
 LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 

@@ -130,16 +130,13 @@ def test_windows_equal_make_windows(tokenizer, sentences, max_length, stride):
     assert len(owner) == sum(len(s) for s in sentences)  # every word read exactly once
 
 
-def test_word_probabilities_of_a_slow_tokenizer_match_the_fast_one(tokenizer, tiny_base_model):
-    """Without a Rust backend the Tagger goes through transformers; the windows are the same."""
-    from transformers import BertTokenizer
-
-    slow = BertTokenizer.from_pretrained(tiny_base_model)
+def test_tokenizer_without_a_rust_backend_gives_the_same_probabilities(tokenizer):
+    """A tokenizer without ``backend_tokenizer`` goes through transformers (alignment.word_pieces)."""
     rng = np.random.default_rng(1)
     table = rng.dirichlet(np.ones(3), size=len(tokenizer)).astype(np.float32)
     sentences = [["Alice", "Parisab", "met"], [], ["Bob"] * 30]
     fast = Tagger(lambda ids, mask: table[ids], tokenizer, ["O", "B-X", "I-X"], max_length=10, stride=3)
-    other = Tagger(lambda ids, mask: table[ids], slow, ["O", "B-X", "I-X"], max_length=10, stride=3)
-    other._backend = None  # a slow tokenizer has none; make sure of it
+    other = Tagger(lambda ids, mask: table[ids], tokenizer, ["O", "B-X", "I-X"], max_length=10, stride=3)
+    other._backend = None  # as for a tokenizer that has no Rust backend
     for a, b in zip(fast.word_probabilities(sentences), other.word_probabilities(sentences)):
         np.testing.assert_array_equal(a, b)
