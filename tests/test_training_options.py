@@ -1,0 +1,96 @@
+"""Training options without training: length-grouped batches, precision choice, config and flags."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tokentune.batching import LengthGroupedSampler, length_grouped_order, padding_stats
+from tokentune.config import TrainConfig, build_config
+from tokentune.errors import ConfigError
+
+
+def _lengths(n=1000, seed=0):
+    rng = random.Random(seed)
+    return [rng.choice([3, 5, 8, 12, 20, 30, 45, 80]) + rng.randint(0, 5) for _ in range(n)]
+
+
+def test_grouped_order_is_a_seeded_permutation():
+    lengths = _lengths()
+    order = length_grouped_order(lengths, 16, seed=3)
+    assert sorted(order) == list(range(len(lengths)))
+    assert order == length_grouped_order(lengths, 16, seed=3), "same seed, same order (resume, every rank)"
+    assert order != length_grouped_order(lengths, 16, seed=4)
+
+
+def test_grouped_batches_carry_little_padding_and_longest_comes_first():
+    lengths = _lengths()
+    order = length_grouped_order(lengths, 16, seed=0)
+    real, padded = padding_stats(lengths, order, 16)
+    shuffled = random.Random(0).sample(range(len(lengths)), len(lengths))
+    real_random, padded_random = padding_stats(lengths, shuffled, 16)
+    assert 1 - real / padded < 0.15 and 1 - real_random / padded_random > 0.4
+    assert lengths[order[0]] == max(lengths), "the biggest batch first: out of memory shows at once"
+    # only the last batch may be short
+    assert len(order) % 16 == len(lengths) % 16
+
+
+def test_sampler_changes_order_each_epoch_and_repeats_it():
+    sampler = LengthGroupedSampler(_lengths(200), 8, seed=1)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    sampler.set_epoch(0)
+    assert first != second and list(sampler) == first and len(sampler) == 200
+
+
+def test_tiny_data_still_makes_batches():
+    assert sorted(length_grouped_order([4, 2, 9], 16, seed=0)) == [0, 1, 2]
+    assert length_grouped_order([], 16, seed=0) == []
+
+
+def test_new_settings_are_validated():
+    config = TrainConfig(data="x")
+    assert (config.precision, config.auto_batch_size, config.save_total_limit, config.patience) == ("auto", True, 1, None)
+    with pytest.raises(ConfigError, match="precision must be one of auto, fp32, bf16, fp16.*--bf16"):
+        TrainConfig(data="x", precision="fp8")
+    with pytest.raises(ConfigError, match="patience must be a positive number"):
+        TrainConfig(data="x", patience=0)
+    with pytest.raises(ConfigError, match="save_total_limit must be a positive number"):
+        TrainConfig(data="x", save_total_limit=0)
+    with pytest.raises(ConfigError, match="batch_size must be a whole number"):
+        TrainConfig(data="x", batch_size=2.5)
+
+
+def test_flags_for_the_new_settings(tmp_path):
+    import argparse
+
+    from tokentune.cli.train import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", "d", "--bf16", "--patience", "3", "--gradient-checkpointing", "--resume",
+                              "--save-total-limit", "2", "--freeze-embeddings", "--no-auto-batch-size"])
+    settings = {k: v for k, v in vars(args).items() if k != "config"}
+    (tmp_path / "c.yaml").write_text("precision: fp32\npatience: 5\n")
+    config = build_config(str(tmp_path / "c.yaml"), **settings)
+    assert (config.precision, config.patience, config.gradient_checkpointing, config.resume) == ("bf16", 3, True, True)
+    assert (config.save_total_limit, config.freeze_embeddings, config.auto_batch_size) == (2, True, False)
+    assert build_config(str(tmp_path / "c.yaml"), data="d").precision == "fp32", "the file beats the default"
+    assert parser.parse_args(["--fp16"]).precision == "fp16"
+
+
+def test_precision_auto_follows_the_hardware(monkeypatch):
+    from tokentune import hardware
+
+    monkeypatch.setattr(hardware, "has_cuda", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda: "amx")
+    assert hardware.resolve_precision("auto")[0] == "bf16"
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda: "avx512")
+    precision, note = hardware.resolve_precision("auto")
+    assert precision == "fp32" and "--bf16 forces" in note
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda: None)
+    assert hardware.resolve_precision("auto")[0] == "fp32"
+    assert hardware.resolve_precision("bf16")[0] == "bf16"
+    with pytest.raises(ConfigError, match="fp16 mixed precision needs a CUDA GPU.*--bf16"):
+        hardware.resolve_precision("fp16")
