@@ -73,10 +73,10 @@ def metrics_table_html(metrics: dict, split: str) -> str:
     counts = metrics.get("counts") or {}
     extra = (f"<br>entities: {counts['gold']:,} gold, {counts['predicted']:,} predicted, {counts['correct']:,} correct"
              if counts else "")
+    scheme = f", scheme {escape(metrics['scheme'])}" if metrics.get("scheme") else ""
     accuracy = "" if metrics.get("accuracy") is None else f"; token accuracy {_pct(metrics['accuracy'])}%"
     return (f"<div><h3>{escape(split)}</h3><table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<small>percent; mode {escape(str(metrics.get('mode')))}, scheme {escape(str(metrics.get('scheme')))}"
-            f"{accuracy}{extra}</small></div>")
+            f"<small>percent; mode {escape(str(metrics.get('mode')))}{scheme}{accuracy}{extra}</small></div>")
 
 
 def partial_table_html(partial: dict) -> str:
@@ -187,7 +187,7 @@ def errors_section(records: list[dict], summary: dict, colours: dict, split: str
     out = [f"<h2 id='errors'>Errors ({escape(split)})</h2>",
            f"<p>{total:,} errors, most frequent kind first (gold → predicted label). Every error, with its "
            "sentence, is in <code>errors.jsonl</code>.</p>",
-           "<table><thead><tr><th>kind</th><th>count</th><th>share</th><th></th><th>most frequent</th></tr></thead>"
+           "<table><thead><tr><th>kind</th><th>count</th><th>share</th><th></th><th style='text-align:left'>most frequent</th></tr></thead>"
            f"<tbody>{''.join(rows)}</tbody></table>", legend_html(colours)]
     for kind, count in summary["by_kind"].items():
         examples = pick_examples(records, kind, EXAMPLES_PER_KIND)

@@ -45,7 +45,9 @@ def _figure(width: float, height: float, **subplots):
 
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, facecolor="white")
+    # a tight box: constrained layout can leave an axis label of a fixed-aspect image (the confusion
+    # matrix) just outside the canvas
+    figure.savefig(buffer, format="png", dpi=DPI, facecolor="white", bbox_inches="tight", pad_inches=0.2)
     return buffer.getvalue()
 
 
@@ -134,8 +136,8 @@ def confusion_png(labels: list[str], rows: dict, split: str) -> bytes | None:
         image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
         small = 12 if len(col_names) <= 8 else (10 if len(col_names) <= 14 else 8)
         for (i, j), count in np.ndenumerate(counts):
-            ax.text(j, i, f"{int(count):,}" if count else "·", ha="center", va="center", fontsize=small,
-                    color="white" if shares[i, j] > 0.6 else ("#222222" if count else "#aaaaaa"))
+            ax.text(j, i, f"{int(count):,}", ha="center", va="center", fontsize=small,
+                    color="white" if shares[i, j] > 0.6 else ("#222222" if count else "#b5b5b5"))
         ax.set_xticks(range(len(col_names)), col_names, rotation=45 if len(col_names) > 5 else 0,
                       ha="right" if len(col_names) > 5 else "center")
         ax.set_yticks(range(len(row_names)), row_names)
