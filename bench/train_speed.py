@@ -43,7 +43,7 @@ class Meter:
 
     def __init__(self) -> None:
         self.real = self.computed = self.steps = 0
-        self.eval_seconds = self.train_seconds = 0.0
+        self.eval_seconds = self.train_seconds = self.cpu_seconds = 0.0
         self.rss_mb = 0.0
 
     def install(self) -> None:
@@ -66,9 +66,10 @@ class Meter:
                 meter.eval_seconds += time.perf_counter() - started
 
         def timed_train(self, *args, **kwargs):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             output = train(self, *args, **kwargs)
             meter.train_seconds += time.perf_counter() - started
+            meter.cpu_seconds += time.process_time() - cpu
             meter.rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             return output
 
@@ -168,6 +169,7 @@ def worker(args) -> None:
     from transformers.utils import logging
 
     logging.set_verbosity_error()
+    logging.disable_progress_bar()
     meter = Meter()
     meter.install()
     settings = json.loads(args.settings)
@@ -183,6 +185,10 @@ def worker(args) -> None:
         "sentences": sentences, "train_seconds": round(meter.train_seconds, 2),
         "eval_seconds": round(meter.eval_seconds, 2), "steps": meter.steps,
         "sentences_per_second": sentences / meter.train_seconds,
+        # CPU time is what other people's jobs on a shared machine steal least from: sentences per
+        # second of all threads' CPU time, times the thread count (= wall-clock rate on an idle machine)
+        "cpu_seconds": round(meter.cpu_seconds, 1),
+        "sentences_per_cpu_second_x_threads": sentences * torch.get_num_threads() / meter.cpu_seconds,
         "real_tokens_per_second": meter.real / meter.train_seconds,
         "padded_fraction": 1 - meter.real / meter.computed,
         "peak_rss_mb": round(meter.rss_mb), "dev_f1": f1,
@@ -246,22 +252,25 @@ def _variant(text: str) -> tuple[str, dict]:
 
 
 def print_table(records: list[dict], peak: dict) -> None:
-    head = (f"{'engine':<16}{'sent/s':>8}{'real tok/s':>11}{'padded':>8}{'peak RSS':>10}{'dev F1':>8}"
+    head = (f"{'engine':<16}{'sent/s':>8}{'cpu-norm':>9}{'real tok/s':>11}{'padded':>8}{'peak RSS':>10}{'dev F1':>8}"
             f"{'train s':>9}{'eval s':>8}{'GFLOP/s':>9}{'(real)':>8}{'of peak':>9}")
     print(head)
     for r in records:
         bf16 = r.get("precision") == "bf16"
         share = r["gflops_computed"] / peak["bf16" if bf16 else "fp32"]
-        print(f"{r['engine']:<16}{r['sentences_per_second']:>8.1f}{r['real_tokens_per_second']:>11.0f}"
+        print(f"{r['engine']:<16}{r['sentences_per_second']:>8.1f}{r['sentences_per_cpu_second_x_threads']:>9.1f}"
+              f"{r['real_tokens_per_second']:>11.0f}"
               f"{r['padded_fraction']:>8.1%}{r['peak_rss_mb']:>8.0f}MB{r['dev_f1'] * 100:>8.2f}"
               f"{r['train_seconds']:>9.1f}{r['eval_seconds']:>8.1f}{r['gflops_computed']:>9.1f}"
               f"{r['gflops_real']:>8.1f}{share:>9.1%}")
     print(f"\nmatmul peak, 2 threads: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s "
-          f"('of peak': computed GFLOP/s over the peak of the engine's precision)")
+          f"('of peak': computed GFLOP/s over the peak of the engine's precision; "
+          f"'cpu-norm': sentences per CPU-second x threads, the rate an idle machine would give)")
     base = next((r for r in records if r["engine"] == "plain"), None)
     for r in records:
         if base is not None and r is not base:
-            print(f"{r['engine']} / plain: sentences/s {r['sentences_per_second'] / base['sentences_per_second']:.2f}x, "
+            print(f"{r['engine']} / plain: sentences/s {r['sentences_per_second'] / base['sentences_per_second']:.2f}x "
+                  f"(CPU-time normalised {r['sentences_per_cpu_second_x_threads'] / base['sentences_per_cpu_second_x_threads']:.2f}x), "
                   f"dev F1 {100 * (r['dev_f1'] - base['dev_f1']):+.2f} points, "
                   f"peak RSS {r['peak_rss_mb'] / base['peak_rss_mb']:.2f}x")
 

@@ -1,0 +1,116 @@
+"""--resume: a run SIGKILLed mid-epoch continues from its last checkpoint and ends exactly where an
+uninterrupted run with the same seed ends."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tokentune.cli.main import main
+from tokentune.errors import ConfigError
+
+# The killed run: training steps slowed down so the test can kill it between two checkpoints.
+SLOW_TRAIN = """
+import sys, time
+from transformers import Trainer
+step = Trainer.training_step
+def slow_step(self, *args, **kwargs):
+    time.sleep(float(sys.argv[1]))
+    return step(self, *args, **kwargs)
+Trainer.training_step = slow_step
+from tokentune.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _argv(tiny_data, tiny_base_model, output):
+    # 160 sentences / batch 8 = 20 steps per epoch, 40 in all; a checkpoint (and dev evaluation) every 5
+    return ["train", "--data", tiny_data, "--model", tiny_base_model, "--output", str(output), "--epochs", "2",
+            "--batch-size", "8", "--learning-rate", "5e-3", "--seed", "5", "--eval-steps", "5", "--quiet"]
+
+
+def _wait_for(path, process, timeout=240.0):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, f"no {path} after {timeout} s"
+        time.sleep(0.02)
+
+
+def _records(output):
+    return [json.loads(line) for line in open(os.path.join(output, "training_log.jsonl"))]
+
+
+def test_killed_run_resumes_to_the_same_result(tiny_data, tiny_base_model, tmp_path, capsys):
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    assert main(_argv(tiny_data, tiny_base_model, reference)) == 0
+    staging = tmp_path / ".resumed.partial"
+    process = subprocess.Popen([sys.executable, "-c", SLOW_TRAIN, "0.25", *_argv(tiny_data, tiny_base_model, resumed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(staging / "checkpoints" / "checkpoint-10" / "trainer_state.json", process)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert not resumed.exists() and staging.exists(), "an interrupted run leaves only its staging directory"
+    steps = [r["step"] for r in _records(staging) if "eval_f1" in r]
+    assert 10 in steps and max(steps) < 20, f"killed mid-epoch, after step 10's checkpoint: {steps}"
+
+    capsys.readouterr()
+    assert main([*_argv(tiny_data, tiny_base_model, resumed), "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "note: resumed from checkpoint-" in printed
+    ours, theirs = (json.load(open(d / "metrics.json")) for d in (resumed, reference))
+    for split in ("dev", "test"):
+        for key in ("precision", "recall", "f1", "accuracy"):
+            assert ours[split][key] == theirs[split][key], (split, key)
+    evals = [[(r["step"], r["eval_loss"], r["eval_f1"]) for r in _records(d) if "eval_f1" in r]
+             for d in (resumed, reference)]
+    assert [e[:1] for e in evals[0]] == [e[:1] for e in evals[1]] and len(evals[0]) == 8, "one log line per evaluation"
+    assert [e[2] for e in evals[0]] == [e[2] for e in evals[1]]
+    assert [e[1] for e in evals[0]] == pytest.approx([e[1] for e in evals[1]], rel=1e-5)
+    assert not staging.exists() and not (resumed / "checkpoints").exists()
+
+
+def test_resume_with_other_settings_is_refused(tiny_data, tiny_base_model, tmp_path):
+    from tokentune.training import train
+
+    staging = tmp_path / ".o.partial"
+    staging.mkdir()
+    (staging / "checkpoints" / "checkpoint-5").mkdir(parents=True)
+    for name in ("model.safetensors", "optimizer.pt", "scheduler.pt"):
+        (staging / "checkpoints" / "checkpoint-5" / name).write_text("x")
+    (staging / "checkpoints" / "checkpoint-5" / "trainer_state.json").write_text('{"epoch": 0.5}')
+    saved = {"data": tiny_data, "model": tiny_base_model, "output": str(tmp_path / "o"), "learning_rate": 1e-3}
+    from tokentune.config import TrainConfig
+
+    (staging / "tokentune_config.json").write_text(json.dumps(TrainConfig(**saved).to_dict()))
+    with pytest.raises(ConfigError, match=r"started with other settings: learning_rate 0.001 \(now 0.005\).*drop --resume"):
+        train(**{**saved, "learning_rate": 5e-3, "resume": True, "quiet": True})
+
+
+def test_resume_without_a_checkpoint_starts_over(tiny_data, tiny_base_model, tmp_path):
+    from tokentune.training import train
+
+    result = train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "o"), epochs=1, batch_size=16,
+                   max_train_samples=32, quiet=True, resume=True)
+    assert any("no complete checkpoint" in note and "training from the start" in note for note in result.notes)
+    assert (tmp_path / "o" / "model.safetensors").exists()
+
+
+def test_last_checkpoint_skips_a_half_written_one(tmp_path):
+    from tokentune.checkpoints import last_checkpoint
+
+    for step, complete in ((5, True), (10, True), (15, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        for name in ("model.safetensors", "optimizer.pt", "scheduler.pt"):
+            (folder / name).write_text("x")
+        (folder / "trainer_state.json").write_text('{"global_step": 1}' if complete else '{"global_')
+    assert last_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
+    assert last_checkpoint(str(tmp_path / "missing")) is None
