@@ -167,3 +167,17 @@ def test_python_api_report(tiny_model, tiny_data, tmp_path):
     assert json.load(open(tmp_path / "r" / "metrics.json"))["f1"] == metrics["f1"]
     plain = tokentune.evaluate(tiny_model.output_dir, tiny_data, split="dev", mode="strict")
     assert plain == metrics
+
+
+def test_report_files_are_readable_by_others(tiny_model, tiny_data, tmp_path):
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        tokentune.evaluate(tiny_model.output_dir, tiny_data, report=str(tmp_path / "r"))
+    finally:
+        os.umask(umask)
+    for path in [tmp_path / "r", tmp_path / "r" / "report.html", tmp_path / "r" / "plots" / "per_type_f1.png"]:
+        assert stat.S_IMODE(os.stat(path).st_mode) & 0o044 == 0o044, path
+    for name in ("report.html", "errors.jsonl"):
+        assert stat.S_IMODE(os.stat(os.path.join(tiny_model.output_dir, name)).st_mode) & 0o044 == 0o044

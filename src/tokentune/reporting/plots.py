@@ -61,7 +61,9 @@ def learning_curves_png(log_history: list[dict]) -> bytes | None:
     with _figure(9, 3.4 * panels + 0.4, nrows=panels, ncols=1, sharex=True, squeeze=False) as (figure, axes):
         loss_ax = axes[0][0]
         if train:
-            loss_ax.plot(*zip(*train), color="#1f77b4", linewidth=1.8, label="training loss")
+            # a short run logs the loss a few times only: a line through one point would not show
+            loss_ax.plot(*zip(*train), color="#1f77b4", linewidth=1.8, label="training loss",
+                         marker="o" if len(train) <= 40 else None, markersize=5)
         dev_loss = [(r["step"], r["eval_loss"]) for r in evals if r.get("eval_loss") is not None]
         if dev_loss:
             loss_ax.plot(*zip(*dev_loss), color="#d62728", marker="o", linewidth=1.8, label="dev loss")
@@ -106,7 +108,8 @@ def per_type_f1_png(metrics: dict, split: str) -> bytes | None:
         ax.barh(positions, scores, color=[colours[n] for n in names], edgecolor="#333333", height=0.7)
         for y, name in enumerate(names):
             row = per_type[name]
-            ax.text(row["f1"] + 0.01, y, f"{row['f1']:.3f}   support {row['support']:,}", va="center", fontsize=11)
+            ax.text(row["f1"] + 0.012, y, f"{row['f1']:.3f}   support {row['support']:,}", va="center", fontsize=11,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})  # readable over the micro line
         ax.axvline(metrics["f1"], color="#444444", linestyle="--", linewidth=1.2,
                    label=f"micro F1 {metrics['f1']:.3f}")
         ax.set_yticks(list(positions), names)

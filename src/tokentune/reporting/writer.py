@@ -110,6 +110,14 @@ def _write_bytes(path: str, data: bytes) -> None:
         raise
 
 
+def _share(path: str, directory: bool = False) -> None:
+    """Give a file the mode a plain open() would: mkstemp/mkdtemp make them private (0600/0700), and a
+    report is meant to be read by others (a web server, a colleague)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+
 def write_report_files(directory: str, report: Report, *, metrics: dict | None = None) -> list[str]:
     """Draw the plots and write every report file into ``directory``; returns the paths written."""
     from ..io import atomic_write_json, atomic_write_text
@@ -128,7 +136,10 @@ def write_report_files(directory: str, report: Report, *, metrics: dict | None =
         written.append(f"{PLOTS_DIR}/{name}")
     atomic_write_text(os.path.join(directory, HTML_FILE), render_report(report))
     written.append(HTML_FILE)
-    return [os.path.join(directory, name) for name in written]
+    paths = [os.path.join(directory, name) for name in written]
+    for path in paths:
+        _share(path)
+    return paths
 
 
 def read_log(path: str) -> list[dict]:
@@ -214,4 +225,5 @@ def write_evaluation_report(directory: str, metrics: dict, corpus, predictions, 
                     read_log(os.path.join(model_dir, "training_log.jsonl")), list(getattr(corpus, "notes", [])))
     with atomic_directory(directory, overwrite=True) as tmp:
         written = write_report_files(tmp, report, metrics=metrics)
+        _share(tmp, directory=True)
     return [os.path.join(directory, os.path.relpath(path, tmp)) for path in written]
