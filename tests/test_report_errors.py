@@ -124,8 +124,10 @@ def test_error_records_carry_the_sentence_and_both_sides():
 
 def test_examples_cover_several_label_pairs_and_prefer_short_sentences():
     records = [{"kind": "wrong_type", "gold": {"label": g}, "predicted": {"label": p}, "words": ["w"] * n,
-                "sentence": i} for i, (g, p, n) in enumerate(
-        [("ORG", "LOC", 5), ("ORG", "LOC", 5), ("ORG", "LOC", 100), ("PER", "ORG", 5), ("ORG", "LOC", 5)])]
+                "sentence": i, "text": t} for i, (g, p, n, t) in enumerate(
+        [("ORG", "LOC", 5, "a"), ("ORG", "LOC", 5, "b"), ("ORG", "LOC", 100, "c"), ("PER", "ORG", 5, "d"),
+         ("ORG", "LOC", 5, "e"), ("PER", "ORG", 5, "a")])]
     picked = pick_examples(records, "wrong_type", 3)
     assert [r["sentence"] for r in picked] == [0, 3, 1]
+    assert [r["sentence"] for r in pick_examples(records, "wrong_type", 9)] == [0, 3, 1, 4, 2]
     assert pick_examples(records, "missed") == []

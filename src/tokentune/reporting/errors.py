@@ -174,8 +174,11 @@ def pick_examples(records: Sequence[dict], kind: str, limit: int = 5, *, max_wor
     rank = {pair: i for i, (pair, _) in enumerate(pairs.most_common())}
     # round-robin over label pairs so that one frequent confusion does not hide the others
     seen: Counter = Counter()
-    ordered = []
+    ordered, shown = [], set()
     for r in sorted(of_kind, key=lambda r: (len(r["words"]) > max_words, r["sentence"])):
+        if r["text"] in shown:  # the same sentence twice (e.g. "Group C" headlines) teaches nothing new
+            continue
+        shown.add(r["text"])
         pair = ((r["gold"] or {}).get("label"), (r["predicted"] or {}).get("label"))
         ordered.append((seen[pair], rank[pair], len(ordered), r))
         seen[pair] += 1

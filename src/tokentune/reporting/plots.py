@@ -80,11 +80,13 @@ def learning_curves_png(log_history: list[dict]) -> bytes | None:
 def _dev_f1_panel(ax, evals: list[dict]) -> None:
     steps = [r["step"] for r in evals]
     f1 = [r["eval_f1"] for r in evals]
-    ax.plot(steps, f1, color="#2ca02c", marker="o", linewidth=2, label="dev F1")
-    for key, colour in (("eval_precision", "#9467bd"), ("eval_recall", "#8c564b")):
+    ax.plot(steps, f1, color="#2ca02c", marker="o", linewidth=2, label="dev F1", zorder=3)
+    few = len(evals) <= 20  # markers, or one evaluation (a one-epoch run) would draw nothing
+    for key, colour, marker in (("eval_precision", "#9467bd", "^"), ("eval_recall", "#8c564b", "v")):
         values = [r.get(key) for r in evals]
         if all(v is not None for v in values):
-            ax.plot(steps, values, color=colour, linewidth=1, linestyle="--", label=key[5:].replace("_", " "))
+            ax.plot(steps, values, color=colour, linewidth=1, linestyle="--", label=key[5:].replace("_", " "),
+                    marker=marker if few else None, markersize=6)
     best = max(range(len(f1)), key=f1.__getitem__)
     ax.annotate(f"best {f1[best]:.3f} (step {steps[best]})", (steps[best], f1[best]), textcoords="offset points",
                 xytext=(0, -22), ha="center", fontsize=11, color="#2ca02c")
@@ -109,16 +111,18 @@ def per_type_f1_png(metrics: dict, split: str) -> bytes | None:
         for y, name in enumerate(names):
             row = per_type[name]
             ax.text(row["f1"] + 0.012, y, f"{row['f1']:.3f}   support {row['support']:,}", va="center", fontsize=11,
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})  # readable over the micro line
-        ax.axvline(metrics["f1"], color="#444444", linestyle="--", linewidth=1.2,
-                   label=f"micro F1 {metrics['f1']:.3f}")
+                    zorder=4, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})  # over the micro line
+        ax.axvline(metrics["f1"], color="#444444", linestyle="--", linewidth=1.2, zorder=1)
+        # named at its top rather than in a legend, which would cover the labels of high bars
+        ax.annotate(f"micro F1 {metrics['f1']:.3f}", xy=(metrics["f1"], 1), xycoords=("data", "axes fraction"),
+                    xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=11,
+                    color="#444444")
         ax.set_yticks(list(positions), names)
         ax.invert_yaxis()  # the largest support on top, where the eye starts
         ax.set_xlim(0, 1.32)  # room for the labels right of a bar at 1.0
         ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
         ax.set_xlabel("F1 (entity level, exact match)")
-        ax.set_title(f"F1 by entity type ({split})")
-        ax.legend(loc="lower right")
+        ax.set_title(f"F1 by entity type ({split})", pad=22)
         ax.grid(axis="x", alpha=0.3)
         return _png(figure)
 
