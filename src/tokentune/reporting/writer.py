@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 from .. import __version__
@@ -96,31 +95,9 @@ class Report:
         return [(self.plots[name], *PLOTS[name]) for name in PLOTS if name in self.plots]
 
 
-def _write_bytes(path: str, data: bytes) -> None:
-    """Write to a temporary sibling and rename: a reader never sees half a file."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _share(path: str, directory: bool = False) -> None:
-    """Give a file the mode a plain open() would: mkstemp/mkdtemp make them private (0600/0700), and a
-    report is meant to be read by others (a web server, a colleague)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
-
-
 def write_report_files(directory: str, report: Report, *, metrics: dict | None = None) -> list[str]:
     """Draw the plots and write every report file into ``directory``; returns the paths written."""
-    from ..io import atomic_write_json, atomic_write_text
+    from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
     from .html import render_report
 
     report.draw_plots()
@@ -132,14 +109,11 @@ def write_report_files(directory: str, report: Report, *, metrics: dict | None =
     atomic_write_text(os.path.join(directory, ERRORS_FILE), "".join(lines))
     written.append(ERRORS_FILE)
     for name, png in report.plots.items():
-        _write_bytes(os.path.join(directory, PLOTS_DIR, name), png)
+        atomic_write_bytes(os.path.join(directory, PLOTS_DIR, name), png)
         written.append(f"{PLOTS_DIR}/{name}")
     atomic_write_text(os.path.join(directory, HTML_FILE), render_report(report))
     written.append(HTML_FILE)
-    paths = [os.path.join(directory, name) for name in written]
-    for path in paths:
-        _share(path)
-    return paths
+    return [os.path.join(directory, name) for name in written]
 
 
 def read_log(path: str) -> list[dict]:
@@ -225,5 +199,4 @@ def write_evaluation_report(directory: str, metrics: dict, corpus, predictions, 
                     read_log(os.path.join(model_dir, "training_log.jsonl")), list(getattr(corpus, "notes", [])))
     with atomic_directory(directory, overwrite=True) as tmp:
         written = write_report_files(tmp, report, metrics=metrics)
-        _share(tmp, directory=True)
     return [os.path.join(directory, os.path.relpath(path, tmp)) for path in written]
