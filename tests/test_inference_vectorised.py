@@ -140,3 +140,17 @@ def test_tokenizer_without_a_rust_backend_gives_the_same_probabilities(tokenizer
     other._backend = None  # as for a tokenizer that has no Rust backend
     for a, b in zip(fast.word_probabilities(sentences), other.word_probabilities(sentences)):
         np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lengths=st.lists(st.integers(1, 200), max_size=80), batch_size=st.integers(1, 40))
+def test_batches_cover_every_window_once_with_little_padding(tokenizer, lengths, batch_size):
+    tagger = Tagger(lambda i, m: None, tokenizer, ["O"], max_length=64, batch_size=batch_size)
+    lengths = np.array(lengths, dtype=np.int64)
+    batches = tagger._batches(lengths)
+    assert sorted(np.concatenate(batches).tolist() if batches else []) == list(range(len(lengths)))
+    for batch in batches:
+        sizes = lengths[batch]
+        assert 1 <= len(batch) <= batch_size and list(sizes) == sorted(sizes)
+        if len(batch) > 1:  # padding stays within 10% of the batch's tokens
+            assert len(batch) * sizes.max() - sizes.sum() <= 0.1 * len(batch) * sizes.max()

@@ -235,12 +235,27 @@ class Tagger:
         budget = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=False)
         pieces = self._pieces(sentences, offsets, budget)
         windows = self._windows(pieces, offsets, budget)
-        order = np.argsort(windows.hi - windows.lo, kind="stable")  # batches of similar length: little padding
-        for begin in range(0, len(order), self.batch_size):
-            chosen = order[begin:begin + self.batch_size]
+        for chosen in self._batches(windows.hi - windows.lo):
             probs = self.runner(*self._inputs(pieces, windows, chosen))
             self._store(pieces, windows, chosen, probs, result)
         return result, offsets
+
+    def _batches(self, lengths: np.ndarray, max_padding: float = 0.1) -> list[np.ndarray]:
+        """Windows in batches of up to ``batch_size``, sorted by length so that little padding is run
+        through the model; a batch also ends early before its padding would pass ``max_padding`` of its
+        tokens (one long window among short ones would otherwise multiply the work of its batch)."""
+        order = np.argsort(lengths, kind="stable")
+        sizes = lengths[order].tolist()
+        batches, begin, total = [], 0, 0
+        for end, size in enumerate(sizes):
+            count = end - begin
+            if count and (count == self.batch_size or (count + 1) * size - (total + size) > max_padding * (count + 1) * size):
+                batches.append(order[begin:end])
+                begin, total = end, 0
+            total += size
+        if begin < len(sizes):
+            batches.append(order[begin:])
+        return batches
 
     def _store(self, pieces: _Pieces, windows: _Windows, chosen: np.ndarray, probs: np.ndarray,
                target: np.ndarray) -> None:

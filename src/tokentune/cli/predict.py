@@ -295,10 +295,13 @@ def run(args: argparse.Namespace) -> int:
     from ._common import quiet_libraries
 
     quiet_libraries(True)  # transformers' weight-loading bar is noise next to ours
+    if args.input not in (None, "-") and not os.path.isfile(args.input):  # say so before loading the model
+        next(_lines(args.input))
     fmt = args.format or ("text" if args.texts else guess_format(args.input))
     items = read_items(args, fmt)
-    options = {"quantize": args.quantize, "onnx_file": args.onnx_file} if pick_backend(args) == "onnx" else {}
-    tagger = Tagger.from_pretrained(args.model_dir, backend=pick_backend(args), device=args.device,
+    backend = pick_backend(args)
+    options = {"quantize": args.quantize, "onnx_file": args.onnx_file} if backend == "onnx" else {}
+    tagger = Tagger.from_pretrained(args.model_dir, backend=backend, device=args.device,
                                     batch_size=args.batch_size, decoding=args.decode, aggregation=args.aggregation,
                                     stride=args.stride, max_length=args.max_length, **options)
     output, ok = _Output(args.output), False
@@ -319,5 +322,5 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         unit = "texts" if fmt == "text" else ("records" if fmt == "jsonl" else "sentences")
         print(f"tokentune predict: {count} {unit}, {words} words in {seconds:.2f} s "
-              f"({words / max(seconds, 1e-9):,.0f} words/s, backend {pick_backend(args)})", file=sys.stderr)
+              f"({words / max(seconds, 1e-9):,.0f} words/s, backend {backend})", file=sys.stderr)
     return 0
