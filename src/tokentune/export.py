@@ -201,8 +201,9 @@ def _onnx_logits(path: str, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _quantize(fp32_path: str, int8_path: str) -> None:
-    """Dynamic int8: weights stored as int8, activations quantized per batch at run time. Needs no
-    calibration data and keeps the embeddings and the classifier head's softmax in float."""
+    """Dynamic int8: weights stored as int8 per output channel, activations quantized per batch at run
+    time. Needs no calibration data; only MatMuls are quantized, so the embeddings, layer norms and
+    softmax stay in float (quantizing the embeddings too cost F1 and gained no speed on CoNLL-2003)."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
