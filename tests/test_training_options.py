@@ -94,3 +94,14 @@ def test_precision_auto_follows_the_hardware(monkeypatch):
     assert hardware.resolve_precision("bf16")[0] == "bf16"
     with pytest.raises(ConfigError, match="fp16 mixed precision needs a CUDA GPU.*--bf16"):
         hardware.resolve_precision("fp16")
+
+
+def test_batch_lengths_rounded_under_mixed_precision_only():
+    from tokentune.trainer_setup import pad_multiple
+
+    config = TrainConfig(data="x")
+    assert pad_multiple(config, "bf16", 512) == 8 and pad_multiple(config, "fp16", 512) == 8
+    assert pad_multiple(config, "fp32", 512) is None
+    assert pad_multiple(TrainConfig(data="x", pad_to_multiple_of=16), "fp32", 512) == 16
+    assert pad_multiple(TrainConfig(data="x", pad_to_multiple_of=1), "bf16", 512) is None
+    assert pad_multiple(config, "bf16", 100) is None, "padding must never pass the model's length limit"

@@ -51,6 +51,9 @@ class TrainConfig:
     group_by_length: bool = True  # batches of similar lengths: less padding, same examples per epoch
     precision: str = "auto"  # auto | fp32 | bf16 | fp16; auto = bf16 where the hardware has it, else fp32
     freeze_embeddings: bool = False  # don't train the word-embedding matrix (about half of MiniLM's weights)
+    # batch lengths rounded up to a multiple of this; None = 8 under bf16/fp16 (few distinct shapes: the
+    # CPU's bf16 kernels are compiled and cached per shape, GPUs' tensor cores want multiples of 8), else 1
+    pad_to_multiple_of: int | None = None
     # memory and robustness
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% slower
     auto_batch_size: bool = True  # on out-of-memory: halve the batch, double accumulation, start again
@@ -71,7 +74,8 @@ class TrainConfig:
                     "gradient_accumulation_steps": self.gradient_accumulation_steps,
                     "adam_epsilon": self.adam_epsilon, "logging_steps": self.logging_steps}
         positive["save_total_limit"] = self.save_total_limit
-        for name in ("max_train_samples", "max_eval_samples", "eval_steps", "max_length", "patience"):
+        for name in ("max_train_samples", "max_eval_samples", "eval_steps", "max_length", "patience",
+                     "pad_to_multiple_of"):
             if getattr(self, name) is not None:
                 positive[name] = getattr(self, name)
         for name, value in positive.items():
@@ -83,7 +87,7 @@ class TrainConfig:
             if not 0 <= value < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
         for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "save_total_limit", "patience",
-                     "eval_steps", "logging_steps"):
+                     "eval_steps", "logging_steps", "pad_to_multiple_of"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, int):
                 raise ConfigError(f"{name} must be a whole number, got {value!r}",

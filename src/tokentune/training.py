@@ -216,7 +216,8 @@ def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulati
     set_seed(config.seed)  # the new classification head is drawn from the global RNG: same seed, same head
     model = build_model(config.model, prep.labels)
     trainer = build_trainer(config, model, prep.tokenizer, prep.labels, prep.train_features, prep.dev_features,
-                            staging, prep.notes, precision=precision, batch_size=batch, accumulation=accumulation)
+                            staging, prep.notes, precision=precision, batch_size=batch, accumulation=accumulation,
+                            max_length=prep.max_length)
     if distributed.is_main():
         if checkpoint is None:  # a fresh start: the log of an earlier attempt is stale
             open(trainer.tokentune_log.path, "w").close()
