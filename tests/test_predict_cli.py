@@ -155,3 +155,15 @@ def test_onnx_backend_is_chosen_for_an_exported_directory(model_dir, tagger, cap
     assert _json_lines(out)[0]["entities"] == [e.to_dict() for e in tagger.predict_text(text)]
     code, out, err = _run(capsys, str(output), "--quantize", "int8", text)
     assert code == 0 and [e["text"] for e in _json_lines(out)[0]["entities"]] == ["Alice", "Bob", "Paris"]
+
+
+def test_threads_option(model_dir, tagger, capsys, monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)  # keep the test process's own setting
+    code, out, _ = _run(capsys, model_dir, "Alice met Bob", "--threads", "1", "-q")
+    assert code == 0 and calls == [1]
+    assert _json_lines(out)[0]["entities"] == [e.to_dict() for e in tagger.predict_text("Alice met Bob")]
+    code, _, err = _run(capsys, model_dir, "x", "--threads", "0")
+    assert code == 2 and "--threads" in err
