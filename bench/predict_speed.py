@@ -36,6 +36,7 @@ CONLL_TEST = os.path.join(SHARED, "conll2003", "test.txt")
 WNUT_TEST = os.path.join(SHARED, "wnut17", "test.conll")
 DEFAULT_MODEL = os.path.join(ROOT, "runs", "conll2003-minilm")
 PIPELINE_BATCH_SIZES = (1, 8, 32, 64)
+ENGINES = [f"pipeline-{b}" for b in PIPELINE_BATCH_SIZES] + ["torch", "onnx-fp32", "onnx-int8"]
 
 
 def raw_texts(path: str, limit: int | None = None):
@@ -169,7 +170,7 @@ def _child(args, engine: str, **extra) -> dict:
 
 
 def report(speed: list[dict], labels: dict, decoding: list[dict], export_seconds: float) -> str:
-    pipelines = [r for r in speed if r["engine"].startswith("pipeline-")]
+    pipelines = [r for r in speed if r["engine"].startswith("pipeline-")] or speed
     best = max(pipelines, key=lambda r: r["words_per_second"])
     cpu_best = max(pipelines, key=lambda r: r["words_per_cpu_second"])
     lines = ["| engine | words/s | x best pipeline | words per CPU second | x best pipeline | entity F1 | peak RSS (MB) |",
@@ -181,11 +182,15 @@ def report(speed: list[dict], labels: dict, decoding: list[dict], export_seconds
                      f"{r['words_per_cpu_second'] / cpu_best['words_per_cpu_second']:.2f} | {100 * r['f1']:.2f} | "
                      f"{r['peak_rss_mb']:,.0f} |")
     by_engine = {r["engine"]: r for r in speed}
-    lines += ["", f"{speed[0]['words']:,} words; ONNX export (fp32 + int8) took {export_seconds:.0f} s.",
-              f"int8 F1 - fp32 F1: {100 * (by_engine['onnx-int8']['f1'] - by_engine['onnx-fp32']['f1']):+.2f} points.",
-              f"Labels differing on the pre-tokenised test set ({labels['labels']:,} words): torch vs ONNX fp32 "
-              f"{labels['torch_vs_fp32']}, ONNX fp32 vs int8 {labels['fp32_vs_int8']}.", "",
-              "| data | F1 Viterbi | F1 argmax | change (points) |", "|---|---:|---:|---:|"]
+    lines += ["", f"{speed[0]['words']:,} words; ONNX export (fp32 + int8) took {export_seconds:.0f} s."]
+    if {"onnx-int8", "onnx-fp32"} <= set(by_engine):
+        lines.append(f"int8 F1 - fp32 F1: {100 * (by_engine['onnx-int8']['f1'] - by_engine['onnx-fp32']['f1']):+.2f} points.")
+    if labels:
+        lines.append(f"Labels differing on the pre-tokenised test set ({labels['labels']:,} words): torch vs ONNX "
+                     f"fp32 {labels['torch_vs_fp32']}, ONNX fp32 vs int8 {labels['fp32_vs_int8']}.")
+    if not decoding:
+        return "\n".join(lines)
+    lines += ["", "| data | F1 Viterbi | F1 argmax | change (points) |", "|---|---:|---:|---:|"]
     for r in decoding:
         lines.append(f"| {os.path.relpath(r['data'], ROOT)} | {100 * r['viterbi_f1']:.2f} | "
                      f"{100 * r['argmax_f1']:.2f} | {r['change_points']:+.2f} |")
@@ -216,6 +221,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, help="threads for every engine (default: each library's own, "
                                                     "= physical cores); 1 makes CPU time a fair measure on a busy machine")
     parser.add_argument("--json", metavar="FILE", help="also write every figure here")
+    parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {','.join(ENGINES)}")
+    parser.add_argument("--speed-only", action="store_true", help="skip the label and decoding comparisons")
     args = parser.parse_args()
     args.model = args.model or args.model_dir or DEFAULT_MODEL
     if args.engine:
@@ -228,12 +235,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="predict-speed-") as tmp:
         args.onnx_dir = args.onnx_dir or os.path.join(tmp, "onnx")
         export_seconds = _export(args)
-        engines = [f"pipeline-{b}" for b in PIPELINE_BATCH_SIZES] + ["torch", "onnx-fp32", "onnx-int8"]
-        speed = [_child(args, engine) for engine in engines]
-        labels = _child(args, "labels")
-        decoding = [_child(args, "decoding")]
-        if args.wnut_model:
-            decoding.append(_child(args, "decoding", model=args.wnut_model, data=args.wnut_data))
+        speed = [_child(args, engine) for engine in args.engines.split(",")]
+        labels, decoding = {}, []
+        if not args.speed_only:
+            labels = _child(args, "labels")
+            decoding = [_child(args, "decoding")]
+            if args.wnut_model:
+                decoding.append(_child(args, "decoding", model=args.wnut_model, data=args.wnut_data))
     text = report(speed, labels, decoding, export_seconds)
     print(text)
     if args.json:
