@@ -131,31 +131,31 @@ def onnx_runner(model_dir: str, device: str | None = None, *, quantize: str | No
         raise ModelError(f"{path} takes inputs {sorted(names)}, not input_ids and attention_mask",
                          fix="export the model with `tokentune export`")
     extra = names - {"input_ids", "attention_mask"}  # e.g. token_type_ids from other exporters
+    output = session.get_outputs()[0].name  # "logits" from tokentune; other exporters name it otherwise
 
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         feed.update({name: np.zeros_like(input_ids) for name in extra})
-        (logits,) = session.run(["logits"], feed)
+        (logits,) = session.run([output], feed)
         return softmax(logits.astype(np.float32, copy=False))
 
     return run, config
 
 
-class _LogitsOnly:
-    """Wraps a transformers model so the traced graph has two inputs and one output, ``logits``."""
+def _logits_only(model):
+    """The model wrapped so the traced graph has two inputs and one output, ``logits`` (a transformers
+    model returns a dict-like output and takes optional inputs the exporter would trace as constants)."""
+    import torch
 
-    def __new__(cls, model):
-        import torch
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
 
-        class Wrapper(torch.nn.Module):
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
 
-            def forward(self, input_ids, attention_mask):
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
-
-        return Wrapper(model).eval()
+    return LogitsOnly(model).eval()
 
 
 def _check_batch(tokenizer, batch: int, extra: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +181,7 @@ def _trace(model, tokenizer, path: str, opset: int) -> None:
         # the TorchScript exporter warns that it is deprecated and that python conditions are traced
         # as constants; the check against torch on another shape below is what proves the graph right
         warnings.simplefilter("ignore")
-        torch.onnx.export(_LogitsOnly(model), (torch.from_numpy(ids), torch.from_numpy(mask)), path,
+        torch.onnx.export(_logits_only(model), (torch.from_numpy(ids), torch.from_numpy(mask)), path,
                           input_names=["input_ids", "attention_mask"], output_names=["logits"],
                           dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True, dynamo=False)
 

@@ -16,6 +16,11 @@ The format is guessed from the input's name (.jsonl/.ndjson/.json -> jsonl; .con
 .bio/.tsv -> conll; a .txt file whose first line is ``-DOCSTART-`` -> conll; else text). The backend
 is torch unless ``--backend onnx``, ``--quantize`` or ``--onnx-file`` is given, or the directory has an
 exported ``model.onnx`` and no torch weights (a directory written by ``tokentune export --output``).
+A normal model directory serves ``--backend onnx`` too once ``tokentune export MODEL_DIR`` (no
+``--output``) has added ``model.onnx`` to it; without one it is a user error that says so.
+
+A progress bar (words) goes to stderr when it is a terminal, and a last line with the throughput in
+words/s unless ``--quiet``.
 """
 from __future__ import annotations
 
