@@ -170,6 +170,8 @@ def worker(args) -> None:
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     meter = Meter()
     meter.install()
     settings = json.loads(args.settings)
@@ -201,11 +203,11 @@ def worker(args) -> None:
 
 # ---------------------------------------------------------------- the parent: peak, engines, table
 
-def matmul_peak(size: int = 2048, repeats: int = 5) -> dict:
-    """GFLOP/s of a square fp32 and bf16 matrix product with 2 threads (best of ``repeats``)."""
+def matmul_peak(threads: int, size: int = 2048, repeats: int = 5) -> dict:
+    """GFLOP/s of a square fp32 and bf16 matrix product with ``threads`` threads (best of ``repeats``)."""
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     peak = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
@@ -226,7 +228,7 @@ def run_engine(args, name: str, engine: str, settings: dict) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--worker", engine, "--name", name, "--worker-out", out,
                "--settings", json.dumps(settings), "--data", args.data, "--epochs", str(args.epochs),
                "--learning-rate", str(args.learning_rate), "--batch-size", str(args.batch_size),
-               "--seed", str(args.seed)]
+               "--seed", str(args.seed), "--threads", str(args.threads)]
     if args.train_samples:
         command += ["--train-samples", str(args.train_samples)]
     print(f"running {name} ...", file=sys.stderr, flush=True)
@@ -263,7 +265,7 @@ def print_table(records: list[dict], peak: dict) -> None:
               f"{r['padded_fraction']:>8.1%}{r['peak_rss_mb']:>8.0f}MB{r['dev_f1'] * 100:>8.2f}"
               f"{r['train_seconds']:>9.1f}{r['eval_seconds']:>8.1f}{r['gflops_computed']:>9.1f}"
               f"{r['gflops_real']:>8.1f}{share:>9.1%}")
-    print(f"\nmatmul peak, 2 threads: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s "
+    print(f"\nmatmul peak, {records[0]['threads']} thread(s): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s "
           f"('of peak': computed GFLOP/s over the peak of the engine's precision; "
           f"'cpu-norm': sentences per CPU-second x threads, the rate an idle machine would give)")
     base = next((r for r in records if r["engine"] == "plain"), None)
@@ -286,6 +288,7 @@ def main() -> None:
     parser.add_argument("--engines", default="plain,tokentune", help="comma-separated: plain, tokentune")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:key=value,...",
                         help="an extra tokentune run with these TrainConfig settings, e.g. fp32:precision=fp32")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for every engine and the peak")
     parser.add_argument("--json", help="write the records and the peak here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -295,7 +298,7 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    peak = matmul_peak()
+    peak = matmul_peak(args.threads)
     runs = [(engine, engine, {}) for engine in args.engines.split(",") if engine]
     runs += [(name, "tokentune", settings) for name, settings in map(_variant, args.variant)]
     records = [run_engine(args, name, engine, settings) for name, engine, settings in runs]

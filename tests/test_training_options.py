@@ -105,3 +105,35 @@ def test_batch_lengths_rounded_under_mixed_precision_only():
     assert pad_multiple(TrainConfig(data="x", pad_to_multiple_of=16), "fp32", 512) == 16
     assert pad_multiple(TrainConfig(data="x", pad_to_multiple_of=1), "bf16", 512) is None
     assert pad_multiple(config, "bf16", 100) is None, "padding must never pass the model's length limit"
+
+
+def test_token_weighted_loss_does_not_depend_on_how_a_step_is_split(tiny_data, tiny_base_model, tmp_path):
+    """Batch 8 in one go and batch 4 with accumulation 2 give the same step: every labelled token
+    weighs 1 / (labelled tokens per step on average), whatever batch it sits in."""
+    import torch
+    from transformers import DataCollatorForTokenClassification
+
+    from tokentune.modeling import build_model, load_tokenizer
+    from tokentune.trainer_setup import build_trainer
+    from tokentune.training import _prepare
+
+    def loss_of(batch_size, accumulation, rows):
+        config = TrainConfig(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "o"), quiet=True,
+                             batch_size=batch_size, gradient_accumulation_steps=accumulation, precision="fp32")
+        prep = _prepare(config)
+        torch.manual_seed(0)
+        model = build_model(tiny_base_model, prep.labels)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        trainer = build_trainer(config, model, prep.tokenizer, prep.labels, prep.train_features, None,
+                                str(tmp_path), [])
+        trainer.current_gradient_accumulation_steps = accumulation
+        collate = DataCollatorForTokenClassification(load_tokenizer(tiny_base_model))
+        model.train()
+        return sum(float(trainer.compute_loss(model, collate(prep.train_features[a:b]))) for a, b in rows), trainer
+
+    whole, trainer = loss_of(8, 1, [(0, 8)])
+    halves, other = loss_of(4, 2, [(0, 4), (4, 8)])
+    assert trainer.tokens_per_step == pytest.approx(other.tokens_per_step)
+    assert whole == pytest.approx(halves, rel=1e-5)

@@ -54,6 +54,8 @@ class TrainConfig:
     # batch lengths rounded up to a multiple of this; None = 8 under bf16/fp16 (few distinct shapes: the
     # CPU's bf16 kernels are compiled and cached per shape, GPUs' tensor cores want multiples of 8), else 1
     pad_to_multiple_of: int | None = None
+    # every labelled sub-token weighs the same in the loss (not every batch): see trainer_setup.compute_loss
+    token_weighted_loss: bool = True
     # memory and robustness
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% slower
     auto_batch_size: bool = True  # on out-of-memory: halve the batch, double accumulation, start again

@@ -120,13 +120,17 @@ class JsonLinesLog:
 
 
 def _trainer_class():
-    """transformers.Trainer with tokentune's samplers (a function, so importing this module stays light)."""
+    """transformers.Trainer with tokentune's samplers and loss (a function, so importing this module
+    stays light)."""
+    import torch.nn.functional as F
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
 
     from .batching import LengthGroupedSampler
 
     class TokentuneTrainer(Trainer):
+        tokens_per_step: float | None = None  # set by build_trainer when the loss is token-weighted
+
         def _get_train_sampler(self, train_dataset=None):
             dataset = train_dataset if train_dataset is not None else self.train_dataset
             if self.args.train_sampling_strategy != "group_by_length":
@@ -141,7 +145,34 @@ def _trainer_class():
                 return SequentialSampler(eval_dataset)
             return None  # distributed: accelerate shards the sequential batches over the ranks
 
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """Cross-entropy over labelled sub-tokens, scaled here for accumulation and processes.
+
+            Token-weighted (default): the sum over the micro-batch divided by the labelled tokens an
+            optimizer step holds on average, so every token weighs the same whatever its batch; a
+            batch mean would give a batch of 16 short headlines the pull of 16 long sentences, which
+            length-grouped batches make common. Otherwise: the batch mean, averaged over accumulation.
+            (transformers takes models with ``**kwargs`` to scale their own loss; BERT's doesn't.)
+            """
+            labels = inputs["labels"]
+            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+            logits = outputs.logits.float().view(-1, outputs.logits.shape[-1])
+            if model.training and self.tokens_per_step:
+                loss = F.cross_entropy(logits, labels.view(-1), ignore_index=IGNORE, reduction="sum")
+                loss = loss / self.tokens_per_step
+            else:
+                loss = F.cross_entropy(logits, labels.view(-1), ignore_index=IGNORE)
+                if model.training:
+                    loss = loss / self.current_gradient_accumulation_steps
+            return (loss, outputs) if return_outputs else loss
+
     return TokentuneTrainer
+
+
+def tokens_per_step(train_features: list[dict], batch_size: int, accumulation: int) -> float:
+    """Labelled sub-tokens in one process's share of an optimizer step, on average over the data."""
+    labelled = sum(sum(1 for label in f["labels"] if label != IGNORE) for f in train_features)
+    return max(1.0, labelled / max(1, len(train_features)) * batch_size * accumulation)
 
 
 def build_trainer(config, model, tokenizer, labels, train_features, dev_features, staging, notes, *,
@@ -170,6 +201,11 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
         callbacks=callbacks,
     )
     trainer.tokentune_log = log
+    # the loss above is already scaled for accumulation and processes; no per-step token count needed
+    trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = True, False
+    if config.token_weighted_loss:
+        trainer.tokens_per_step = tokens_per_step(train_features, args.per_device_train_batch_size,
+                                                  args.gradient_accumulation_steps)
     if config.quiet:
         from transformers.trainer_callback import PrinterCallback
 

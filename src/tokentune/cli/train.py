@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="bf16 mixed precision (GPUs from Ampere on; CPUs with AVX512-BF16/AMX)")
     speed.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
                        help="fp16 mixed precision with loss scaling (CUDA GPUs)")
+    speed.add_argument("--batch-mean-loss", dest="token_weighted_loss", action="store_const", const=False,
+                       help="mean loss per batch instead of the same weight for every labelled token")
     speed.add_argument("--pad-to-multiple-of", type=int, metavar="N",
                        help="round batch lengths up to a multiple of N (default: 8 under bf16/fp16, else 1)")
     speed.add_argument("--freeze-embeddings", action="store_const", const=True,
