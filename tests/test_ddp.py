@@ -27,6 +27,7 @@ def test_two_processes_train_one_whole_model(tiny_data, tiny_base_model, tmp_pat
     assert "checkpoints" not in files and not any(n.startswith(".") for n in os.listdir(tmp_path))
     metrics = json.load(open(out / "metrics.json"))
     assert metrics["test"]["f1"] > 0.3, metrics["test"]
+    assert (metrics["training"]["effective_batch_size"], metrics["training"]["processes"]) == (16, 2)
     evaluations = [json.loads(line) for line in open(out / "training_log.jsonl") if "eval_f1" in line]
     assert len(evaluations) == 2, "one log line per evaluation, written by rank 0 only"
     # 160 sentences / (8 x 2 processes) = 10 optimizer steps per epoch

@@ -97,3 +97,4 @@ def test_metrics_file_reports_the_run(tiny_model):
     assert any(n.startswith("effective batch size 8 = 8 per device x 1 device(s) x 1") for n in metrics["notes"])
     assert any(n.startswith("precision: ") for n in metrics["notes"])
     assert tiny_model.run["effective_batch_size"] == 8 and tiny_model.run["processes"] == 1
+    assert metrics["training"]["effective_batch_size"] == 8 and metrics["training"]["optimizer_steps"] == 80

@@ -1,9 +1,10 @@
 """What the machine offers for training: the device, bf16 support, and the precision ``auto`` picks.
 
-``precision: auto`` chooses bf16 autocast only where bench/train_speed.py measured it to pay: CUDA GPUs
-with bf16 (Ampere and later) and CPUs with AMX-BF16 (Sapphire Rapids and later), where bf16 matrix
-products run on the AMX tiles at about 3x the fp32 rate. CPUs with only AVX512-BF16 convert to and from
-bf16 on the vector units; that was not measured to help, so ``auto`` keeps fp32 there (``--bf16`` forces it).
+``precision: auto`` chooses bf16 autocast where it pays: CUDA GPUs with bf16 (Ampere and later, the
+usual practice) and CPUs with AMX-BF16 (Sapphire Rapids and later), where bench/train_speed.py measured
+bf16 matrix products at about 3x the fp32 rate and training 1.5x faster at the same dev F1
+(docs/benchmarks.md, "Training"). CPUs with AVX512-BF16 but no AMX run bf16 on the vector units; no
+such machine was measured, so ``auto`` keeps fp32 there (``--bf16`` forces bf16).
 """
 from __future__ import annotations
 

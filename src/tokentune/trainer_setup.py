@@ -255,6 +255,7 @@ def write_outputs(staging, trainer, tokenizer, config, result, splits) -> None:
     atomic_write_json(os.path.join(staging, "tokentune_config.json"), config.to_dict())
     summary = {**result.metrics, "train_seconds": round(result.train_seconds, 1),
                "train_sentences_per_second": round(result.train_sentences_per_second, 2),
+               "training": result.run,  # precision, per-device and effective batch size, processes, steps
                "notes": result.notes}
     atomic_write_json(os.path.join(staging, "metrics.json"), summary)
     card = model_card(config, base_model_name(config.model), result.metrics, result.log_history, splits)

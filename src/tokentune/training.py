@@ -118,7 +118,8 @@ def _prepare(config: TrainConfig) -> _Prepared:
     return _Prepared(splits, labels, tokenizer, max_length, train_features, dev_features, notes)
 
 
-def _staging_dir(output: str, *, overwrite: bool, resume: bool = False) -> tuple[str, str]:
+def _staging_dir(output: str, *, overwrite: bool, resume: bool = False,
+                 notes: list[str] | None = None) -> tuple[str, str]:
     """The final directory and its ``.NAME.partial`` staging sibling, made by rank 0 only."""
     final = os.path.abspath(output)
     if os.path.exists(final) and not overwrite:
@@ -129,6 +130,8 @@ def _staging_dir(output: str, *, overwrite: bool, resume: bool = False) -> tuple
         if main:
             if os.path.exists(staging) and not resume:
                 shutil.rmtree(staging)
+                if notes is not None:
+                    notes.append(f"removed {staging}, left by an interrupted run (--resume continues one)")
             os.makedirs(staging, exist_ok=True)
     return final, staging
 
@@ -256,7 +259,8 @@ def train(config: TrainConfig | None = None, **settings) -> TrainResult:
     prep = _prepare(config)
     precision, precision_note = resolve_precision(config.precision)
     prep.notes.append(precision_note)
-    final, staging = _staging_dir(config.output, overwrite=config.overwrite, resume=config.resume)
+    final, staging = _staging_dir(config.output, overwrite=config.overwrite, resume=config.resume,
+                                  notes=prep.notes)
     config, checkpoint = _start_or_resume(config, staging, prep.notes)
     start_epoch = trained_epochs(checkpoint)
     trainer, seconds = _fit(config, prep, staging, precision, checkpoint)
