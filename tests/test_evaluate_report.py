@@ -181,3 +181,33 @@ def test_report_files_are_readable_by_others(tiny_model, tiny_data, tmp_path):
         assert stat.S_IMODE(os.stat(path).st_mode) & 0o044 == 0o044, path
     for name in ("report.html", "errors.jsonl"):
         assert stat.S_IMODE(os.stat(os.path.join(tiny_model.output_dir, name)).st_mode) & 0o044 == 0o044
+
+
+class _FixedTagger:
+    """Stands in for a Tagger: returns the given spans for every sentence (IOB2-trained, as tokentune's)."""
+
+    def __init__(self, spans):
+        from tokentune.schemes import get_scheme
+
+        self.scheme, self.spans = get_scheme("IOB2"), spans
+
+    def predict_token_batches(self, sentences):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(words=list(words), spans=self.spans) for words in sentences]
+
+
+def test_token_accuracy_is_computed_in_the_data_s_own_scheme(tmp_path):
+    from tokentune.data import read_corpus
+    from tokentune.evaluation import evaluate_corpus
+
+    path = tmp_path / "iob1.txt"
+    path.write_text("Mr NNP B-NP O\nSmith NNP I-NP I-PER\n\n")
+    corpus = read_corpus(str(path), scheme="IOB1")
+    # the prediction takes "Mr" into the name: IOB1 tags I-PER I-PER (1 of 2 right), IOB2 B-PER I-PER (0 of 2)
+    scores = evaluate_corpus(_FixedTagger([("PER", 0, 2)]), corpus)
+    assert (scores["accuracy"], scores["accuracy_scheme"]) == (0.5, "IOB1")
+    assert scores["f1"] == 0.0 and scores["scheme"] == "IOB2"
+    path.write_text("Mr NNP B-NP O\nSmith NNP I-NP B-PER\n\n")
+    scores = evaluate_corpus(_FixedTagger([("PER", 0, 2)]), read_corpus(str(path), scheme="IOB2"))
+    assert (scores["accuracy"], scores["accuracy_scheme"]) == (0.0, "IOB2")

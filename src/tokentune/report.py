@@ -47,7 +47,8 @@ def metrics_table(metrics: dict) -> str:
         if row:
             lines.append(f"{label:<16}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{support:>10}")
     if metrics.get("accuracy") is not None:
-        lines.append(f"token accuracy: {metrics['accuracy']:.4f}")
+        on = f" ({metrics['accuracy_scheme']} tags)" if metrics.get("accuracy_scheme") not in (None, "PLAIN") else ""
+        lines.append(f"token accuracy{on}: {metrics['accuracy']:.4f}")
     return "\n".join(lines)
 
 
