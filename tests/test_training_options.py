@@ -35,6 +35,21 @@ def test_grouped_batches_carry_little_padding_and_longest_comes_first():
     assert len(order) % 16 == len(lengths) % 16
 
 
+def test_fewer_batches_per_length_group_trade_padding_for_variety():
+    lengths = _lengths()
+    padding = {}
+    for megabatch in (1, 8, 50):
+        order = length_grouped_order(lengths, 16, seed=0, megabatch=megabatch)
+        assert sorted(order) == list(range(len(lengths)))
+        real, padded = padding_stats(lengths, order, 16)
+        padding[megabatch] = 1 - real / padded
+    assert padding[1] > padding[8] > padding[50], padding
+    sampler = LengthGroupedSampler(lengths, 16, seed=0, megabatch=8)
+    assert list(sampler) == length_grouped_order(lengths, 16, seed=0, megabatch=8)
+    with pytest.raises(ConfigError, match="length_group_batches must be a positive number"):
+        TrainConfig(data="x", length_group_batches=0)
+
+
 def test_sampler_changes_order_each_epoch_and_repeats_it():
     sampler = LengthGroupedSampler(_lengths(200), 8, seed=1)
     first = list(sampler)

@@ -98,3 +98,13 @@ def test_metrics_file_reports_the_run(tiny_model):
     assert any(n.startswith("precision: ") for n in metrics["notes"])
     assert tiny_model.run["effective_batch_size"] == 8 and tiny_model.run["processes"] == 1
     assert metrics["training"]["effective_batch_size"] == 8 and metrics["training"]["optimizer_steps"] == 80
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_and_saves_a_plain_model(tiny_data, tiny_base_model, tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    result = _train(tiny_data, tiny_base_model, tmp_path / "c", epochs=1, torch_compile=True)
+    assert result.metrics["dev"]["f1"] >= 0.0 and result.run["optimizer_steps"] == 8  # 64 sentences / 8
+    names = AutoModelForTokenClassification.from_pretrained(tmp_path / "c").state_dict().keys()
+    assert not any("_orig_mod" in name for name in names), "the compiled wrapper must not leak into the weights"

@@ -15,7 +15,8 @@ from typing import Iterator, Sequence
 MEGABATCH = 50  # batches sorted together: enough for little padding, few enough to stay random
 
 
-def length_grouped_order(lengths: Sequence[int], batch_size: int, seed: int) -> list[int]:
+def length_grouped_order(lengths: Sequence[int], batch_size: int, seed: int,
+                         megabatch: int = MEGABATCH) -> list[int]:
     """Example indices such that each run of ``batch_size`` holds examples of similar lengths.
 
     The examples are shuffled, cut into megabatches of ``MEGABATCH`` batches, sorted by length inside
@@ -26,7 +27,7 @@ def length_grouped_order(lengths: Sequence[int], batch_size: int, seed: int) -> 
 
     generator = torch.Generator().manual_seed(seed)
     indices = torch.randperm(len(lengths), generator=generator).tolist()
-    size = max(1, min(MEGABATCH, len(lengths) // (batch_size * 4))) * batch_size
+    size = max(1, min(megabatch, len(lengths) // (batch_size * 4))) * batch_size
     batches: list[list[int]] = []
     for start in range(0, len(indices), size):
         mega = sorted(indices[start:start + size], key=lambda i: lengths[i], reverse=True)
@@ -46,8 +47,9 @@ class LengthGroupedSampler:
     """A torch Sampler of :func:`length_grouped_order` with ``set_epoch``, which the Trainer (through
     accelerate's data loader) calls at the start of each epoch."""
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, megabatch: int = MEGABATCH) -> None:
         self.lengths = list(lengths)
+        self.megabatch = megabatch
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
@@ -60,7 +62,8 @@ class LengthGroupedSampler:
 
     def __iter__(self) -> Iterator[int]:
         # a large odd multiplier keeps (seed, epoch) pairs from colliding for nearby seeds
-        return iter(length_grouped_order(self.lengths, self.batch_size, self.seed + 1_000_003 * self.epoch))
+        return iter(length_grouped_order(self.lengths, self.batch_size, self.seed + 1_000_003 * self.epoch,
+                                         self.megabatch))
 
 
 def padding_stats(lengths: Sequence[int], order: Sequence[int], batch_size: int) -> tuple[int, int]:

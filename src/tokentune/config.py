@@ -49,8 +49,10 @@ class TrainConfig:
     logging_steps: int = 50
     # speed (each one measured in bench/train_speed.py; docs/benchmarks.md "Training")
     group_by_length: bool = True  # batches of similar lengths: less padding, same examples per epoch
+    length_group_batches: int = 50  # batches whose examples are sorted by length together (more: less padding)
     precision: str = "auto"  # auto | fp32 | bf16 | fp16; auto = bf16 where the hardware has it, else fp32
     freeze_embeddings: bool = False  # don't train the word-embedding matrix (about half of MiniLM's weights)
+    torch_compile: bool = False  # torch.compile the model (compiling costs minutes; see docs/benchmarks.md)
     # batch lengths rounded up to a multiple of this; None = 8 under bf16/fp16 (few distinct shapes: the
     # CPU's bf16 kernels are compiled and cached per shape, GPUs' tensor cores want multiples of 8), else 1
     pad_to_multiple_of: int | None = None
@@ -76,6 +78,7 @@ class TrainConfig:
                     "gradient_accumulation_steps": self.gradient_accumulation_steps,
                     "adam_epsilon": self.adam_epsilon, "logging_steps": self.logging_steps}
         positive["save_total_limit"] = self.save_total_limit
+        positive["length_group_batches"] = self.length_group_batches
         for name in ("max_train_samples", "max_eval_samples", "eval_steps", "max_length", "patience",
                      "pad_to_multiple_of"):
             if getattr(self, name) is not None:
@@ -89,7 +92,7 @@ class TrainConfig:
             if not 0 <= value < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
         for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "save_total_limit", "patience",
-                     "eval_steps", "logging_steps", "pad_to_multiple_of"):
+                     "eval_steps", "logging_steps", "pad_to_multiple_of", "length_group_batches"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, int):
                 raise ConfigError(f"{name} must be a whole number, got {value!r}",

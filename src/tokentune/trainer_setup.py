@@ -40,6 +40,7 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
         lr_scheduler_type=config.lr_scheduler,
         gradient_accumulation_steps=accumulation or config.gradient_accumulation_steps,
         activation_checkpointing=config.gradient_checkpointing,
+        torch_compile=config.torch_compile,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         seed=config.seed,
@@ -130,13 +131,14 @@ def _trainer_class():
 
     class TokentuneTrainer(Trainer):
         tokens_per_step: float | None = None  # set by build_trainer when the loss is token-weighted
+        length_group_batches: int = 50  # set by build_trainer from the config
 
         def _get_train_sampler(self, train_dataset=None):
             dataset = train_dataset if train_dataset is not None else self.train_dataset
             if self.args.train_sampling_strategy != "group_by_length":
                 return super()._get_train_sampler(train_dataset)
             lengths = [len(feature["input_ids"]) for feature in dataset]
-            return LengthGroupedSampler(lengths, self._train_batch_size, self.args.seed)
+            return LengthGroupedSampler(lengths, self._train_batch_size, self.args.seed, self.length_group_batches)
 
         def _get_eval_sampler(self, eval_dataset):
             # dev features come sorted by length (encode_split): batches in that order carry the least
@@ -201,6 +203,7 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
         callbacks=callbacks,
     )
     trainer.tokentune_log = log
+    trainer.length_group_batches = config.length_group_batches
     # the loss above is already scaled for accumulation and processes; no per-step token count needed
     trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = True, False
     if config.token_weighted_loss:

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     speed = parser.add_argument_group("speed and memory")
     speed.add_argument("--no-group-by-length", dest="group_by_length", action="store_const", const=False,
                        help="plain random batches instead of batches of similar lengths")
+    speed.add_argument("--length-group-batches", type=int, metavar="N",
+                       help="batches whose examples are sorted by length together (default 50; "
+                            "more: less padding, fewer: more varied batches)")
     speed.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
                        help="auto (default): bf16 autocast on GPUs with bf16 and CPUs with AMX-BF16, else fp32")
     speed.add_argument("--bf16", dest="precision", action="store_const", const="bf16",
@@ -50,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="round batch lengths up to a multiple of N (default: 8 under bf16/fp16, else 1)")
     speed.add_argument("--freeze-embeddings", action="store_const", const=True,
                        help="don't train the word-embedding matrix (faster steps, less optimizer memory)")
+    speed.add_argument("--torch-compile", action="store_const", const=True,
+                       help="compile the model with torch.compile (pays only on long runs: compiling takes minutes)")
     speed.add_argument("--gradient-checkpointing", action="store_const", const=True,
                        help="recompute activations in the backward pass: less memory, slower steps")
     speed.add_argument("--no-auto-batch-size", dest="auto_batch_size", action="store_const", const=False,
