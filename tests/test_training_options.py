@@ -85,12 +85,14 @@ def test_flags_for_the_new_settings(tmp_path):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["--data", "d", "--bf16", "--patience", "3", "--gradient-checkpointing", "--resume",
-                              "--save-total-limit", "2", "--freeze-embeddings", "--no-auto-batch-size"])
+                              "--save-total-limit", "2", "--freeze-embeddings", "--no-auto-batch-size",
+                              "--length-group-batches", "8", "--torch-compile"])
     settings = {k: v for k, v in vars(args).items() if k != "config"}
     (tmp_path / "c.yaml").write_text("precision: fp32\npatience: 5\n")
     config = build_config(str(tmp_path / "c.yaml"), **settings)
     assert (config.precision, config.patience, config.gradient_checkpointing, config.resume) == ("bf16", 3, True, True)
     assert (config.save_total_limit, config.freeze_embeddings, config.auto_batch_size) == (2, True, False)
+    assert (config.length_group_batches, config.torch_compile) == (8, True)
     assert build_config(str(tmp_path / "c.yaml"), data="d").precision == "fp32", "the file beats the default"
     assert parser.parse_args(["--fp16"]).precision == "fp16"
 

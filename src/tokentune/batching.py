@@ -19,7 +19,7 @@ def length_grouped_order(lengths: Sequence[int], batch_size: int, seed: int,
                          megabatch: int = MEGABATCH) -> list[int]:
     """Example indices such that each run of ``batch_size`` holds examples of similar lengths.
 
-    The examples are shuffled, cut into megabatches of ``MEGABATCH`` batches, sorted by length inside
+    The examples are shuffled, cut into megabatches of ``megabatch`` batches, sorted by length inside
     each, cut into batches, and the batches shuffled again (so lengths don't rise or fall steadily
     through an epoch). The batch with the longest example comes first: out of memory shows at once.
     """

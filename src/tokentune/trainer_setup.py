@@ -127,11 +127,11 @@ def _trainer_class():
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
 
-    from .batching import LengthGroupedSampler
+    from .batching import MEGABATCH, LengthGroupedSampler
 
     class TokentuneTrainer(Trainer):
         tokens_per_step: float | None = None  # set by build_trainer when the loss is token-weighted
-        length_group_batches: int = 50  # set by build_trainer from the config
+        length_group_batches: int = MEGABATCH  # set by build_trainer from the config
 
         def _get_train_sampler(self, train_dataset=None):
             dataset = train_dataset if train_dataset is not None else self.train_dataset
