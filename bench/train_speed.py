@@ -53,6 +53,8 @@ class Meter:
 
         def training_step(self, model, inputs, *args, **kwargs):
             mask = inputs["attention_mask"]
+            if mask.dim() == 4:  # packed rows (--packing): real tokens are the non-[PAD] ones (id 0 in BERT vocabularies)
+                mask = inputs["input_ids"] != 0
             meter.real += int(mask.sum())
             meter.computed += mask.numel()
             meter.steps += 1

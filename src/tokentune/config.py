@@ -50,6 +50,7 @@ class TrainConfig:
     # speed (each one measured in bench/train_speed.py; docs/benchmarks.md "Training")
     group_by_length: bool = True  # batches of similar lengths: less padding, same examples per epoch
     length_group_batches: int = 50  # batches whose examples are sorted by length together (more: less padding)
+    packing: bool = False  # random batches with several sentences per row (block-diagonal attention): packing.py
     precision: str = "auto"  # auto | fp32 | bf16 | fp16; auto = bf16 where the hardware has it, else fp32
     freeze_embeddings: bool = False  # don't train the word-embedding matrix (about half of MiniLM's weights)
     torch_compile: bool = False  # torch.compile the model (compiling costs minutes; see docs/benchmarks.md)

@@ -51,7 +51,8 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
         greater_is_better=True,
         save_total_limit=config.save_total_limit,  # the best checkpoint is always kept besides these
         save_only_model=False,  # optimizer, scheduler and RNG states too: what --resume needs
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        # packed batches are the recipe's random ones: grouping them by length would only cost variety
+        train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random",
         disable_tqdm=config.quiet,
         dataloader_pin_memory=has_cuda(),
         # without a GPU, say CPU: the launchers' processes then form a CPU (gloo) group instead of each
@@ -132,6 +133,16 @@ def _trainer_class():
     class TokentuneTrainer(Trainer):
         tokens_per_step: float | None = None  # set by build_trainer when the loss is token-weighted
         length_group_batches: int = MEGABATCH  # set by build_trainer from the config
+        train_collator = None  # packing.PackingCollator with --packing; evaluation keeps the plain one
+
+        def get_train_dataloader(self):
+            if self.train_collator is None:
+                return super().get_train_dataloader()
+            plain, self.data_collator = self.data_collator, self.train_collator
+            try:
+                return super().get_train_dataloader()
+            finally:
+                self.data_collator = plain
 
         def _get_train_sampler(self, train_dataset=None):
             dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -204,6 +215,12 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
     )
     trainer.tokentune_log = log
     trainer.length_group_batches = config.length_group_batches
+    if config.packing:
+        from .packing import PackingCollator
+
+        trainer.train_collator = PackingCollator(
+            tokenizer.pad_token_id, pad_to_multiple_of=pad_multiple(config, precision, max_length),
+            additive_mask=getattr(model.config, "_attn_implementation", "eager") == "eager")
     # the loss above is already scaled for accumulation and processes; no per-step token count needed
     trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = True, False
     if config.token_weighted_loss:

@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="round batch lengths up to a multiple of N (default: 8 under bf16/fp16, else 1)")
     speed.add_argument("--freeze-embeddings", action="store_const", const=True,
                        help="don't train the word-embedding matrix (faster steps, less optimizer memory)")
+    speed.add_argument("--packing", action="store_const", const=True,
+                       help="the recipe's random batches with several sentences per row (little padding, "
+                            "block-diagonal attention) instead of length-grouped batches")
     speed.add_argument("--torch-compile", action="store_const", const=True,
                        help="compile the model with torch.compile (pays only on long runs: compiling takes minutes)")
     speed.add_argument("--gradient-checkpointing", action="store_const", const=True,

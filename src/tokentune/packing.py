@@ -1,0 +1,78 @@
+"""Packed training batches: the recipe's random batches, with the padding taken out.
+
+Length-grouped batches (batching.py) cut padding by putting sentences of similar lengths together;
+those batches are less varied than random ones, and in short runs at a low learning rate that costs
+dev F1 (docs/benchmarks.md, "Training"). Packing keeps the recipe's batches exactly (the same random
+sentences per step) and instead lays several sentences end to end in one row of the batch:
+
+* rows are as wide as the batch's longest sentence; sentences go into rows first-fit, longest first;
+* a block-diagonal attention mask keeps every sentence to itself, and position ids restart at 0 for
+  each sentence, so each sentence is computed as if it were alone (up to float rounding);
+* padding positions attend only to themselves: a fully masked row would give NaN in the softmax,
+  and NaN times a zero gradient is still NaN.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+IGNORE = -100
+
+
+def pack_rows(lengths: Sequence[int], width: int) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into rows of at most ``width`` (first fit, longest first)."""
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        size = lengths[index]
+        if size > width:
+            raise ValueError(f"a sequence of {size} does not fit a row of {width}")
+        for row, room in enumerate(free):
+            if room >= size:
+                rows[row].append(index)
+                free[row] -= size
+                break
+        else:
+            rows.append([index])
+            free.append(width - size)
+    return rows
+
+
+class PackingCollator:
+    """Collates training features (``input_ids``, ``labels``) into packed rows.
+
+    Returns ``input_ids``, ``labels``, ``position_ids`` and a 4D ``attention_mask`` of shape
+    (rows, 1, width, width): boolean for SDPA attention, additive (0 / -inf-like) for eager attention.
+    """
+
+    def __init__(self, pad_token_id: int, *, pad_to_multiple_of: int | None = None, additive_mask: bool = False):
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.additive_mask = additive_mask
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        lengths = [len(f["input_ids"]) for f in features]
+        width = max(lengths)
+        if self.pad_to_multiple_of:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        rows = pack_rows(lengths, width)
+        shape = (len(rows), width)
+        input_ids = torch.full(shape, self.pad_token_id, dtype=torch.long)
+        labels = torch.full(shape, IGNORE, dtype=torch.long)
+        position_ids = torch.zeros(shape, dtype=torch.long)
+        segment = torch.full(shape, -1, dtype=torch.long)
+        for row, members in enumerate(rows):
+            start = 0
+            for number, index in enumerate(members):
+                end = start + lengths[index]
+                input_ids[row, start:end] = torch.as_tensor(features[index]["input_ids"])
+                labels[row, start:end] = torch.as_tensor(features[index]["labels"])
+                position_ids[row, start:end] = torch.arange(end - start)
+                segment[row, start:end] = number
+                start = end
+        same = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)
+        mask = (same | torch.eye(width, dtype=torch.bool)).unsqueeze(1)
+        if self.additive_mask:
+            mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)
+        return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "attention_mask": mask}
