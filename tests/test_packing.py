@@ -48,3 +48,17 @@ def test_training_with_packing_learns(tiny_data, tiny_base_model, tmp_path):
                              learning_rate=5e-3, batch_size=8, quiet=True, seed=11, precision="fp32", packing=True)
     assert result.metrics["dev"]["f1"] > 0.3, result.metrics["dev"]
     assert result.run["optimizer_steps"] == 60, "packing keeps the batches: 160 sentences / 8 x 3 epochs"
+
+
+def test_positions_follow_the_model_family():
+    from types import SimpleNamespace
+
+    from tokentune.errors import ConfigError
+    from tokentune.packing import position_offset
+
+    assert position_offset(SimpleNamespace(model_type="bert")) == 0
+    assert position_offset(SimpleNamespace(model_type="roberta", pad_token_id=1)) == 2
+    with pytest.raises(ConfigError, match="--packing needs a model whose position ids it knows.*'distilbert'"):
+        position_offset(SimpleNamespace(model_type="distilbert"))
+    batch = PackingCollator(1, first_position=2)([{"input_ids": [0, 5, 2], "labels": [-100, 1, -100]}])
+    assert batch["position_ids"].tolist() == [[2, 3, 4]]

@@ -17,6 +17,26 @@ from typing import Sequence
 
 IGNORE = -100
 
+# Where each architecture's absolute positions start, when position ids are passed in. Packing needs
+# them (every sentence restarts at its first position); a model family not listed here is refused
+# rather than trained with wrong positions.
+POSITIONS_FROM_ZERO = {"bert", "electra", "megatron-bert", "ernie", "roformer"}
+POSITIONS_AFTER_PADDING = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text"}
+
+
+def position_offset(model_config) -> int:
+    """The first position id of a sentence for this model family (RoBERTa's start after its pad id)."""
+    from .errors import ConfigError
+
+    kind = getattr(model_config, "model_type", None)
+    if kind in POSITIONS_FROM_ZERO:
+        return 0
+    if kind in POSITIONS_AFTER_PADDING:
+        return int(model_config.pad_token_id) + 1
+    raise ConfigError(f"--packing needs a model whose position ids it knows; this one is of type {kind!r}",
+                      fix="drop --packing (batches are then grouped by length), or use a BERT, ELECTRA or "
+                          "RoBERTa-family encoder")
+
 
 def pack_rows(lengths: Sequence[int], width: int) -> list[list[int]]:
     """Indices of ``lengths`` grouped into rows of at most ``width`` (first fit, longest first)."""
@@ -44,8 +64,10 @@ class PackingCollator:
     (rows, 1, width, width): boolean for SDPA attention, additive (0 / -inf-like) for eager attention.
     """
 
-    def __init__(self, pad_token_id: int, *, pad_to_multiple_of: int | None = None, additive_mask: bool = False):
+    def __init__(self, pad_token_id: int, *, pad_to_multiple_of: int | None = None, additive_mask: bool = False,
+                 first_position: int = 0):
         self.pad_token_id = pad_token_id
+        self.first_position = first_position
         self.pad_to_multiple_of = pad_to_multiple_of
         self.additive_mask = additive_mask
 
@@ -68,7 +90,7 @@ class PackingCollator:
                 end = start + lengths[index]
                 input_ids[row, start:end] = torch.as_tensor(features[index]["input_ids"])
                 labels[row, start:end] = torch.as_tensor(features[index]["labels"])
-                position_ids[row, start:end] = torch.arange(end - start)
+                position_ids[row, start:end] = torch.arange(end - start) + self.first_position
                 segment[row, start:end] = number
                 start = end
         same = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)

@@ -216,11 +216,12 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
     trainer.tokentune_log = log
     trainer.length_group_batches = config.length_group_batches
     if config.packing:
-        from .packing import PackingCollator
+        from .packing import PackingCollator, position_offset
 
         trainer.train_collator = PackingCollator(
             tokenizer.pad_token_id, pad_to_multiple_of=pad_multiple(config, precision, max_length),
-            additive_mask=getattr(model.config, "_attn_implementation", "eager") == "eager")
+            additive_mask=getattr(model.config, "_attn_implementation", "eager") == "eager",
+            first_position=position_offset(model.config))
     # the loss above is already scaled for accumulation and processes; no per-step token count needed
     trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = True, False
     if config.token_weighted_loss:
