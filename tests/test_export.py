@@ -78,8 +78,11 @@ def test_export_in_place_serves_both_backends(model_dir, tmp_path, capsys):
     assert (copy / FP32_FILE).exists() and (copy / "model.safetensors").exists()
     assert not [n for n in os.listdir(copy) if n.startswith(".")]  # no staging files left
     text = "Alice met Bob in Paris ."
-    assert (Tagger.from_pretrained(str(copy), backend="onnx").predict_text(text)
-            == Tagger.from_pretrained(str(copy)).predict_text(text))
+    onnx = Tagger.from_pretrained(str(copy), backend="onnx").predict_text(text)
+    torch_entities = Tagger.from_pretrained(str(copy)).predict_text(text)
+    assert [(e.label, e.start, e.end) for e in onnx] == [(e.label, e.start, e.end) for e in torch_entities]
+    # scores are rounded to 6 decimals: float differences between the engines may move the last one
+    assert [e.score for e in onnx] == pytest.approx([e.score for e in torch_entities], abs=2e-6)
     # a later export with int8, then one without: the stale int8 file goes
     export_model(str(copy), quantize="int8")
     assert (copy / INT8_FILE).exists()

@@ -62,3 +62,11 @@ def test_positions_follow_the_model_family():
         position_offset(SimpleNamespace(model_type="distilbert"))
     batch = PackingCollator(1, first_position=2)([{"input_ids": [0, 5, 2], "labels": [-100, 1, -100]}])
     assert batch["position_ids"].tolist() == [[2, 3, 4]]
+
+
+def test_packing_is_the_default_where_positions_are_known(tiny_model):
+    import json
+    import os
+
+    notes = json.load(open(os.path.join(tiny_model.output_dir, "metrics.json")))["notes"]
+    assert any(n.startswith("batches: the recipe's random batches, packed") for n in notes), notes

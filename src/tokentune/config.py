@@ -48,9 +48,11 @@ class TrainConfig:
     eval_steps: int | None = None  # None: evaluate on dev after each epoch
     logging_steps: int = 50
     # speed (each one measured in bench/train_speed.py; docs/benchmarks.md "Training")
-    group_by_length: bool = True  # batches of similar lengths: less padding, same examples per epoch
+    group_by_length: bool = True  # without packing: batches of similar lengths (less padding, less varied)
     length_group_batches: int = 50  # batches whose examples are sorted by length together (more: less padding)
-    packing: bool = False  # random batches with several sentences per row (block-diagonal attention): packing.py
+    # the recipe's random batches, several sentences per row (block-diagonal attention; packing.py);
+    # None: where the model family's positions are known, else batches grouped by length
+    packing: bool | None = None
     precision: str = "auto"  # auto | fp32 | bf16 | fp16; auto = bf16 where the hardware has it, else fp32
     freeze_embeddings: bool = False  # don't train the word-embedding matrix (about half of MiniLM's weights)
     torch_compile: bool = False  # torch.compile the model (compiling costs minutes; see docs/benchmarks.md)
@@ -98,6 +100,8 @@ class TrainConfig:
             if value is not None and not isinstance(value, int):
                 raise ConfigError(f"{name} must be a whole number, got {value!r}",
                                   fix=f"set --{name.replace('_', '-')} to an integer")
+        if self.packing not in (None, True, False):
+            raise ConfigError(f"packing must be true, false or null (automatic), got {self.packing!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
                               fix="use --precision auto (default), --bf16, --fp16 or --precision fp32")

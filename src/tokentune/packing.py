@@ -24,6 +24,23 @@ POSITIONS_FROM_ZERO = {"bert", "electra", "megatron-bert", "ernie", "roformer"}
 POSITIONS_AFTER_PADDING = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text"}
 
 
+def packing_plan(setting: bool | None, model_config) -> tuple[int | None, str]:
+    """(first position id, or None for no packing; a note) for the ``packing`` setting: True, False, or
+    None = pack where this model family's positions are known, else batches grouped by length."""
+    from .errors import ConfigError
+
+    if setting is False:
+        return None, "batches: grouped by length (--no-packing)"
+    try:
+        first = position_offset(model_config)
+    except ConfigError:
+        if setting:
+            raise
+        kind = getattr(model_config, "model_type", None)
+        return None, f"batches: grouped by length (packing does not know the positions of {kind!r} models)"
+    return first, "batches: the recipe's random batches, packed several sentences per row (--no-packing to turn off)"
+
+
 def position_offset(model_config) -> int:
     """The first position id of a sentence for this model family (RoBERTa's start after its pad id)."""
     from .errors import ConfigError

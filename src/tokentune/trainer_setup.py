@@ -11,7 +11,7 @@ from .config import TrainConfig
 
 
 def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, precision: str = "fp32",
-                       batch_size: int | None = None, accumulation: int | None = None):
+                       batch_size: int | None = None, accumulation: int | None = None, packed: bool = False):
     """TrainingArguments for one attempt; ``batch_size``/``accumulation`` differ from the config's only
     after the batch-size finder halved the batch."""
     from transformers import TrainingArguments
@@ -52,7 +52,7 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
         save_total_limit=config.save_total_limit,  # the best checkpoint is always kept besides these
         save_only_model=False,  # optimizer, scheduler and RNG states too: what --resume needs
         # packed batches are the recipe's random ones: grouping them by length would only cost variety
-        train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random",
+        train_sampling_strategy="group_by_length" if config.group_by_length and not packed else "random",
         disable_tqdm=config.quiet,
         dataloader_pin_memory=has_cuda(),
         # without a GPU, say CPU: the launchers' processes then form a CPU (gloo) group instead of each
@@ -193,9 +193,16 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
                   max_length: int | None = None):
     from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback
 
+    from .packing import PackingCollator, packing_plan
+
     has_dev = dev_features is not None
+    first_position, note = packing_plan(config.packing, model.config)
+    if not config.group_by_length and first_position is None:
+        note = "batches: random, padded to their longest sentence (--no-group-by-length)"
+    if note not in notes:  # build_trainer runs again after an out-of-memory halving
+        notes.append(note)
     args = training_arguments(config, staging, has_dev, precision=precision, batch_size=batch_size,
-                              accumulation=accumulation)
+                              accumulation=accumulation, packed=first_position is not None)
     log = JsonLinesLog(os.path.join(staging, "training_log.jsonl"))
     callbacks = [log.callback]
     if config.patience and has_dev:
@@ -215,13 +222,11 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
     )
     trainer.tokentune_log = log
     trainer.length_group_batches = config.length_group_batches
-    if config.packing:
-        from .packing import PackingCollator, position_offset
-
+    if first_position is not None:
         trainer.train_collator = PackingCollator(
             tokenizer.pad_token_id, pad_to_multiple_of=pad_multiple(config, precision, max_length),
             additive_mask=getattr(model.config, "_attn_implementation", "eager") == "eager",
-            first_position=position_offset(model.config))
+            first_position=first_position)
     # the loss above is already scaled for accumulation and processes; no per-step token count needed
     trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = True, False
     if config.token_weighted_loss:

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="stop when dev F1 has not improved for N evaluations (default: never)")
     speed = parser.add_argument_group("speed and memory")
     speed.add_argument("--no-group-by-length", dest="group_by_length", action="store_const", const=False,
-                       help="plain random batches instead of batches of similar lengths")
+                       help="with --no-packing: plain random batches instead of batches of similar lengths")
     speed.add_argument("--length-group-batches", type=int, metavar="N",
                        help="batches whose examples are sorted by length together (default 50; "
                             "more: less padding, fewer: more varied batches)")
@@ -55,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="don't train the word-embedding matrix (faster steps, less optimizer memory)")
     speed.add_argument("--packing", action="store_const", const=True,
                        help="the recipe's random batches with several sentences per row (little padding, "
-                            "block-diagonal attention) instead of length-grouped batches")
+                            "block-diagonal attention); the default where the model family allows it")
+    speed.add_argument("--no-packing", dest="packing", action="store_const", const=False,
+                       help="batches without packing: grouped by length (or random with --no-group-by-length)")
     speed.add_argument("--torch-compile", action="store_const", const=True,
                        help="compile the model with torch.compile (pays only on long runs: compiling takes minutes)")
     speed.add_argument("--gradient-checkpointing", action="store_const", const=True,
