@@ -35,10 +35,9 @@ def evaluate_corpus(tagger, corpus, *, mode: str = "default", return_predictions
     pred = [spans_to_tags(p.spans, len(p.words), scheme) for p in predictions]
     # spans were re-encoded in IOB2 (or PLAIN), which also makes strict mode well defined
     scores = score_tags(gold, pred, mode=mode, scheme=scheme)
-    scores["accuracy_scheme"] = scheme
     if corpus.scheme not in (scheme, "PLAIN"):
         scores["accuracy"] = _token_accuracy(corpus, predictions, corpus.scheme)
-        scores["accuracy_scheme"] = corpus.scheme
+    scores["accuracy_scheme"] = corpus.scheme if corpus.scheme != "PLAIN" else scheme
     if partial:
         scores["partial"] = partial_match_report(gold, pred, mode=mode, scheme=scheme)
     if not return_predictions:
@@ -56,11 +55,9 @@ def _token_accuracy(corpus, predictions, scheme: str) -> float:
     """
     correct = total = 0
     for sentence, predicted in zip(corpus, predictions):
-        n = len(sentence.words)
-        gold_tags = spans_to_tags(sentence.spans, n, scheme)
-        pred_tags = spans_to_tags(predicted.spans, n, scheme)
-        correct += sum(g == p for g, p in zip(gold_tags, pred_tags))
-        total += n
+        pred_tags = spans_to_tags(predicted.spans, len(sentence.words), scheme)
+        correct += sum(g == p for g, p in zip(sentence.tags(scheme), pred_tags))
+        total += len(sentence.words)
     return correct / total if total else 0.0
 
 

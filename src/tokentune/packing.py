@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-IGNORE = -100
+from .alignment import IGNORE
 
 # Where each architecture's absolute positions start, when position ids are passed in. Packing needs
 # them (every sentence restarts at its first position); a model family not listed here is refused
