@@ -90,7 +90,7 @@ def test_model_card_metadata_parses_and_follows_the_schema(tiny_model):
 
 def test_model_card_names_a_hub_base_model(tmp_path):
     from tokentune.config import TrainConfig
-    from tokentune.report import model_card
+    from tokentune.reporting.card import model_card
 
     config = TrainConfig(data="../shared/data/conll2003", output=str(tmp_path / "conll"))
     scores = {"precision": 0.9, "recall": 0.8, "f1": 0.85, "accuracy": 0.97, "per_type": {}}

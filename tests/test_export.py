@@ -11,7 +11,8 @@ import pytest
 from tokentune.cli.main import main
 from tokentune.data import read_corpus
 from tokentune.errors import ConfigError, ModelError
-from tokentune.export import FP32_FILE, INT8_FILE, MANIFEST_FILE, export_model, onnx_file_for, physical_cores
+from tokentune.export import FP32_FILE, INT8_FILE, MANIFEST_FILE, export_model
+from tokentune.inference.runners import onnx_file_for, physical_cores
 from tokentune.inference import Tagger
 
 
@@ -128,7 +129,7 @@ def test_onnx_backend_errors(model_dir, exported, tmp_path):
 
 
 def test_session_uses_physical_cores(exported):
-    from tokentune.export import session_options
+    from tokentune.inference.runners import session_options
 
     options = session_options()
     assert options.intra_op_num_threads == physical_cores() >= 1

@@ -1,6 +1,6 @@
-"""The Tagger's array code against the per-sentence reference code it replaces in the hot path:
-windows (tokentune.alignment.make_windows), batched Viterbi (tokentune.decoding.viterbi) and span
-cutting (tokentune.schemes.tags_to_spans). Same results, ties and repairs included."""
+"""The array code against the per-sentence reference code it replaces (tests/reference.py): windows and
+training features (reference.make_windows), batched Viterbi (reference.viterbi) and span cutting
+(tokentune.schemes.tags_to_spans). Same results, ties and repairs included."""
 from __future__ import annotations
 
 from collections import Counter
@@ -11,9 +11,11 @@ from conftest import FILLER, ORGS, PEOPLE, PLACES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokentune.alignment import make_windows
-from tokentune.decoding import viterbi
-from tokentune.inference import Tagger, _label_table, _spans, viterbi_batch
+from reference import make_windows, training_features, viterbi
+
+from tokentune.decoding import cut_spans, label_table, viterbi_batch
+from tokentune.inference import Tagger
+from tokentune.windows import EncodeReport, WindowEncoder
 from tokentune.schemes import BILOU, BIOES, IO, IOB1, IOB2, PLAIN, labels_for, tags_to_spans
 
 SCHEMES = [IOB1, IOB2, BIOES, BILOU, IO]
@@ -67,10 +69,10 @@ def test_span_cutting_equals_tags_to_spans(scheme, data):
     """Any label sequence, invalid ones included (argmax output), cut as tags_to_spans cuts it."""
     labels = labels_for(["A", "B"], scheme) + (["ODD"] if scheme.prefixed else [])  # 'ODD': no prefix
     sentences = data.draw(st.lists(st.lists(st.integers(0, len(labels) - 1), max_size=10), min_size=1, max_size=6))
-    types, info = _label_table(labels, scheme)
+    types, info = label_table(labels, scheme)
     ids = np.array([i for s in sentences for i in s], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
-    starts, ends, kinds = _spans(ids, offsets, info)
+    starts, ends, kinds = cut_spans(ids, offsets, info)
     got = [(types[k], int(s), int(e)) for k, s, e in zip(kinds, starts, ends)]
     expected = [(label, offsets[i] + s, offsets[i] + e) for i, sentence in enumerate(sentences)
                 for label, s, e in tags_to_spans([labels[j] for j in sentence], scheme)]
@@ -104,12 +106,11 @@ def _reference(tokenizer, sentences, max_length, stride):
 
 def _ours(tagger, sentences):
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
-    budget = tagger.max_length - tagger.tokenizer.num_special_tokens_to_add(pair=False)
-    pieces = tagger._pieces(sentences, offsets, budget)
-    windows = tagger._windows(pieces, offsets, budget)
+    pieces = tagger.encoder.pieces(sentences, offsets)
+    windows = tagger.encoder.windows(pieces, offsets)
     owner, inputs = {}, []
     for i in range(len(windows.lo)):
-        ids, mask = tagger._inputs(pieces, windows, np.array([i]))
+        ids, mask = tagger.encoder.inputs(pieces, windows, np.array([i]))
         row = tuple(int(x) for x in ids[0][mask[0] == 1])
         inputs.append(row)
         for piece in range(windows.own_lo[i], windows.own_hi[i]):
@@ -130,16 +131,18 @@ def test_windows_equal_make_windows(tokenizer, sentences, max_length, stride):
     assert len(owner) == sum(len(s) for s in sentences)  # every word read exactly once
 
 
-def test_tokenizer_without_a_rust_backend_gives_the_same_probabilities(tokenizer):
-    """A tokenizer without ``backend_tokenizer`` goes through transformers (alignment.word_pieces)."""
-    rng = np.random.default_rng(1)
-    table = rng.dirichlet(np.ones(3), size=len(tokenizer)).astype(np.float32)
-    sentences = [["Alice", "Parisab", "met"], [], ["Bob"] * 30]
-    fast = Tagger(lambda ids, mask: table[ids], tokenizer, ["O", "B-X", "I-X"], max_length=10, stride=3)
-    other = Tagger(lambda ids, mask: table[ids], tokenizer, ["O", "B-X", "I-X"], max_length=10, stride=3)
-    other._backend = None  # as for a tokenizer that has no Rust backend
-    for a, b in zip(fast.word_probabilities(sentences), other.word_probabilities(sentences)):
-        np.testing.assert_array_equal(a, b)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sentences=st.lists(st.lists(st.sampled_from(WORDS), max_size=40), min_size=1, max_size=6),
+       max_length=st.integers(4, 24), stride=st.integers(0, 12), owned_only=st.booleans())
+def test_training_features_equal_the_reference(tokenizer, sentences, max_length, stride, owned_only):
+    """The features training and dev evaluation use: same windows, same order, same labels, same notes."""
+    labels = [[(7 * i + len(word)) % 5 for i, word in enumerate(sentence)] for sentence in sentences]
+    report, ref_report = EncodeReport(), EncodeReport()
+    encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride)
+    got = encoder.features(sentences, labels, owned_only=owned_only, report=report)
+    windows = make_windows(tokenizer, sentences, max_length=max_length, stride=stride, report=ref_report)
+    assert got == training_features(windows, labels, owned_only=owned_only)
+    assert report == ref_report
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokentune.packing import PackingCollator, pack_rows
+from tokentune.training.packing import PackingCollator, pack_rows
 
 
 def test_rows_are_filled_first_fit_longest_first():
@@ -54,7 +54,7 @@ def test_positions_follow_the_model_family():
     from types import SimpleNamespace
 
     from tokentune.errors import ConfigError
-    from tokentune.packing import position_offset
+    from tokentune.training.packing import position_offset
 
     assert position_offset(SimpleNamespace(model_type="bert")) == 0
     assert position_offset(SimpleNamespace(model_type="roberta", pad_token_id=1)) == 2

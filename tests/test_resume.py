@@ -104,7 +104,7 @@ def test_resume_without_a_checkpoint_starts_over(tiny_data, tiny_base_model, tmp
 
 
 def test_last_checkpoint_skips_a_half_written_one(tmp_path):
-    from tokentune.checkpoints import last_checkpoint
+    from tokentune.training.checkpoints import last_checkpoint
 
     for step, complete in ((5, True), (10, True), (15, False)):
         folder = tmp_path / f"checkpoint-{step}"

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from tokentune.batching import LengthGroupedSampler, length_grouped_order, padding_stats
+from tokentune.training.batches import LengthGroupedSampler, length_grouped_order, padding_stats
 from tokentune.config import TrainConfig, build_config
 from tokentune.errors import ConfigError
 
@@ -98,7 +98,7 @@ def test_flags_for_the_new_settings(tmp_path):
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
-    from tokentune import hardware
+    from tokentune.training import hardware
 
     monkeypatch.setattr(hardware, "has_cuda", lambda: False)
     monkeypatch.setattr(hardware, "cpu_bf16", lambda: "amx")
@@ -114,7 +114,7 @@ def test_precision_auto_follows_the_hardware(monkeypatch):
 
 
 def test_batch_lengths_rounded_under_mixed_precision_only():
-    from tokentune.trainer_setup import pad_multiple
+    from tokentune.training.trainer import pad_multiple
 
     config = TrainConfig(data="x")
     assert pad_multiple(config, "bf16", 512) == 8 and pad_multiple(config, "fp16", 512) == 8
@@ -131,8 +131,8 @@ def test_token_weighted_loss_does_not_depend_on_how_a_step_is_split(tiny_data, t
     from transformers import DataCollatorForTokenClassification
 
     from tokentune.modeling import build_model, load_tokenizer
-    from tokentune.trainer_setup import build_trainer
-    from tokentune.training import _prepare
+    from tokentune.training.trainer import build_trainer
+    from tokentune.training.run import _prepare
 
     def loss_of(batch_size, accumulation, rows):
         config = TrainConfig(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "o"), quiet=True,

@@ -1,5 +1,10 @@
-"""Label scores -> tags: plain argmax, or Viterbi constrained to the valid transitions of the
-training scheme (the default), so every predicted sequence decodes to well-formed spans."""
+"""Label scores -> labels -> spans, for many sentences at once.
+
+Constrained decoding: Viterbi over each sentence's ``[words, labels]`` log-probabilities, allowed
+only the transitions that the training scheme's table (:mod:`tokentune.schemes`) permits, so every
+decoded sequence reads as well-formed spans; then spans are cut from the flat label ids by array
+operations, with the same result as :func:`tokentune.schemes.tags_to_spans` on each sentence.
+"""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -7,38 +12,22 @@ from typing import Sequence
 
 import numpy as np
 
-from .schemes import OUTSIDE, Scheme, is_valid_transition
+from .schemes import OUTSIDE, Scheme, get_scheme, is_valid_transition, split_tag
 
-_FORBIDDEN = -1e9
-
-
-def scheme_of_labels(labels: Sequence[str]) -> Scheme:
-    """The scheme a model was trained with, read off its label names."""
-    from .schemes import BILOU, BIOES, IOB2, PLAIN
-
-    prefixes = {label.split("-", 1)[0] for label in labels if label != OUTSIDE and "-" in label}
-    if any(label != OUTSIDE and ("-" not in label or len(label.split("-", 1)[0]) != 1) for label in labels):
-        return PLAIN
-    if prefixes & {"U", "L"}:
-        return BILOU
-    if prefixes & {"S", "E"}:
-        return BIOES
-    return IOB2
+FORBIDDEN = -1e9  # the additive score of a transition the scheme does not allow
 
 
 @lru_cache(maxsize=32)
 def _masks(labels: tuple[str, ...], scheme_name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from .schemes import get_scheme
-
     scheme = get_scheme(scheme_name)
     n = len(labels)
-    start = np.array([0.0 if is_valid_transition(OUTSIDE, t, scheme) else _FORBIDDEN for t in labels])
-    end = np.array([0.0 if is_valid_transition(t, OUTSIDE, scheme) else _FORBIDDEN for t in labels])
+    start = np.array([0.0 if is_valid_transition(OUTSIDE, t, scheme) else FORBIDDEN for t in labels])
+    end = np.array([0.0 if is_valid_transition(t, OUTSIDE, scheme) else FORBIDDEN for t in labels])
     trans = np.zeros((n, n))
     for i, prev in enumerate(labels):
         for j, cur in enumerate(labels):
             if not is_valid_transition(prev, cur, scheme):
-                trans[i, j] = _FORBIDDEN
+                trans[i, j] = FORBIDDEN
     return start, trans, end
 
 
@@ -47,34 +36,91 @@ def transition_masks(labels: Sequence[str], scheme: Scheme) -> tuple[np.ndarray,
     return _masks(tuple(labels), scheme.name)
 
 
-def viterbi(log_probs: np.ndarray, labels: Sequence[str], scheme: Scheme) -> np.ndarray:
-    """Best label ids under the scheme's constraints for one sentence's ``[words, labels]`` log-probs."""
-    length = log_probs.shape[0]
-    if length == 0:
-        return np.zeros(0, dtype=np.int64)
+def viterbi_batch(log_probs: np.ndarray, lengths: np.ndarray, labels: Sequence[str], scheme: Scheme,
+                  group: int = 256, max_cells: int = 1 << 18) -> np.ndarray:
+    """Viterbi (``tests/reference.py`` has the per-sentence original) for many sentences at once, with the same result (ties
+    included): ``log_probs`` is ``[all words, labels]``, sentences of ``lengths`` one after another.
+
+    Sentences are sorted by length and decoded up to ``group`` at a time (fewer when sentences x
+    words would pass ``max_cells``: long documents), each step one array operation over the group;
+    a sentence that has ended keeps its score and points back to its own label.
+    """
     start, trans, end = transition_masks(labels, scheme)
-    score = log_probs[0] + start
-    back = np.zeros((length, log_probs.shape[1]), dtype=np.int64)
-    for t in range(1, length):
-        candidates = score[:, None] + trans  # [prev, cur]
-        back[t] = candidates.argmax(axis=0)
-        score = candidates.max(axis=0) + log_probs[t]
-    score = score + end
-    best = np.empty(length, dtype=np.int64)
-    best[-1] = int(score.argmax())
-    if score[best[-1]] <= _FORBIDDEN / 2:  # the label set allows no valid path: do not invent one
-        return log_probs.argmax(axis=1)
-    for t in range(length - 1, 0, -1):
-        best[t - 1] = back[t, best[t]]
-    return best
+    lengths = np.asarray(lengths, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    result = np.zeros(len(log_probs), dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    order = order[lengths[order] > 0]
+    identity = np.arange(len(labels))
+    begin = 0
+    while begin < len(order):
+        size = min(group, len(order) - begin)
+        while size > 1 and size * lengths[order[begin + size - 1]] > max_cells:
+            size //= 2
+        chosen = order[begin:begin + size]
+        begin += size
+        lens, rows = lengths[chosen], np.arange(len(chosen))
+        steps = np.arange(int(lens.max()))
+        active = steps[None, :] < lens[:, None]
+        positions = offsets[chosen][:, None] + np.minimum(steps[None, :], lens[:, None] - 1)
+        scores = log_probs[positions]  # [group, time, labels]
+        score = scores[:, 0] + start
+        back = np.zeros((len(chosen), len(steps), len(labels)), dtype=np.int64)
+        for t in steps[1:]:
+            candidates = score[:, :, None] + trans  # [group, previous, current]
+            best_prev = candidates.argmax(axis=1)
+            moved = np.take_along_axis(candidates, best_prev[:, None, :], axis=1)[:, 0] + scores[:, t]
+            live = active[:, t, None]
+            back[:, t] = np.where(live, best_prev, identity)
+            score = np.where(live, moved, score)
+        score = score + end
+        path = np.zeros((len(chosen), len(steps)), dtype=np.int64)
+        path[:, -1] = score.argmax(axis=1)
+        for t in steps[:0:-1]:
+            path[:, t - 1] = back[rows, t, path[:, t]]
+        # the label set allows no valid path: do not invent one 
+        stuck = score[rows, path[:, -1]] <= FORBIDDEN / 2
+        path[stuck] = scores[stuck].argmax(axis=2)
+        result[positions[active]] = path[active]
+    return result
 
 
-def decode(probs: np.ndarray, labels: Sequence[str], scheme: Scheme, method: str = "viterbi") -> np.ndarray:
-    """Label ids for one sentence from its ``[words, labels]`` probabilities."""
-    if method == "argmax" or not scheme.prefixed:
-        return probs.argmax(axis=1)
-    if method != "viterbi":
-        from .errors import ConfigError
+def label_table(labels: Sequence[str], scheme: Scheme) -> tuple[list[str], np.ndarray]:
+    """Entity types, and per label: [is outside, type index, opens an entity, closes an entity],
+    the facts :func:`tokentune.schemes.tags_to_spans` reads off each tag."""
+    closing, opening = scheme.closing, scheme.opening
+    types: list[str] = []
+    info = np.zeros((len(labels), 4), dtype=np.int64)
+    for i, label in enumerate(labels):
+        prefix, kind = split_tag(label, scheme)
+        if kind not in types:
+            types.append(kind)
+        outside = prefix == OUTSIDE
+        # an unprefixed scheme has one-word spans only: every label both opens and closes
+        opens = not scheme.prefixed or prefix in opening
+        closes = not scheme.prefixed or prefix in closing
+        info[i] = (outside, types.index(kind), opens and not outside, closes and not outside)
+    return types, info
 
-        raise ConfigError(f"unknown decoding {method!r}", fix="use --decode viterbi (default) or argmax")
-    return viterbi(np.log(np.clip(probs, 1e-12, None)), labels, scheme)
+
+def cut_spans(ids: np.ndarray, offsets: np.ndarray, info: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spans of flat label ids as ``tags_to_spans`` decodes each sentence (lenient repair included):
+    an entity starts at a non-O word after O, after a sentence start, after a type change, at an
+    opening prefix or after a closing one; it ends before the next O, start, or sentence end."""
+    count = len(ids)
+    if not count:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    outside, kind = info[ids, 0].astype(bool), info[ids, 1]
+    opens, closes = info[ids, 2].astype(bool), info[ids, 3].astype(bool)
+    sentence_start = np.zeros(count, dtype=bool)
+    sentence_start[offsets[:-1][offsets[:-1] < count]] = True
+    prev_outside = np.concatenate([[True], outside[:-1]])
+    prev_kind = np.concatenate([[-1], kind[:-1]])
+    prev_closes = np.concatenate([[False], closes[:-1]])
+    begins = ~outside & (sentence_start | prev_outside | (kind != prev_kind) | opens | prev_closes)
+    starts = np.flatnonzero(begins)
+    stops = np.flatnonzero(begins | outside | sentence_start)
+    ends = np.append(stops, count)[np.searchsorted(stops, starts, side="right")]
+    # an entity never runs past its sentence: the next sentence's first word is a stop
+    return starts, ends, kind[starts]

@@ -94,7 +94,7 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
     write metrics.json, errors.jsonl, plots and report.html into (replaced as a whole).
     """
     from .data import read_corpus
-    from .inference import Tagger
+    from .inference.tagger import Tagger
 
     path = _pick_split(data, split)
     corpus = read_corpus(path, scheme=scheme)

@@ -1,4 +1,4 @@
-"""ONNX export and int8 quantization, and the ONNX Runtime runner the Tagger uses (``backend="onnx"``).
+"""ONNX export and int8 quantization (the runner that reads the files is in :mod:`tokentune.inference.runners`).
 
 An exported directory holds ``model.onnx`` (fp32), optionally ``model.int8.onnx`` (dynamic int8
 quantization of the weights), ``config.json`` (labels, limits), the tokenizer files, tokentune's own
@@ -13,29 +13,22 @@ BERT gives a graph with dynamic batch and sequence axes whose outputs match torc
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from .errors import ConfigError, ModelError
+from .inference.runners import FP32_FILE, INT8_FILE, QUANTIZATIONS, session_options, softmax
 
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
 MANIFEST_FILE = "onnx_export.json"
-QUANTIZATIONS = ("int8",)
 OPSET = 17
 # exported graphs whose logits differ from torch by more than this are refused: something broke
 MAX_EXPORT_DIFF = 1e-3
 # tokentune metadata copied along so an exported directory keeps its model card and settings
 METADATA_FILES = ("tokentune_config.json", "metrics.json", "README.md")
-
-Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
 
 @dataclass
 class ExportResult:
@@ -45,101 +38,6 @@ class ExportResult:
     max_abs_diff: float  # fp32 logits vs torch on a padded check batch
     int8_max_prob_diff: float | None = None  # int8 probabilities vs torch
     notes: list[str] = field(default_factory=list)
-
-
-def physical_cores() -> int:
-    """Physical cores this process may use: hyper-threads share one core's units, so more threads
-    than cores only adds contention to matrix multiplications."""
-    logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False) or logical
-    except ImportError:  # psutil is optional: assume no hyper-threading
-        physical = logical
-    return max(1, min(physical, logical))
-
-
-def onnx_file_for(model_dir: str, *, quantize: str | None = None, onnx_file: str | None = None) -> str:
-    """The ONNX file to load: ``onnx_file`` (a name inside ``model_dir`` or a path) if given, else
-    ``model.int8.onnx`` for ``quantize="int8"``, else ``model.onnx``."""
-    if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ConfigError(f"unknown quantization {quantize!r}", fix="use --quantize int8, or leave it out for fp32")
-    if onnx_file is not None:
-        path = onnx_file if os.path.isabs(onnx_file) or os.path.exists(onnx_file) else os.path.join(model_dir, onnx_file)
-    else:
-        path = os.path.join(model_dir, INT8_FILE if quantize == "int8" else FP32_FILE)
-    if not os.path.isfile(path):
-        flag = " --quantize int8" if quantize == "int8" else ""
-        raise ModelError(f"no ONNX model at {path}",
-                         fix=f"export it first: `tokentune export {model_dir}{flag}` adds it to that directory")
-    return path
-
-
-def session_options(threads: int | None = None):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or physical_cores()
-    options.inter_op_num_threads = 1  # one graph at a time: parallelism is inside the matmuls
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return options
-
-
-def _providers(device: str | None) -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if device is not None and device.startswith("cuda"):
-        if "CUDAExecutionProvider" not in available:
-            raise ConfigError("device cuda asked for, but this onnxruntime has no CUDA provider",
-                              fix="install onnxruntime-gpu, or leave out --device")
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device not in (None, "cpu"):
-        raise ConfigError(f"unknown device {device!r} for the onnx backend", fix="use cpu or cuda")
-    return ["CPUExecutionProvider"]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    np.exp(shifted, out=shifted)
-    shifted /= shifted.sum(axis=-1, keepdims=True)
-    return shifted
-
-
-def onnx_runner(model_dir: str, device: str | None = None, *, quantize: str | None = None,
-                onnx_file: str | None = None, threads: int | None = None) -> tuple[Runner, object]:
-    """``(runner, config)``: runner(input_ids, attention_mask) -> float32 probabilities ``[B, T, L]``."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ModelError("the onnx backend needs onnxruntime", fix="pip install 'tokentune[onnx]'") from None
-    from transformers import AutoConfig
-
-    path = onnx_file_for(model_dir, quantize=quantize, onnx_file=onnx_file)
-    try:
-        config = AutoConfig.from_pretrained(model_dir)
-        session = ort.InferenceSession(path, sess_options=session_options(threads), providers=_providers(device))
-    except (OSError, ValueError) as err:
-        raise ModelError(f"cannot load the ONNX model {path}: {str(err).splitlines()[0]}",
-                         fix="re-export it with `tokentune export`; the directory needs config.json") from None
-    except Exception as err:  # onnxruntime raises its own exception types for corrupt or foreign files
-        raise ModelError(f"onnxruntime cannot load {path}: {str(err).splitlines()[0]}",
-                         fix="re-export it with `tokentune export`") from None
-    names = {i.name for i in session.get_inputs()}
-    if not {"input_ids", "attention_mask"} <= names:
-        raise ModelError(f"{path} takes inputs {sorted(names)}, not input_ids and attention_mask",
-                         fix="export the model with `tokentune export`")
-    extra = names - {"input_ids", "attention_mask"}  # e.g. token_type_ids from other exporters
-    output = session.get_outputs()[0].name  # "logits" from tokentune; other exporters name it otherwise
-
-    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        feed.update({name: np.zeros_like(input_ids) for name in extra})
-        (logits,) = session.run([output], feed)
-        return softmax(logits.astype(np.float32, copy=False))
-
-    return run, config
 
 
 def _logits_only(model):

@@ -30,6 +30,19 @@ class Scheme:
     prefixed: bool = True  # False: plain labels such as POS tags, no prefixes at all
 
     @property
+    def opening(self) -> frozenset[str]:
+        """Prefixes that always start a new entity (IOB2's B, IOB1's B, BIOES' B and S)."""
+        found = {self.begin, self.single} - {self.inside}
+        if self.after_same:
+            found.add(self.after_same)
+        return frozenset(found)
+
+    @property
+    def closing(self) -> frozenset[str]:
+        """Prefixes after which an entity has ended (BIOES' E and S; none in IOB1/IOB2)."""
+        return frozenset({self.single, self.last} - {self.inside, self.begin})
+
+    @property
     def prefixes(self) -> frozenset[str]:
         found = {self.single, self.begin, self.inside, self.last}
         if self.after_same:
@@ -89,10 +102,7 @@ def tags_to_spans(tags: Sequence[str], scheme: str | Scheme = "IOB2") -> list[Sp
     scheme = get_scheme(scheme)
     if not scheme.prefixed:
         return [(tag, i, i + 1) for i, tag in enumerate(tags) if tag != OUTSIDE]
-    closing = {scheme.single, scheme.last} - {scheme.inside, scheme.begin}
-    opening = {scheme.begin, scheme.single} - {scheme.inside}
-    if scheme.after_same:
-        opening.add(scheme.after_same)
+    closing, opening = scheme.closing, scheme.opening
     spans: list[Span] = []
     start, label, prev_prefix = -1, "", OUTSIDE
     for i, tag in enumerate(tags):
@@ -221,3 +231,15 @@ def labels_for(entity_types: Iterable[str], scheme: str | Scheme = "IOB2") -> li
         order.append(scheme.after_same)
     unique = list(dict.fromkeys(order))
     return [OUTSIDE] + [f"{p}-{t}" for t in types for p in unique]
+
+
+def scheme_of_labels(labels: Sequence[str]) -> Scheme:
+    """The scheme a model was trained with, read off its label names."""
+    prefixes = {label.split("-", 1)[0] for label in labels if label != OUTSIDE and "-" in label}
+    if any(label != OUTSIDE and ("-" not in label or len(label.split("-", 1)[0]) != 1) for label in labels):
+        return PLAIN
+    if prefixes & {"U", "L"}:
+        return BILOU
+    if prefixes & {"S", "E"}:
+        return BIOES
+    return IOB2

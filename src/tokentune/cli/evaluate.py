@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate
-    from ..report import metrics_table, partial_table
+    from ..reporting.card import metrics_table, partial_table
     from ._common import quiet_libraries
 
     quiet_libraries(quiet=True)

@@ -99,7 +99,7 @@ class Item:
 
 def pick_backend(args: argparse.Namespace) -> str:
     from ..errors import ConfigError
-    from ..export import FP32_FILE
+    from ..inference.runners import FP32_FILE
 
     onnx_only = args.quantize or args.onnx_file
     if args.backend == "torch" and onnx_only:
@@ -312,7 +312,7 @@ def _progress(quiet: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference import Tagger
+    from ..inference.tagger import Tagger
     from ._common import quiet_libraries
 
     quiet_libraries(True)  # transformers' weight-loading bar is noise next to ours

@@ -77,9 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import build_config
-    from ..distributed import is_main
-    from ..report import metrics_table
-    from ..training import train
+    from ..training.distributed import is_main
+    from ..reporting.card import metrics_table
+    from ..training.run import train
     from ._common import quiet_libraries
 
     settings = {k: v for k, v in vars(args).items() if k not in ("command", "config")}

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from ..errors import DataError
 from ..schemes import spans_to_tags
-from .align import ALIGNMENTS, OVERLAP_POLICIES, CharSpan, Overlap, align, check_choice
+from .charspans import ALIGNMENTS, OVERLAP_POLICIES, CharSpan, Overlap, align, check_choice
 from .corpus import Corpus, Sentence
 from .files import read_text
 from .tags import corpus_from_tags

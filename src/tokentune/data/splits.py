@@ -83,7 +83,7 @@ def load_splits(
     **reader_options,
 ) -> Splits:
     """Read train/dev/test from a directory, a Hugging Face dataset and/or single files; explicit files win."""
-    from . import read_corpus
+    from .formats import read_corpus
     from .hf import is_hf_source, read_hf_splits
 
     split_options = {k: reader_options.pop(k) for k in list(reader_options) if k in SPLIT_OPTIONS}

@@ -9,7 +9,7 @@ Importing this package imports neither matplotlib nor torch.
 """
 from __future__ import annotations
 
-from .errors import KINDS, classify_sentence, confusion_counts, error_records, summarize
+from .error_analysis import KINDS, classify_sentence, confusion_counts, error_records, summarize
 from .writer import Report, SplitReport, write_evaluation_report, write_report_files, write_training_reports
 
 __all__ = ["KINDS", "classify_sentence", "confusion_counts", "error_records", "summarize", "Report", "SplitReport",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from .errors import KIND_TITLES, pick_examples
+from .error_analysis import KIND_TITLES, pick_examples
 from .style import type_colours
 
 CONTEXT_WORDS = 20  # words shown each side of an error in long sentences

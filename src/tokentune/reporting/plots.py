@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 from contextlib import contextmanager
 
-from .errors import MISSED, SPURIOUS
+from .error_analysis import MISSED, SPURIOUS
 from .style import type_colours
 
 DPI = 110

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .. import __version__
 from ..errors import ConfigError
-from .errors import corpus_confusion, error_records, summarize
+from .error_analysis import corpus_confusion, error_records, summarize
 
 ERRORS_FILE = "errors.jsonl"
 HTML_FILE = "report.html"

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from ..errors import ConfigError
-from .batching import Closed, MicroBatcher, Overloaded
+from .microbatch import Closed, MicroBatcher, Overloaded
 from .middleware import BearerAuthMiddleware, RequestLogMiddleware
 from .validation import ApiError, Limits, parse_texts, read_body
 
@@ -113,7 +113,7 @@ def create_app(tagger_or_model_dir, *, limits: Limits | None = None, api_key: st
 
 def _load(tagger_or_model_dir, model_dir, backend, options):
     if isinstance(tagger_or_model_dir, (str, os.PathLike)):
-        from ..inference import Tagger
+        from ..inference.tagger import Tagger
 
         path = os.fspath(tagger_or_model_dir)
         return Tagger.from_pretrained(path, backend=backend, **options), path
@@ -204,8 +204,7 @@ def _document_bearer(app) -> None:
 # -- /model -----------------------------------------------------------------------------------
 def model_info(tagger, model_dir: str | None) -> dict:
     """What ``GET /model`` shows. Files a model dir may lack (metrics.json, model card) give null."""
-    from ..decoding import scheme_of_labels
-    from ..schemes import split_tag
+    from ..schemes import scheme_of_labels, split_tag
 
     labels = list(tagger.labels)
     scheme = getattr(tagger, "scheme", None) or scheme_of_labels(labels)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .alignment import IGNORE
+from ..windows import IGNORE
 
 # Where each architecture's absolute positions start, when position ids are passed in. Packing needs
 # them (every sentence restarts at its first position); a model family not listed here is refused
@@ -27,7 +27,7 @@ POSITIONS_AFTER_PADDING = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camember
 def packing_plan(setting: bool | None, model_config) -> tuple[int | None, str]:
     """(first position id, or None for no packing; a note) for the ``packing`` setting: True, False, or
     None = pack where this model family's positions are known, else batches grouped by length."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     if setting is False:
         return None, "batches: grouped by length (--no-packing)"
@@ -43,7 +43,7 @@ def packing_plan(setting: bool | None, model_config) -> tuple[int | None, str]:
 
 def position_offset(model_config) -> int:
     """The first position id of a sentence for this model family (RoBERTa's start after its pad id)."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     kind = getattr(model_config, "model_type", None)
     if kind in POSITIONS_FROM_ZERO:

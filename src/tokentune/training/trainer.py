@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 
-from .alignment import IGNORE
-from .config import TrainConfig
+from ..windows import IGNORE
+from ..config import TrainConfig
 
 
 def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, precision: str = "fp32",
@@ -65,7 +64,7 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
 
 def make_compute_metrics(labels: list[str]):
     """Entity-level metrics on the dev windows: each word is labelled in exactly one window."""
-    from .metrics import score_tags
+    from ..metrics import score_tags
 
     def compute_metrics(eval_prediction) -> dict:
         predictions, label_ids = eval_prediction.predictions, eval_prediction.label_ids
@@ -116,7 +115,7 @@ class JsonLinesLog:
                         kept.append(line)
                 except ValueError:  # a line cut short when the run was killed
                     break
-        from .io import atomic_write_text
+        from ..io import atomic_write_text
 
         atomic_write_text(self.path, "".join(kept))
 
@@ -128,7 +127,7 @@ def _trainer_class():
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
 
-    from .batching import MEGABATCH, LengthGroupedSampler
+    from .batches import MEGABATCH, LengthGroupedSampler
 
     class TokentuneTrainer(Trainer):
         tokens_per_step: float | None = None  # set by build_trainer when the loss is token-weighted
@@ -258,8 +257,9 @@ def effective_batch_size(args) -> int:
 
 def final_evaluation(model, tokenizer, labels, splits, config, max_length) -> dict:
     """Dev and test figures of the kept model, on whole sentences (windows merged), as `evaluate` gives."""
-    from .evaluation import evaluate_corpus
-    from .inference import Tagger, torch_runner
+    from ..evaluation import evaluate_corpus
+    from ..inference import Tagger
+    from ..inference.runners import torch_runner
 
     tagger = Tagger(torch_runner(model, str(model.device)), tokenizer, labels, max_length=max_length,
                     stride=config.stride, batch_size=config.eval_batch_size * 2)
@@ -272,9 +272,9 @@ def final_evaluation(model, tokenizer, labels, splits, config, max_length) -> di
 
 
 def write_outputs(staging, trainer, tokenizer, config, result, splits) -> None:
-    from .io import atomic_write_json, atomic_write_text
-    from .modeling import base_model_name
-    from .report import model_card, write_reports
+    from ..io import atomic_write_json, atomic_write_text
+    from ..modeling import base_model_name
+    from ..reporting.card import model_card, write_reports
 
     trainer.model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from . import distributed
 from .checkpoints import last_checkpoint, resumable_config, step_of, trained_epochs
-from .config import TrainConfig
-from .data import Corpus, Splits, check_labels, load_splits
-from .errors import ConfigError, ModelError
-from .schemes import labels_for
+from ..config import TrainConfig
+from ..data import Corpus, Splits, check_labels, load_splits
+from ..errors import ConfigError, ModelError
+from ..schemes import labels_for
 
 CONFIG_FILE = "tokentune_config.json"
 LOG_FILE = "training_log.jsonl"
@@ -76,14 +76,13 @@ def _word_label_ids(corpus: Corpus, label2id: dict[str, int], scheme: str) -> li
 
 def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_length: int, *, name: str,
                  evaluation: bool, notes: list[str]) -> list[dict]:
-    from .alignment import EncodeReport, make_windows, training_features
+    from ..windows import EncodeReport, WindowEncoder
 
     report = EncodeReport()
-    windows = make_windows(tokenizer, [s.words for s in corpus], max_length=max_length, stride=config.stride,
-                           report=report)
+    encoder = WindowEncoder(tokenizer, max_length=max_length, stride=config.stride)
+    features = encoder.features([s.words for s in corpus], _word_label_ids(corpus, label2id, config.train_scheme),
+                                owned_only=evaluation, report=report)
     notes.extend(report.notes(name))
-    features = training_features(windows, _word_label_ids(corpus, label2id, config.train_scheme),
-                                 owned_only=evaluation)
     if evaluation:  # sorted by length: evaluation batches carry little padding
         features.sort(key=lambda f: len(f["input_ids"]))
     return features
@@ -93,7 +92,7 @@ def _prepare(config: TrainConfig) -> _Prepared:
     """Read and encode the data once: features are plain lists reused by every epoch and attempt."""
     from transformers import AutoConfig
 
-    from .modeling import load_tokenizer, model_max_length, resolve_model
+    from ..modeling import load_tokenizer, model_max_length, resolve_model
 
     splits = prepare_splits(config)
     labels = labels_for(splits.train.entity_types(), config.train_scheme)
@@ -149,7 +148,7 @@ def _publish(staging: str, final: str) -> None:
 
 def _start_or_resume(config: TrainConfig, staging: str, notes: list[str]) -> tuple[TrainConfig, str | None]:
     """The checkpoint to continue from (``--resume``), checked against the settings it was made with."""
-    from .io import atomic_write_json
+    from ..io import atomic_write_json
 
     checkpoint = None
     if config.resume:
@@ -203,7 +202,7 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
         print(f"tokentune train: {message}", file=sys.stderr, flush=True)
         batch, accumulation, checkpoint = batch // 2, accumulation * 2, None
         if distributed.is_main():  # a later --resume continues with the batch that fits
-            from .io import atomic_write_json
+            from ..io import atomic_write_json
 
             shutil.rmtree(os.path.join(staging, "checkpoints"), ignore_errors=True)
             used = dataclasses.replace(config, batch_size=batch, gradient_accumulation_steps=accumulation)
@@ -213,8 +212,8 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
 def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulation, checkpoint):
     from transformers import set_seed
 
-    from .modeling import build_model
-    from .trainer_setup import build_trainer
+    from ..modeling import build_model
+    from .trainer import build_trainer
 
     set_seed(config.seed)  # the new classification head is drawn from the global RNG: same seed, same head
     model = build_model(config.model, prep.labels)
@@ -230,7 +229,7 @@ def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulati
 
 
 def _run_info(trainer, precision: str, checkpoint: str | None) -> tuple[dict, str]:
-    from .trainer_setup import effective_batch_size
+    from .trainer import effective_batch_size
 
     args, state = trainer.args, trainer.state
     info = {"precision": precision, "per_device_batch_size": args.per_device_train_batch_size,
@@ -250,7 +249,7 @@ def train(config: TrainConfig | None = None, **settings) -> TrainResult:
     Either pass a :class:`TrainConfig` or its fields as keyword arguments.
     """
     from .hardware import resolve_precision
-    from .trainer_setup import final_evaluation, write_outputs
+    from .trainer import final_evaluation, write_outputs
 
     config = config if config is not None else TrainConfig(**settings)
     if config.output is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 @functools.lru_cache(maxsize=1)

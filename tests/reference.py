@@ -1,16 +1,16 @@
-"""Words -> sub-word features: labels on the first sub-token of each word (-100 on the rest), and
-windows with overlap for sentences longer than the model can take, so nothing is cut in silence.
-
-Each window knows which of its words it *owns*: in an overlap, a word belongs to the window where it
-has the most context on both sides (the overlap is split at its middle). Evaluation and prediction
-read every word exactly once, from its owner.
-"""
+"""Reference implementations kept only as test oracles for tokentune's vectorised code: the per-sentence
+windowing (``make_windows``: lists of Python ints, one sentence at a time, through transformers' own
+``is_split_into_words`` call) and the per-sentence Viterbi. The fast code must give the same results."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
-IGNORE = -100
+import numpy as np
+
+from tokentune.decoding import FORBIDDEN, transition_masks
+from tokentune.schemes import Scheme
+from tokentune.windows import IGNORE, EncodeReport, ownership, plan_windows
 
 
 @dataclass
@@ -23,32 +23,6 @@ class Window:
     input_ids: list[int]
     word_index: list[int]  # per sub-token: word number in the sentence, -1 for special tokens
     first_piece: list[bool]  # per sub-token: is it the first piece of its word
-
-
-@dataclass
-class EncodeReport:
-    """What preprocessing changed; told to the user once per split."""
-
-    sentences: int = 0
-    windows: int = 0
-    split_sentences: int = 0  # longer than the model: split into overlapping windows
-    empty_words: int = 0  # words the tokenizer turned into nothing: given the unknown token
-    cut_words: int = 0  # single words longer than a whole window: their extra pieces dropped
-    examples: list[str] = field(default_factory=list)
-
-    def notes(self, split: str) -> list[str]:
-        notes = []
-        if self.split_sentences:
-            notes.append(f"{split}: {self.split_sentences} of {self.sentences} sentences are longer than the model's "
-                         f"limit and were split into {self.windows - self.sentences + self.split_sentences} "
-                         f"overlapping windows (nothing dropped)")
-        if self.empty_words:
-            notes.append(f"{split}: {self.empty_words} words have no sub-tokens (e.g. {', '.join(self.examples[:3])}); "
-                         f"they were encoded as the unknown token so their labels are kept")
-        if self.cut_words:
-            notes.append(f"{split}: {self.cut_words} single words are longer than a whole window; only their "
-                         f"first pieces were kept (their labels are kept)")
-        return notes
 
 
 def word_pieces(tokenizer, sentences: Sequence[Sequence[str]], report: EncodeReport | None = None) -> list[list[list[int]]]:
@@ -73,42 +47,6 @@ def word_pieces(tokenizer, sentences: Sequence[Sequence[str]], report: EncodeRep
     return result
 
 
-def plan_windows(piece_counts: Sequence[int], budget: int, stride: int) -> list[tuple[int, int]]:
-    """Word ranges ``[start, end)`` of at most ``budget`` pieces each, consecutive ones overlapping
-    by about ``stride`` pieces. One window when the sentence fits."""
-    n = len(piece_counts)
-    counts = [min(c, budget) for c in piece_counts]
-    windows: list[tuple[int, int]] = []
-    start = 0
-    while True:
-        total, end = 0, start
-        while end < n and total + counts[end] <= budget:
-            total += counts[end]
-            end += 1
-        windows.append((start, end))
-        if end >= n:
-            return windows
-        # step back from `end` until about `stride` pieces overlap, leaving room for the next word
-        limit = min(stride, budget - counts[end])
-        next_start, overlap = end, 0
-        while next_start - 1 > start and overlap + counts[next_start - 1] <= limit:
-            next_start -= 1
-            overlap += counts[next_start]
-        start = max(next_start, start + 1)
-
-
-def _ownership(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    owned = []
-    for i, (start, end) in enumerate(windows):
-        own_start = start if i == 0 else (start + windows[i - 1][1]) // 2 + (start + windows[i - 1][1]) % 2
-        own_end = end if i == len(windows) - 1 else (windows[i + 1][0] + end) // 2 + (windows[i + 1][0] + end) % 2
-        owned.append((max(own_start, start), min(own_end, end)))
-    # make the owned ranges exactly tile the sentence
-    for i in range(1, len(owned)):
-        owned[i] = (owned[i - 1][1], owned[i][1])
-    return owned
-
-
 def make_windows(
     tokenizer, sentences: Sequence[Sequence[str]], *, max_length: int, stride: int,
     report: EncodeReport | None = None,
@@ -129,7 +67,7 @@ def make_windows(
         ranges = plan_windows([len(p) for p in pieces], budget, min(stride, budget // 2))
         if len(ranges) > 1:
             report.split_sentences += 1
-        for (start, end), (own_start, own_end) in zip(ranges, _ownership(ranges)):
+        for (start, end), (own_start, own_end) in zip(ranges, ownership(ranges)):
             ids, word_index, first = list(cls), [-1] * len(cls), [False] * len(cls)
             for word in range(start, end):
                 ids.extend(pieces[word])
@@ -155,3 +93,25 @@ def training_features(windows: list[Window], word_label_ids: Sequence[Sequence[i
             row.append(labels[word] if keep else IGNORE)
         features.append({"input_ids": window.input_ids, "attention_mask": [1] * len(window.input_ids), "labels": row})
     return features
+
+
+def viterbi(log_probs: np.ndarray, labels: Sequence[str], scheme: Scheme) -> np.ndarray:
+    """Best label ids under the scheme's constraints for one sentence's ``[words, labels]`` log-probs."""
+    length = log_probs.shape[0]
+    if length == 0:
+        return np.zeros(0, dtype=np.int64)
+    start, trans, end = transition_masks(labels, scheme)
+    score = log_probs[0] + start
+    back = np.zeros((length, log_probs.shape[1]), dtype=np.int64)
+    for t in range(1, length):
+        candidates = score[:, None] + trans  # [prev, cur]
+        back[t] = candidates.argmax(axis=0)
+        score = candidates.max(axis=0) + log_probs[t]
+    score = score + end
+    best = np.empty(length, dtype=np.int64)
+    best[-1] = int(score.argmax())
+    if score[best[-1]] <= FORBIDDEN / 2:  # the label set allows no valid path: do not invent one
+        return log_probs.argmax(axis=1)
+    for t in range(length - 1, 0, -1):
+        best[t - 1] = back[t, best[t]]
+    return best

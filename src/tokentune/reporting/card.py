@@ -11,7 +11,7 @@ import re
 
 import yaml
 
-from . import __version__
+from .. import __version__
 
 # a Hub model id: "name" or "owner/name". A local path is no valid `base_model` on the Hub, which
 # rejects the card's metadata, so a path is named in the text only.
@@ -65,7 +65,7 @@ def partial_table(partial: dict) -> str:
 
 def write_reports(staging: str, result, splits, config) -> None:
     """errors.jsonl, plots/*.png and report.html beside a trained model (see tokentune.reporting)."""
-    from .reporting import write_training_reports
+    from . import write_training_reports
 
     write_training_reports(staging, result, splits, config)
 
@@ -109,7 +109,7 @@ def card_metadata(config, base_model: str, metrics: dict) -> dict:
 
 
 def _report_section() -> list[str]:
-    from .reporting.plots import matplotlib_available
+    from .plots import matplotlib_available
 
     out = ["## Evaluation report", "",
            "`report.html` (one self-contained page: tables, plots, error examples), `errors.jsonl` (every "

@@ -10,8 +10,8 @@ import json
 import os
 import re
 
-from .config import RESUME_FREE, TrainConfig
-from .errors import ConfigError
+from ..config import RESUME_FREE, TrainConfig
+from ..errors import ConfigError
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"

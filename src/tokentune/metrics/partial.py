@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .metrics import _check_mode, _decode, _flatten_pair
+from .encoding import check_mode, decode_entities, flatten_pair
 
 PARTIAL_KINDS = ("strict", "exact", "partial", "type")
 _OUTCOMES = ("correct", "incorrect", "partial", "missed", "spurious")
@@ -30,9 +30,9 @@ def partial_match_report(
     recall = credit / gold ("possible"). Returns ``{"overall": {kind: counts and P/R/F1},
     "per_type": {TYPE: {kind: ...}}, "mode", "scheme"}``. Entities are decoded as in :func:`score_tags`.
     """
-    mode, scheme = _check_mode(mode, scheme)
-    flat_gold, flat_pred, lengths = _flatten_pair(gold, pred)
-    _, type_names, gold_entities, pred_entities = _decode(flat_gold, flat_pred, lengths, mode, scheme)
+    mode, scheme = check_mode(mode, scheme)
+    flat_gold, flat_pred, lengths = flatten_pair(gold, pred)
+    _, type_names, gold_entities, pred_entities = decode_entities(flat_gold, flat_pred, lengths, mode, scheme)
     as_tuples = lambda ents: sorted(zip(ents[2].tolist(), ents[0].tolist(), ents[1].tolist()),  # noqa: E731
                                     key=lambda e: (e[1], e[2], e[0]))
     tally = Counter(_match_partial(as_tuples(gold_entities), as_tuples(pred_entities)))

@@ -1,0 +1,128 @@
+"""Runners: ``runner(input_ids, attention_mask) -> probabilities [batch, time, labels]`` for the Tagger,
+from a torch model or from an ONNX file (written by :mod:`tokentune.export`) through ONNX Runtime."""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ConfigError, ModelError
+
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+QUANTIZATIONS = ("int8",)
+BACKENDS = ("torch", "onnx")
+
+# input_ids [batch, time] and attention_mask, both int64 -> probabilities [batch, time, labels]
+Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def torch_runner(model, device: str | None = None) -> Runner:
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device).eval()
+
+    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            logits = model(input_ids=torch.from_numpy(input_ids).to(device),
+                           attention_mask=torch.from_numpy(attention_mask).to(device)).logits
+            return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+    return run
+
+
+def physical_cores() -> int:
+    """Physical cores this process may use: hyper-threads share one core's units, so more threads
+    than cores only adds contention to matrix multiplications."""
+    logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False) or logical
+    except ImportError:  # psutil is optional: assume no hyper-threading
+        physical = logical
+    return max(1, min(physical, logical))
+
+
+def onnx_file_for(model_dir: str, *, quantize: str | None = None, onnx_file: str | None = None) -> str:
+    """The ONNX file to load: ``onnx_file`` (a name inside ``model_dir`` or a path) if given, else
+    ``model.int8.onnx`` for ``quantize="int8"``, else ``model.onnx``."""
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ConfigError(f"unknown quantization {quantize!r}", fix="use --quantize int8, or leave it out for fp32")
+    if onnx_file is not None:
+        path = onnx_file if os.path.isabs(onnx_file) or os.path.exists(onnx_file) else os.path.join(model_dir, onnx_file)
+    else:
+        path = os.path.join(model_dir, INT8_FILE if quantize == "int8" else FP32_FILE)
+    if not os.path.isfile(path):
+        flag = " --quantize int8" if quantize == "int8" else ""
+        raise ModelError(f"no ONNX model at {path}",
+                         fix=f"export it first: `tokentune export {model_dir}{flag}` adds it to that directory")
+    return path
+
+
+def session_options(threads: int | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or physical_cores()
+    options.inter_op_num_threads = 1  # one graph at a time: parallelism is inside the matmuls
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def _providers(device: str | None) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device is not None and device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in available:
+            raise ConfigError("device cuda asked for, but this onnxruntime has no CUDA provider",
+                              fix="install onnxruntime-gpu, or leave out --device")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device not in (None, "cpu"):
+        raise ConfigError(f"unknown device {device!r} for the onnx backend", fix="use cpu or cuda")
+    return ["CPUExecutionProvider"]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=-1, keepdims=True)
+    return shifted
+
+
+def onnx_runner(model_dir: str, device: str | None = None, *, quantize: str | None = None,
+                onnx_file: str | None = None, threads: int | None = None) -> tuple[Runner, object]:
+    """``(runner, config)``: runner(input_ids, attention_mask) -> float32 probabilities ``[B, T, L]``."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ModelError("the onnx backend needs onnxruntime", fix="pip install 'tokentune[onnx]'") from None
+    from transformers import AutoConfig
+
+    path = onnx_file_for(model_dir, quantize=quantize, onnx_file=onnx_file)
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+        session = ort.InferenceSession(path, sess_options=session_options(threads), providers=_providers(device))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot load the ONNX model {path}: {str(err).splitlines()[0]}",
+                         fix="re-export it with `tokentune export`; the directory needs config.json") from None
+    except Exception as err:  # onnxruntime raises its own exception types for corrupt or foreign files
+        raise ModelError(f"onnxruntime cannot load {path}: {str(err).splitlines()[0]}",
+                         fix="re-export it with `tokentune export`") from None
+    names = {i.name for i in session.get_inputs()}
+    if not {"input_ids", "attention_mask"} <= names:
+        raise ModelError(f"{path} takes inputs {sorted(names)}, not input_ids and attention_mask",
+                         fix="export the model with `tokentune export`")
+    extra = names - {"input_ids", "attention_mask"}  # e.g. token_type_ids from other exporters
+    output = session.get_outputs()[0].name  # "logits" from tokentune; other exporters name it otherwise
+
+    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        feed.update({name: np.zeros_like(input_ids) for name in extra})
+        (logits,) = session.run([output], feed)
+        return softmax(logits.astype(np.float32, copy=False))
+
+    return run, config

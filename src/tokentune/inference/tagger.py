@@ -1,0 +1,230 @@
+"""The Tagger: words or raw text in, entities with character offsets out.
+
+Path: text -> words with offsets (tokentune.words) -> sub-token windows (tokentune.windows) ->
+batches sorted by length -> runner (torch or ONNX, :mod:`.runners`) -> per-word probabilities (each
+word read from the window where it has the most context) -> constrained decoding and span cutting
+(tokentune.decoding) -> entities.
+
+The hot path works on flat arrays: all words of a call are rows of one ``[words, labels]`` array,
+gathered batch by batch, decoded with one Viterbi pass over many sentences at once, and cut into spans
+by array operations. Python loops run per sentence, window or entity, never per word or sub-token.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..decoding import cut_spans, label_table, viterbi_batch
+from ..errors import ConfigError
+from ..schemes import Span, scheme_of_labels
+from ..windows import Pieces, WindowEncoder, Windows, sentence_offsets
+from ..words import split_words
+from .runners import BACKENDS, Runner
+
+AGGREGATIONS = ("first", "average", "max")
+DECODINGS = ("viterbi", "argmax")
+
+
+@dataclass(frozen=True)
+class Entity:
+    label: str
+    start: int  # character offset into the input text
+    end: int  # end-exclusive
+    text: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TokenPrediction:
+    words: list[str]
+    tags: list[str]
+    spans: list[Span]  # (label, first word, end word) end-exclusive
+    scores: list[float]  # one per span: mean probability of its words' decoded labels
+
+
+@dataclass
+class _Flat:
+    """Predictions of a batch of sentences as flat arrays (rows = words of all sentences)."""
+
+    offsets: np.ndarray  # [sentences + 1]: sentence i is rows offsets[i]:offsets[i + 1]
+    ids: np.ndarray  # [words] decoded label ids
+    span_start: np.ndarray  # [spans] flat row of the first word
+    span_end: np.ndarray  # [spans] flat row one past the last word
+    span_type: np.ndarray  # [spans] index into Tagger._types
+    span_score: np.ndarray  # [spans] mean probability of the decoded labels over the span
+
+
+class Tagger:
+    """Predicts entities with a token-classification model. Build it with :meth:`from_pretrained`."""
+
+    def __init__(self, runner: Runner, tokenizer, labels: Sequence[str], *, max_length: int, stride: int = 128,
+                 batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first") -> None:
+        if aggregation not in AGGREGATIONS:
+            raise ConfigError(f"unknown aggregation {aggregation!r}", fix=f"use one of {', '.join(AGGREGATIONS)}")
+        if decoding not in DECODINGS:
+            raise ConfigError(f"unknown decoding {decoding!r}", fix="use viterbi (default) or argmax")
+        if batch_size < 1 or stride < 0 or max_length < 3:
+            raise ConfigError(f"invalid batch size {batch_size}, stride {stride} or max length {max_length}",
+                              fix="use --batch-size >= 1, --stride >= 0 and a max length of at least 3")
+        self.runner = runner
+        self.tokenizer = tokenizer
+        self.labels = list(labels)
+        self.scheme = scheme_of_labels(self.labels)
+        self.max_length = max_length
+        self.stride = stride
+        self.batch_size = batch_size
+        self.decoding = decoding
+        self.aggregation = aggregation
+        self.encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride)
+        self._label_array = np.array(self.labels, dtype=object)
+        self._types, self._label_info = label_table(self.labels, self.scheme)
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str, *, device: str | None = None, backend: str = "torch", **options) -> "Tagger":
+        """Load a model directory (written by tokentune or any token-classification model).
+
+        ``backend="onnx"`` reads ``model.onnx`` from the directory (see :mod:`tokentune.export`); pass
+        ``quantize="int8"`` for ``model.int8.onnx`` or ``onnx_file=NAME`` for another file.
+        """
+        from ..modeling import load_tokenizer, load_trained, model_max_length
+        from .runners import onnx_runner, torch_runner
+
+        onnx_options = {key: options.pop(key) for key in ("quantize", "onnx_file", "threads") if key in options}
+        if backend == "onnx":
+            runner, config = onnx_runner(model_dir, device=device, **onnx_options)
+            tokenizer = load_tokenizer(model_dir)
+        elif backend == "torch":
+            if any(value is not None for value in onnx_options.values()):
+                raise ConfigError(f"{', '.join(onnx_options)} only apply to the onnx backend",
+                                  fix="add --backend onnx, or leave those options out")
+            model, tokenizer = load_trained(model_dir)
+            runner, config = torch_runner(model, device), model.config
+        else:
+            raise ConfigError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(BACKENDS)}")
+        labels = [config.id2label[i] for i in range(len(config.id2label))]
+        max_length = model_max_length(tokenizer, config, options.pop("max_length", None))
+        return cls(runner, tokenizer, labels, max_length=max_length, **options)
+
+    # -- probabilities -------------------------------------------------------------------------
+    def _flat_probabilities(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """``[all words, labels]`` probabilities and the sentence offsets into them."""
+        offsets = sentence_offsets(sentences)
+        result = np.zeros((int(offsets[-1]), len(self.labels)), dtype=np.float32)
+        pieces = self.encoder.pieces(sentences, offsets)
+        windows = self.encoder.windows(pieces, offsets)
+        for chosen in self._batches(windows.hi - windows.lo):
+            probs = self.runner(*self.encoder.inputs(pieces, windows, chosen))
+            self._store(pieces, windows, chosen, probs, result)
+        return result, offsets
+
+    def _batches(self, lengths: np.ndarray, max_padding: float = 0.1) -> list[np.ndarray]:
+        """Windows in batches of up to ``batch_size``, sorted by length so that little padding is run
+        through the model; a batch also ends early before its padding would pass ``max_padding`` of its
+        tokens (one long window among short ones would otherwise multiply the work of its batch)."""
+        order = np.argsort(lengths, kind="stable")
+        sizes = lengths[order].tolist()
+        batches, begin, total = [], 0, 0
+        for end, size in enumerate(sizes):
+            count = end - begin
+            if count and (count == self.batch_size or (count + 1) * size - (total + size) > max_padding * (count + 1) * size):
+                batches.append(order[begin:end])
+                begin, total = end, 0
+            total += size
+        if begin < len(sizes):
+            batches.append(order[begin:])
+        return batches
+
+    def _store(self, pieces: Pieces, windows: Windows, chosen: np.ndarray, probs: np.ndarray,
+               target: np.ndarray) -> None:
+        """Copy the owned words' probabilities of one batch into the flat array, aggregating pieces."""
+        own_lo, sizes = windows.own_lo[chosen], windows.own_hi[chosen] - windows.own_lo[chosen]
+        total = int(sizes.sum())
+        if not total:
+            return
+        rows = np.repeat(np.arange(len(chosen)), sizes)
+        piece = np.repeat(own_lo, sizes) + np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        cols = piece - np.repeat(windows.lo[chosen], sizes) + int(self.encoder.cls_id is not None)
+        first = pieces.first[piece]
+        words = pieces.word[piece[first]]
+        if self.aggregation == "first":
+            target[words] = probs[rows[first], cols[first]]
+            return
+        values = probs[rows, cols]
+        starts = np.flatnonzero(first)  # owned ranges are whole words: each begins with a first piece
+        counts = np.diff(np.append(starts, total))
+        if self.aggregation == "average":
+            target[words] = np.add.reduceat(values, starts, axis=0) / counts[:, None]
+        else:  # max: each word takes the piece whose best label is the most confident
+            piece_best = values.max(axis=1)
+            group = np.repeat(np.arange(len(starts)), counts)
+            group_best = np.maximum.reduceat(piece_best, starts)
+            hits = np.flatnonzero(piece_best == group_best[group])
+            _, first_hit = np.unique(group[hits], return_index=True)
+            target[words] = values[hits[first_hit]]
+
+    def word_probabilities(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """``[words, labels]`` probabilities for each sentence, windows merged."""
+        flat, offsets = self._flat_probabilities(sentences)
+        return [flat[offsets[i]:offsets[i + 1]] for i in range(len(sentences))]
+
+    # -- decoding ------------------------------------------------------------------------------
+    def _predict_flat(self, sentences: Sequence[Sequence[str]]) -> _Flat:
+        probs, offsets = self._flat_probabilities(sentences)
+        lengths = np.diff(offsets)
+        if self.decoding == "argmax" or not self.scheme.prefixed:
+            ids = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+        else:
+            ids = viterbi_batch(np.log(np.clip(probs, 1e-12, None)), lengths, self.labels, self.scheme)
+        starts, ends, types = cut_spans(ids, offsets, self._label_info)
+        chosen = np.cumsum(np.concatenate([[0.0], probs[np.arange(len(ids)), ids].astype(np.float64)]))
+        scores = (chosen[ends] - chosen[starts]) / np.maximum(ends - starts, 1)
+        return _Flat(offsets, ids, starts, ends, types, scores)
+
+    # -- predictions ---------------------------------------------------------------------------
+    def predict_token_batches(self, sentences: Sequence[Sequence[str]]) -> list[TokenPrediction]:
+        """Tags and spans for pre-tokenised sentences."""
+        flat = self._predict_flat(sentences)
+        bounds = np.searchsorted(flat.span_start, flat.offsets)
+        tags = self._label_array[flat.ids].tolist()
+        predictions = []
+        for index, words in enumerate(sentences):
+            lo, hi = int(flat.offsets[index]), int(flat.offsets[index + 1])
+            first, last = bounds[index], bounds[index + 1]
+            spans = [(self._types[t], int(s) - lo, int(e) - lo) for t, s, e in
+                     zip(flat.span_type[first:last], flat.span_start[first:last], flat.span_end[first:last])]
+            predictions.append(TokenPrediction(list(words), tags[lo:hi], spans,
+                                               flat.span_score[first:last].tolist()))
+        return predictions
+
+    def predict_tokens(self, words: Sequence[str]) -> TokenPrediction:
+        return self.predict_token_batches([words])[0]
+
+    def predict_texts(self, texts: Iterable[str]) -> list[list[Entity]]:
+        """Entities with character offsets for each raw text."""
+        texts = list(texts)
+        return self.predict_split_texts(texts, [split_words(text) for text in texts])
+
+    def predict_split_texts(self, texts: Sequence[str],
+                            split: Sequence[tuple[Sequence[str], Sequence[tuple[int, int]]]]) -> list[list[Entity]]:
+        """:meth:`predict_texts` for texts already split into ``(words, character offsets)`` (as
+        :func:`tokentune.words.split_words` does), e.g. by a caller that counts the words."""
+        flat = self._predict_flat([words for words, _ in split])
+        sentence_of_span = np.searchsorted(flat.offsets, flat.span_start, side="right") - 1
+        base = flat.offsets[sentence_of_span]
+        results: list[list[Entity]] = [[] for _ in texts]
+        for index, kind, start, end, score in zip(sentence_of_span.tolist(), flat.span_type.tolist(),
+                                                  (flat.span_start - base).tolist(), (flat.span_end - base).tolist(),
+                                                  flat.span_score.tolist()):
+            offsets = split[index][1]
+            char_start, char_end = offsets[start][0], offsets[end - 1][1]
+            results[index].append(Entity(self._types[kind], char_start, char_end, texts[index][char_start:char_end],
+                                         round(score, 6)))
+        return results
+
+    def predict_text(self, text: str) -> list[Entity]:
+        return self.predict_texts([text])[0]

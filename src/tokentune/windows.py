@@ -1,0 +1,243 @@
+"""Words -> sub-token windows: the one windowing of tokentune, for training, evaluation and inference.
+
+Every word of a batch of sentences is encoded in one call to the Rust tokenizer; the pieces live in
+flat arrays. A sentence that fits the model is one window; a longer one becomes overlapping windows
+(about ``stride`` pieces of overlap), so nothing is cut in silence. Each window knows which of its
+words it *owns*: in an overlap a word belongs to the window where it has the most context on both
+sides (the overlap is split at its middle), so evaluation and prediction read every word exactly
+once. Training labels the first piece of every word a window holds; the other pieces get ``IGNORE``.
+
+A word the tokenizer turns into nothing is given the unknown token (its label is kept); a single word
+longer than a whole window keeps only its first pieces. :class:`EncodeReport` counts both, and the
+split sentences, so the user is told once per split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Sequence
+
+import numpy as np
+
+IGNORE = -100  # the label of pieces the loss and the metrics skip (transformers' convention)
+
+
+@dataclass
+class EncodeReport:
+    """What preprocessing changed; told to the user once per split."""
+
+    sentences: int = 0
+    windows: int = 0
+    split_sentences: int = 0  # longer than the model: split into overlapping windows
+    empty_words: int = 0  # words the tokenizer turned into nothing: given the unknown token
+    cut_words: int = 0  # single words longer than a whole window: their extra pieces dropped
+    examples: list[str] = field(default_factory=list)
+
+    def notes(self, split: str) -> list[str]:
+        notes = []
+        if self.split_sentences:
+            notes.append(f"{split}: {self.split_sentences} of {self.sentences} sentences are longer than the model's "
+                         f"limit and were split into {self.windows - self.sentences + self.split_sentences} "
+                         f"overlapping windows (nothing dropped)")
+        if self.empty_words:
+            notes.append(f"{split}: {self.empty_words} words have no sub-tokens (e.g. {', '.join(self.examples[:3])}); "
+                         f"they were encoded as the unknown token so their labels are kept")
+        if self.cut_words:
+            notes.append(f"{split}: {self.cut_words} single words are longer than a whole window; only their "
+                         f"first pieces were kept (their labels are kept)")
+        return notes
+
+
+@dataclass
+class Pieces:
+    """The sub-tokens of every word of a call, flat (after the fixes above)."""
+
+    ids: np.ndarray  # [pieces] token ids
+    first: np.ndarray  # [pieces] bool: the first piece of its word
+    word: np.ndarray  # [pieces] flat word index
+    word_start: np.ndarray  # [words + 1] index of each word's first piece; the last entry = pieces
+
+
+@dataclass
+class Windows:
+    """Model inputs as piece ranges: window i covers pieces [lo, hi) and owns pieces [own_lo, own_hi)
+    (whole words: the owned words read their predictions from this window). In sentence order."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    own_lo: np.ndarray
+    own_hi: np.ndarray
+
+
+def plan_windows(piece_counts: Sequence[int], budget: int, stride: int) -> list[tuple[int, int]]:
+    """Word ranges ``[start, end)`` of at most ``budget`` pieces each, consecutive ones overlapping
+    by about ``stride`` pieces. One window when the sentence fits."""
+    n = len(piece_counts)
+    counts = [min(c, budget) for c in piece_counts]
+    windows: list[tuple[int, int]] = []
+    start = 0
+    while True:
+        total, end = 0, start
+        while end < n and total + counts[end] <= budget:
+            total += counts[end]
+            end += 1
+        windows.append((start, end))
+        if end >= n:
+            return windows
+        # step back from `end` until about `stride` pieces overlap, leaving room for the next word
+        limit = min(stride, budget - counts[end])
+        next_start, overlap = end, 0
+        while next_start - 1 > start and overlap + counts[next_start - 1] <= limit:
+            next_start -= 1
+            overlap += counts[next_start]
+        start = max(next_start, start + 1)
+
+
+def ownership(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The words each window owns: overlaps split at their middle, the owned ranges tiling the sentence."""
+    owned = []
+    for i, (start, end) in enumerate(windows):
+        own_start = start if i == 0 else (start + windows[i - 1][1]) // 2 + (start + windows[i - 1][1]) % 2
+        own_end = end if i == len(windows) - 1 else (windows[i + 1][0] + end) // 2 + (windows[i + 1][0] + end) % 2
+        owned.append((max(own_start, start), min(own_end, end)))
+    for i in range(1, len(owned)):
+        owned[i] = (owned[i - 1][1], owned[i][1])
+    return owned
+
+
+def private_backend(tokenizer):
+    """A copy of the fast tokenizer's Rust backend with truncation and padding off: transformers
+    leaves the shared backend in whatever state its last call set, and a truncated word would lose
+    pieces in silence."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not getattr(tokenizer, "is_fast", False):
+        from .errors import ModelError
+
+        raise ModelError(f"{type(tokenizer).__name__} is not a fast (Rust) tokenizer; tokentune needs one to map "
+                         f"words to sub-tokens", fix="choose a model that ships tokenizer.json")
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(backend.to_str())
+    copy.no_truncation()
+    copy.no_padding()
+    return copy
+
+
+def sentence_offsets(sentences: Sequence[Sequence[str]]) -> np.ndarray:
+    """``[sentences + 1]``: sentence i is flat words ``offsets[i]:offsets[i + 1]``."""
+    return np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
+
+
+class WindowEncoder:
+    """Sentences of words -> :class:`Pieces` and :class:`Windows` for one tokenizer and window size."""
+
+    def __init__(self, tokenizer, *, max_length: int, stride: int) -> None:
+        self.tokenizer = tokenizer
+        self.backend = private_backend(tokenizer)
+        self.stride = stride
+        self.budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+        self.cls_id = tokenizer.cls_token_id
+        self.sep_id = tokenizer.sep_token_id
+        self.pad_id = tokenizer.pad_token_id or 0
+        self.unk_id = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
+
+    def pieces(self, sentences: Sequence[Sequence[str]], offsets: np.ndarray,
+               report: EncodeReport | None = None) -> Pieces:
+        encodings = self.backend.encode_batch([list(s) for s in sentences], is_pretokenized=True,
+                                              add_special_tokens=False)
+        sizes = [len(e.ids) for e in encodings]
+        total = sum(sizes)
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=total)
+        local = np.fromiter(chain.from_iterable(e.word_ids for e in encodings), dtype=np.int64, count=total)
+        word = local + np.repeat(offsets[:-1], sizes)
+        words = int(offsets[-1])
+        counts = np.bincount(word, minlength=words)
+        empty = np.flatnonzero(counts == 0)
+        if empty.size:
+            where = np.searchsorted(word, empty)  # word numbers ascend through the flat pieces
+            ids, word = np.insert(ids, where, self.unk_id), np.insert(word, where, empty)
+            counts[empty] = 1
+        word_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        rank = np.arange(len(ids)) - word_start[word]
+        cut = counts > self.budget
+        if cut.any():
+            keep = rank < self.budget
+            ids, word, rank = ids[keep], word[keep], rank[keep]
+            word_start = np.concatenate([[0], np.cumsum(np.minimum(counts, self.budget))]).astype(np.int64)
+        if report is not None:
+            self._count(report, sentences, offsets, empty, int(cut.sum()))
+        return Pieces(ids, rank == 0, word, word_start)
+
+    @staticmethod
+    def _count(report: EncodeReport, sentences, offsets: np.ndarray, empty: np.ndarray, cut: int) -> None:
+        report.empty_words += len(empty)
+        report.cut_words += cut
+        for flat in empty[: max(0, 3 - len(report.examples))].tolist():
+            sentence = int(np.searchsorted(offsets, flat, side="right")) - 1
+            report.examples.append(repr(sentences[sentence][flat - offsets[sentence]]))
+
+    def windows(self, pieces: Pieces, offsets: np.ndarray, *, keep_empty: bool = False,
+                report: EncodeReport | None = None) -> Windows:
+        """One window per sentence that fits (all built at once), several for a longer one.
+        ``keep_empty``: an empty sentence gets an empty window too (else it has nothing to predict)."""
+        bounds = pieces.word_start[offsets]
+        lo, hi = bounds[:-1], bounds[1:]
+        long = hi - lo > self.budget
+        fits = ~long & ((offsets[1:] > offsets[:-1]) | keep_empty)
+        parts = [np.stack([lo[fits], hi[fits], lo[fits], hi[fits]], axis=1)]
+        for index in np.flatnonzero(long):
+            first, last = offsets[index], offsets[index + 1]
+            ranges = plan_windows(np.diff(pieces.word_start[first:last + 1]).tolist(), self.budget,
+                                  min(self.stride, self.budget // 2))
+            words = [(s, e, own_s, own_e) for (s, e), (own_s, own_e) in zip(ranges, ownership(ranges))]
+            parts.append(pieces.word_start[np.array(words, dtype=np.int64) + first])
+        table = np.concatenate(parts).astype(np.int64)
+        table = table[np.lexsort((table[:, 1], table[:, 0]))]  # sentence order, then window order
+        if report is not None:
+            report.sentences += len(offsets) - 1
+            report.windows += len(table)
+            report.split_sentences += int(long.sum())
+        return Windows(table[:, 0], table[:, 1], table[:, 2], table[:, 3])
+
+    def inputs(self, pieces: Pieces, windows: Windows, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``input_ids`` and ``attention_mask`` of the chosen windows, right-padded to the longest."""
+        n_cls = int(self.cls_id is not None)
+        lo, hi = windows.lo[chosen], windows.hi[chosen]
+        lengths = hi - lo + n_cls + int(self.sep_id is not None)
+        position = np.arange(int(lengths.max()))[None, :]
+        inner = position - n_cls
+        inside = (inner >= 0) & (inner < (hi - lo)[:, None])
+        ids = np.full((len(chosen), position.shape[1]), self.pad_id, dtype=np.int64)
+        ids[inside] = pieces.ids[(lo[:, None] + inner)[inside]]
+        if n_cls:
+            ids[:, 0] = self.cls_id
+        if self.sep_id is not None:
+            ids[np.arange(len(chosen)), lengths - 1] = self.sep_id
+        return ids, (position < lengths[:, None]).astype(np.int64)
+
+    def features(self, sentences: Sequence[Sequence[str]], word_label_ids: Sequence[Sequence[int]], *,
+                 owned_only: bool, report: EncodeReport | None = None) -> list[dict]:
+        """Training/evaluation features: ``input_ids``, ``attention_mask`` and ``labels`` (the word's label
+        on its first piece, ``IGNORE`` elsewhere), one per window in sentence order. ``owned_only``
+        labels each word in one window only (for evaluation, so no word counts twice); training
+        labels every word a window holds."""
+        offsets = sentence_offsets(sentences)
+        pieces = self.pieces(sentences, offsets, report)
+        windows = self.windows(pieces, offsets, keep_empty=True, report=report)
+        labels = np.fromiter(chain.from_iterable(word_label_ids), dtype=np.int64, count=int(offsets[-1]))
+        piece_labels = np.where(pieces.first, labels[pieces.word] if len(labels) else IGNORE, IGNORE)
+        owned = np.zeros(len(pieces.ids), dtype=bool)
+        cls = [self.cls_id] if self.cls_id is not None else []
+        sep = [self.sep_id] if self.sep_id is not None else []
+        features = []
+        for lo, hi, own_lo, own_hi in zip(*(part.tolist() for part in (windows.lo, windows.hi, windows.own_lo,
+                                                                        windows.own_hi))):
+            row = piece_labels[lo:hi]
+            if owned_only:
+                owned[lo:hi] = False
+                owned[own_lo:own_hi] = True
+                row = np.where(owned[lo:hi], row, IGNORE)
+            ids = cls + pieces.ids[lo:hi].tolist() + sep
+            features.append({"input_ids": ids, "attention_mask": [1] * len(ids),
+                             "labels": [IGNORE] * len(cls) + row.tolist() + [IGNORE] * len(sep)})
+        return features
