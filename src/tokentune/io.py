@@ -1,4 +1,6 @@
-"""Atomic file output: write to a temporary sibling, then rename, so nothing is left half-written."""
+"""Atomic output, the one implementation: every file or directory tokentune writes goes to a temporary
+sibling first and is renamed over its final name when complete, so nothing is left half-written
+looking done, and a failure removes the temporary (no stray ``.NAME.*.tmp`` files)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +8,7 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
-from typing import Iterator
+from typing import IO, Iterator
 
 
 def _umask() -> int:
@@ -29,6 +31,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        publish_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """A text handle on a temporary sibling of ``path``, renamed over ``path`` when the block ends
+    without an error and removed when it raises (streamed outputs such as ``predict --output``)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
+            yield handle
         publish_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
