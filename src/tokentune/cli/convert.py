@@ -12,8 +12,10 @@ import os
 import sys
 
 from ..data import Corpus, write_corpus
-from ..data.options import add_reader_arguments, reader_options
+from ..data.options import ReadOptions
+from ..data.splits import read_data
 from ..errors import ConfigError
+from ..settings import add_flags, flag_values
 from ..schemes import get_scheme, spans_to_tags, tags_to_spans
 
 EXTENSIONS = {"conll": ".conll", "jsonl": ".jsonl"}
@@ -26,13 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                             "default: the input's)")
     parser.add_argument("--format", dest="output_format", choices=tuple(EXTENSIONS),
                         help="output format (default: from OUT's name, .jsonl/.json -> jsonl, else conll)")
-    add_reader_arguments(parser, format_flag="--input-format")
+    add_flags(parser, ReadOptions, rename={"format": "--input-format"})
 
 
 def run(args: argparse.Namespace) -> int:
-    from .inspect import read_data
-
-    options = reader_options(args)
+    options = ReadOptions(**flag_values(args, ReadOptions)).read_options()
     if args.to_scheme:
         get_scheme(args.to_scheme)  # refuse an unknown scheme before reading anything
     corpora, notes = read_data(args.input, options)

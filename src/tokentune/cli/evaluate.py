@@ -11,7 +11,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="a model directory written by tokentune train")
     parser.add_argument("--data", required=True, help="a labelled file, or a directory with split files")
     parser.add_argument("--split", default="test", help="which split when --data is a directory (default test)")
-    parser.add_argument("--scheme", help="tag scheme of the data (default: detect)")
     parser.add_argument("--mode", default="default", choices=["default", "strict"], help="seqeval mode")
     parser.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
@@ -23,17 +22,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="DIR",
                         help="write metrics.json, errors.jsonl, plots/*.png and report.html into DIR "
                              "(a new or empty directory; replaced as a whole)")
+    from ..data.options import ReadOptions
+    from ..settings import add_flags
+
+    add_flags(parser, ReadOptions, skip={"dev_split", "split_seed"})  # the same reader flags as train
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.options import ReadOptions
     from ..evaluation import evaluate
-    from ..reporting.card import metrics_table, partial_table
+    from ..reporting.tables import metrics_table, partial_table
+    from ..settings import flag_values
     from ._common import quiet_libraries
 
     quiet_libraries(quiet=True)
-    metrics = evaluate(args.model_dir, args.data, split=args.split, mode=args.mode, scheme=args.scheme,
-                       backend=args.backend, batch_size=args.batch_size, decoding=args.decode,
-                       partial=args.partial, report=args.report)
+    metrics = evaluate(args.model_dir, args.data, split=args.split, mode=args.mode, backend=args.backend,
+                       batch_size=args.batch_size, decoding=args.decode, partial=args.partial, report=args.report,
+                       **flag_values(args, ReadOptions))
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -42,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         print(metrics_table(metrics))
         if "partial" in metrics:
             print("\n" + partial_table(metrics["partial"]))
+        for note in metrics.get("notes", []):
+            print(f"note: {note}", file=sys.stderr)
     if args.report:
         # stderr, so that --json output on stdout stays one parseable object
         print(f"report written to {args.report} (open report.html)", file=sys.stderr)

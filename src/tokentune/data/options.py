@@ -1,4 +1,5 @@
-"""Reader and split options: which format takes which, their checks, and the matching CLI flags.
+"""Reader and split options: :class:`ReadOptions` (the fields, their help and flags, written once and
+shared by `train`, `evaluate`, `inspect` and `convert`), which format takes which, and their checks.
 
 ``load_splits`` passes one set of options to every file it reads, and splits may come in different
 formats (train.conll with dev.jsonl), so an option meant for another format is ignored; a name no
@@ -6,10 +7,11 @@ reader knows is refused, because a silently ignored typo would change the data w
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..errors import ConfigError
+from ..settings import check_fields, setting
 
 COMMON = {"scheme", "repair"}
 READER_OPTIONS: dict[str, set[str]] = {
@@ -95,38 +97,55 @@ def _int(value: Any, name: str) -> int:
                           fix=f"pass --{name.replace('_', '-')} 0 (first column) or -1 (last)") from None
 
 
-def add_reader_arguments(parser: argparse.ArgumentParser, *, splits: bool = True, format_flag: str = "--format") -> None:
-    """The data-reading flags shared by commands that read labelled data (``format_flag`` renames --format)."""
-    group = parser.add_argument_group("data reading")
-    group.add_argument(format_flag, dest="format", choices=FORMATS, help="input format (default: from the file name)")
-    group.add_argument("--scheme", help="tag scheme of the input (IOB1, IOB2/BIO, BIOES, BILOU, IO, PLAIN; "
-                                        "default: detected)")
-    group.add_argument("--repair", choices=("lenient", "error", "drop-entity"),
-                       help="what to do with tag sequences that break the scheme (default: lenient, as conlleval)")
-    group.add_argument("--token-column", type=int, help="CoNLL: index of the word column (default 0)")
-    group.add_argument("--label-column", type=int, help="CoNLL: index of the tag column (default -1, the last)")
-    group.add_argument("--tokens-key", help="JSON/HF: key of the word list (default tokens)")
-    group.add_argument("--tags-key", help="JSON/HF: key of the tag list (default: tags, ner_tags, labels or pos_tags)")
-    group.add_argument("--label-names", help="names of integer tag ids, comma-separated in id order")
-    group.add_argument("--text-key", help="JSON: key of the raw text (default text)")
-    group.add_argument("--entities-key", help="JSON: key of the character spans (default entities)")
-    group.add_argument("--alignment", choices=("split", "widen"),
-                       help="JSON text: split words at entity boundaries (default) or widen entities to words")
-    group.add_argument("--overlaps", choices=("error", "keep-longest"), help="JSON text: overlapping entities")
-    group.add_argument("--hf-config", help="Hugging Face dataset config name")
-    group.add_argument("--hf-split", help="Hugging Face split to read when DATA is one split")
-    if splits:
-        group.add_argument("--label-map", action="append", metavar="OLD=NEW",
-                           help="rename an entity type (NEW=O drops it); repeatable")
-        group.add_argument("--drop-unknown-labels", action="store_true",
-                           help="drop dev/test entities whose type training never saw")
-        group.add_argument("--dev-split", type=float, metavar="FRACTION",
-                           help="carve a dev set from train when there is no dev file (e.g. 0.1)")
-        group.add_argument("--split-seed", type=int, help="seed of --dev-split (default 42)")
+READING = "data reading"
 
 
-def reader_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options of :func:`add_reader_arguments` that were given, as keyword arguments."""
-    names = set().union(*READER_OPTIONS.values()) | SPLIT_OPTIONS | {"format"}
-    options = {k: getattr(args, k) for k in names if getattr(args, k, None) not in (None, False)}
-    return options
+@dataclass
+class ReadOptions:
+    """How labelled data is read: the same names as flags, config-file keys and keyword arguments."""
+
+    format: str | None = setting(None, "input format (default: from the file name)", choices=FORMATS, group=READING)
+    scheme: str | None = setting(None, "tag scheme of the input (IOB1, IOB2/BIO, BIOES, BILOU, IO, PLAIN; "
+                                       "default: detected)", group=READING)
+    repair: str | None = setting(None, "tag sequences that break the scheme: lenient (default, as conlleval), "
+                                       "error or drop-entity", choices=("lenient", "error", "drop-entity"),
+                                 group=READING)
+    token_column: int | None = setting(None, "CoNLL: index of the word column (default 0)", group=READING)
+    label_column: int | None = setting(None, "CoNLL: index of the tag column (default -1, the last)", group=READING)
+    tokens_key: str | None = setting(None, "JSON/HF: key of the word list (default tokens)", group=READING)
+    tags_key: str | None = setting(None, "JSON/HF: key of the tag list (default: tags, ner_tags, labels or "
+                                         "pos_tags)", group=READING)
+    label_names: list | str | None = setting(None, "names of integer tag ids, comma-separated in id order",
+                                             group=READING)
+    text_key: str | None = setting(None, "JSON: key of the raw text (default text)", group=READING)
+    entities_key: str | None = setting(None, "JSON: key of the character spans (default entities)", group=READING)
+    alignment: str | None = setting(None, "JSON text: split words at entity boundaries (default) or widen "
+                                          "entities to words", choices=("split", "widen"), group=READING)
+    overlaps: str | None = setting(None, "JSON text: overlapping entities", choices=("error", "keep-longest"),
+                                   group=READING)
+    hf_config: str | None = setting(None, "Hugging Face dataset config name", group=READING)
+    hf_split: str | None = setting(None, "Hugging Face split to read when DATA is one split", group=READING)
+    label_map: list | dict | None = setting(None, "rename an entity type (NEW=O drops it); repeatable",
+                                            metavar="OLD=NEW", repeat=True, group=READING)
+    drop_unknown_labels: bool = setting(False, "drop dev/test entities whose type training (or the model) "
+                                               "never saw", group=READING)
+    dev_split: float | None = setting(None, "carve a dev set from train when there is no dev file (e.g. 0.1)",
+                                      metavar="FRACTION", above=0.0, below=1.0, group=READING)
+    split_seed: int | None = setting(None, "seed of --dev-split (default 42)", group=READING)
+
+    def __post_init__(self) -> None:
+        self.check_read_options()
+
+    def check_read_options(self) -> None:
+        check_fields(self)
+        if self.format is not None:
+            self.format = check_format(self.format)
+        if self.label_map is not None:
+            parse_label_map(self.label_map)
+        if self.label_names is not None:
+            parse_label_names(self.label_names)
+
+    def read_options(self) -> dict[str, Any]:
+        """The options that were given, as keyword arguments of ``load_splits``/``read_corpus``."""
+        names = [f.name for f in fields(ReadOptions)]
+        return {k: getattr(self, k) for k in names if getattr(self, k) not in (None, False)}

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter
+from typing import Any
 from dataclasses import dataclass, field
 
-from ..errors import DataError, LabelError
+from ..errors import ConfigError, DataError, LabelError
 from .corpus import Corpus
 from .options import SPLIT_OPTIONS, parse_dev_split, parse_label_map
 
@@ -203,18 +204,23 @@ def _drop_unknown(splits: Splits) -> None:
         return
     known = splits.train.entity_types()
     for name, corpus in splits.items():
-        if name == "train":
-            continue
-        unseen = corpus.entity_types() - known
-        if not unseen:
-            continue
-        counts = corpus.entity_counts()
-        first = next(s for s in corpus if any(label in unseen for label, _, _ in s.spans))
-        corpus.map_spans(lambda span: None if span[0] in unseen else span)
-        dropped = sum(counts[label] for label in unseen)
-        corpus.adjustments["entities_dropped_unknown"] += dropped
-        splits.notes.append(f"{name}: dropped {dropped} entities of types training never saw: "
-                            f"{', '.join(sorted(unseen))} (first at {corpus.location(first)}; drop_unknown_labels)")
+        if name != "train":
+            note = drop_unseen(name, corpus, known)
+            splits.notes.extend([note] if note else [])
+
+
+def drop_unseen(name: str, corpus: Corpus, known: set[str]) -> str | None:
+    """Drop the entities of types outside ``known``; the note that says so (None: nothing dropped)."""
+    unseen = unseen_labels(corpus, known)
+    if not unseen:
+        return None
+    counts = corpus.entity_counts()
+    first = min(unseen.values(), key=lambda found: found[0])[1]
+    corpus.map_spans(lambda span: None if span[0] in unseen else span)
+    dropped = sum(counts[label] for label in unseen)
+    corpus.adjustments["entities_dropped_unknown"] += dropped
+    return (f"{name}: dropped {dropped} entities of types training never saw: {', '.join(sorted(unseen))} "
+            f"(first at {corpus.location(first)}; drop_unknown_labels)")
 
 
 def check_labels(splits: Splits) -> None:
@@ -223,20 +229,23 @@ def check_labels(splits: Splits) -> None:
         return
     known = splits.train.entity_types()
     for name, corpus in splits.items():
-        if name == "train":
-            continue
-        unseen = unseen_labels(corpus, known)
-        if unseen:
-            first_label = min(unseen, key=lambda label: unseen[label][0])
-            first = unseen[first_label][1]
-            listing = ", ".join(f"{label} ({corpus.location(sentence)})" for label, (_, sentence) in sorted(unseen.items()))
-            raise LabelError(
-                f"{name} has label(s) never seen in training: {listing}",
-                path=corpus.path, line=first.line,
-                expected=f"only {', '.join(sorted(known)) or 'no entity types'}",
-                fix="correct those tags, rename them with --label-map OLD=NEW (label_map={'OLD': 'NEW'}), "
-                    "drop them with --drop-unknown-labels, or add training examples with them",
-            )
+        if name != "train":
+            refuse_unseen(f"{name} has label(s) never seen in training", corpus, known)
+
+
+UNSEEN_FIX = ("correct those tags, rename them with --label-map OLD=NEW (label_map={'OLD': 'NEW'}), drop them with "
+              "--drop-unknown-labels, or add training examples with them")
+
+
+def refuse_unseen(problem: str, corpus: Corpus, known: set[str], fix: str = UNSEEN_FIX) -> None:
+    """A located :class:`LabelError` naming every entity type of ``corpus`` outside ``known``."""
+    unseen = unseen_labels(corpus, known)
+    if not unseen:
+        return
+    first = min(unseen.values(), key=lambda found: found[0])[1]
+    listing = ", ".join(f"{label} ({corpus.location(sentence)})" for label, (_, sentence) in sorted(unseen.items()))
+    raise LabelError(f"{problem}: {listing}", path=corpus.path, line=first.line,
+                     expected=f"only {', '.join(sorted(known)) or 'no entity types'}", fix=fix)
 
 
 def unseen_labels(corpus: Corpus, known: set[str]) -> dict[str, tuple[int, object]]:
@@ -247,3 +256,61 @@ def unseen_labels(corpus: Corpus, known: set[str]) -> dict[str, tuple[int, objec
             if label not in known and label not in found:
                 found[label] = (index, sentence)
     return found
+
+
+def read_data(data: str, options: dict[str, Any]) -> tuple[dict[str, Corpus], list[str]]:
+    """``{split name: corpus}`` and the notes, for a directory, a file or a Hugging Face dataset."""
+    from .formats import read_corpus
+    from .hf import is_hf_source
+
+    if os.path.isdir(data) or (is_hf_source(data) and not options.get("hf_split")):
+        splits = load_splits(data, require=(), **options)
+        if not splits.items():
+            raise DataError("no train/dev/test data found", path=data,
+                            expected="files named train*, dev*/valid*, test* (or a save_to_disk directory)",
+                            found=", ".join(sorted(os.listdir(data))[:10]) if os.path.isdir(data) else "none",
+                            fix="rename the files, or inspect one file: tokentune inspect FILE")
+        return dict(splits.items()), list(splits.notes)
+    reader = {k: v for k, v in options.items() if k not in SPLIT_OPTIONS}
+    check_single_file_options(data, options)
+    corpus = read_corpus(data, **reader)
+    name = split_of(os.path.basename(data)) or os.path.basename(data.rstrip("/")) or data
+    notes = [f"{name}: tag scheme {corpus.scheme} detected (pass --scheme to override)"] if corpus.scheme_detected else []
+    notes.extend(f"{name}: {note}" for note in corpus.notes)
+    if options.get("label_map"):
+        notes.extend(map_labels([corpus], parse_label_map(options["label_map"])))
+    return {name: corpus}, notes
+
+
+def check_single_file_options(data: str, options: dict[str, Any]) -> None:
+    for option in ("dev_split", "drop_unknown_labels"):
+        if options.get(option):
+            raise ConfigError(f"--{option.replace('_', '-')} needs train and dev splits, but {data} is one file",
+                              fix="pass the data directory (train/dev/test files) instead")
+
+
+def read_split(data: str, split: str, options: dict[str, Any]) -> tuple[Corpus, list[str], str]:
+    """One split to score: ``(corpus, notes, path)`` from a file, a data directory (only ``split``'s file is
+    read), a save_to_disk directory or ``hf:ID``. Reader options and ``label_map`` apply as in training."""
+    from .formats import read_corpus
+    from .hf import is_hf_source
+
+    if os.path.isdir(data) and not is_hf_source(data):
+        files = find_split_files(data)
+        if split not in files:
+            raise DataError(f"no {split} file in {data}", expected=f"a file named {split}*",
+                            found=", ".join(sorted(os.path.basename(f) for f in files.values())) or "none",
+                            fix="pass --split with one of the splits found, or the file itself")
+        reader = {k: v for k, v in options.items() if k not in SPLIT_OPTIONS}
+        corpus = read_corpus(files[split], **reader)
+        notes = [f"{split}: {note}" for note in corpus.notes]
+        if options.get("label_map"):
+            notes.extend(map_labels([corpus], parse_label_map(options["label_map"])))
+        return corpus, notes, files[split]
+    corpora, notes = read_data(data, {k: v for k, v in options.items() if k != "drop_unknown_labels"})
+    if len(corpora) == 1:
+        return next(iter(corpora.values())), notes, data
+    if split not in corpora:
+        raise DataError(f"no {split} split in {data}", expected=f"one of {', '.join(corpora)}",
+                        found=", ".join(corpora), fix="pass --split with one of the splits found")
+    return corpora[split], notes, data

