@@ -1,0 +1,134 @@
+"""One configuration: the reader flags are the same in train, evaluate, inspect and convert, the config
+file takes the same names, flags are derived from TrainConfig's fields, and bad values are one line."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+
+import pytest
+from conftest import make_sentences, write_conll
+
+from tokentune.cli.main import main
+from tokentune.config import TrainConfig, build_config
+from tokentune.errors import ConfigError
+
+TINY = ["--epochs", "1", "--batch-size", "8", "--learning-rate", "5e-3", "--quiet"]
+
+
+def _with_misc(sentences):
+    """Make every ORG a MISC, so that a --label-map MISC=O run can be told apart."""
+    return [[(w, t.replace("ORG", "MISC")) for w, t in s] for s in sentences]
+
+
+@pytest.fixture(scope="module")
+def one_file_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("one_file")
+    write_conll(root / "train.txt", _with_misc(make_sentences(120, seed=4)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def words_labels_jsonl(tmp_path_factory):
+    path = tmp_path_factory.mktemp("jsonl") / "x.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        for sentence in make_sentences(60, seed=5):
+            words, tags = zip(*sentence)
+            handle.write(json.dumps({"words": list(words), "labels": list(tags)}) + "\n")
+    return path
+
+
+def _labels(model_dir) -> set[str]:
+    return set(json.load(open(os.path.join(model_dir, "config.json")))["id2label"].values())
+
+
+def test_dev_split_and_label_map_on_a_directory_with_one_file(one_file_dir, tiny_base_model, tmp_path, capsys):
+    out = tmp_path / "model"
+    argv = ["train", "--data", str(one_file_dir), "--dev-split", "0.1", "--label-map", "MISC=O",
+            "--model", tiny_base_model, "--output", str(out), *TINY]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert not any("MISC" in label for label in _labels(out)) and "B-PER" in _labels(out)
+    saved = json.load(open(out / "tokentune_config.json"))
+    assert saved["dev_split"] == 0.1 and saved["label_map"] == ["MISC=O"]
+    assert "dev" in json.load(open(out / "metrics.json"))
+
+
+def test_jsonl_with_other_keys_from_flags_and_from_yaml(words_labels_jsonl, tiny_base_model, tmp_path, capsys):
+    flags = ["--train", str(words_labels_jsonl), "--format", "jsonl", "--tokens-key", "words", "--tags-key", "labels"]
+    assert main(["train", *flags, "--model", tiny_base_model, "--output", str(tmp_path / "a"), *TINY]) == 0
+    config = tmp_path / "run.yaml"
+    config.write_text(f"train_file: {words_labels_jsonl}\nformat: jsonl\ntokens_key: words\ntags_key: labels\n"
+                      f"model: {tiny_base_model}\nepochs: 1\nbatch_size: 8\nlearning_rate: 5.0e-3\nquiet: true\n")
+    assert main(["train", "--config", str(config), "--output", str(tmp_path / "b")]) == 0, capsys.readouterr().err
+    assert _labels(tmp_path / "a") == _labels(tmp_path / "b") == {"O", "B-PER", "I-PER", "B-LOC", "I-LOC",
+                                                                  "B-ORG", "I-ORG"}
+    capsys.readouterr()
+    # evaluate takes the same reader flags
+    assert main(["evaluate", str(tmp_path / "a"), "--data", str(words_labels_jsonl), "--format", "jsonl",
+                 "--tokens-key", "words", "--tags-key", "labels", "--json"]) == 0
+    assert 0.0 <= json.loads(capsys.readouterr().out)["f1"] <= 1.0
+
+
+def test_evaluate_label_map_and_drop_unknown_labels(one_file_dir, tiny_model, capsys):
+    data = str(one_file_dir / "train.txt")
+    assert main(["evaluate", tiny_model.output_dir, "--data", data]) == 2
+    err = capsys.readouterr().err
+    assert "MISC" in err and "--label-map" in err and "train.txt:" in err and err.count("\n") == 1
+    assert main(["evaluate", tiny_model.output_dir, "--data", data, "--label-map", "MISC=ORG", "--json"]) == 0
+    assert "ORG" in json.loads(capsys.readouterr().out)["per_type"]
+    assert main(["evaluate", tiny_model.output_dir, "--data", data, "--drop-unknown-labels", "--json"]) == 0
+    assert any("dropped" in note for note in json.loads(capsys.readouterr().out)["notes"])
+
+
+def test_every_field_has_a_flag_and_help_written_once():
+    from tokentune.cli.train import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    dests = {action.dest for action in parser._actions}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= dests
+    assert all(f.metadata["help"] for f in dataclasses.fields(TrainConfig))
+    args = parser.parse_args(["--bf16", "--batch-mean-loss", "--no-packing", "--label-map", "A=B", "--label-map", "C=O"])
+    assert (args.precision, args.token_weighted_loss, args.packing, args.label_map) == ("bf16", False, False,
+                                                                                         ["A=B", "C=O"])
+    assert args.learning_rate is None  # not given: the config file or the default decides
+
+
+def test_flag_beats_file_beats_default(tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"data": "d", "learning_rate": 5e-5, "tokens-key": "words"}))
+    built = build_config(str(config), learning_rate=1e-4)
+    assert (built.learning_rate, built.tokens_key, built.batch_size) == (1e-4, "words", 16)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("learning_rte: 1.0e-4\n", "unknown setting 'learning_rte'.*did you mean 'learning_rate'"),
+    ("tokens_kye: words\n", "did you mean 'tokens_key'"),
+    ("weight_decay: .nan\n", "weight_decay must be a finite number"),
+    ("epochs: .inf\n", "epochs must be a finite number"),
+    ("scheme: [IOB2]\n", "scheme must be a string"),
+    ("1: 2\n", "setting names must be strings"),
+    ("dev_split: 1.5\n", "dev_split must be below 1.0"),
+])
+def test_bad_config_file_values_are_located_config_errors(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: d\n" + text)
+    with pytest.raises(ConfigError, match=message):
+        build_config(str(path))
+
+
+@pytest.mark.parametrize("flag, value", [("--weight-decay", "nan"), ("--adam-epsilon", "inf"),
+                                         ("--learning-rate", "nan"), ("--epochs", "inf"), ("--warmup-ratio", "-0.1")])
+def test_non_finite_flags_exit_2_before_reading_anything(tmp_path, capsys, flag, value):
+    assert main(["train", "--data", str(tmp_path / "missing"), "--output", str(tmp_path / "o"), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and flag in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_python_api_is_checked_the_same_way():
+    with pytest.raises(ConfigError, match="adam_epsilon must be a finite number"):
+        TrainConfig(data="d", adam_epsilon=float("inf"))
+    with pytest.raises(ConfigError, match="max_length must be at least 3"):
+        TrainConfig(data="d", max_length=1)
