@@ -132,12 +132,12 @@ def test_token_weighted_loss_does_not_depend_on_how_a_step_is_split(tiny_data, t
 
     from tokentune.modeling import build_model, load_tokenizer
     from tokentune.training.trainer import build_trainer
-    from tokentune.training.run import _prepare
+    from tokentune.training.run import prepare_data
 
     def loss_of(batch_size, accumulation, rows):
         config = TrainConfig(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "o"), quiet=True,
                              batch_size=batch_size, gradient_accumulation_steps=accumulation, precision="fp32")
-        prep = _prepare(config)
+        prep = prepare_data(config)
         torch.manual_seed(0)
         model = build_model(tiny_base_model, prep.labels)
         for module in model.modules():

@@ -88,7 +88,7 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
     return features
 
 
-def _prepare(config: TrainConfig) -> _Prepared:
+def prepare_data(config: TrainConfig) -> _Prepared:
     """Read and encode the data once: features are plain lists reused by every epoch and attempt."""
     from transformers import AutoConfig
 
@@ -255,7 +255,7 @@ def train(config: TrainConfig | None = None, **settings) -> TrainResult:
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
     distributed.setup()
-    prep = _prepare(config)
+    prep = prepare_data(config)
     precision, precision_note = resolve_precision(config.precision)
     prep.notes.append(precision_note)
     final, staging = _staging_dir(config.output, overwrite=config.overwrite, resume=config.resume,
