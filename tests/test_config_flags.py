@@ -132,3 +132,25 @@ def test_python_api_is_checked_the_same_way():
         TrainConfig(data="d", adam_epsilon=float("inf"))
     with pytest.raises(ConfigError, match="max_length must be at least 3"):
         TrainConfig(data="d", max_length=1)
+
+
+def test_outputs_never_destroy_inputs(tiny_data, tiny_model, tmp_path, capsys):
+    """train --output DATA --overwrite, convert IN IN, evaluate --report MODEL: refused, inputs unchanged."""
+    before = {name: open(os.path.join(tiny_data, name), "rb").read() for name in os.listdir(tiny_data)}
+    assert main(["train", "--data", tiny_data, "--output", tiny_data, "--overwrite"]) == 2
+    assert main(["train", "--data", tiny_data, "--output", os.path.join(tiny_data, "inside"), "--overwrite"]) == 2
+    assert main(["train", "--train", os.path.join(tiny_data, "train.txt"), "--output", os.path.dirname(tiny_data)
+                 + "/", "--overwrite"]) == 2
+    train_file = os.path.join(tiny_data, "train.txt")
+    assert main(["convert", train_file, train_file]) == 2
+    assert main(["evaluate", tiny_model.output_dir, "--data", tiny_data, "--report", tiny_model.output_dir]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 5 and all("destroy the input" in line for line in errors), errors
+    assert {name: open(os.path.join(tiny_data, name), "rb").read() for name in os.listdir(tiny_data)} == before
+    assert os.path.exists(os.path.join(tiny_model.output_dir, "model.safetensors"))
+
+
+def test_model_weights_are_written_with_the_usual_permissions(tiny_model):
+    modes = {name: os.stat(os.path.join(tiny_model.output_dir, name)).st_mode & 0o777
+             for name in ("model.safetensors", "config.json", "metrics.json")}
+    assert len(set(modes.values())) == 1, modes

@@ -91,6 +91,10 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
     from .inference import Tagger
 
     options = ReadOptions(**read_options).read_options()
+    if report is not None:
+        from .io import check_output
+
+        check_output(report, overwrite=True, inputs=(model_dir, data), what="report directory", flag="--report")
     corpus, notes, path = read_split(data, split, options)
     tagger = Tagger.from_pretrained(model_dir, backend=backend, device=device, batch_size=batch_size,
                                     decoding=decoding)

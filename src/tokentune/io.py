@@ -66,15 +66,46 @@ def atomic_write_json(path: str | os.PathLike, data) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-@contextmanager
-def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[str]:
-    """Yield a temporary directory next to ``path``; on success it replaces ``path`` in one rename."""
+def check_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: tuple = (),
+                 what: str = "output directory", flag: str = "--output") -> str:
+    """The absolute output path, once it is safe to write: not an existing path unless ``overwrite``,
+    and never one that is, contains or lies inside one of ``inputs`` (data, a model being read), with
+    ``--overwrite`` or not: writing there would destroy what the command reads."""
     from .errors import ConfigError
 
     path = os.path.abspath(os.fspath(path))
+    real = os.path.realpath(path)
+    for source in inputs:
+        if source is None or not os.path.exists(os.fspath(source)):
+            continue
+        other = os.path.realpath(os.fspath(source))
+        if real == other or real.startswith(other.rstrip(os.sep) + os.sep) or other.startswith(real + os.sep):
+            relation = "is" if real == other else ("lies inside" if real.startswith(other) else "contains")
+            raise ConfigError(f"{what} {path} {relation} the input {os.fspath(source)}; writing it would destroy "
+                              f"the input", fix=f"choose a {flag} outside the inputs")
     if os.path.exists(path) and not overwrite:
-        raise ConfigError(f"output directory {path} already exists",
-                          fix="choose another --output, or pass --overwrite to replace it")
+        raise ConfigError(f"{what} {path} already exists",
+                          fix=f"choose another {flag}, or pass --overwrite to replace it")
+    if os.path.exists(path) and what.endswith("directory") and not os.path.isdir(path):
+        raise ConfigError(f"{what} {path} is a file", fix=f"choose another {flag}")
+    return path
+
+
+def replace_with(staging: str, final: str) -> None:
+    """Put the complete ``staging`` directory at ``final`` (replacing an old one) by renames only."""
+    if os.path.exists(final):
+        old = staging + ".old"
+        os.replace(final, old)
+        os.replace(staging, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, final)
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False, inputs: tuple = ()) -> Iterator[str]:
+    """Yield a temporary directory next to ``path``; on success it replaces ``path`` in one rename."""
+    path = check_output(path, overwrite=overwrite, inputs=inputs)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".partial")
@@ -84,10 +115,11 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if os.path.exists(path):
-        old = tmp + ".old"
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
+    replace_with(tmp, path)
+
+
+def publish_tree(directory: str) -> None:
+    """Usual permissions on every file a library wrote privately (safetensors writes model.safetensors 0600)."""
+    for root, _, files in os.walk(directory):
+        for name in files:
+            publish_mode(os.path.join(root, name))

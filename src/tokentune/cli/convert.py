@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io import check_output
+
+    # an existing OUT is rewritten (as before), but never the input itself or a path inside it
+    check_output(args.output, overwrite=True, inputs=(args.input,), what="OUT", flag="OUT")
     options = ReadOptions(**flag_values(args, ReadOptions)).read_options()
     if args.to_scheme:
         get_scheme(args.to_scheme)  # refuse an unknown scheme before reading anything

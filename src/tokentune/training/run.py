@@ -117,17 +117,14 @@ def prepare_data(config: TrainConfig) -> _Prepared:
     return _Prepared(splits, labels, tokenizer, max_length, train_features, dev_features, notes)
 
 
-def _staging_dir(output: str, *, overwrite: bool, resume: bool = False,
-                 notes: list[str] | None = None) -> tuple[str, str]:
-    """The final directory and its ``.NAME.partial`` staging sibling, made by rank 0 only."""
-    final = os.path.abspath(output)
-    if os.path.exists(final) and not overwrite:
-        raise ConfigError(f"output directory {final} already exists",
-                          fix="choose another --output, or pass --overwrite to replace it")
+def _staging_dir(config: TrainConfig, notes: list[str] | None = None) -> tuple[str, str]:
+    """The final directory and its ``.NAME.partial`` staging sibling (made by rank 0 only); the output
+    may not be, hold or lie inside the data or the model it reads."""
+    final = _check_output(config)
     staging = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.partial")
     with distributed.main_first() as main:
         if main:
-            if os.path.exists(staging) and not resume:
+            if os.path.exists(staging) and not config.resume:
                 shutil.rmtree(staging)
                 if notes is not None:
                     notes.append(f"removed {staging}, left by an interrupted run (--resume continues one)")
@@ -135,15 +132,19 @@ def _staging_dir(output: str, *, overwrite: bool, resume: bool = False,
     return final, staging
 
 
+def _check_output(config: TrainConfig) -> str:
+    from ..io import check_output
+
+    inputs = (config.data, config.train_file, config.dev_file, config.test_file, config.model)
+    return check_output(config.output, overwrite=config.overwrite, inputs=inputs)
+
+
 def _publish(staging: str, final: str) -> None:
+    from ..io import publish_tree, replace_with
+
     shutil.rmtree(os.path.join(staging, "checkpoints"), ignore_errors=True)
-    if os.path.exists(final):
-        old = staging + ".old"
-        os.replace(final, old)
-        os.replace(staging, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, final)
+    publish_tree(staging)
+    replace_with(staging, final)
 
 
 def _start_or_resume(config: TrainConfig, staging: str, notes: list[str]) -> tuple[TrainConfig, str | None]:
@@ -254,12 +255,12 @@ def train(config: TrainConfig | None = None, **settings) -> TrainResult:
     config = config if config is not None else TrainConfig(**settings)
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
+    _check_output(config)  # before anything is read: a refused output costs nothing
     distributed.setup()
     prep = prepare_data(config)
     precision, precision_note = resolve_precision(config.precision)
     prep.notes.append(precision_note)
-    final, staging = _staging_dir(config.output, overwrite=config.overwrite, resume=config.resume,
-                                  notes=prep.notes)
+    final, staging = _staging_dir(config, notes=prep.notes)
     config, checkpoint = _start_or_resume(config, staging, prep.notes)
     start_epoch = trained_epochs(checkpoint)
     trainer, seconds = _fit(config, prep, staging, precision, checkpoint)
