@@ -148,9 +148,9 @@ def run_plain(args, out_dir: str, meter: Meter) -> float:
 
 def run_tokentune(args, out_dir: str, meter: Meter, settings: dict) -> tuple[float, dict]:
     import tokentune
-    import tokentune.training as training
+    import tokentune.training.run as training
 
-    prepare, timing = training._prepare, {}
+    prepare, timing = training.prepare_data, {}
 
     def timed_prepare(config):  # reading + encoding the data, once per run (not per epoch)
         started = time.perf_counter()
@@ -159,7 +159,7 @@ def run_tokentune(args, out_dir: str, meter: Meter, settings: dict) -> tuple[flo
         finally:
             timing["prepare_seconds"] = round(time.perf_counter() - started, 2)
 
-    training._prepare = timed_prepare
+    training.prepare_data = timed_prepare
     result = tokentune.train(data=args.data, output=os.path.join(out_dir, "model"), epochs=args.epochs,
                              learning_rate=args.learning_rate, batch_size=args.batch_size, seed=args.seed,
                              max_train_samples=args.train_samples, quiet=True, **settings)
