@@ -67,7 +67,7 @@ def test_tiny_data_still_makes_batches():
 def test_new_settings_are_validated():
     config = TrainConfig(data="x")
     assert (config.precision, config.auto_batch_size, config.save_total_limit, config.patience) == ("auto", True, 1, None)
-    with pytest.raises(ConfigError, match="precision must be one of auto, fp32, bf16, fp16.*--bf16"):
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'; expected one of auto, fp32, bf16, fp16.*--bf16"):
         TrainConfig(data="x", precision="fp8")
     with pytest.raises(ConfigError, match="patience must be a positive number"):
         TrainConfig(data="x", patience=0)

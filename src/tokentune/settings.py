@@ -106,10 +106,8 @@ def check_fields(settings) -> None:
                               fix=f"give {flag} a text value")
         if kind in NUMBER_TYPES:
             _check_number(field.name, flag, kind, value, meta)
-        if meta.get("choices") and value not in meta["choices"]:
-            also = "".join(f", or {name}" for name in meta.get("consts", {}))
-            raise ConfigError(f"{field.name} must be one of {', '.join(meta['choices'])}, got {value!r}",
-                              fix=f"use {flag} with one of those{also}")
+        if meta.get("choices"):
+            check_choice(value, meta["choices"], field.name, flag, also=tuple(meta.get("consts", {})), normalise=False)
 
 
 def _check_number(name: str, flag: str, kind: str, value: Any, meta) -> None:
@@ -127,6 +125,20 @@ def _check_number(name: str, flag: str, kind: str, value: Any, meta) -> None:
         if bound is not None and not ok:
             wanted = "a positive number" if positive and words != "below" else f"{words} {bound}"
             raise ConfigError(f"{name} must be {wanted}, got {value!r}", fix=f"set {flag} to {wanted}")
+
+
+def check_choice(value: Any, choices: tuple[str, ...], what: str, flag: str | None = None, *,
+                 also: tuple[str, ...] = (), normalise: bool = True) -> str:
+    """The one check of a setting with a fixed set of values (``None`` -> the first, the default).
+    ``normalise`` accepts any case and ``_`` for ``-`` (``keep_longest`` -> ``keep-longest``)."""
+    choice = choices[0] if value is None else str(value)
+    if normalise:
+        choice = choice.lower().replace("_", "-")
+    if choice not in choices:
+        others = "".join(f", or {name}" for name in also)
+        raise ConfigError(f"unknown {what} {value!r}; expected one of {', '.join(choices)}",
+                          fix=f"pass {flag or '--' + what.replace(' ', '-')} with one of those values{others}")
+    return choice
 
 
 def unknown_keys(values: dict[str, Any], settings_class, source: str) -> None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 from itertools import chain
 from typing import Iterable, Sequence
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..schemes import (OUTSIDE, InvalidTransition, Scheme, Span, detect_scheme, find_invalid, get_scheme,
                        is_valid_transition, split_tag, tags_to_spans)
+from ..settings import check_choice
 from .corpus import Corpus, Sentence
 
 REPAIR_POLICIES = ("lenient", "error", "drop-entity")
@@ -25,11 +26,7 @@ Row = tuple[int, Sequence[str], Sequence[str]]  # (line where the sentence start
 
 
 def check_repair(repair: str | None) -> str:
-    policy = (repair or "lenient").lower().replace("_", "-")
-    if policy not in REPAIR_POLICIES:
-        raise ConfigError(f"unknown repair policy {repair!r}; expected one of {', '.join(REPAIR_POLICIES)}",
-                          fix="pass --repair lenient, error or drop-entity")
-    return policy
+    return check_choice(repair, REPAIR_POLICIES, "repair policy", "--repair")
 
 
 def corpus_from_tags(

@@ -19,6 +19,7 @@ import numpy as np
 from ..decoding import cut_spans, label_table, viterbi_batch
 from ..errors import ConfigError
 from ..schemes import Span, scheme_of_labels
+from ..settings import check_choice
 from ..windows import Pieces, WindowEncoder, Windows, sentence_offsets
 from ..words import split_words
 from .runners import BACKENDS, Runner
@@ -64,10 +65,8 @@ class Tagger:
 
     def __init__(self, runner: Runner, tokenizer, labels: Sequence[str], *, max_length: int, stride: int = 128,
                  batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first") -> None:
-        if aggregation not in AGGREGATIONS:
-            raise ConfigError(f"unknown aggregation {aggregation!r}", fix=f"use one of {', '.join(AGGREGATIONS)}")
-        if decoding not in DECODINGS:
-            raise ConfigError(f"unknown decoding {decoding!r}", fix="use viterbi (default) or argmax")
+        aggregation = check_choice(aggregation, AGGREGATIONS, "aggregation")
+        decoding = check_choice(decoding, DECODINGS, "decoding", "--decode")
         if batch_size < 1 or stride < 0 or max_length < 3:
             raise ConfigError(f"invalid batch size {batch_size}, stride {stride} or max length {max_length}",
                               fix="use --batch-size >= 1, --stride >= 0 and a max length of at least 3")
