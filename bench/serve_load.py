@@ -43,7 +43,7 @@ SENTENCES = [
     "Police in Oslo arrested two men after the robbery .",
     "Barcelona signed the Brazilian striker Ronaldo from PSV Eindhoven .",
 ]
-_RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+_RUNNING = re.compile(r"running on (http://127\.0\.0\.1:\d+)")  # tokentune serve's start line
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -312,13 +312,25 @@ def test_api_key_accepts_the_right_bearer(keyed):
         assert http.get("/model").status_code == 200
 
 
-def test_api_key_leaves_the_page_and_api_description_public(keyed):
+def test_api_key_leaves_the_page_and_offline_docs_public(keyed):
     with client(keyed.url) as http:
-        for path in ("/", "/static/app.js", "/docs", "/openapi.json"):
+        for path in ("/", "/static/app.js", "/static/docs.js", "/docs"):
             assert http.get(path).status_code == 200, path
-        spec = http.get("/openapi.json").json()
+
+
+def test_openapi_is_behind_the_api_key(keyed, tagger):
+    """The OpenAPI document names the entity types, which /model keeps behind the key."""
+    with client(keyed.url) as http:
+        docs_js = http.get("/static/docs.js").text  # first: a file's log line can lag its reply
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            refused = http.get("/openapi.json", headers=headers)
+            assert refused.status_code == 401 and "Authorization: Bearer KEY" in refused.json()["detail"]
+            assert not any(label in refused.text for label in ("PER", "LOC", "ORG"))
+        spec = http.get("/openapi.json", headers={"Authorization": "Bearer s3cret"}).json()
+    assert "PER" in spec["info"]["description"]
     assert spec["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
     assert spec["paths"]["/predict"]["post"]["security"] == [{"bearer": []}]
+    assert "401" in docs_js and "Authorization" in docs_js, "/docs must ask for the key when openapi.json is refused"
 
 
 # -- the Python API -------------------------------------------------------------------------------
@@ -333,13 +345,15 @@ def test_create_app_refuses_bad_settings(tagger):
         create_app({"not": "a tagger"})
 
 
-def test_requests_are_logged_one_line_each(http, caplog):
+def test_requests_are_logged_one_line_each(server, http, caplog):
     caplog.set_level("INFO", logger="tokentune.serving")
     http.post("/predict", json={"text": "Alice"})
     http.get("/nope")
 
-    def lines():  # the server thread logs just after the reply is sent: allow it a moment
-        return [r.getMessage() for r in caplog.records if r.name == "tokentune.serving"]
+    def lines():  # the server thread logs just after the reply is sent: allow it a moment. Only this
+        # server's thread: another test's server may log its last request's line late, into this test
+        return [r.getMessage() for r in caplog.records
+                if r.name == "tokentune.serving" and r.thread == server.thread.ident]
 
     assert wait_for(lambda: len(lines()) >= 2, timeout=5)
     lines = lines()

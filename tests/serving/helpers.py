@@ -18,7 +18,7 @@ import httpx
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PYTHON = sys.executable
-_RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+_RUNNING = re.compile(r"running on (http://127\.0\.0\.1:\d+)")
 
 
 def trained_model(tmp_path_factory, tiny_data: str, tiny_base_model: str) -> str:
@@ -33,15 +33,17 @@ def trained_model(tmp_path_factory, tiny_data: str, tiny_base_model: str) -> str
 
 
 class ThreadServer:
-    """uvicorn serving ``app`` from a background thread; ``url`` is set once it listens."""
+    """``app`` served from a background thread as `tokentune serve` serves it (its protocol with the
+    slow-client timeouts, the app's Limits); ``url`` is set once it listens."""
 
     def __init__(self, app, **config) -> None:
-        import uvicorn
+        from tokentune.serving.server import bind_socket, build_server
 
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None,
-                                                    access_log=False, lifespan="on",
-                                                    timeout_graceful_shutdown=5, **config))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.socket = bind_socket("127.0.0.1", 0)
+        limits = app.state.limits  # tests wait at most 5 s for a shutdown unless the app asks for less
+        config.setdefault("timeout_graceful_shutdown", min(5.0, limits.shutdown_timeout_s))
+        self.server = build_server(app, self.socket, **config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
         self.url = ""
 
     def __enter__(self) -> "ThreadServer":
@@ -58,6 +60,7 @@ class ThreadServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+        self.socket.close()
 
 
 @contextmanager

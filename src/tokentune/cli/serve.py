@@ -20,8 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--api-key", default=None,
                      help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}; the variable keeps "
                           "the key out of the process list)")
-    net.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="S",
-                     help="on SIGTERM, wait this long for in-flight requests (default 30)")
+    net.add_argument("--shutdown-timeout", type=float, default=defaults.shutdown_timeout_s, metavar="S",
+                     help="on SIGTERM, wait this long for in-flight requests, then answer them 503 (default 30)")
+    net.add_argument("--header-timeout", type=float, default=defaults.header_timeout_s, metavar="S",
+                     help="close a connection whose request headers take longer than this (default 10)")
+    net.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s, metavar="S",
+                     help="answer 408 when a request body takes longer than this to arrive (default 30)")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-texts", type=int, default=defaults.max_texts, help="texts per request")
     limits.add_argument("--max-chars", type=int, default=defaults.max_chars, help="characters per text")
@@ -31,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     batching = parser.add_argument_group("micro-batching")
     batching.add_argument("--max-batch-texts", type=int, default=defaults.max_batch_texts,
                           help="texts of concurrent requests sharing one forward pass (1: no batching)")
+    batching.add_argument("--max-batch-chars", type=int, default=defaults.max_batch_chars,
+                          help="characters sharing one forward pass: long requests are spread over several, "
+                               "so they do not hold up small ones (default 20000)")
     batching.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms,
                           help="how long a batch waits for more requests (default 5)")
     model = parser.add_argument_group("model")
@@ -47,31 +54,34 @@ def run(args: argparse.Namespace) -> int:
     from ._common import quiet_libraries
 
     try:
-        import uvicorn
-
         from ..serving.app import create_app
+        from ..serving.server import bind_socket, run_server
         from ..serving.validation import Limits
     except ImportError as err:
         raise ConfigError(f"serving needs fastapi and uvicorn ({err})", fix="pip install 'tokentune[serve]'") from None
-    if not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port must be between 0 and 65535, found {args.port}", fix="pass a valid port")
-    _configure_logging(args.log_level)
-    quiet_libraries()
-    _no_progress_bars()
-    api_key = args.api_key if args.api_key is not None else (os.environ.get(API_KEY_ENV) or None)
     limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
-                    max_batch_texts=args.max_batch_texts, batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue)
-    app = create_app(args.model_dir, limits=limits, api_key=api_key, backend=args.backend,
-                     tagger_options={"batch_size": args.batch_size, "decoding": args.decode,
-                                     "aggregation": args.aggregation, "stride": args.stride})
+                    max_batch_texts=args.max_batch_texts, max_batch_chars=args.max_batch_chars,
+                    batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue, header_timeout_s=args.header_timeout,
+                    body_timeout_s=args.body_timeout, shutdown_timeout_s=args.shutdown_timeout)
+    sock = bind_socket(args.host, args.port)  # before loading the model: a port in use fails at once
+    try:
+        _configure_logging(args.log_level)
+        quiet_libraries()
+        _no_progress_bars()
+        api_key = args.api_key if args.api_key is not None else (os.environ.get(API_KEY_ENV) or None)
+        app = create_app(args.model_dir, limits=limits, api_key=api_key, backend=args.backend,
+                         tagger_options={"batch_size": args.batch_size, "decoding": args.decode,
+                                         "aggregation": args.aggregation, "stride": args.stride})
+    except BaseException:
+        sock.close()
+        raise
     log = logging.getLogger("tokentune.serving")
     if not api_key and not _is_loopback(args.host):
         log.warning("serving on %s without --api-key: anyone who can reach this address can use the model",
                     args.host)
     log.info("model %s (%s); API key %s", args.model_dir, args.backend, "required" if api_key else "off")
-    # log_config=None: keep the logging set up above; access_log=False: our middleware logs requests
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=args.shutdown_timeout, server_header=False)
+    # uvicorn keeps the logging set up above, and its access log is off: our middleware logs requests
+    run_server(app, host=args.host, limits=limits, sock=sock)
     return 0
 
 

@@ -1,7 +1,9 @@
 """The HTTP service: ``create_app`` builds a FastAPI app around a Tagger. The CLI runs it with uvicorn.
 
 Endpoints: ``POST /predict``, ``GET /health``, ``GET /model``, the page at ``/`` (with ``/static``),
-an offline API description at ``/docs`` and the OpenAPI document at ``/openapi.json``.
+an offline API description at ``/docs`` and the OpenAPI document at ``/openapi.json`` (behind the
+API key when there is one: it names the entity types). Run it with :func:`.server.run_server`, which
+adds the slow-client timeouts that uvicorn lacks.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import ConfigError
 from .microbatch import Closed, MicroBatcher, Overloaded
-from .middleware import BearerAuthMiddleware, RequestLogMiddleware
+from .middleware import BearerAuthMiddleware, BodyTimeoutMiddleware, RequestLogMiddleware, ShutdownMiddleware
 from .validation import ApiError, Limits, parse_texts, read_body
 
 log = logging.getLogger("tokentune.serving")
@@ -59,14 +61,15 @@ class PredictResponse(BaseModel):
 class ErrorOut(BaseModel):
     detail: str = Field(description="what was expected, what was found, and the fix")
     limit: Optional[str] = Field(None, description="the limit that was crossed, e.g. max_texts")
-    value: Optional[int] = Field(None, description="that limit's value")
+    value: Optional[float] = Field(None, description="that limit's value")
 
 
 ERRORS = {
     401: {"model": ErrorOut, "description": "missing or wrong API key (only when the server has one)"},
+    408: {"model": ErrorOut, "description": "the body did not arrive within --body-timeout"},
     413: {"model": ErrorOut, "description": "too many texts, a text too long, or a body too large"},
     422: {"model": ErrorOut, "description": "malformed JSON or the wrong shape"},
-    503: {"model": ErrorOut, "description": "the queue is full or the server is stopping; see Retry-After"},
+    503: {"model": ErrorOut, "description": "the queue is full, or the server is stopping; see Retry-After"},
 }
 
 
@@ -78,16 +81,15 @@ def create_app(tagger_or_model_dir, *, limits: Limits | None = None, api_key: st
     ``tagger_or_model_dir`` is a model directory (loaded with :meth:`Tagger.from_pretrained` and
     ``backend``/``tagger_options``) or an object with ``predict_texts(list[str])`` and ``labels``
     (e.g. a :class:`~tokentune.inference.Tagger`; pass ``model_dir`` too so ``/model`` can show its
-    metrics). With ``api_key`` every request but the page, static files and the API description
-    needs ``Authorization: Bearer API_KEY``.
+    metrics). With ``api_key`` every request but the page, static files and the offline ``/docs``
+    page needs ``Authorization: Bearer API_KEY``.
     """
     limits = limits or Limits()
     if api_key is not None and not api_key:
         raise ConfigError("the API key is empty", fix="pass a non-empty key, or none to serve without one")
     tagger, model_dir = _load(tagger_or_model_dir, model_dir, backend, tagger_options or {})
     info = model_info(tagger, model_dir)
-    batcher = MicroBatcher(tagger.predict_texts, max_batch_texts=limits.max_batch_texts,
-                           wait_ms=limits.batch_wait_ms, max_queue=limits.max_queue)
+    batcher = MicroBatcher(tagger.predict_texts, limits)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -107,7 +109,9 @@ def create_app(tagger_or_model_dir, *, limits: Limits | None = None, api_key: st
     if api_key:
         app.add_middleware(BearerAuthMiddleware, api_key=api_key)
         _document_bearer(app)
-    app.add_middleware(RequestLogMiddleware)  # added last: outermost, so it logs 401s too
+    app.add_middleware(BodyTimeoutMiddleware, seconds=limits.body_timeout_s)
+    app.add_middleware(ShutdownMiddleware, retry_after_s=RETRY_AFTER_S)
+    app.add_middleware(RequestLogMiddleware)  # added last: outermost, so it logs 401s and 503s too
     return app
 
 

@@ -1,21 +1,31 @@
-"""Micro-batching: requests that arrive within a few milliseconds of each other share one forward pass.
+"""Micro-batching: texts of requests that arrive within a few milliseconds of each other share one
+forward pass, and no request holds the model for long.
 
-Why: a transformer forward pass over 32 short texts costs little more than over one, so under
+Why batch: a transformer forward pass over 32 short texts costs little more than over one, so under
 concurrent load batching multiplies throughput, while a lone request waits at most ``wait_ms`` more.
 
-One worker task owns the model and feeds it from a bounded queue. The model itself runs in a
-single dedicated thread: the event loop must keep answering (``/health``, 503s, new requests)
-while a batch runs, and one thread means the Tagger is never called concurrently.
+Why it is fair: a batch holds at most ``max_batch_texts`` texts and ``max_batch_chars`` characters
+(a single longer text runs alone), and it is filled round-robin, one text per waiting request in
+turn. A request of many long texts is therefore spread over many batches, and a small request that
+arrives meanwhile joins the next one instead of waiting for the whole large request. Each text's
+result is the model's answer for that text alone, so results are the same however texts are batched,
+and every request gets its results in its own order.
+
+One worker task owns the model. The model itself runs in a single dedicated thread: the event loop
+must keep answering (``/health``, 503s, new requests) while a batch runs, and one thread means the
+Tagger is never called concurrently.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from ..errors import ConfigError, TokentuneError
+from ..errors import TokentuneError
+from .validation import Limits
 
 log = logging.getLogger("tokentune.serving")
 
@@ -31,10 +41,20 @@ class Closed(TokentuneError):
     """The batcher is not running: the server is starting or shutting down (the server answers 503)."""
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity
 class _Job:
     texts: list[str]
     future: asyncio.Future
+    taken: int = 0  # texts handed to a batch so far
+    answered: int = 0  # results received so far
+    results: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.texts)
+
+
+# one text of a batch: its request and its index in that request
+Slot = tuple[_Job, int]
 
 
 @dataclass
@@ -46,27 +66,25 @@ class BatchStats:
 
 
 class MicroBatcher:
-    """Collects jobs from a bounded queue into batches of at most ``max_batch_texts`` texts.
+    """Runs the texts of queued requests in bounded batches, round-robin across requests.
 
-    A batch closes when it is full, or ``wait_ms`` after its first job was taken. A single request
-    is never split: one larger than ``max_batch_texts`` runs as a batch of its own.
+    A batch closes when it is full (``max_batch_texts`` texts or ``max_batch_chars`` characters), or
+    ``batch_wait_ms`` after the worker found the first waiting request. ``max_queue`` bounds the
+    requests with texts not yet taken into a batch. The settings come from :class:`Limits`, which
+    checks them.
     """
 
-    def __init__(self, predict: Predict, *, max_batch_texts: int = 64, wait_ms: float = 5.0,
-                 max_queue: int = 256) -> None:
-        if max_batch_texts < 1:
-            raise ConfigError(f"max_batch_texts must be at least 1, found {max_batch_texts}",
-                              fix="pass --max-batch-texts 1 (no batching) or more")
-        if wait_ms < 0:
-            raise ConfigError(f"batch wait must be 0 ms or more, found {wait_ms}", fix="pass --batch-wait-ms 0 or more")
-        if max_queue < 1:
-            raise ConfigError(f"max_queue must be at least 1, found {max_queue}", fix="pass --max-queue 1 or more")
+    def __init__(self, predict: Predict, limits: Limits | None = None) -> None:
+        limits = limits or Limits()
         self.predict = predict
-        self.max_batch_texts = max_batch_texts
-        self.wait = wait_ms / 1000
-        self.max_queue = max_queue
+        self.max_batch_texts = limits.max_batch_texts
+        self.max_batch_chars = limits.max_batch_chars
+        self.wait = limits.batch_wait_ms / 1000
+        self.max_queue = limits.max_queue
         self.stats = BatchStats()
-        self._queue: asyncio.Queue[_Job] | None = None
+        self._waiting: deque[_Job] = deque()  # round-robin order: the front gives the next text
+        self._jobs: set[_Job] = set()  # every accepted request not answered yet
+        self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -76,109 +94,156 @@ class MicroBatcher:
 
     @property
     def pending(self) -> int:
-        """Requests waiting in the queue (not counting the batch the model is running now)."""
-        return self._queue.qsize() if self._queue is not None else 0
+        """Requests with texts still waiting for a batch (not counting those wholly in the running one)."""
+        return len(self._waiting)
 
     async def start(self) -> None:
-        """Start the worker on the running event loop (the queue belongs to that loop)."""
+        """Start the worker on the running event loop."""
         if self.running:
             return
-        self._queue = asyncio.Queue(maxsize=self.max_queue)
+        self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokentune-model")
         self._worker = asyncio.create_task(self._run(), name="tokentune-batcher")
 
     async def stop(self) -> None:
-        """Stop the worker; queued requests fail with :class:`Closed`. The server drains in-flight
-        requests before it calls this, so on a graceful shutdown the queue is already empty."""
+        """Stop the worker; requests not answered yet fail with :class:`Closed`. The server drains
+        in-flight requests before it calls this, so on a graceful shutdown none are left."""
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
-        while self._queue is not None and not self._queue.empty():
-            job = self._queue.get_nowait()
-            if not job.future.done():
-                job.future.set_exception(Closed("the server is shutting down", fix="retry on another instance"))
+        for job in list(self._jobs):
+            self._fail(job, Closed("the server is shutting down", fix="retry on another instance"))
+        self._waiting.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
     async def submit(self, texts: list[str]) -> list:
-        """Queue ``texts`` and wait for their results; raises :class:`Overloaded` at once when full."""
-        if not self.running or self._queue is None:
+        """Queue ``texts`` and wait for their results, in order; raises :class:`Overloaded` at once when full."""
+        if not self.running or self._wake is None:
             raise Closed("the model worker is not running", fix="retry in a moment")
-        future = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait(_Job(list(texts), future))
-        except asyncio.QueueFull:
+        if not texts:
+            return []
+        if len(self._waiting) >= self.max_queue:
             raise Overloaded(f"{self.max_queue} requests are already waiting for the model (--max-queue)",
-                             fix="retry after the Retry-After seconds, or raise --max-queue") from None
-        return await future
+                             fix="retry after the Retry-After seconds, or raise --max-queue")
+        job = _Job(list(texts), asyncio.get_running_loop().create_future())
+        self._waiting.append(job)
+        self._jobs.add(job)
+        self._wake.set()
+        try:
+            return await job.future
+        finally:
+            if job.future.cancelled():  # the caller went away: its texts need not run
+                self._forget(job)
 
     async def _run(self) -> None:
-        carry: _Job | None = None
         while True:
+            batch = await self._next_batch()
             try:
-                first = carry if carry is not None else await self._queue.get()
-                batch, carry = await self._collect(first)
-                batch = [job for job in batch if not job.future.done()]  # callers that went away
                 if batch:
                     await self._run_batch(batch)
-            except asyncio.CancelledError:
-                if carry is not None and not carry.future.done():
-                    carry.future.set_exception(Closed("the server is shutting down", fix="retry"))
-                raise
             except Exception:  # never let the worker die: every later request would hang
                 log.exception("micro-batcher: unexpected error")
+                for job in {job for job, _ in batch}:
+                    self._fail(job, RuntimeError("micro-batcher error"))
 
-    async def _collect(self, first: _Job) -> tuple[list[_Job], _Job | None]:
-        """Jobs for one batch, starting with ``first``; also the job that did not fit, if any."""
+    async def _next_batch(self) -> list[Slot]:
+        """Wait for a waiting request, then up to ``wait`` for more unless a batch is already full."""
         loop = asyncio.get_running_loop()
-        batch, count = [first], len(first.texts)
+        while not self._waiting:
+            self._wake.clear()
+            await self._wake.wait()
         deadline = loop.time() + self.wait
-        while count < self.max_batch_texts:
+        while not self._full():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._wake.clear()
             try:
-                job = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    job = await asyncio.wait_for(self._queue.get(), remaining)
-                except asyncio.TimeoutError:
-                    break
-            if count + len(job.texts) > self.max_batch_texts:
-                return batch, job
-            batch.append(job)
-            count += len(job.texts)
-        return batch, None
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+        return self._take()
 
-    async def _run_batch(self, batch: list[_Job]) -> None:
+    def _full(self) -> bool:
+        """Whether the waiting texts fill a batch (stops counting as soon as they do)."""
+        texts = chars = 0
+        for job in self._waiting:
+            for text in job.texts[job.taken:]:
+                texts, chars = texts + 1, chars + len(text)
+                if texts >= self.max_batch_texts or chars >= self.max_batch_chars:
+                    return True
+        return False
+
+    def _take(self) -> list[Slot]:
+        """The next batch: one text from each waiting request in turn, within the batch's bounds."""
+        batch: list[Slot] = []
+        chars = 0
+        while self._waiting and len(batch) < self.max_batch_texts:
+            job = self._waiting[0]
+            if job.future.done():  # cancelled: its caller went away
+                self._forget(job)
+                continue
+            text = job.texts[job.taken]
+            if batch and chars + len(text) > self.max_batch_chars:
+                break  # this request is first in line for the next batch
+            self._waiting.popleft()
+            batch.append((job, job.taken))
+            chars += len(text)
+            job.taken += 1
+            if job.taken < len(job.texts):
+                self._waiting.append(job)  # to the back of the line
+        return batch
+
+    async def _run_batch(self, batch: list[Slot]) -> None:
         loop = asyncio.get_running_loop()
-        texts = [text for job in batch for text in job.texts]
+        texts = [job.texts[index] for job, index in batch]
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(texts))
         try:
             results = await loop.run_in_executor(self._executor, self.predict, texts)
+            if len(results) != len(texts):
+                raise RuntimeError(f"the model gave {len(results)} results for {len(texts)} texts")
         except Exception as err:
-            if len(batch) == 1:
-                self._finish(batch[0], error=err)
+            jobs = list(dict.fromkeys(job for job, _ in batch))
+            if len(jobs) == 1:
+                self._fail(jobs[0], err)
                 return
             # one bad request must not fail the others that happened to share its batch
-            log.warning("a batch of %d requests failed (%s); retrying them one at a time", len(batch), err)
-            for job in batch:
-                await self._run_batch([job])
+            log.warning("a batch of %d requests failed (%s); retrying them one at a time", len(jobs), err)
+            for job in jobs:
+                await self._run_batch([slot for slot in batch if slot[0] is job])
             return
-        position = 0
-        for job in batch:
-            self._finish(job, results=list(results[position:position + len(job.texts)]))
-            position += len(job.texts)
+        for (job, index), result in zip(batch, results):
+            self._answer(job, index, result)
 
-    def _finish(self, job: _Job, *, results: list | None = None, error: Exception | None = None) -> None:
+    def _answer(self, job: _Job, index: int, result) -> None:
+        if job not in self._jobs:  # failed or forgotten meanwhile
+            return
+        job.results[index] = result
+        job.answered += 1
+        if job.answered == len(job.texts):
+            self._finish(job)
+            if not job.future.done():
+                job.future.set_result(job.results)
+
+    def _fail(self, job: _Job, error: Exception) -> None:
+        if job not in self._jobs:
+            return
+        self._finish(job)
+        if job in self._waiting:
+            self._waiting.remove(job)
+        if not job.future.done():
+            job.future.set_exception(error)
+
+    def _finish(self, job: _Job) -> None:
+        self._jobs.discard(job)
         self.stats.requests += 1
         self.stats.texts += len(job.texts)
-        if job.future.done():  # the caller disconnected while the model ran
-            return
-        if error is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(results)
+
+    def _forget(self, job: _Job) -> None:
+        self._jobs.discard(job)
+        if job in self._waiting:
+            self._waiting.remove(job)

@@ -8,38 +8,64 @@ a 500.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 from ..errors import ConfigError
+
+WHOLE = ("max_texts", "max_chars", "max_body_bytes", "max_batch_texts", "max_batch_chars", "max_queue")
+SECONDS = ("header_timeout_s", "body_timeout_s", "shutdown_timeout_s")
+# the `tokentune serve` flag of each setting, for error messages
+FLAGS = {"header_timeout_s": "--header-timeout", "body_timeout_s": "--body-timeout",
+         "shutdown_timeout_s": "--shutdown-timeout", "batch_wait_ms": "--batch-wait-ms"}
+
+
+def flag_of(name: str) -> str:
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask of the server, and how requests are batched. Defaults suit a CPU."""
+    """What one request may ask of the server, how requests are batched and how long a client may
+    take. Defaults suit a CPU. Every value is checked here, once: a bad one raises ConfigError."""
 
     max_texts: int = 64  # texts in one request
     max_chars: int = 10_000  # characters (code points) in one text
     max_body_bytes: int = 1_048_576  # request body size
     max_batch_texts: int = 64  # texts sharing one forward pass
+    max_batch_chars: int = 20_000  # characters sharing one forward pass (a longer single text runs alone)
     batch_wait_ms: float = 5.0  # how long a batch stays open for more requests
     max_queue: int = 256  # requests waiting for the model before the server answers 503
+    header_timeout_s: float = 10.0  # from connecting (or a request's first byte) to its last header
+    body_timeout_s: float = 30.0  # from the headers to the body's last byte
+    shutdown_timeout_s: float = 30.0  # how long a shutdown waits for requests in flight
 
     def __post_init__(self) -> None:
-        for name in ("max_texts", "max_chars", "max_body_bytes", "max_batch_texts", "max_queue"):
+        for name in WHOLE:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{name} must be a whole number of at least 1, found {value!r}",
-                                  fix=f"pass {flag} 1 or more")
-        if self.batch_wait_ms < 0:
-            raise ConfigError(f"batch_wait_ms must be 0 or more, found {self.batch_wait_ms!r}",
+                                  fix=f"pass {flag_of(name)} 1 or more")
+        for name in SECONDS:
+            value = getattr(self, name)
+            if not _is_number(value) or not value > 0:
+                default = next(f.default for f in fields(self) if f.name == name)
+                raise ConfigError(f"{name} must be a finite number of seconds above 0, found {value!r}",
+                                  fix=f"pass {flag_of(name)} with a number above 0, e.g. {default:g}")
+        if not _is_number(self.batch_wait_ms) or self.batch_wait_ms < 0:
+            raise ConfigError(f"batch_wait_ms must be a finite number of 0 or more, found {self.batch_wait_ms!r}",
                               fix="pass --batch-wait-ms 0 (no waiting) or more")
+
+
+def _is_number(value) -> bool:
+    """A real, finite number (not a bool, NaN or infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class ApiError(Exception):
     """An answer other than 200, as JSON ``{"detail": message, "limit": name, "value": n}``."""
 
-    def __init__(self, status: int, message: str, *, limit: str | None = None, value: int | None = None,
+    def __init__(self, status: int, message: str, *, limit: str | None = None, value: float | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
@@ -57,7 +83,7 @@ class ApiError(Exception):
 
 
 def too_large(message: str, limit: str, value: int) -> ApiError:
-    flag = "--" + limit.replace("_", "-")
+    flag = flag_of(limit)
     return ApiError(413, f"{message}; the limit is {value} ({flag})", limit=limit, value=value)
 
 

@@ -33,24 +33,49 @@ function renderOperation(spec, path, method, op) {
   return box;
 }
 
-async function start() {
+async function fetchSpec(key) {
+  const headers = key ? { Authorization: `Bearer ${key}` } : {};
+  const response = await fetch("openapi.json", { headers });
+  if (response.status === 401) return null;  // the server has an API key: the document names its labels
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return response.json();
+}
+
+function render(spec) {
   const main = document.getElementById("operations");
+  document.getElementById("title").textContent = `${spec.info.title} ${spec.info.version} API`;
+  document.getElementById("description").textContent = spec.info.description || "";
+  main.replaceChildren();
+  for (const [path, ops] of Object.entries(spec.paths)) {
+    for (const [method, op] of Object.entries(ops)) main.append(renderOperation(spec, path, method, op));
+  }
+  const schemas = (spec.components && spec.components.schemas) || {};
+  main.append(el("h2", { textContent: "Schemas" }));
+  for (const [name, schema] of Object.entries(schemas)) {
+    main.append(el("h3", { textContent: name }), el("pre", { textContent: JSON.stringify(schema, null, 2) }));
+  }
+}
+
+async function start(key) {
+  const main = document.getElementById("operations");
+  const form = document.getElementById("key-form");
   try {
-    const spec = await (await fetch("openapi.json")).json();
-    document.getElementById("title").textContent = `${spec.info.title} ${spec.info.version} API`;
-    document.getElementById("description").textContent = spec.info.description || "";
-    main.replaceChildren();
-    for (const [path, ops] of Object.entries(spec.paths)) {
-      for (const [method, op] of Object.entries(ops)) main.append(renderOperation(spec, path, method, op));
+    const spec = await fetchSpec(key);
+    if (spec === null) {
+      form.hidden = false;
+      main.textContent = key ? "401: that API key was refused; try again."
+                             : "401: this server needs an API key to show its API (Authorization: Bearer KEY).";
+      return;
     }
-    const schemas = (spec.components && spec.components.schemas) || {};
-    main.append(el("h2", { textContent: "Schemas" }));
-    for (const [name, schema] of Object.entries(schemas)) {
-      main.append(el("h3", { textContent: name }), el("pre", { textContent: JSON.stringify(schema, null, 2) }));
-    }
+    form.hidden = true;
+    render(spec);
   } catch (err) {
     main.textContent = `could not load openapi.json: ${err.message}`;
   }
 }
 
-start();
+document.getElementById("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  start(document.getElementById("api-key").value.trim());
+});
+start("");
