@@ -133,3 +133,71 @@ def test_session_uses_physical_cores(exported):
 
     options = session_options()
     assert options.intra_op_num_threads == physical_cores() >= 1
+
+
+def test_export_options_are_checked_before_any_work(model_dir, tmp_path, monkeypatch, capsys):
+    import tokentune.modeling as modeling
+    from tokentune.export import max_opset
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(modeling, "load_trained", no_loading)
+    newest = max_opset()
+    assert newest >= 17  # the default is one torch exports
+    for opset in (13, newest + 1, 0):
+        with pytest.raises(ConfigError, match=rf"opset {opset} is out of range: this torch exports opsets 14 to {newest}"):
+            export_model(model_dir, str(tmp_path / "o"), opset=opset)
+    with pytest.raises(ConfigError, match="unknown quantization 'int4'"):
+        export_model(model_dir, str(tmp_path / "o"), quantize="int4")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
+        export_model(model_dir, str(tmp_path / "file"), overwrite=True)
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(ConfigError, match="already exists"):
+        export_model(model_dir, str(existing))
+    parent = os.path.dirname(model_dir)  # replacing it would delete the model
+    with pytest.raises(ConfigError, match="holds the model directory"):
+        export_model(model_dir, parent, overwrite=True)
+    assert os.path.isdir(model_dir)
+    assert main(["export", model_dir, "--output", str(tmp_path / "o"), "--opset", str(newest + 1)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"opset {newest + 1} is out of range" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_export_of_a_damaged_model_is_one_line(model_dir, tmp_path, capsys):
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    data = (copy / "model.safetensors").read_bytes()
+    (copy / "model.safetensors").write_bytes(data[: len(data) // 3])
+    assert main(["export", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{copy}/model.safetensors is truncated" in err
+    assert not (copy / FP32_FILE).exists()
+
+
+def test_onnx_output_must_match_the_labels_of_config_json(exported, tmp_path, capsys):
+    bad = tmp_path / "fewer-labels"
+    shutil.copytree(exported, bad)
+    config = json.load(open(bad / "config.json"))
+    labels = len(config["id2label"])
+    config["id2label"] = {str(i): name for i, name in enumerate(["O", "B-X"])}
+    config.pop("label2id", None)
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=rf"outputs logits of shape \['batch', 'sequence', {labels}\], but config.json "
+                                         rf"in .*fewer-labels has 2 labels"):
+        Tagger.from_pretrained(str(bad), backend="onnx")
+    assert main(["predict", str(bad), "--backend", "onnx", "Alice met Bob ."]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fewer-labels" in err and "re-export" in err
+    config["id2label"] = {"1": "O", "2": "B-X"}
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="id2label keys are 1, 2, not 0..1"):
+        Tagger.from_pretrained(str(bad), backend="onnx")
+
+
+def test_onnx_directory_is_not_a_torch_model(exported):
+    with pytest.raises(ModelError, match="model.safetensors is missing .*use --backend onnx"):
+        Tagger.from_pretrained(exported)

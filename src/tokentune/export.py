@@ -25,6 +25,7 @@ from .inference.runners import FP32_FILE, INT8_FILE, QUANTIZATIONS, session_opti
 
 MANIFEST_FILE = "onnx_export.json"
 OPSET = 17
+MIN_OPSET = 14  # LayerNormalization and the attention graphs of transformers need opset 14 or newer
 # exported graphs whose logits differ from torch by more than this are refused: something broke
 MAX_EXPORT_DIFF = 1e-3
 # tokentune metadata copied along so an exported directory keeps its model card and settings
@@ -155,6 +156,42 @@ def _manifest(result: ExportResult, source: str) -> dict:
     return data
 
 
+def max_opset() -> int:
+    """The newest opset torch's TorchScript exporter has symbolic functions for (one public module
+    ``torch.onnx.symbolic_opsetN`` per opset; it only warns, and then fails, on newer ones)."""
+    import pkgutil
+
+    import torch.onnx
+
+    found = [int(m.name[len("symbolic_opset"):]) for m in pkgutil.iter_modules(torch.onnx.__path__)
+             if m.name.startswith("symbolic_opset") and m.name[len("symbolic_opset"):].isdigit()]
+    return max(found, default=OPSET)
+
+
+def check_options(model_dir: str, output: str | None, *, quantize: str | None, opset: int, overwrite: bool) -> None:
+    """Refuse settings the export cannot honour before any model is loaded."""
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ConfigError(f"unknown quantization {quantize!r}", fix="use --quantize int8, or leave it out")
+    newest = max_opset()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise ConfigError(f"opset {opset!r} is out of range: this torch exports opsets {MIN_OPSET} to {newest} "
+                          f"for transformer graphs", fix=f"use --opset {OPSET} (the default) or another in that range")
+    if not os.path.isdir(model_dir):
+        return  # load_trained says what it is (a file, a Hub id, nothing)
+    source, target = os.path.realpath(model_dir), os.path.realpath(output or model_dir)
+    if source == target:
+        return  # in place
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise ConfigError(f"--output {output} is a file, not a directory", fix="choose a directory path for --output")
+    if os.path.exists(target) and not overwrite:
+        raise ConfigError(f"output directory {target} already exists",
+                          fix="choose another --output, or pass --overwrite to replace it")
+    if source.startswith(target.rstrip(os.sep) + os.sep):
+        raise ConfigError(f"--output {output} holds the model directory {model_dir}: replacing it would delete the "
+                          f"model", fix="choose an --output outside the model directory, or leave it out to add "
+                                        "the ONNX files to the model directory itself")
+
+
 def export_model(model_dir: str, output: str | None = None, *, quantize: str | None = None, opset: int = OPSET,
                  overwrite: bool = False) -> ExportResult:
     """Export the model in ``model_dir`` to ONNX.
@@ -168,8 +205,7 @@ def export_model(model_dir: str, output: str | None = None, *, quantize: str | N
     from .io import atomic_directory, atomic_write_json
     from .modeling import load_trained
 
-    if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ConfigError(f"unknown quantization {quantize!r}", fix="use --quantize int8, or leave it out")
+    check_options(model_dir, output, quantize=quantize, opset=opset, overwrite=overwrite)
     model, tokenizer = load_trained(model_dir)
     model.eval()
     if hasattr(model, "set_attn_implementation"):
@@ -179,7 +215,7 @@ def export_model(model_dir: str, output: str | None = None, *, quantize: str | N
             model.set_attn_implementation("eager")
         except (ValueError, NotImplementedError):
             pass  # a model without an eager attention keeps its own
-    in_place = output is None or os.path.abspath(output) == os.path.abspath(model_dir)
+    in_place = output is None or os.path.realpath(output) == os.path.realpath(model_dir)
     if not in_place:
         with atomic_directory(output, overwrite=overwrite) as staging:
             result = _write_export(model, tokenizer, staging, quantize=quantize, opset=opset)

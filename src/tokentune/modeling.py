@@ -1,7 +1,9 @@
 """Find, load and build models: the embedded default encoder, local directories and Hub ids."""
 from __future__ import annotations
 
+import json
 import os
+import re
 
 from .errors import ModelError
 
@@ -38,54 +40,90 @@ def base_model_name(name: str | None) -> str:
 
 
 def _load_error(name: str, err: Exception) -> ModelError:
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
     if os.path.isdir(name):
-        return ModelError(f"cannot load the model in directory {name!r}: {str(err).splitlines()[0]}",
+        return ModelError(f"cannot load the model in directory {name!r}: {first}",
                           fix="it needs config.json, the weights (model.safetensors) and the tokenizer files")
     return ModelError(
         f"cannot load model {name!r}: it is not a local directory and could not be fetched from the "
-        f"Hugging Face Hub (offline, or no such model)",
+        f"Hugging Face Hub (offline, or no such model: {first})",
         fix=f"on a machine with internet run `hf download {name} --local-dir DIR` and pass --model DIR, "
             f"or leave out --model to use the embedded MiniLM",
     )
 
 
+def _loading_errors() -> tuple[type[BaseException], ...]:
+    """What transformers and safetensors raise for files they cannot read (RuntimeError: shapes that
+    do not match the config)."""
+    from safetensors import SafetensorError
+
+    return OSError, ValueError, RuntimeError, SafetensorError
+
+
 def load_tokenizer(name: str | None):
+    """The fast tokenizer of a model directory or Hub id; a directory must hold tokenizer files (without
+    them transformers builds an empty vocabulary that turns every word into [UNK])."""
     from transformers import AutoTokenizer
 
     path = resolve_model(name)
+    if os.path.isdir(path):
+        check_tokenizer_files(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as err:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except Exception as err:  # noqa: BLE001 - the tokenizers library raises plain Exception for broken files
         raise _load_error(path, err) from None
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError(f"model {name!r} has no fast (Rust) tokenizer; tokentune needs one to map words to sub-tokens",
                          fix="choose a model that ships tokenizer.json")
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise ModelError(f"the tokenizer of {path} has no vocabulary besides its special tokens (every word would "
+                         f"be [UNK])", fix="copy tokenizer.json (or vocab.txt) of the base model into that directory")
     return tokenizer
 
 
 def build_model(name: str | None, labels: list[str]):
-    """A pretrained encoder with a fresh token-classification head for ``labels``."""
+    """A pretrained encoder with a fresh token-classification head for ``labels`` (a bare encoder is
+    expected here; a head of another size is replaced)."""
     from transformers import AutoModelForTokenClassification
 
     path = resolve_model(name)
+    local = os.path.isdir(path)
+    if local:
+        check_model_dir(path, head=False)
     id2label = dict(enumerate(labels))
     try:
         return AutoModelForTokenClassification.from_pretrained(
             path, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            ignore_mismatched_sizes=True, trust_remote_code=False, use_safetensors=True if local else None,
         )
-    except (OSError, ValueError) as err:
+    except _loading_errors() as err:
         raise _load_error(path, err) from None
 
 
 def load_trained(model_dir: str):
-    """A model directory written by tokentune (or any token-classification model)."""
+    """``(model, tokenizer)`` of a trained token classifier: a directory written by tokentune (or any
+    token-classification model with safetensors weights and label names), or a Hub id of one.
+
+    A directory is checked before anything is loaded (config, tokenizer files, weights, head, labels);
+    pickled ``pytorch_model.bin`` weights are refused, never unpickled, and no remote code runs. A model
+    whose head would be newly initialised (random predictions) is refused too.
+    """
     from transformers import AutoModelForTokenClassification
 
     path = resolve_model(model_dir)
+    if os.path.isdir(path):
+        check_model_dir(path, head=True)
     try:
-        model = AutoModelForTokenClassification.from_pretrained(path)
-    except (OSError, ValueError) as err:
+        model, info = AutoModelForTokenClassification.from_pretrained(
+            path, use_safetensors=True, trust_remote_code=False, output_loading_info=True)
+    except _loading_errors() as err:
         raise _load_error(path, err) from None
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise ModelError(f"{path} is not a trained token classifier: its weights lack {', '.join(missing[:4])}"
+                         + (f" and {len(missing) - 4} more" if len(missing) > 4 else "") + " (they would be random)",
+                         fix=NOT_A_CLASSIFIER_FIX)
+    check_labels(model.config, path)
     return model, load_tokenizer(path)
 
 
@@ -99,3 +137,151 @@ def model_max_length(tokenizer, model_config, requested: int | None = None) -> i
     if positions:
         limits.append(positions)
     return min(limits) if limits else 512
+
+
+# -- checks of model files, before anything is loaded ------------------------------------------------
+CONFIG_FILE = "config.json"
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_INDEX = "model.safetensors.index.json"
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+# a fast tokenizer can be read from tokenizer.json or built from one of the vocabulary files
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+NOT_A_CLASSIFIER_FIX = ("pass a directory written by `tokentune train` (a bare encoder such as the embedded MiniLM "
+                        "must be fine-tuned first: `tokentune train --data DIR --model MODEL --output OUT`)")
+_MAX_HEADER = 100_000_000  # the safetensors format's own limit on the JSON header
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise ModelError(f"{path} is missing", fix="a model directory needs the config.json it was saved with") from None
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{path} is not readable JSON ({str(err).splitlines()[0]})",
+                         fix="copy it again from where the model came from, or train the model again") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} holds a JSON {type(data).__name__}, not an object",
+                         fix="copy it again from where the model came from")
+    return data
+
+
+def check_tokenizer_files(path: str) -> None:
+    """A local model directory must hold tokenizer files (transformers would otherwise build an empty one)."""
+    if not any(os.path.isfile(os.path.join(path, name)) for name in TOKENIZER_FILES):
+        raise ModelError(f"no tokenizer files in {path}: expected tokenizer.json (or {', '.join(TOKENIZER_FILES[1:])})",
+                         fix="copy the tokenizer files of the base model into that directory "
+                             "(tokenizer.json, tokenizer_config.json, special_tokens_map.json)")
+
+
+def safetensors_header(path: str, *, fix: str | None = None) -> dict:
+    """The tensors listed in the safetensors file ``path`` (name -> dtype, shape, data_offsets), after
+    checking that the header parses and the data it indexes is all there (a truncated copy is not)."""
+    fix = fix or "copy the model directory again, or train the model again"
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if size < 8 or not 2 <= length <= min(_MAX_HEADER, size - 8):
+                raise ValueError(f"a header of {length} bytes in a file of {size}")
+            header = json.loads(handle.read(length))
+    except OSError as err:
+        raise ModelError(f"cannot read {path}: {err.strerror or err}", fix=fix) from None
+    except ValueError as err:  # a bad length, or a header that is not JSON / not UTF-8
+        raise ModelError(f"{path} is not a safetensors file ({str(err).splitlines()[0]})", fix=fix) from None
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"} if isinstance(header, dict) else None
+    try:
+        end = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        raise ModelError(f"{path} is not a safetensors file (its header lists no tensor offsets)", fix=fix) from None
+    if end != size - 8 - length:
+        raise ModelError(f"{path} is truncated or damaged: its header indexes {end} bytes of tensor data, the file "
+                         f"holds {size - 8 - length}", fix=fix)
+    return tensors
+
+
+def weight_files(path: str) -> list[str]:
+    """The safetensors weight files of a model directory (one file, or the shards its index lists);
+    pickled ``pytorch_model.bin`` weights are refused: unpickling runs whatever the file says."""
+    if os.path.isfile(os.path.join(path, SAFE_WEIGHTS)):
+        return [os.path.join(path, SAFE_WEIGHTS)]
+    if os.path.isfile(os.path.join(path, SAFE_INDEX)):
+        shards = sorted(set(_read_json(os.path.join(path, SAFE_INDEX)).get("weight_map", {}).values()))
+        missing = [name for name in shards if not os.path.isfile(os.path.join(path, name))]
+        if missing or not shards:
+            raise ModelError(f"{os.path.join(path, SAFE_INDEX)} lists missing shards: {', '.join(missing) or 'none'}",
+                             fix="copy the model directory again with all its model-*.safetensors files")
+        return [os.path.join(path, name) for name in shards]
+    pickled = [name for name in PICKLED_WEIGHTS if os.path.isfile(os.path.join(path, name))]
+    if pickled:
+        raise ModelError(f"{os.path.join(path, pickled[0])} holds pickled weights, which tokentune does not load "
+                         f"(unpickling can run any code); {path} has no {SAFE_WEIGHTS}",
+                         fix="if you trust the file, convert it once: python -c \"from transformers import "
+                             f"AutoModelForTokenClassification as M; M.from_pretrained('{path}').save_pretrained('{path}')\"")
+    hint = (" (it holds an ONNX export: use --backend onnx)" if os.path.isfile(os.path.join(path, "model.onnx")) else "")
+    raise ModelError(f"no weights in {path}: {SAFE_WEIGHTS} is missing{hint}",
+                     fix="pass the directory written by `tokentune train`, or copy its model.safetensors there")
+
+
+def check_model_dir(path: str, *, head: bool) -> dict:
+    """Check a local model directory before loading it; returns its config.json. ``head``: it must be a
+    trained token classifier (tokenizer files, a classifier matching consistent label names)."""
+    config = _read_json(os.path.join(path, CONFIG_FILE))
+    if head:
+        check_tokenizer_files(path)
+    tensors: dict = {}
+    for file in weight_files(path):
+        tensors.update(safetensors_header(file))
+    if head:
+        _check_head(path, config, tensors)
+    return config
+
+
+def _check_head(path: str, config: dict, tensors: dict) -> None:
+    architectures = config.get("architectures") or []
+    classifier = {name: info.get("shape") for name, info in tensors.items()
+                  if name.rsplit(".", 2)[-2:-1] == ["classifier"] and name.endswith(".weight")}
+    id2label = config.get("id2label")
+    generic = isinstance(id2label, dict) and all(re.fullmatch(r"LABEL_\d+", str(v)) for v in id2label.values())
+    if architectures and not any(str(a).endswith("ForTokenClassification") for a in architectures):
+        reasons = [f"architectures {architectures} lacks a ...ForTokenClassification"]
+        if not classifier:
+            reasons.insert(0, "no classifier weights")
+        if not id2label:
+            reasons.append("id2label missing")
+        elif generic:
+            reasons.append("id2label has only generic LABEL_i names")
+        raise ModelError(f"{path} is not a token classifier: {' / '.join(reasons)}", fix=NOT_A_CLASSIFIER_FIX)
+    labels = _label_names(path, id2label, config.get("num_labels"))
+    shape = classifier.get("classifier.weight") or (next(iter(classifier.values())) if len(classifier) == 1 else None)
+    if shape and shape[0] != len(labels):
+        raise ModelError(f"{os.path.join(path, CONFIG_FILE)}: id2label has {len(labels)} labels but the classifier "
+                         f"weights have {shape[0]} rows", fix="restore the config.json the model was saved with")
+
+
+def _label_names(path: str, id2label, num_labels) -> list[str]:
+    where = os.path.join(path, CONFIG_FILE)
+    fix = "restore the config.json the model was saved with (id2label maps 0..n-1 to the label names)"
+    if not isinstance(id2label, dict) or not id2label:
+        raise ModelError(f"{where}: id2label missing, so the label names are unknown", fix=fix)
+    keys = sorted(str(k) for k in id2label)
+    if sorted(keys, key=lambda k: (len(k), k)) != [str(i) for i in range(len(id2label))]:
+        raise ModelError(f"{where}: id2label keys are {', '.join(keys[:6])}, not 0..{len(id2label) - 1}", fix=fix)
+    if num_labels is not None and num_labels != len(id2label):
+        raise ModelError(f"{where}: num_labels is {num_labels} but id2label has {len(id2label)} labels", fix=fix)
+    labels = [id2label[k] for k in sorted(id2label, key=int)]
+    if not all(isinstance(v, str) and v for v in labels) or len(set(labels)) != len(labels):
+        raise ModelError(f"{where}: id2label names must be distinct non-empty strings", fix=fix)
+    return labels
+
+
+def check_labels(config, where: str) -> list[str]:
+    """The label names of a loaded (transformers) config, checked: ids 0..n-1, distinct names, ``n``
+    equal to ``num_labels``."""
+    id2label = getattr(config, "id2label", None) or {}
+    try:
+        by_key = {str(int(k)): v for k, v in id2label.items()}
+    except (TypeError, ValueError):
+        by_key = {str(k): v for k, v in id2label.items()}
+    return _label_names(where, by_key, getattr(config, "num_labels", None))

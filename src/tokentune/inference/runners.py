@@ -93,6 +93,27 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted
 
 
+REEXPORT_FIX = "re-export the model with `tokentune export MODEL_DIR`, so the ONNX file and config.json match"
+
+
+def _check_session(session, config, path: str, model_dir: str) -> tuple[set[str], str, int]:
+    """``(extra input names, output name, label count)`` of an ONNX session, checked against config.json:
+    inputs input_ids and attention_mask, and logits with one score per label of id2label."""
+    from ..modeling import check_labels
+
+    labels = len(check_labels(config, model_dir))
+    names = {i.name for i in session.get_inputs()}
+    if not {"input_ids", "attention_mask"} <= names:
+        raise ModelError(f"{path} takes inputs {sorted(names)}, not input_ids and attention_mask",
+                         fix="export the model with `tokentune export`")
+    output = session.get_outputs()[0]  # "logits" from tokentune; other exporters name it otherwise
+    shape = list(output.shape or [])
+    if len(shape) != 3 or (isinstance(shape[-1], int) and shape[-1] != labels):
+        raise ModelError(f"{path} outputs {output.name} of shape {shape}, but config.json in {model_dir} has "
+                         f"{labels} labels (id2label): the two belong to different models", fix=REEXPORT_FIX)
+    return names - {"input_ids", "attention_mask"}, output.name, labels  # extra: e.g. token_type_ids
+
+
 def onnx_runner(model_dir: str, device: str | None = None, *, quantize: str | None = None,
                 onnx_file: str | None = None, threads: int | None = None) -> tuple[Runner, object]:
     """``(runner, config)``: runner(input_ids, attention_mask) -> float32 probabilities ``[B, T, L]``."""
@@ -104,7 +125,7 @@ def onnx_runner(model_dir: str, device: str | None = None, *, quantize: str | No
 
     path = onnx_file_for(model_dir, quantize=quantize, onnx_file=onnx_file)
     try:
-        config = AutoConfig.from_pretrained(model_dir)
+        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
         session = ort.InferenceSession(path, sess_options=session_options(threads), providers=_providers(device))
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load the ONNX model {path}: {str(err).splitlines()[0]}",
@@ -112,17 +133,15 @@ def onnx_runner(model_dir: str, device: str | None = None, *, quantize: str | No
     except Exception as err:  # onnxruntime raises its own exception types for corrupt or foreign files
         raise ModelError(f"onnxruntime cannot load {path}: {str(err).splitlines()[0]}",
                          fix="re-export it with `tokentune export`") from None
-    names = {i.name for i in session.get_inputs()}
-    if not {"input_ids", "attention_mask"} <= names:
-        raise ModelError(f"{path} takes inputs {sorted(names)}, not input_ids and attention_mask",
-                         fix="export the model with `tokentune export`")
-    extra = names - {"input_ids", "attention_mask"}  # e.g. token_type_ids from other exporters
-    output = session.get_outputs()[0].name  # "logits" from tokentune; other exporters name it otherwise
+    extra, output, labels = _check_session(session, config, path, model_dir)
 
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         feed.update({name: np.zeros_like(input_ids) for name in extra})
         (logits,) = session.run([output], feed)
+        if logits.ndim != 3 or logits.shape[-1] != labels:
+            raise ModelError(f"{path} gave logits of shape {list(logits.shape)}, not [batch, sequence, {labels}] for "
+                             f"the {labels} labels of config.json", fix=REEXPORT_FIX)
         return softmax(logits.astype(np.float32, copy=False))
 
     return run, config

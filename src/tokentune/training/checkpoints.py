@@ -2,19 +2,26 @@
 
 The Trainer writes ``checkpoint-STEP/`` with the weights, optimizer, scheduler and RNG states, and
 ``trainer_state.json`` last; a run killed while saving leaves a directory without a readable state
-file, which is skipped in favour of the previous one.
+file. Only the newest checkpoint can be such a half-written one: it is skipped in favour of the
+previous one (:func:`skipped_checkpoints` says which were). Anything else wrong in the checkpoint a
+run resumes from (an unreadable state file in an older one, weights or optimizer states that are
+truncated or not what they claim to be) is a :class:`~tokentune.errors.ModelError` naming it, found
+before the Trainer reads it. Nothing here unpickles: the ``.pt``/``.pth`` files are only checked to be
+whole torch archives; transformers then reads them with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import zipfile
 
 from ..config import RESUME_FREE, TrainConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
+TORCH_STATES = ("optimizer.pt", "scheduler.pt")  # needed; scaler.pt and rng_state*.pth are checked when present
 
 
 def step_of(checkpoint: str) -> int:
@@ -25,35 +32,116 @@ def step_of(checkpoint: str) -> int:
 def _state(checkpoint: str) -> dict | None:
     try:
         with open(os.path.join(checkpoint, STATE_FILE), encoding="utf-8") as handle:
-            return json.load(handle)
+            state = json.load(handle)
     except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) else None
 
 
 def is_complete(checkpoint: str) -> bool:
     """Weights, optimizer and scheduler present and the state file (written last) readable."""
     names = set(os.listdir(checkpoint))
     weights = any(n.endswith(".safetensors") or n == "pytorch_model.bin" for n in names)
-    return weights and {"optimizer.pt", "scheduler.pt"} <= names and _state(checkpoint) is not None
+    return weights and set(TORCH_STATES) <= names and _state(checkpoint) is not None
+
+
+def _checkpoints(folder: str) -> list[str]:
+    """The ``checkpoint-STEP`` directories in ``folder``, newest first."""
+    if not os.path.isdir(folder):
+        return []
+    found = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := _CHECKPOINT.match(name))]
+    return [os.path.join(folder, name) for _, name in sorted(found, reverse=True)
+            if os.path.isdir(os.path.join(folder, name))]
 
 
 def last_checkpoint(folder: str) -> str | None:
-    """The complete checkpoint with the highest step in ``folder``, or None."""
-    if not os.path.isdir(folder):
-        return None
-    found = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := _CHECKPOINT.match(name))]
-    for _, name in sorted(found, reverse=True):
-        path = os.path.join(folder, name)
-        if os.path.isdir(path) and is_complete(path):
+    """The complete checkpoint with the highest step in ``folder``, or None.
+
+    Incomplete ones are skipped: a save interrupted by a kill, or an old checkpoint the Trainer was
+    deleting. A state file that is there but unreadable is skipped only in the newest checkpoint (the
+    one a kill can interrupt); in an older one it is damage, and a ModelError.
+    """
+    for index, path in enumerate(_checkpoints(folder)):
+        if is_complete(path):
             return path
+        if index and os.path.exists(os.path.join(path, STATE_FILE)) and _state(path) is None:
+            raise _damaged(path, f"{STATE_FILE} is not a readable JSON object")
     return None
 
 
+def skipped_checkpoints(folder: str) -> list[str]:
+    """What :func:`last_checkpoint` passed over, newest first, e.g. ``"checkpoint-15 (no readable
+    trainer_state.json: its save was interrupted)"``, for a note on a resumed run."""
+    chosen = last_checkpoint(folder)
+    skipped = []
+    for path in _checkpoints(folder):
+        if path == chosen:
+            break
+        why = "weights, optimizer or scheduler state missing" if _state(path) is not None else \
+            f"no readable {STATE_FILE}: its save was interrupted"
+        skipped.append(f"{os.path.basename(path)} ({why})")
+    return skipped
+
+
+def _damaged(checkpoint: str, what: str) -> ModelError:
+    return ModelError(f"--resume: checkpoint {checkpoint} is damaged: {what}",
+                      fix=f"delete {checkpoint} (the run then resumes from an earlier checkpoint, if any), or drop "
+                          f"--resume to train from the start")
+
+
+def _check_torch_archive(checkpoint: str, name: str) -> None:
+    """A file written by torch.save is a zip archive with a data.pkl in it; a truncated one has lost
+    the archive's directory, which is at its end. Read as a zip only: never unpickled here."""
+    path = os.path.join(checkpoint, name)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError) as err:
+        raise _damaged(checkpoint, f"{name} is truncated or not a torch file ({str(err).splitlines()[0]})") from None
+    if not any(member.endswith("data.pkl") for member in members):
+        raise _damaged(checkpoint, f"{name} is a zip archive but not one written by torch.save")
+
+
+def check_checkpoint(checkpoint: str) -> dict:
+    """Check every file of the checkpoint a run resumes from without loading it; returns its state."""
+    from dataclasses import fields
+
+    from transformers import TrainerState
+
+    from ..modeling import safetensors_header
+
+    state = _state(checkpoint)
+    if state is None:
+        raise _damaged(checkpoint, f"{STATE_FILE} is missing or not a readable JSON object")
+    unknown = sorted(set(state) - {f.name for f in fields(TrainerState)})
+    if unknown or not isinstance(state.get("global_step", 0), int) or \
+            not isinstance(state.get("epoch") or 0, (int, float)):
+        raise _damaged(checkpoint, f"{STATE_FILE} is not a trainer state"
+                                   + (f" (unknown keys {', '.join(unknown[:4])})" if unknown else ""))
+    names = sorted(os.listdir(checkpoint))
+    missing = [name for name in TORCH_STATES if name not in names]
+    weights = [name for name in names if name.endswith(".safetensors")]
+    if not weights and "pytorch_model.bin" not in names:
+        missing.insert(0, "model.safetensors")
+    if missing:
+        raise _damaged(checkpoint, f"{', '.join(missing)} missing")
+    for name in weights:
+        try:
+            safetensors_header(os.path.join(checkpoint, name))
+        except ModelError as err:
+            raise _damaged(checkpoint, err.message) from None
+    for name in names:
+        if name.endswith((".pt", ".pth")) or name == "pytorch_model.bin":
+            _check_torch_archive(checkpoint, name)
+    return state
+
+
 def trained_epochs(checkpoint: str | None) -> float:
-    """Epochs already trained when ``checkpoint`` was saved (0 for a fresh start)."""
+    """Epochs already trained when ``checkpoint`` was saved (0 for a fresh start). The checkpoint is
+    checked whole first (:func:`check_checkpoint`): this is read just before the Trainer resumes."""
     if checkpoint is None:
         return 0.0
-    return float((_state(checkpoint) or {}).get("epoch") or 0.0)
+    return float(check_checkpoint(checkpoint).get("epoch") or 0.0)
 
 
 def resumable_config(config: TrainConfig, saved_path: str) -> TrainConfig:
