@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import gzip
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import pytest
 
 from tokentune.data import read_conll, read_corpus, write_conll
@@ -181,3 +184,80 @@ def test_write_refuses_words_that_would_break_columns(tmp_path):
     assert (tmp_path / "ok.conll").read_text() == "New York\tB-LOC\n\n"
     with pytest.raises(DataError, match=r"in.jsonl:1: word 'New York' cannot be written as a CoNLL column"):
         write_conll(corpus, tmp_path / "bad.conll", separator=" ")
+
+
+# -- writing: nothing that would read back differently ----------------------------------------------
+def one_sentence(*words, path="in.jsonl", line=4, line_per_word=False):
+    from tokentune.data import Corpus, Sentence
+
+    sentences = [Sentence(("ok",), (), 1), Sentence(tuple(words), (("PER", 0, 1),), line)]
+    return Corpus(sentences, path, line_per_word=line_per_word)
+
+
+@pytest.mark.parametrize("word, separator, problem", [
+    ("a\rb", "\t", "line break"), ("a\nb", "\t", "line break"), ("a\tb", "\t", "holds a tab"),
+    ("a\tb", " ", "whitespace that separates columns"), ("a b", " ", "whitespace that separates columns"),
+    ("a\u2003b", " ", "whitespace that separates columns"), (" a", "\t", "starts or ends"),
+    ("a\x1c", "\t", "starts or ends"), ("-DOCSTART-", "\t", "-DOCSTART-"), ("-DOCSTART-", " ", "-DOCSTART-"),
+    ("a\ud800", "\t", "lone surrogate"),
+])
+def test_write_refuses_words_that_would_not_read_back_and_says_where(tmp_path, word, separator, problem):
+    corpus = one_sentence("x", word)
+    with pytest.raises(DataError, match=r"in.jsonl:4: word .* cannot be written as a CoNLL column: .*"
+                                        + __import__("re").escape(problem) + r".*\(sentence 2, word 2\)"):
+        write_conll(corpus, tmp_path / "out.conll", separator=separator)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+    line_per_word = one_sentence("x", word, path="in.conll", line=7, line_per_word=True)
+    with pytest.raises(DataError, match=r"in.conll:8: word"):
+        write_conll(line_per_word, tmp_path / "out.conll", separator=separator)
+
+
+def test_write_refuses_a_first_line_that_reads_as_a_comment_or_loses_its_bom(tmp_path):
+    from tokentune.data import Corpus, Sentence
+
+    hash_first = Corpus([Sentence(("#", "x"), (), 1)], "in.jsonl", line_per_word=False)
+    with pytest.raises(DataError, match=r"word '#' .*reads as a '#' comment \(sentence 1, word 1\)"):
+        write_conll(hash_first, tmp_path / "o.conll", separator=" ")
+    write_conll(hash_first, tmp_path / "o.conll")  # '#<TAB>O' is a word line
+    assert [s.words for s in read_corpus(tmp_path / "o.conll")] == [("#", "x")]
+    with pytest.raises(DataError, match=r"word '# x' .*comment"):
+        write_conll(Corpus([Sentence(("# x",), (), 1)], "in.jsonl"), tmp_path / "o.conll")
+    with pytest.raises(DataError, match=r"byte-order mark"):
+        write_conll(Corpus([Sentence(("\ufeffx",), (), 1)], "in.jsonl"), tmp_path / "o.conll")
+
+
+def test_write_refuses_tags_that_would_break_columns(tmp_path):
+    from tokentune.data import Corpus, Sentence
+
+    corpus = Corpus([Sentence(("New", "York"), (("LOC CITY", 0, 2),), 1)], "in.jsonl", line_per_word=False)
+    write_conll(corpus, tmp_path / "tab.conll")
+    assert [s.spans for s in read_corpus(tmp_path / "tab.conll", scheme="IOB2")] == [(("LOC CITY", 0, 2),)]
+    with pytest.raises(DataError, match=r"tag 'B-LOC CITY' \(of word 'New'\) cannot be written"):
+        write_conll(corpus, tmp_path / "space.conll", separator=" ")
+
+
+WORD_PIECES = st.sampled_from(["a", "É", "#", "# ", "-DOCSTART-", "-", "O", " ", "\t", "\r", "\n", "\r\n", "\ufeff",
+                               "\u2028", "\x85", "\x0b", "\x1c", "\xa0", "\u0301", "\x00", "\ud800", "😀", "B-X"])
+WORDS = st.lists(st.one_of(WORD_PIECES, st.characters()), min_size=1, max_size=4).map("".join)
+
+
+@settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", "150")), deadline=None)
+@given(st.lists(st.lists(WORDS, min_size=1, max_size=4), min_size=1, max_size=3), st.sampled_from(["\t", " "]),
+       st.sampled_from(["IOB2", "BIOES"]))
+def test_write_then_read_is_exact_or_refused(sentences, separator, scheme):
+    import tempfile
+
+    from tokentune.data import Corpus, Sentence
+
+    corpus = Corpus([Sentence(tuple(words), (("X", 0, 1),) if len(words) > 1 else (), i + 1)
+                     for i, words in enumerate(sentences)], "in.jsonl", line_per_word=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/out.conll"
+        try:
+            write_conll(corpus, path, scheme=scheme, separator=separator)
+        except DataError as err:
+            assert "cannot be written as a CoNLL column" in str(err) and "(sentence " in str(err)
+            return
+        again = read_corpus(path, scheme=scheme)
+    assert [s.words for s in again] == [s.words for s in corpus]
+    assert [s.spans for s in again] == [s.spans for s in corpus]

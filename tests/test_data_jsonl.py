@@ -167,3 +167,57 @@ def test_write_jsonl_round_trip(tmp_path, scheme):
     assert written["tokens"][:2] == ["New-York", "-based"] and len(written["tags"]) == len(written["tokens"])
     again = read_jsonl(out, scheme=scheme)
     assert [s.spans for s in again] == [s.spans for s in corpus]
+
+
+# -- text that is not clean Unicode, numbers too big: located errors, never a traceback -------------
+@pytest.mark.parametrize("name, raw, message", [
+    ("tok.jsonl", '{"tokens": ["ok"], "tags": ["O"]}\n{"tokens": ["a\\ud800"], "tags": ["O"]}\n', "lone surrogate"),
+    ("low.jsonl", '{"tokens": ["ok"], "tags": ["O"]}\n{"text": "x\\udc00 y", "entities": []}\n', "lone surrogate"),
+    ("key.jsonl", '{"tokens": ["ok"], "tags": ["O"]}\n{"tokens": ["a"], "tags": ["O"], "\\ud83d": 1}\n',
+     "lone surrogate"),
+    ("arr.json", '[{"tokens": ["ok"], "tags": ["O"]},\n {"tokens": ["\\ude00"], "tags": ["O"]}]\n', "lone surrogate"),
+    ("digits.jsonl", '{"tokens": ["ok"], "tags": ["O"]}\n{"tokens": ["a"], "tags": [' + "7" * 5000 + "]}\n",
+     "a number in the JSON is too long to read"),
+    ("digits.json", '[{"tokens": ["ok"], "tags": ["O"]},\n {"tokens": ["a"], "tags": [' + "7" * 5000 + "]}]\n",
+     "a number in the JSON is too long to read"),
+    ("deep.jsonl", '{"tokens": ["ok"], "tags": ["O"]}\n' + "[" * 100_000 + "\n", "nested too deeply"),
+])
+def test_unclean_json_is_a_located_error(tmp_path, name, raw, message):
+    with pytest.raises(DataError, match=rf"{name}:2: .*{message}"):
+        read_corpus(write_lines(tmp_path, name, None, raw))
+
+
+def test_surrogate_pairs_are_fine(tmp_path):
+    path = write_lines(tmp_path, "pair.jsonl", None, '{"tokens": ["a\\ud83d\\ude00", "\\\\ud800"], "tags": ["O", "O"]}\n')
+    assert read_corpus(path).sentences[0].words == ("a😀", "\\ud800")
+
+
+def test_huge_label_ids_and_offsets_are_located_errors(tmp_path):
+    ids = write_lines(tmp_path, "ids.jsonl", [{"tokens": ["a"], "tags": [0]}, {"tokens": ["a"], "tags": [10**400]}])
+    with pytest.raises(DataError, match=r"ids.jsonl:2: tag at position 1 is an unknown label id.*found 1000000000"
+                                        r"00\.\.\. \(401 digits\)"):
+        read_corpus(ids, label_names=["O", "B-X"])
+    inf = write_lines(tmp_path, "inf.jsonl", None, '{"text": "abc", "entities": [[0, 1e400, "X"]]}\n')
+    with pytest.raises(DataError, match=r"inf.jsonl:1: entity 1 is malformed.*Infinity"):
+        read_corpus(inf)
+    big = write_lines(tmp_path, "big.jsonl", [{"text": "abc", "entities": [[0, 10**400, "X"]]}])
+    with pytest.raises(DataError, match=r"big.jsonl:1: entity 1 \(X\) is out of range.*\(401 digits\)"):
+        read_corpus(big)
+
+
+def test_non_utf8_is_a_located_error(tmp_path):
+    path = tmp_path / "l.jsonl"
+    path.write_bytes(b'{"tokens": ["a"], "tags": ["O"]}\n{"tokens": ["caf\xe9"], "tags": ["O"]}\n')
+    with pytest.raises(DataError, match=r"l.jsonl:2: the file is not UTF-8 text"):
+        read_corpus(path)
+
+
+def test_write_jsonl_refuses_what_could_not_be_read_back(tmp_path):
+    from tokentune.data import Corpus, Sentence
+
+    for word, problem in (("a\ud800", "lone surrogate"), (" ", "blank")):
+        corpus = Corpus([Sentence(("ok",), (), 1), Sentence(("x", word), (), 2)], "in.conll")
+        with pytest.raises(DataError, match=rf"in.conll:3: word .* cannot be written as JSON Lines: .*{problem}.*"
+                                            r"\(sentence 2, word 2\)"):
+            write_jsonl(corpus, tmp_path / "out.jsonl")
+        assert not list(tmp_path.iterdir())

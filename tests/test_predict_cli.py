@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-import tokentune.cli.predict as predict_cli
+import tokentune.data.inputs as inputs
 from tokentune.cli.main import main
 from tokentune.inference import Tagger
 
@@ -97,7 +97,7 @@ def test_conll_named_txt_is_recognised_and_gzip_is_read(model_dir, capsys, tmp_p
 
 
 def test_streams_in_chunks_in_order(model_dir, tagger, capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(predict_cli, "CHUNK_ITEMS", 3)
+    monkeypatch.setattr(inputs, "CHUNK_ITEMS", 3)
     texts = [f"{name} visited {place}" for name, place in zip(["Alice", "Bob", "Carol", "Erika"] * 3,
                                                               ["Paris", "Oslo", "Rome"] * 4)]
     path = tmp_path / "many.txt"
@@ -114,12 +114,12 @@ def test_streams_in_chunks_in_order(model_dir, tagger, capsys, tmp_path, monkeyp
 def test_reading_is_lazy():
     """A chunk is predicted before the rest of the input is read: memory stays flat on long inputs."""
     def items():
-        for i in range(predict_cli.CHUNK_ITEMS):
-            yield predict_cli.Item("text", text=str(i))
+        for i in range(inputs.CHUNK_ITEMS):
+            yield inputs.Item("text", text=str(i))
         raise AssertionError("read past the first chunk")
 
-    first = next(predict_cli.chunks(items()))
-    assert len(first) == predict_cli.CHUNK_ITEMS
+    first = next(inputs.chunks(items()))
+    assert len(first) == inputs.CHUNK_ITEMS
 
 
 def test_user_errors_exit_2(model_dir, capsys, tmp_path):
@@ -170,3 +170,43 @@ def test_threads_option(model_dir, tagger, capsys, monkeypatch):
     assert _json_lines(out)[0]["entities"] == [e.to_dict() for e in tagger.predict_text("Alice met Bob")]
     code, _, err = _run(capsys, model_dir, "x", "--threads", "0")
     assert code == 2 and "--threads" in err
+
+
+def test_unclean_input_is_a_located_error_and_leaves_no_output(model_dir, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(inputs, "CHUNK_ITEMS", 2)  # the bad line comes after chunks were written
+    out = tmp_path / "o.jsonl"
+    cases = {
+        "latin.txt": b"Alice met Bob\nParis\nRome\ncaf\xe9\n",
+        "cr.txt.gz": b"not gzip",
+        "sur.jsonl": b'{"text": "Alice"}\n{"text": "Bob"}\n{"text": "ok"}\n{"text": "x\\ud800"}\n',
+        "big.jsonl": b'{"text": "Alice"}\n{"text": "Bob"}\n{"text": "ok"}\n{"id": ' + b"9" * 5000 + b', "text": "x"}\n',
+        "deep.jsonl": b'{"text": "Alice"}\n{"text": "Bob"}\n{"text": "ok"}\n' + b"[" * 100_000 + b"\n",
+        "sur.conll": b"Alice x\n\nBob x\n\nok x\n\n\xed\xa0\x80 x\n",
+    }
+    expected = {"latin.txt": ":4: the file is not UTF-8", "cr.txt.gz": ": the file is named .gz but is not gzip", "sur.jsonl": ":4: a JSON string "
+                "holds a lone surrogate", "big.jsonl": ":4: a number in the JSON is too long", "deep.jsonl": ":4: the "
+                "JSON is nested too deeply", "sur.conll": ":7: the file is not UTF-8"}
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        code, _, err = _run(capsys, model_dir, "-i", str(path), "-o", str(out), "-q")
+        assert code == 2 and "Traceback" not in err and f"{path}{expected[name]}" in err, err
+        assert sorted(os.listdir(tmp_path)) == sorted(n for n in cases if (tmp_path / n).exists())  # no output, no .tmp
+
+
+def test_non_utf8_stdin_and_arguments(model_dir, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"Alice\r\nBob\rcaf\xe9\n")))
+    code, out, err = _run(capsys, model_dir, "-q")
+    assert code == 2 and "<stdin>:3: the file is not UTF-8 text" in err
+    code, _, err = _run(capsys, model_dir, "caf\udce9", "-q")  # how Python passes on argv bytes that are not UTF-8
+    assert code == 2 and "TEXT argument 1 is not UTF-8 text" in err
+
+
+def test_cr_line_ends_and_nfd_text(model_dir, tagger, capsys, tmp_path):
+    path = tmp_path / "cr.txt"
+    path.write_bytes("Alice met Zoe\u0301\rin Me\u0301xico\r".encode())
+    code, out, _ = _run(capsys, model_dir, "-i", str(path), "-q")
+    records = [json.loads(line) for line in out.split("\n") if line]
+    assert code == 0 and [r["text"] for r in records] == ["Alice met Zoe\u0301", "in Me\u0301xico"]
+    for record in records:
+        assert all(record["text"][e["start"]:e["end"]] == e["text"] for e in record["entities"])

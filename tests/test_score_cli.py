@@ -165,3 +165,23 @@ def test_score_never_imports_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_bare_prefixes_are_refused_with_their_line(tmp_path, capsys):
+    path = write(tmp_path / "out.txt", CONLLEVAL.replace("747 CD I-NP I-NP", "747 CD I-NP I-"))
+    err = run_error(capsys, path)
+    assert f"{path}:3:" in err and "pred tag 'I-' has a prefix but no entity type" in err
+    path = write(tmp_path / "gold.txt", CONLLEVAL.replace("said VBD B-VP B-VP", "said VBD B- B-VP"))
+    assert f"{path}:8:" in run_error(capsys, path, "--mode", "strict", "--scheme", "IOB2")
+    gold, pred = two_files(tmp_path, columns(CONLLEVAL, (0, 2)), columns(CONLLEVAL, (0, 3)).replace("the B-NP", "the B-"))
+    err = run_error(capsys, "--gold", gold, "--pred", pred)
+    assert f"{pred}:9:" in err and "'B-'" in err
+    assert main(["score", "--gold", gold, "--pred", pred, "--scheme", "PLAIN"]) == 0  # plain labels: any string
+
+
+def test_non_utf8_and_corrupt_gzip_name_the_file(tmp_path, capsys):
+    bad = tmp_path / "pred.txt"
+    bad.write_bytes("EU O O\n\nParis B-LOC B-LOC\n".encode("utf-16"))
+    assert f"{bad}:1: the file is not UTF-8 text" in run_error(capsys, str(bad))
+    fake = write(tmp_path / "out.txt.gz", CONLLEVAL)
+    assert "not gzip data" in run_error(capsys, fake)

@@ -25,21 +25,15 @@ words/s unless ``--quiet``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import IO, Iterable, Iterator
+from typing import IO, Iterable
 
-FORMATS = ("text", "jsonl", "conll")
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-CONLL_SUFFIXES = (".conll", ".conllu", ".iob", ".iob2", ".bio", ".bioes", ".tsv", ".col", ".tags")
+from ..data.inputs import FORMATS, Item, check_readable, chunks, guess_format, read_items
+
 TORCH_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
-# a chunk is predicted at once: enough for full, length-sorted batches, small enough to stay flat
-CHUNK_ITEMS = 2048
-CHUNK_CHARS = 1 << 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,17 +80,6 @@ def _allow_texts_after_options(parser: argparse.ArgumentParser) -> None:
     parser.parse_known_args = parse_known_args
 
 
-@dataclass
-class Item:
-    """One unit of input: a raw text, a pre-tokenised sentence, or lines passed through as they are."""
-
-    kind: str  # "text", "tokens" or "raw"
-    text: str = ""
-    tokens: list[str] = field(default_factory=list)
-    record: dict | None = None  # the JSON object it came from (jsonl)
-    lines: list[str] = field(default_factory=list)  # conll: the original lines (raw: what to write)
-
-
 def pick_backend(args: argparse.Namespace) -> str:
     from ..errors import ConfigError
     from ..inference.runners import FP32_FILE
@@ -114,121 +97,6 @@ def pick_backend(args: argparse.Namespace) -> str:
             and not any(os.path.exists(os.path.join(directory, name)) for name in TORCH_WEIGHTS)):
         return "onnx"
     return "torch"
-
-
-def guess_format(path: str | None) -> str:
-    if path in (None, "-"):
-        return "text"
-    name = path[:-3] if path.endswith(".gz") else path
-    lower = name.lower()
-    if lower.endswith(JSONL_SUFFIXES):
-        return "jsonl"
-    if lower.endswith(CONLL_SUFFIXES):
-        return "conll"
-    first = next(iter(_lines(path)), "")
-    return "conll" if first.split()[:1] == ["-DOCSTART-"] else "text"
-
-
-def _lines(path: str | None) -> Iterator[str]:
-    """Lines without their ends, streamed; the errors say which file and line."""
-    from ..errors import DataError
-
-    if path in (None, "-"):
-        for line in sys.stdin:
-            yield line.rstrip("\r\n")
-        return
-    number = 0
-    try:
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8-sig") as handle:
-            for number, line in enumerate(handle, 1):
-                yield line.rstrip("\r\n")
-    except FileNotFoundError:
-        raise DataError("file not found", path=path, fix="check the path given to --input") from None
-    except IsADirectoryError:
-        raise DataError("is a directory, not a file", path=path, fix="pass one file to --input") from None
-    except UnicodeDecodeError:
-        raise DataError("the file is not UTF-8 text", path=path, line=number + 1,
-                        fix="convert it, e.g. `iconv -f latin1 -t utf-8 FILE > NEW`") from None
-    except (OSError, EOFError) as err:
-        raise DataError(f"cannot read the file ({err})", path=path, fix="check the file (gzip -t for .gz)") from None
-
-
-def read_items(args: argparse.Namespace, fmt: str) -> Iterator[Item]:
-    from ..errors import ConfigError, DataError
-
-    if args.texts:
-        if fmt != "text":
-            raise ConfigError(f"TEXT arguments are raw text; --format {fmt} applies to --input",
-                              fix="pass the file with --input, or leave --format out")
-        return (Item("text", text=text) for text in args.texts)
-    if args.input is None and sys.stdin.isatty():
-        raise DataError("no input given", fix="pass TEXT arguments, --input FILE, or pipe text on stdin")
-    lines = _lines(args.input)
-    if fmt == "jsonl":
-        return _jsonl_items(lines, args.input or "<stdin>")
-    if fmt == "conll":
-        return _conll_items(lines)
-    return (Item("text", text=line) for line in lines)
-
-
-def _jsonl_items(lines: Iterable[str], where: str) -> Iterator[Item]:
-    from ..errors import DataError
-
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"not valid JSON ({err.msg} at column {err.colno})", path=where, line=number,
-                            fix="write one JSON object per line") from None
-        if isinstance(record, dict) and isinstance(record.get("text"), str):
-            yield Item("text", text=record["text"], record=record)
-            continue
-        tokens = record.get("tokens", record.get("words")) if isinstance(record, dict) else None
-        if isinstance(tokens, list) and all(isinstance(t, str) for t in tokens):
-            yield Item("tokens", tokens=tokens, record=record)
-            continue
-        raise DataError("a line has neither a \"text\" string nor a \"tokens\" list of strings", path=where,
-                        line=number, found=line[:80], fix='write {"text": "..."} or {"tokens": ["...", ...]}')
-
-
-def _conll_items(lines: Iterable[str]) -> Iterator[Item]:
-    """Sentences of token lines, and everything else (blank, ``-DOCSTART-``, comments) as raw lines."""
-    sentence: list[str] = []
-    for line in lines:
-        fields = line.split("\t") if "\t" in line else line.split()
-        token = fields[0].strip() if fields else ""
-        is_comment = not sentence and (line == "#" or line.startswith("# "))
-        if not token or token == "-DOCSTART-" or is_comment:
-            if sentence:
-                yield _conll_sentence(sentence)
-                sentence = []
-            yield Item("raw", lines=[line])
-            continue
-        sentence.append(line)
-    if sentence:
-        yield _conll_sentence(sentence)
-
-
-def _conll_sentence(lines: list[str]) -> Item:
-    tokens = [(line.split("\t") if "\t" in line else line.split())[0].strip() for line in lines]
-    return Item("tokens", tokens=tokens, lines=lines)
-
-
-def chunks(items: Iterator[Item]) -> Iterator[list[Item]]:
-    """Groups of items, cut at ``CHUNK_ITEMS`` items or ``CHUNK_CHARS`` characters of text."""
-    chunk: list[Item] = []
-    size = 0
-    for item in items:
-        chunk.append(item)
-        size += len(item.text) + sum(len(t) + 1 for t in item.tokens)
-        if len(chunk) >= CHUNK_ITEMS or size >= CHUNK_CHARS:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk
 
 
 def predict_chunk(tagger, chunk: list[Item]) -> tuple[list[str], int]:
@@ -261,36 +129,6 @@ def predict_chunk(tagger, chunk: list[Item]) -> tuple[list[str], int]:
     return out, words
 
 
-class _Output:
-    """stdout, or a file written under a temporary name and renamed when complete."""
-
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self.tmp = None
-        if path is None:
-            self.handle: IO[str] = sys.stdout
-            return
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        self.tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-        self.handle = open(self.tmp, "w", encoding="utf-8")
-
-    def write(self, lines: list[str]) -> None:
-        if lines:
-            self.handle.write("\n".join(lines) + "\n")
-        if self.tmp is None:  # a reader at the other end of a pipe sees each chunk as it is done
-            self.handle.flush()
-
-    def close(self, ok: bool) -> None:
-        if self.tmp is None:
-            return
-        self.handle.close()
-        if ok:
-            os.replace(self.tmp, self.path)
-        elif os.path.exists(self.tmp):
-            os.unlink(self.tmp)
-
-
 def _set_threads(threads: int, backend: str, options: dict) -> None:
     from ..errors import ConfigError
 
@@ -312,14 +150,31 @@ def _progress(quiet: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.tagger import Tagger
+    from ..io import atomic_file
     from ._common import quiet_libraries
 
     quiet_libraries(True)  # transformers' weight-loading bar is noise next to ours
-    if args.input not in (None, "-") and not os.path.isfile(args.input):  # say so before loading the model
-        next(_lines(args.input))
+    check_readable(args.input)  # say so before loading the model
     fmt = args.format or ("text" if args.texts else guess_format(args.input))
-    items = read_items(args, fmt)
+    items = read_items(fmt, texts=args.texts, path=args.input)
+    tagger, backend = _load_tagger(args)
+    started = time.perf_counter()
+    if args.output is None:
+        count, words = _predict_all(tagger, items, sys.stdout, args.quiet)
+    else:
+        with atomic_file(args.output) as handle:
+            count, words = _predict_all(tagger, items, handle, args.quiet)
+    seconds = time.perf_counter() - started
+    if not args.quiet:
+        unit = "texts" if fmt == "text" else ("records" if fmt == "jsonl" else "sentences")
+        print(f"tokentune predict: {count} {unit}, {words} words in {seconds:.2f} s "
+              f"({words / max(seconds, 1e-9):,.0f} words/s, backend {backend})", file=sys.stderr)
+    return 0
+
+
+def _load_tagger(args: argparse.Namespace):
+    from ..inference.tagger import Tagger
+
     backend = pick_backend(args)
     options = {"quantize": args.quantize, "onnx_file": args.onnx_file} if backend == "onnx" else {}
     if args.threads is not None:
@@ -327,23 +182,20 @@ def run(args: argparse.Namespace) -> int:
     tagger = Tagger.from_pretrained(args.model_dir, backend=backend, device=args.device,
                                     batch_size=args.batch_size, decoding=args.decode, aggregation=args.aggregation,
                                     stride=args.stride, max_length=args.max_length, **options)
-    output, ok = _Output(args.output), False
+    return tagger, backend
+
+
+def _predict_all(tagger, items: Iterable[Item], handle: IO[str], quiet: bool) -> tuple[int, int]:
+    """Predict chunk by chunk, writing each as it is done; returns (items, words)."""
     words = count = 0
-    started = time.perf_counter()
-    try:
-        with _progress(args.quiet) as bar:
-            for chunk in chunks(items):
-                lines, chunk_words = predict_chunk(tagger, chunk)
-                output.write(lines)
-                words += chunk_words
-                count += sum(item.kind != "raw" for item in chunk)
-                bar.update(chunk_words)
-        ok = True
-    finally:
-        output.close(ok)
-    seconds = time.perf_counter() - started
-    if not args.quiet:
-        unit = "texts" if fmt == "text" else ("records" if fmt == "jsonl" else "sentences")
-        print(f"tokentune predict: {count} {unit}, {words} words in {seconds:.2f} s "
-              f"({words / max(seconds, 1e-9):,.0f} words/s, backend {backend})", file=sys.stderr)
-    return 0
+    with _progress(quiet) as bar:
+        for chunk in chunks(items):
+            lines, chunk_words = predict_chunk(tagger, chunk)
+            if lines:
+                handle.write("\n".join(lines) + "\n")
+            if handle is sys.stdout:  # a reader at the other end of a pipe sees each chunk as it is done
+                handle.flush()
+            words += chunk_words
+            count += sum(item.kind != "raw" for item in chunk)
+            bar.update(chunk_words)
+    return count, words

@@ -3,21 +3,17 @@
 Reads conlleval-style input (one word per line, the gold and predicted tags in the last two columns,
 blank lines between sentences) or two files with the same words, and prints entity-level P/R/F1.
 
-Reading is plain line splitting into two flat tag lists plus sentence lengths, so a million tokens
-read in about a second; nothing here imports torch (only NumPy, through :mod:`tokentune.metrics`).
+Reading is :mod:`tokentune.data.columns` (fast, with file:line for every tag), scoring is
+:mod:`tokentune.metrics`; nothing here imports torch.
 """
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import os
 import sys
-from dataclasses import dataclass
 
+from ..data.columns import TagColumns, read_tag_file, read_tag_files
 from ..errors import ConfigError, DataError
-
-DOCSTART = "-DOCSTART-"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,202 +40,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import metrics
 
-    gold, pred, lengths, where = _load(args)
+    data = _load(args)
+    if (args.scheme or "").upper() != "PLAIN":
+        data.check_typed()
     try:
-        result = metrics.score_flat_tags(gold, pred, lengths, mode=args.mode, scheme=args.scheme)
-        partial = _partial(metrics, gold, pred, lengths, args) if args.partial else None
+        result = metrics.score_flat_tags(data.gold, data.pred, data.lengths, mode=args.mode, scheme=args.scheme)
+        if args.partial:
+            result["partial"] = metrics.partial_match_report(data.sentences("gold"), data.sentences("pred"),
+                                                             mode=args.mode, scheme=args.scheme)
     except metrics.InvalidTagError as err:
-        path, line = where(err.side, err.sentence, err.position)
+        path, line = data.where(err.side, err.sentence, err.position)
         raise DataError(f"tag {err.tag!r} cannot be scored", path=path, line=line,
                         expected=err.expected, found=err.found, fix=err.fix) from None
-    if partial is not None:
-        result["partial"] = partial
     if args.json:
         print(json.dumps(result))
     else:
-        print(format_report(result, sentences=len(lengths), tokens=len(gold), source=_describe(args)))
+        print(format_report(result, sentences=len(data.lengths), tokens=len(data.gold), source=_describe(args)))
     return 0
 
 
-def _partial(metrics, gold, pred, lengths, args) -> dict:
-    bounds = [0]
-    for n in lengths:
-        bounds.append(bounds[-1] + n)
-    split = lambda tags: [tags[a:b] for a, b in zip(bounds, bounds[1:])]  # noqa: E731
-    return metrics.partial_match_report(split(gold), split(pred), mode=args.mode, scheme=args.scheme)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Input
-# ---------------------------------------------------------------------------------------------------
-@dataclass
-class Columns:
-    """Two columns of a CoNLL file laid end to end, with where each sentence starts."""
-
-    path: str
-    first: list[str]
-    second: list[str]
-    lengths: list[int]  # words per sentence
-    lines: list[int]  # 1-based line of each sentence's first word
-
-
-def _load(args):
-    """(gold tags, predicted tags, sentence lengths, where(side, sentence, word) -> (path, line))."""
+def _load(args: argparse.Namespace) -> TagColumns:
     if args.file and (args.gold or args.pred):
         raise ConfigError("give either FILE or --gold and --pred, not both",
                           fix="use `tokentune score FILE` for one file with both tag columns")
     if args.file:
-        gold_column = -2 if args.gold_column is None else args.gold_column
-        cols = read_columns(args.file, gold_column, args.pred_column, names=("gold", "pred"))
-        where = lambda side, s, w: (cols.path, cols.lines[s] + w)  # noqa: E731
-        return cols.first, cols.second, cols.lengths, where
+        return read_tag_file(args.file, -2 if args.gold_column is None else args.gold_column, args.pred_column)
     if not (args.gold and args.pred):
         raise ConfigError("nothing to score: give FILE, or both --gold FILE and --pred FILE",
                           fix="e.g. `tokentune score predictions.txt` (word gold-tag predicted-tag per line)")
-    gold_column = -1 if args.gold_column is None else args.gold_column
-    gold = read_columns(args.gold, 0, gold_column, names=("token", "gold"))
-    pred = read_columns(args.pred, 0, args.pred_column, names=("token", "pred"))
-    check_same_words(gold, pred)
-    where = lambda side, s, w: ((gold if side == "gold" else pred).path,  # noqa: E731
-                                (gold if side == "gold" else pred).lines[s] + w)
-    return gold.second, pred.second, gold.lengths, where
-
-
-def _read_text(path: str) -> str:
-    """The whole file as text (BOM dropped, CRLF and CR folded), read in one go: per-line I/O is slow."""
-    try:
-        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
-        raise DataError("file not found", path=path, fix="check the path") from None
-    except IsADirectoryError:
-        raise DataError("is a directory, not a file", path=path, fix="pass a file") from None
-    except (OSError, EOFError) as err:
-        raise DataError(f"cannot read the file ({err})", path=path, fix="check that it is complete") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError("the file is not UTF-8 text", path=path, line=raw.count(b"\n", 0, err.start) + 1,
-                        expected="UTF-8 text", found=f"byte {raw[err.start:err.start + 1]!r}",
-                        fix="convert it with `iconv -t utf-8`") from None
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
-
-
-def _tab_fields(line: str) -> list[str]:
-    """Tab-separated columns may hold spaces (inside words); a line of only blanks has no fields."""
-    return [field.strip() for field in line.split("\t")] if line.strip() else []
-
-
-def read_columns(path: str | os.PathLike, first: int, second: int, *, names: tuple[str, str]) -> Columns:
-    """Read two columns of a CoNLL file: tabs or runs of spaces between columns, blank lines between
-    sentences, ``-DOCSTART-`` lines as boundaries, ``#`` comment lines before a sentence skipped
-    (by the rules of :mod:`tokentune.data.conll`, so ``#NFL`` as a word stays a word).
-
-    The loop's first branch is the common case (another word of the current sentence) and does
-    nothing else: that keeps a million lines to about half a second.
-    """
-    path = os.fspath(path)
-    text = _read_text(path)
-    lines = text.split("\n")
-    rows = map(_tab_fields, lines) if "\t" in text else map(str.split, lines)
-    out = Columns(path, [], [], [], [])
-    add_first, add_second = out.first.append, out.second.append
-    ncols = -1  # columns of the first word line (-1: none seen yet)
-    count = 0  # words so far in the current sentence
-    for number, fields in enumerate(rows, 1):
-        if count and len(fields) == ncols and fields[0] != DOCSTART:
-            add_first(fields[first])
-            add_second(fields[second])
-            count += 1
-            continue
-        if not fields or fields[0] == DOCSTART:
-            if count:
-                out.lengths.append(count)
-                count = 0
-            continue
-        if len(fields) != ncols:
-            if not count and fields[0][0] == "#" and _is_comment(lines[number - 1].strip(), len(fields), ncols):
-                continue
-            if ncols != -1:
-                _wrong_columns(path, number, ncols, fields, lines[number - 1])
-            ncols = len(fields)
-            _check_columns(path, number, ncols, (first, second), names)
-        out.lines.append(number)  # count is 0 here: the first word of a sentence
-        add_first(fields[first])
-        add_second(fields[second])
-        count = 1
-    if count:
-        out.lengths.append(count)
-    if not out.lengths:
-        raise DataError("no sentences found", path=path, expected="word lines such as 'EU B-ORG B-ORG'",
-                        found="an empty file (or only blank, comment or -DOCSTART- lines)",
-                        fix="check that this is the right file")
-    return out
-
-
-def _is_comment(line: str, nfields: int, ncols: int) -> bool:
-    if ncols == -1:  # before the first word line: '#' alone or '# ...' is a comment
-        return len(line) == 1 or line[1] == " "
-    return nfields != ncols  # later: a '#' line that cannot be a word line
-
-
-def _wrong_columns(path: str, number: int, ncols: int, fields: list[str], line: str) -> None:
-    raise DataError(
-        "wrong number of columns", path=path, line=number,
-        expected=f"{ncols} columns like the file's first word line", found=f"{len(fields)} in {line[:80]!r}",
-        fix="give every word line the same columns (word ... gold-tag predicted-tag), "
-            "or separate columns with tabs if words contain spaces",
-    )
-
-
-def _check_columns(path: str, number: int, ncols: int, columns: tuple[int, int], names: tuple[str, str]) -> None:
-    if ncols < 2:
-        raise DataError("a word line needs at least two columns", path=path, line=number,
-                        expected="columns separated by tabs or spaces", found="1 column",
-                        fix="add the tag columns (e.g. 'EU<TAB>B-ORG<TAB>B-ORG')")
-    for name, col in zip(names, columns):
-        if not -ncols <= col < ncols:
-            option = {"gold": "--gold-column", "pred": "--pred-column"}.get(name, "--gold/--pred files")
-            raise DataError(
-                f"the {name} column {col} does not exist", path=path, line=number,
-                expected=f"a column index between {-ncols} and {ncols - 1}", found=f"{ncols} columns",
-                fix=f"pass {option} with an index that exists",
-            )
-
-
-def check_same_words(gold: Columns, pred: Columns) -> None:
-    """--gold and --pred must hold the same sentences of the same words, in the same order."""
-    if len(gold.lengths) != len(pred.lengths):
-        raise DataError(
-            "the predicted file has a different number of sentences", path=pred.path,
-            expected=f"{len(gold.lengths)} sentences like {gold.path}", found=str(len(pred.lengths)),
-            fix="predict on exactly the gold file's sentences (blank lines between them)",
-        )
-    if gold.lengths != pred.lengths:
-        s = next(i for i, (a, b) in enumerate(zip(gold.lengths, pred.lengths)) if a != b)
-        raise DataError(
-            f"sentence {s + 1} has a different number of words than at {gold.path}:{gold.lines[s]}",
-            path=pred.path, line=pred.lines[s], expected=f"{gold.lengths[s]} words", found=str(pred.lengths[s]),
-            fix="keep the gold file's tokenisation: one line per gold word",
-        )
-    if gold.first != pred.first:
-        i = next(i for i, (a, b) in enumerate(zip(gold.first, pred.first)) if a != b)
-        s, w = _sentence_of(gold.lengths, i)
-        raise DataError(
-            f"the words differ from {gold.path}:{gold.lines[s] + w}", path=pred.path, line=pred.lines[s] + w,
-            expected=repr(gold.first[i]), found=repr(pred.first[i]),
-            fix="score predictions made on the same file (same words, same order)",
-        )
-
-
-def _sentence_of(lengths: list[int], index: int) -> tuple[int, int]:
-    for s, n in enumerate(lengths):
-        if index < n:
-            return s, index
-        index -= n
-    raise IndexError(index)
+    return read_tag_files(args.gold, args.pred, -1 if args.gold_column is None else args.gold_column,
+                          args.pred_column)
 
 
 # ---------------------------------------------------------------------------------------------------

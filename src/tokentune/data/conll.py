@@ -114,24 +114,69 @@ def read_conll(
 
 
 def write_conll(corpus: Corpus, path: str | os.PathLike, *, scheme: str = "IOB2", separator: str = "\t") -> None:
-    """Write ``word<sep>tag`` lines in ``scheme``, a blank line after each sentence (atomically)."""
+    """Write ``word<sep>tag`` lines in ``scheme``, a blank line after each sentence (atomically).
+
+    A word or tag that would not read back as written (a line break, the separator or edge whitespace
+    in it, ``-DOCSTART-``, a first line that reads as a comment, text that is not valid Unicode) is
+    refused with a :class:`DataError` naming the sentence and word: nothing is changed silently.
+    """
     from ..io import atomic_write_text
 
-    lines = []
-    for sentence in corpus:
-        _check_writable(sentence.words, separator, corpus, sentence)
+    lines: list[str] = []
+    for number, sentence in enumerate(corpus, 1):
         tags = spans_to_tags(sentence.spans, len(sentence.words), scheme)
-        lines.extend(f"{w}{separator}{t}" for w, t in zip(sentence.words, tags))
+        for index, (word, tag) in enumerate(zip(sentence.words, tags)):
+            line = f"{word}{separator}{tag}"
+            problem = column_problem(word, separator, line if not lines else None, is_word=True)
+            if problem is not None:
+                _refuse(corpus, sentence, (number, index), f"word {word!r}", problem, separator)
+            problem = column_problem(tag, separator, None, is_word=False)
+            if problem is not None:
+                _refuse(corpus, sentence, (number, index), f"tag {tag!r} (of word {word!r})", problem, separator)
+            lines.append(line)
         lines.append("")
     atomic_write_text(path, "\n".join(lines) + "\n" if lines else "")
 
 
-def _check_writable(words, separator: str, corpus: Corpus, sentence) -> None:
-    """A word with the separator, a line break or nothing in it would corrupt the columns."""
-    for word in words:
-        if not word.strip() or separator in word or "\n" in word or (separator == " " and word != "".join(word.split())):
-            raise DataError(
-                f"word {word!r} cannot be written as a CoNLL column", path=corpus.path,
-                line=sentence.line, expected="words without separators or line breaks",
-                found=repr(word), fix="write JSON Lines instead (--format jsonl), or use the tab separator",
-            )
+def column_problem(value: str, separator: str, first_line: str | None, *, is_word: bool) -> str | None:
+    """Why ``value`` would not read back as one column written with ``separator`` (None: it would).
+    ``first_line``: the whole line, when it is the file's first (a BOM or a comment there is dropped)."""
+    if not value or value != value.strip():
+        return "it is empty or starts or ends with whitespace, which reading strips"
+    if "\n" in value or "\r" in value:
+        return "it holds a line break"
+    if separator != "\t" and separator.isspace() and len(value.split()) > 1:
+        return "it holds whitespace that separates columns"
+    if "\t" in value or separator in value:  # a tab makes the reader split that line at tabs
+        return "it holds a tab" if "\t" in value else "it holds the separator"
+    if is_word and value == DOCSTART:
+        return "it is the document separator -DOCSTART-, which reading skips"
+    if first_line is not None and first_line[0] == "\ufeff":
+        return "it starts with a byte-order mark (U+FEFF), which reading drops at the start of a file"
+    if first_line is not None and first_line[0] == "#" and (len(first_line) == 1 or first_line[1] == " "):
+        return "as the file's first line it reads as a '#' comment"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "it holds a lone surrogate, which no UTF-8 file can hold"
+    return None
+
+
+def _refuse(corpus: Corpus, sentence, where: tuple[int, int], value: str, problem: str, separator: str) -> None:
+    number, index = where
+    line = sentence.line
+    if line is not None and corpus.line_per_word:
+        line += index
+    fix = "write JSON Lines instead (--format jsonl), or fix that word in the source"
+    if problem.startswith("it holds whitespace"):
+        fix = "write JSON Lines instead (--format jsonl), or use the tab separator"
+    elif "DOCSTART" in problem or "comment" in problem:
+        fix = "rename that word (e.g. add a character to it), or write JSON Lines instead (--format jsonl)"
+    raise DataError(f"{value} cannot be written as a CoNLL column: {problem} (sentence {number}, word {index + 1})",
+                    path=corpus.path, line=line, expected=_expected(separator), fix=fix)
+
+
+def _expected(separator: str) -> str:
+    name = {"\t": "tabs", " ": "spaces"}.get(separator, repr(separator))
+    return f"words and tags without line breaks, edge whitespace or {name}"

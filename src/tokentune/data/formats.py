@@ -10,8 +10,11 @@ from .corpus import Corpus
 from .jsonl import read_jsonl, write_jsonl
 from .options import check_format, options_for
 
+# the one table of file-name suffixes (a trailing .gz is looked through); `predict` reads it too
 CONLL_SUFFIXES = (".conll", ".conllu", ".txt", ".tsv", ".iob", ".iob2", ".bio", ".bioes", ".col", ".tags")
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+# CoNLL-2003 names its labelled files .txt, but a .txt file given to `predict` is as likely raw text
+AMBIGUOUS_SUFFIXES = (".txt",)
 
 
 def read_corpus(path: str | os.PathLike, *, format: str | None = None, **options) -> Corpus:
@@ -45,10 +48,18 @@ def guess_format(path: str) -> str:
 
     if is_hf_source(path):
         return "hf"
+    return "jsonl" if format_by_name(path) == "jsonl" else "conll"
+
+
+def format_by_name(path: str) -> str | None:
+    """``jsonl`` or ``conll`` when the name says so unambiguously (.gz looked through), else ``None``."""
     name = path[:-3] if path.endswith(".gz") else path
-    if name.lower().endswith(JSON_SUFFIXES):
+    lower = name.lower()
+    if lower.endswith(JSON_SUFFIXES):
         return "jsonl"
-    return "conll"
+    if lower.endswith(CONLL_SUFFIXES) and not lower.endswith(AMBIGUOUS_SUFFIXES):
+        return "conll"
+    return None
 
 
 def write_corpus(corpus: Corpus, path: str | os.PathLike, *, format: str | None = None, scheme: str = "IOB2") -> str:

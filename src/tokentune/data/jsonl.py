@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from typing import Any, Iterator
 
@@ -27,6 +28,44 @@ from .tags import corpus_from_tags
 TAG_KEYS = ("tags", "ner_tags", "labels", "pos_tags")
 ENTITY_KEYS = ("entities", "spans", "label")
 _FIX_JSON = "fix the JSON there (each line must be one complete JSON object), e.g. check it with `python -m json.tool`"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def parse_json(text: str, *, path: str, line: int, invalid: str = "invalid JSON") -> Any:
+    """``json.loads`` with every failure a located DataError: bad syntax, nesting too deep, a number
+    too long to read, and strings holding a lone surrogate (which no UTF-8 file could be written with)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{invalid} ({err.msg} at column {err.colno})", path=path, line=line + err.lineno - 1,
+                        fix=_FIX_JSON) from None
+    except (ValueError, RecursionError) as err:
+        raise _limit_error(err, path, line) from None
+    check_unicode(value, text, path, line)
+    return value
+
+
+def _limit_error(err: Exception, path: str, line: int) -> DataError:
+    """json's own limits: integers of more than ``sys.get_int_max_str_digits()`` digits, deep nesting."""
+    if isinstance(err, RecursionError):
+        return DataError("the JSON is nested too deeply", path=path, line=line, fix="check that this is a data file")
+    return DataError("a number in the JSON is too long to read", path=path, line=line,
+                     expected="numbers of at most a few hundred digits", found=str(err).split(":")[0],
+                     fix="fix that number (label ids and character offsets are small integers)")
+
+
+def check_unicode(value: Any, raw: str, path: str, line: int) -> None:
+    """Refuse strings with a lone surrogate (``"\\ud800"`` escapes that are not half of a pair)."""
+    if "\\u" not in raw or not _SURROGATE_ESCAPE.search(raw):
+        return
+    dumped = json.dumps(value, ensure_ascii=False)
+    try:
+        dumped.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise DataError("a JSON string holds a lone surrogate (half of a UTF-16 pair)", path=path, line=line,
+                        expected="valid Unicode (escaped pairs such as \\ud83d\\ude00 are fine)",
+                        found=ascii(dumped[max(0, err.start - 20):err.end + 20]),
+                        fix="repair that text where the file was made (it was probably cut inside a character)") from None
 
 
 def iter_records(path: str) -> Iterator[tuple[int, Any]]:
@@ -48,25 +87,27 @@ def _line_records(text: str, path: str) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
+            record = parse_json(line, path=path, line=number)
+        except DataError:
             if not seen:
-                whole = _whole_object(text)
+                whole = _whole_object(text, path, number)
                 if whole is not None:  # one pretty-printed record
                     yield number, whole
                     return
-            raise DataError(f"invalid JSON ({err.msg} at column {err.colno})", path=path, line=number,
-                            fix=_FIX_JSON) from None
+            raise
         seen = True
         yield number, record
 
 
-def _whole_object(text: str) -> Any:
+def _whole_object(text: str, path: str, line: int) -> Any:
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None
+    check_unicode(value, text, path, line)
+    return value
 
 
 def _array_records(text: str, path: str) -> Iterator[tuple[int, Any]]:
@@ -75,13 +116,16 @@ def _array_records(text: str, path: str) -> Iterator[tuple[int, Any]]:
     pos = _skip_space(text, text.index("[") + 1)
     line, counted = 1, 0
     while pos < len(text) and text[pos] != "]":
+        line += text.count("\n", counted, pos)
+        counted = pos
         try:
             record, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as err:
             raise DataError(f"invalid JSON ({err.msg} at column {err.colno})", path=path, line=err.lineno,
                             fix=_FIX_JSON) from None
-        line += text.count("\n", counted, pos)
-        counted = pos
+        except ValueError as err:  # RecursionError: reported by iter_records for the whole file
+            raise _limit_error(err, path, line) from None
+        check_unicode(record, text[pos:end], path, line)
         yield line, record
         pos = _skip_space(text, end)
         if pos < len(text) and text[pos] == ",":
@@ -197,17 +241,23 @@ def _tag(tag: Any, index: int, names: list[str] | None, path: str, line: int) ->
         return tag
     if isinstance(tag, int) and not isinstance(tag, bool):
         if names is None:
-            raise DataError(f"tag at position {index + 1} is the integer id {tag} but no label names were given",
+            raise DataError(f"tag at position {index + 1} is the integer id {_short(tag)} but no label names were given",
                             path=path, line=line, expected="string tags, or label names for the ids",
-                            found=str(tag), fix="pass --label-names O,B-PER,I-PER,... (in id order)")
+                            found=_short(tag), fix="pass --label-names O,B-PER,I-PER,... (in id order)")
         if not 0 <= tag < len(names):
             raise DataError(f"tag at position {index + 1} is an unknown label id", path=path, line=line,
                             expected=f"an id from 0 to {len(names) - 1} ({len(names)} label names)",
-                            found=str(tag), fix="check --label-names: one name per id, in id order")
+                            found=_short(tag), fix="check --label-names: one name per id, in id order")
         return names[tag]
     raise DataError(f"tag at position {index + 1} is neither a label nor a label id", path=path, line=line,
                     expected="a non-empty string such as 'B-PER' or an integer id",
                     found=json.dumps(tag)[:40], fix="fix the tag")
+
+
+def _short(number: int) -> str:
+    """An integer for a message: a huge one (10**400 is valid JSON) is cut to its first digits."""
+    text = str(number)
+    return text if len(text) <= 20 else f"{text[:12]}... ({len(text)} digits)"
 
 
 def _read_text_records(records, path: str, text_key: str, entities_key: str, alignment: str, overlaps: str) -> Corpus:
@@ -263,7 +313,7 @@ def _entities(raw: Any, text: str, path: str, line: int, key: str) -> list[CharS
         if not 0 <= start < end <= len(text):
             raise DataError(f"entity {index + 1} ({label}) is out of range", path=path, line=line,
                             expected=f"0 <= start < end <= {len(text)} (the text's length; end is exclusive)",
-                            found=f"start {start}, end {end}", fix="fix the character offsets of that entity")
+                            found=f"start {_short(start)}, end {_short(end)}", fix="fix the character offsets of that entity")
         entities.append(CharSpan(label, start, end, index))
     return entities
 
@@ -286,9 +336,36 @@ def _note_alignment(corpus: Corpus) -> None:
 
 def write_jsonl(corpus: Corpus, path: str | os.PathLike, *, scheme: str = "IOB2",
                 tokens_key: str = "tokens", tags_key: str = "tags") -> None:
-    """Write one ``{"tokens": [...], "tags": [...]}`` line per sentence, tags in ``scheme`` (atomically)."""
+    """Write one ``{"tokens": [...], "tags": [...]}`` line per sentence, tags in ``scheme`` (atomically).
+    A word that could not be read back (blank, or not valid Unicode) is refused with its sentence and word."""
     from ..io import atomic_write_text
 
-    lines = [json.dumps({tokens_key: list(s.words), tags_key: spans_to_tags(s.spans, len(s.words), scheme)},
-                        ensure_ascii=False) for s in corpus]
+    lines = []
+    for number, sentence in enumerate(corpus, 1):
+        line = json.dumps({tokens_key: list(sentence.words), tags_key: spans_to_tags(sentence.spans, len(sentence.words),
+                                                                                    scheme)}, ensure_ascii=False)
+        if not line.isascii() or not all(w.strip() for w in sentence.words):
+            _check_words(corpus, sentence, number)
+        lines.append(line)
     atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def _check_words(corpus: Corpus, sentence: Sentence, number: int) -> None:
+    for index, word in enumerate(sentence.words):
+        problem = None if word.strip() else "it is blank, and reading refuses blank words"
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = "it holds a lone surrogate, which no UTF-8 file can hold"
+        if problem:
+            line = sentence.line
+            if line is not None and corpus.line_per_word:
+                line += index
+            raise DataError(f"word {word!r} cannot be written as JSON Lines: {problem} (sentence {number}, "
+                            f"word {index + 1})", path=corpus.path, line=line, fix="fix that word in the source")
+    for label, _, _ in sentence.spans:
+        try:
+            label.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataError(f"entity type {label!r} cannot be written: it holds a lone surrogate (sentence {number})",
+                            path=corpus.path, line=sentence.line, fix="rename that entity type") from None

@@ -1,0 +1,140 @@
+"""Unlabelled input to predict on: raw texts, JSON lines or CoNLL columns, streamed as :class:`Item`s.
+
+- ``text``: one text per line (a file, or stdin), or texts given as they are;
+- ``jsonl``: one JSON object per line with ``"text"`` (raw text) or ``"tokens"``/``"words"``
+  (pre-tokenised); the object is kept, so other fields can pass through;
+- ``conll``: sentences of word lines (the first column is the word; blank lines between sentences);
+  ``-DOCSTART-``, comment and blank lines are kept as raw lines, to be written back as they are.
+
+Lines are streamed (:func:`tokentune.data.files.stream_lines`) and grouped into :func:`chunks`, so
+memory stays flat on millions of lines. Every problem is a located
+:class:`~tokentune.errors.DataError`: bytes that are not UTF-8, invalid JSON, lone surrogates.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Sequence
+
+from ..errors import ConfigError, DataError
+from .files import STDIN, stream_lines
+from .formats import format_by_name
+from .jsonl import parse_json
+
+FORMATS = ("text", "jsonl", "conll")
+# a chunk is predicted at once: enough for full, length-sorted batches, small enough to stay flat
+CHUNK_ITEMS = 2048
+CHUNK_CHARS = 1 << 20
+
+
+@dataclass
+class Item:
+    """One unit of input: a raw text, a pre-tokenised sentence, or lines passed through as they are."""
+
+    kind: str  # "text", "tokens" or "raw"
+    text: str = ""
+    tokens: list[str] = field(default_factory=list)
+    record: dict | None = None  # the JSON object it came from (jsonl)
+    lines: list[str] = field(default_factory=list)  # conll: the original lines (raw: what to write)
+
+
+def guess_format(path: str | None) -> str:
+    """By the name (see :mod:`tokentune.data.formats`), else ``conll`` when the first line is
+    ``-DOCSTART-`` (CoNLL-2003's .txt files), else ``text``; stdin is ``text``."""
+    if path in (None, "-"):
+        return "text"
+    by_name = format_by_name(path)
+    if by_name is not None:
+        return by_name
+    first = next(iter(stream_lines(path)), "")
+    return "conll" if first.split()[:1] == ["-DOCSTART-"] else "text"
+
+
+def check_readable(path: str | None) -> None:
+    """Fail now (before a model is loaded) if ``path`` is missing, a directory or not gzip as named."""
+    if path not in (None, "-"):
+        next(iter(stream_lines(path)), None)
+
+
+def read_items(fmt: str, *, texts: Sequence[str] = (), path: str | None = None) -> Iterator[Item]:
+    """The items of ``texts`` (raw texts) or else of the file ``path`` (``None`` or ``-``: stdin)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown input format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
+    if texts:
+        if fmt != "text":
+            raise ConfigError(f"TEXT arguments are raw text; --format {fmt} applies to --input",
+                              fix="pass the file with --input, or leave --format out")
+        return _text_items(texts)
+    if path in (None, "-") and sys.stdin.isatty():
+        raise DataError("no input given", fix="pass TEXT arguments, --input FILE, or pipe text on stdin")
+    lines = stream_lines(path)
+    if fmt == "jsonl":
+        return jsonl_items(lines, STDIN if path in (None, "-") else path)
+    if fmt == "conll":
+        return conll_items(lines)
+    return (Item("text", text=line) for line in lines)
+
+
+def _text_items(texts: Sequence[str]) -> Iterator[Item]:
+    for number, text in enumerate(texts, 1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:  # argv bytes that were not UTF-8 arrive as lone surrogates
+            raise DataError(f"TEXT argument {number} is not UTF-8 text", expected="UTF-8 text",
+                            found=ascii(text[max(0, err.start - 20):err.end + 20]),
+                            fix="pass UTF-8 text, or put the text in a UTF-8 file and use --input") from None
+        yield Item("text", text=text)
+
+
+def jsonl_items(lines: Iterable[str], where: str) -> Iterator[Item]:
+    """One item per JSON line: ``text`` items for ``{"text": ...}``, ``tokens`` for ``{"tokens": [...]}``."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        record = parse_json(line, path=where, line=number, invalid="not valid JSON")
+        if isinstance(record, dict) and isinstance(record.get("text"), str):
+            yield Item("text", text=record["text"], record=record)
+            continue
+        tokens = record.get("tokens", record.get("words")) if isinstance(record, dict) else None
+        if isinstance(tokens, list) and all(isinstance(t, str) for t in tokens):
+            yield Item("tokens", tokens=tokens, record=record)
+            continue
+        raise DataError("a line has neither a \"text\" string nor a \"tokens\" list of strings", path=where,
+                        line=number, found=ascii(line[:80]), fix='write {"text": "..."} or {"tokens": ["...", ...]}')
+
+
+def conll_items(lines: Iterable[str]) -> Iterator[Item]:
+    """Sentences of token lines, and everything else (blank, ``-DOCSTART-``, comments) as raw lines."""
+    sentence: list[str] = []
+    for line in lines:
+        fields = line.split("\t") if "\t" in line else line.split()
+        token = fields[0].strip() if fields else ""
+        is_comment = not sentence and (line == "#" or line.startswith("# "))
+        if not token or token == "-DOCSTART-" or is_comment:
+            if sentence:
+                yield _conll_sentence(sentence)
+                sentence = []
+            yield Item("raw", lines=[line])
+            continue
+        sentence.append(line)
+    if sentence:
+        yield _conll_sentence(sentence)
+
+
+def _conll_sentence(lines: list[str]) -> Item:
+    tokens = [(line.split("\t") if "\t" in line else line.split())[0].strip() for line in lines]
+    return Item("tokens", tokens=tokens, lines=lines)
+
+
+def chunks(items: Iterable[Item]) -> Iterator[list[Item]]:
+    """Groups of items, cut at ``CHUNK_ITEMS`` items or ``CHUNK_CHARS`` characters of text."""
+    chunk: list[Item] = []
+    size = 0
+    for item in items:
+        chunk.append(item)
+        size += len(item.text) + sum(len(t) + 1 for t in item.tokens)
+        if len(chunk) >= CHUNK_ITEMS or size >= CHUNK_CHARS:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
