@@ -13,7 +13,6 @@ from seqeval.scheme import IOB2
 from tokentune.data import read_corpus
 from tokentune.inference import Tagger
 from tokentune.metrics import score_tags
-from tokentune.schemes import spans_to_tags
 
 
 def _seqeval(gold, pred, strict: bool) -> dict:

@@ -91,8 +91,14 @@ def run_plain(args, out_dir: str, meter: Meter) -> float:
     import numpy as np
     from datasets import Dataset
     from seqeval.metrics import f1_score
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                              Trainer, TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     import tokentune
     from tokentune.modeling import embedded_model_path
@@ -273,8 +279,9 @@ def print_table(records: list[dict], peak: dict) -> None:
     base = next((r for r in records if r["engine"] == "plain"), None)
     for r in records:
         if base is not None and r is not base:
+            cpu_ratio = r['sentences_per_cpu_second_x_threads'] / base['sentences_per_cpu_second_x_threads']
             print(f"{r['engine']} / plain: sentences/s {r['sentences_per_second'] / base['sentences_per_second']:.2f}x "
-                  f"(CPU-time normalised {r['sentences_per_cpu_second_x_threads'] / base['sentences_per_cpu_second_x_threads']:.2f}x), "
+                  f"(CPU-time normalised {cpu_ratio:.2f}x), "
                   f"dev F1 {100 * (r['dev_f1'] - base['dev_f1']):+.2f} points, "
                   f"peak RSS {r['peak_rss_mb'] / base['peak_rss_mb']:.2f}x")
 

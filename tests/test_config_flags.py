@@ -8,11 +8,12 @@ import json
 import os
 
 import pytest
-from conftest import make_sentences, write_conll
 
 from tokentune.cli.main import main
 from tokentune.config import TrainConfig, build_config
 from tokentune.errors import ConfigError
+
+from conftest import make_sentences, write_conll
 
 TINY = ["--epochs", "1", "--batch-size", "8", "--learning-rate", "5e-3", "--quiet"]
 

@@ -12,8 +12,8 @@ from tokentune.cli.main import main
 from tokentune.data import read_corpus
 from tokentune.errors import ConfigError, ModelError
 from tokentune.export import FP32_FILE, INT8_FILE, MANIFEST_FILE, export_model
-from tokentune.inference.runners import onnx_file_for, physical_cores
 from tokentune.inference import Tagger
+from tokentune.inference.runners import onnx_file_for, physical_cores
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,11 @@ import random
 
 import numpy as np
 import pytest
-from conftest import FILLER
 
 from tokentune.errors import ConfigError
 from tokentune.inference import Entity, Tagger
+
+from conftest import FILLER
 
 
 def _document(words_total: int = 5000, seed: int = 0) -> tuple[str, set[tuple[str, int, int, str]]]:

@@ -7,16 +7,16 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import FILLER, ORGS, PEOPLE, PLACES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reference import make_windows, training_features, viterbi
-
 from tokentune.decoding import cut_spans, label_table, viterbi_batch
 from tokentune.inference import Tagger
-from tokentune.windows import EncodeReport, WindowEncoder
 from tokentune.schemes import BILOU, BIOES, IO, IOB1, IOB2, PLAIN, labels_for, tags_to_spans
+from tokentune.windows import EncodeReport, WindowEncoder
+
+from conftest import FILLER, ORGS, PEOPLE, PLACES
+from reference import make_windows, training_features, viterbi
 
 SCHEMES = [IOB1, IOB2, BIOES, BILOU, IO]
 

@@ -8,8 +8,7 @@ import pytest
 from tokentune.data import Corpus, Sentence
 from tokentune.inference import TokenPrediction
 from tokentune.metrics import score_spans
-from tokentune.reporting.error_analysis import (classify_sentence, confusion_counts, error_records, pick_examples,
-                                        summarize)
+from tokentune.reporting.error_analysis import classify_sentence, confusion_counts, error_records, pick_examples, summarize
 from tokentune.schemes import spans_to_tags, tags_to_spans
 
 

@@ -8,8 +8,7 @@ import os
 import pytest
 
 from tokentune.errors import ModelError
-from tokentune.training.checkpoints import (check_checkpoint, last_checkpoint, skipped_checkpoints,
-                                            trained_epochs)
+from tokentune.training.checkpoints import check_checkpoint, last_checkpoint, skipped_checkpoints, trained_epochs
 
 
 def _checkpoint(folder, step: int, epoch: float = 0.5):

@@ -8,8 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokentune.errors import ConfigError
-from tokentune.schemes import (SCHEMES, detect_scheme, find_invalid, get_scheme, is_valid_transition, labels_for,
-                               spans_to_tags, tags_to_spans)
+from tokentune.schemes import (
+    SCHEMES,
+    detect_scheme,
+    find_invalid,
+    get_scheme,
+    is_valid_transition,
+    labels_for,
+    spans_to_tags,
+    tags_to_spans,
+)
 
 TYPES = ("PER", "LOC", "creative-work")
 PREFIXED = [name for name, scheme in SCHEMES.items() if scheme.prefixed]

@@ -12,10 +12,11 @@ pytest.importorskip("uvicorn")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from serving.helpers import GatedTagger, ThreadServer, client, trained_model, wait_for  # noqa: E402
 
 from tokentune.errors import ConfigError  # noqa: E402
 from tokentune.serving import Limits, create_app  # noqa: E402
+
+from serving.helpers import GatedTagger, ThreadServer, client, trained_model, wait_for  # noqa: E402
 
 SENTENCE = "Alice Smith visited Paris with Acme today ."
 SMALL = Limits(max_texts=3, max_chars=50, max_body_bytes=2000)

@@ -14,10 +14,10 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("websocket", reason="websocket-client (the test extra) drives Chromium")
 
+from tokentune.serving import create_app  # noqa: E402
+
 from serving.cdp import Chromium, find_chromium  # noqa: E402
 from serving.helpers import ROOT, ThreadServer, trained_model  # noqa: E402
-
-from tokentune.serving import create_app  # noqa: E402
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")

@@ -14,6 +14,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 import httpx  # noqa: E402
+
 from serving.helpers import PYTHON, ROOT, cli_server, client, script_server, trained_model, wait_for  # noqa: E402
 
 LOG_LINE = re.compile(r"tokentune\.serving: (GET|POST) (/\S*) (\d{3}) \d+\.\d ms$")

@@ -21,11 +21,11 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from serving.helpers import PYTHON, ROOT, ThreadServer, client  # noqa: E402
-
 from tokentune.errors import ConfigError  # noqa: E402
 from tokentune.serving import Limits, create_app  # noqa: E402
 from tokentune.serving.microbatch import MicroBatcher  # noqa: E402
+
+from serving.helpers import PYTHON, ROOT, ThreadServer, client  # noqa: E402
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 

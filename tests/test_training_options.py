@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from tokentune.training.batches import LengthGroupedSampler, length_grouped_order, padding_stats
 from tokentune.config import TrainConfig, build_config
 from tokentune.errors import ConfigError
+from tokentune.training.batches import LengthGroupedSampler, length_grouped_order, padding_stats
 
 
 def _lengths(n=1000, seed=0):
@@ -131,8 +131,8 @@ def test_token_weighted_loss_does_not_depend_on_how_a_step_is_split(tiny_data, t
     from transformers import DataCollatorForTokenClassification
 
     from tokentune.modeling import build_model, load_tokenizer
-    from tokentune.training.trainer import build_trainer
     from tokentune.training.run import prepare_data
+    from tokentune.training.trainer import build_trainer
 
     def loss_of(batch_size, accumulation, rows):
         config = TrainConfig(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "o"), quiet=True,

@@ -78,7 +78,7 @@ def viterbi_batch(log_probs: np.ndarray, lengths: np.ndarray, labels: Sequence[s
         path[:, -1] = score.argmax(axis=1)
         for t in steps[:0:-1]:
             path[:, t - 1] = back[rows, t, path[:, t]]
-        # the label set allows no valid path: do not invent one 
+        # the label set allows no valid path: do not invent one
         stuck = score[rows, path[:, -1]] <= FORBIDDEN / 2
         path[stuck] = scores[stuck].argmax(axis=2)
         result[positions[active]] = path[active]

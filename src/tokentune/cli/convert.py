@@ -15,8 +15,8 @@ from ..data import Corpus, write_corpus
 from ..data.options import ReadOptions
 from ..data.splits import read_data
 from ..errors import ConfigError
-from ..settings import add_flags, flag_values
 from ..schemes import get_scheme, spans_to_tags, tags_to_spans
+from ..settings import add_flags, flag_values
 
 EXTENSIONS = {"conll": ".conll", "jsonl": ".jsonl"}
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ConfigError, DataError, LabelError
 from .corpus import Corpus

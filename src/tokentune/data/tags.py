@@ -16,8 +16,18 @@ from itertools import chain
 from typing import Iterable, Sequence
 
 from ..errors import DataError
-from ..schemes import (OUTSIDE, InvalidTransition, Scheme, Span, detect_scheme, find_invalid, get_scheme,
-                       is_valid_transition, split_tag, tags_to_spans)
+from ..schemes import (
+    OUTSIDE,
+    InvalidTransition,
+    Scheme,
+    Span,
+    detect_scheme,
+    find_invalid,
+    get_scheme,
+    is_valid_transition,
+    split_tag,
+    tags_to_spans,
+)
 from ..settings import check_choice
 from .corpus import Corpus, Sentence
 

@@ -187,7 +187,8 @@ def errors_section(records: list[dict], summary: dict, colours: dict, split: str
     out = [f"<h2 id='errors'>Errors ({escape(split)})</h2>",
            f"<p>{total:,} errors, most frequent kind first (gold → predicted label). Every error, with its "
            "sentence, is in <code>errors.jsonl</code>.</p>",
-           "<table><thead><tr><th>kind</th><th>count</th><th>share</th><th></th><th style='text-align:left'>most frequent</th></tr></thead>"
+           "<table><thead><tr><th>kind</th><th>count</th><th>share</th><th></th>"
+           "<th style='text-align:left'>most frequent</th></tr></thead>"
            f"<tbody>{''.join(rows)}</tbody></table>", legend_html(colours)]
     for kind, count in summary["by_kind"].items():
         examples = pick_examples(records, kind, EXAMPLES_PER_KIND)

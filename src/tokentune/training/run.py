@@ -18,12 +18,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from . import distributed
-from .checkpoints import last_checkpoint, resumable_config, step_of, trained_epochs
 from ..config import TrainConfig
 from ..data import Corpus, Splits, check_labels, load_splits
 from ..errors import ConfigError, ModelError
 from ..schemes import labels_for
+from . import distributed
+from .checkpoints import last_checkpoint, resumable_config, step_of, trained_epochs
 
 CONFIG_FILE = "tokentune_config.json"
 LOG_FILE = "training_log.jsonl"
@@ -109,7 +109,9 @@ def prepare_data(config: TrainConfig) -> _Prepared:
                                   evaluation=False, notes=notes)
     dev_features = None
     if splits.dev is not None:
-        dev = splits.dev if not config.max_eval_samples else splits.dev.select(range(min(config.max_eval_samples, len(splits.dev))))
+        dev = splits.dev
+        if config.max_eval_samples:
+            dev = dev.select(range(min(config.max_eval_samples, len(dev))))
         dev_features = encode_split(dev, tokenizer, label2id, config, max_length, name="dev", evaluation=True,
                                     notes=notes)
     elif config.patience:
@@ -153,7 +155,8 @@ def _start_or_resume(config: TrainConfig, staging: str, notes: list[str]) -> tup
 
     checkpoint = None
     if config.resume:
-        checkpoint = distributed.broadcast(last_checkpoint(os.path.join(staging, "checkpoints")) if distributed.is_main() else None)
+        found = last_checkpoint(os.path.join(staging, "checkpoints")) if distributed.is_main() else None
+        checkpoint = distributed.broadcast(found)
         if checkpoint is None:
             notes.append(f"--resume: no complete checkpoint in {staging}; training from the start")
         else:

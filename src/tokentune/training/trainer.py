@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 import os
 
-
-from ..windows import IGNORE
 from ..config import TrainConfig
+from ..windows import IGNORE
 
 
 def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, precision: str = "fp32",
@@ -211,7 +210,8 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
     trainer = _trainer_class()(
         model=model,
         args=args,
-        data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_multiple(config, precision, max_length)),
+        data_collator=DataCollatorForTokenClassification(
+            tokenizer, pad_to_multiple_of=pad_multiple(config, precision, max_length)),
         train_dataset=train_features,
         eval_dataset=dev_features,
         processing_class=tokenizer,
