@@ -74,21 +74,21 @@ def test_user_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, tiny_
 
 def test_bad_columns_name_file_and_line(tmp_path, capsys):
     (tmp_path / "train.txt").write_text("Alice NNP I-PER\nmet VBD O\nParis I-LOC\n\n")
-    assert main(["train", "--data", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
+    assert main(["train", "--data", str(tmp_path), "--output", str(tmp_path.parent / f"{tmp_path.name}-o")]) == 2
     err = capsys.readouterr().err
     assert "train.txt:3: wrong number of columns; expected 3 columns" in err
 
 
 def test_empty_file(tmp_path, capsys):
     (tmp_path / "train.txt").write_text("\n\n")
-    assert main(["train", "--data", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
+    assert main(["train", "--data", str(tmp_path), "--output", str(tmp_path.parent / f"{tmp_path.name}-o")]) == 2
     assert "train.txt" in capsys.readouterr().err
 
 
 def test_subprocess_exit_code_and_no_traceback(tmp_path):
     (tmp_path / "train.txt").write_text("a O\nb\n\n")
     proc = subprocess.run([sys.executable, "-m", "tokentune.cli.main", "train", "--data", str(tmp_path), "--output",
-                           str(tmp_path / "o")], capture_output=True, text=True)
+                           str(tmp_path.parent / f"{tmp_path.name}-o")], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "train.txt:2" in proc.stderr
 
 

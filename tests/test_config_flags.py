@@ -155,3 +155,11 @@ def test_model_weights_are_written_with_the_usual_permissions(tiny_model):
     modes = {name: os.stat(os.path.join(tiny_model.output_dir, name)).st_mode & 0o777
              for name in ("model.safetensors", "config.json", "metrics.json")}
     assert len(set(modes.values())) == 1, modes
+
+
+def test_predict_output_equal_to_its_input_is_refused(tiny_model, tmp_path, capsys):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Alice met Bob in Paris\n")
+    assert main(["predict", tiny_model.output_dir, "--input", str(texts), "--output", str(texts)]) == 2
+    assert "destroy the input" in capsys.readouterr().err
+    assert texts.read_text() == "Alice met Bob in Paris\n"

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import gzip
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import pytest
 
 from tokentune.data import read_conll, read_corpus, write_conll
 from tokentune.errors import ConfigError, DataError

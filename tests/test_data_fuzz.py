@@ -23,7 +23,8 @@ PIECES = ["B-PER", "I-PER", "E-LOC", "S-LOC", "O", "B-", "X", "\t", " ", "\n", "
 OPTION_SETS = [{}, {"scheme": "BIOES"}, {"scheme": "IOB2", "repair": "error"}, {"repair": "drop-entity"},
                {"label_names": ["O", "B-X"]}, {"overlaps": "keep-longest", "alignment": "widen"},
                {"token_column": 1, "label_column": 0}]
-SETTINGS = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 VALID_CONLL = "-DOCSTART- -X- O\n\nEU NNP I-ORG\nrejects VBZ O\n\nPeter NNP I-PER\nBlackburn NNP B-PER\n"
 VALID_JSONL = (json.dumps({"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}) + "\n"

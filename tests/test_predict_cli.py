@@ -183,7 +183,8 @@ def test_unclean_input_is_a_located_error_and_leaves_no_output(model_dir, capsys
         "deep.jsonl": b'{"text": "Alice"}\n{"text": "Bob"}\n{"text": "ok"}\n' + b"[" * 100_000 + b"\n",
         "sur.conll": b"Alice x\n\nBob x\n\nok x\n\n\xed\xa0\x80 x\n",
     }
-    expected = {"latin.txt": ":4: the file is not UTF-8", "cr.txt.gz": ": the file is named .gz but is not gzip", "sur.jsonl": ":4: a JSON string "
+    expected = {"latin.txt": ":4: the file is not UTF-8", "cr.txt.gz": ": the file is named .gz but is not gzip",
+                "sur.jsonl": ":4: a JSON string "
                 "holds a lone surrogate", "big.jsonl": ":4: a number in the JSON is too long", "deep.jsonl": ":4: the "
                 "JSON is nested too deeply", "sur.conll": ":7: the file is not UTF-8"}
     for name, data in cases.items():

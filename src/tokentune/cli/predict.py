@@ -150,11 +150,13 @@ def _progress(quiet: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import atomic_file
+    from ..io import atomic_file, check_output
     from ._common import quiet_libraries
 
     quiet_libraries(True)  # transformers' weight-loading bar is noise next to ours
     check_readable(args.input)  # say so before loading the model
+    if args.output is not None:  # an existing file is replaced, never the input or the model read
+        check_output(args.output, overwrite=True, inputs=(args.input, args.model_dir), what="--output file")
     fmt = args.format or ("text" if args.texts else guess_format(args.input))
     items = read_items(fmt, texts=args.texts, path=args.input)
     tagger, backend = _load_tagger(args)
