@@ -44,7 +44,7 @@ def test_lossy_target_scheme_is_reported(conll_file, tmp_path, capsys):
 
 def test_directory_to_directory(conll_file, tmp_path):
     (tmp_path / "dev.txt").write_text("Bonn NNP I-LOC\n")
-    out = tmp_path / "converted"
+    out = tmp_path.parent / f"{tmp_path.name}-converted"  # outside the input: an output never lies inside it
     assert main(["convert", str(tmp_path), str(out), "--format", "jsonl", "--to-scheme", "IOB2"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["dev.jsonl", "train.jsonl"]
     assert json.loads((out / "dev.jsonl").read_text()) == {"tokens": ["Bonn"], "tags": ["B-LOC"]}
@@ -73,12 +73,14 @@ def test_errors_are_one_line(conll_file, tmp_path, capsys):
     assert "cannot write gzip output" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "missing.txt"), str(tmp_path / "x.conll")]) == 2
     assert "missing.txt: file not found" in capsys.readouterr().err
-    assert main(["convert", str(tmp_path), str(conll_file)]) == 2
+    outside_file = tmp_path.parent / f"{tmp_path.name}-out.txt"
+    outside_file.write_text("x")
+    assert main(["convert", str(tmp_path), str(outside_file)]) == 2
     assert "is a file, but" in capsys.readouterr().err
 
 
 def test_convert_can_rename_types_and_carve_dev(conll_file, tmp_path):
-    out = tmp_path / "out"
+    out = tmp_path.parent / f"{tmp_path.name}-out"
     assert main(["convert", str(tmp_path), str(out), "--label-map", "LOC=PLACE", "--dev-split", "0.5",
                  "--to-scheme", "IOB2"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["dev.conll", "train.conll"]

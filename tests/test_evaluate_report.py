@@ -156,8 +156,16 @@ def test_report_refuses_a_directory_with_other_files(tiny_model, tiny_data, caps
     code = main(["evaluate", tiny_model.output_dir, "--data", tiny_data, "--report", tiny_model.output_dir])
     assert code == 2
     err = capsys.readouterr().err
-    assert "holds other files" in err and "config.json" in err and "Fix:" in err
+    assert "is the input" in err and "would destroy the input" in err and "Fix:" in err
     assert os.path.exists(os.path.join(tiny_model.output_dir, "model.safetensors"))
+
+
+def test_report_refuses_another_directory_with_other_files(tiny_model, tiny_data, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["evaluate", tiny_model.output_dir, "--data", tiny_data, "--report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds other files" in err and "notes.txt" in err and "Fix:" in err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_python_api_report(tiny_model, tiny_data, tmp_path):

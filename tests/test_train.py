@@ -98,7 +98,8 @@ def test_unseen_dev_label_is_an_error(tmp_path, tiny_base_model):
     (tmp_path / "train.txt").write_text("Alice I-PER\nmet O\n\n")
     (tmp_path / "dev.txt").write_text("Acme I-ORG\nsaid O\n\n")
     with pytest.raises(LabelError, match=r"dev.txt:1: dev has label\(s\) never seen in training: ORG"):
-        tokentune.train(data=str(tmp_path), model=tiny_base_model, output=str(tmp_path / "o"), epochs=1)
+        tokentune.train(data=str(tmp_path), model=tiny_base_model, output=str(tmp_path.parent / f"{tmp_path.name}-o"),
+                        epochs=1)
 
 
 def test_unknown_model_offline_is_explained(tiny_data, tmp_path, monkeypatch):
@@ -110,7 +111,7 @@ def test_unknown_model_offline_is_explained(tiny_data, tmp_path, monkeypatch):
 def test_missing_train_file(tmp_path):
     (tmp_path / "dev.txt").write_text("a O\n")
     with pytest.raises(DataError, match="no train file found"):
-        tokentune.train(data=str(tmp_path), output=str(tmp_path / "o"), epochs=1)
+        tokentune.train(data=str(tmp_path), output=str(tmp_path.parent / f"{tmp_path.name}-o"), epochs=1)
 
 
 def test_no_dev_split_keeps_last_model(tiny_data, tiny_base_model, tmp_path):

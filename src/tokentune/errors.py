@@ -55,3 +55,12 @@ class ConfigError(TokentuneError):
 
 class ModelError(TokentuneError):
     """A model that cannot be found, fetched or loaded."""
+
+
+class OutputError(TokentuneError):
+    """An output that cannot be written: a read-only or full disk, a file where a directory is needed."""
+
+    def __init__(self, path: str, problem: str, *, fix: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"cannot write {path}: {problem}",
+                         fix=fix or "choose another output path, or free space / fix the permissions there")

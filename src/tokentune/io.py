@@ -22,40 +22,64 @@ def publish_mode(path: str, *, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary sibling and rename: a reader never sees half a file."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        publish_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def describe_os_error(err: OSError) -> str:
+    """``'No space left on device'`` rather than ``'[Errno 28] No space left on device: /x/.y.tmp'``."""
+    return err.strerror or type(err).__name__
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+def writing(path: str, *, only: tuple[int, ...] | None = None) -> Iterator[None]:
+    """Turn an operating-system failure while writing ``path`` into one located :class:`OutputError`
+    (``only``: just these errno values, for blocks that do more than write)."""
+    from .errors import OutputError
+
+    try:
+        yield
+    except OSError as err:
+        if only is not None and err.errno not in only:
+            raise
+        raise OutputError(path, describe_os_error(err)) from None
+
+
+@contextmanager
+def temporary_sibling(path: str | os.PathLike, mode: str, **open_options) -> Iterator[IO]:
+    """A handle on a temporary sibling of ``path``, renamed over ``path`` when the block ends without
+    an error and removed when it raises; OS failures become a located :class:`OutputError`."""
+    from .errors import OutputError
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise OutputError(path, "it is a directory", fix="give a file name, or remove the directory")
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        with writing(path):
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+            handle = os.fdopen(fd, mode, **open_options)
+        with handle:
+            yield handle
+        with writing(path):
+            publish_mode(tmp)
+            os.replace(tmp, path)
+    except BaseException as err:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise OutputError(path, describe_os_error(err)) from None
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary sibling and rename: a reader never sees half a file."""
+    with temporary_sibling(path, "wb") as handle:
+        handle.write(data)
+
+
+def atomic_file(path: str | os.PathLike, *, encoding: str = "utf-8"):
     """A text handle on a temporary sibling of ``path``, renamed over ``path`` when the block ends
     without an error and removed when it raises (streamed outputs such as ``predict --output``)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
-            yield handle
-        publish_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    return temporary_sibling(path, "w", encoding=encoding, newline="")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -106,16 +130,18 @@ def replace_with(staging: str, final: str) -> None:
 def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False, inputs: tuple = ()) -> Iterator[str]:
     """Yield a temporary directory next to ``path``; on success it replaces ``path`` in one rename."""
     path = check_output(path, overwrite=overwrite, inputs=inputs)
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".partial")
-    publish_mode(tmp, directory=True)
+    with writing(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".partial")
+        publish_mode(tmp, directory=True)
     try:
-        yield tmp
+        with writing(path):  # a full or read-only disk while the directory is filled
+            yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    replace_with(tmp, path)
+    with writing(path):
+        replace_with(tmp, path)
 
 
 def publish_tree(directory: str) -> None:

@@ -10,6 +10,7 @@ writes and renames the directory, and the others wait for it at barriers (distri
 from __future__ import annotations
 
 import dataclasses
+import errno
 import gc
 import os
 import random
@@ -21,11 +22,14 @@ from dataclasses import dataclass, field
 from ..config import TrainConfig
 from ..data import Corpus, Splits, check_labels, load_splits
 from ..errors import ConfigError, ModelError
+from ..io import writing
 from ..schemes import labels_for
 from . import distributed
-from .checkpoints import last_checkpoint, resumable_config, step_of, trained_epochs
+from .checkpoints import check_checkpoint, last_checkpoint, resumable_config, skipped_checkpoints, step_of, trained_epochs
 
 CONFIG_FILE = "tokentune_config.json"
+# failures of the disk, not of the run: a located OutputError instead of a traceback
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 LOG_FILE = "training_log.jsonl"
 METRICS_FILE = "metrics.json"
 
@@ -130,7 +134,8 @@ def _staging_dir(config: TrainConfig, notes: list[str] | None = None) -> tuple[s
                 shutil.rmtree(staging)
                 if notes is not None:
                     notes.append(f"removed {staging}, left by an interrupted run (--resume continues one)")
-            os.makedirs(staging, exist_ok=True)
+            with writing(final):
+                os.makedirs(staging, exist_ok=True)
     return final, staging
 
 
@@ -155,11 +160,14 @@ def _start_or_resume(config: TrainConfig, staging: str, notes: list[str]) -> tup
 
     checkpoint = None
     if config.resume:
-        found = last_checkpoint(os.path.join(staging, "checkpoints")) if distributed.is_main() else None
+        folder = os.path.join(staging, "checkpoints")
+        found = last_checkpoint(folder) if distributed.is_main() else None
         checkpoint = distributed.broadcast(found)
+        notes.extend(f"--resume: skipped {os.path.basename(s)} (written only in part)" for s in skipped_checkpoints(folder))
         if checkpoint is None:
             notes.append(f"--resume: no complete checkpoint in {staging}; training from the start")
         else:
+            check_checkpoint(checkpoint)  # damaged state: one line naming it, before any model is built
             config = resumable_config(config, os.path.join(staging, CONFIG_FILE))
             notes.append(f"resumed from {os.path.basename(checkpoint)} (step {step_of(checkpoint)}) in {staging}")
     if distributed.is_main():  # what this run trains with, for a later --resume to check against
@@ -190,12 +198,14 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
         trainer = _make_trainer(config, prep, staging, precision, batch, accumulation, checkpoint)
         started = time.perf_counter()
         try:
-            trainer.train(resume_from_checkpoint=checkpoint)
+            with writing(staging, only=DISK_ERRORS):  # a full or read-only disk while checkpointing
+                trainer.train(resume_from_checkpoint=checkpoint)
             return trainer, time.perf_counter() - started
         except Exception as err:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
             retry = (config.auto_batch_size and batch > 1 and distributed.world_size() == 1
                      and _is_out_of_memory(err))
             if not retry:
+                _raise_resume_error(err, checkpoint)
                 raise
         # outside the except block, so the traceback's frames (holding activations) can be freed
         del trainer
@@ -211,6 +221,16 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
             shutil.rmtree(os.path.join(staging, "checkpoints"), ignore_errors=True)
             used = dataclasses.replace(config, batch_size=batch, gradient_accumulation_steps=accumulation)
             atomic_write_json(os.path.join(staging, CONFIG_FILE), used.to_dict())
+
+
+def _raise_resume_error(err: Exception, checkpoint: str | None) -> None:
+    """A checkpoint whose state does not fit the model (another model or label set): one line naming it."""
+    import pickle
+
+    if checkpoint is not None and isinstance(err, (ValueError, KeyError, RuntimeError, pickle.UnpicklingError)):
+        raise ModelError(f"--resume: checkpoint {checkpoint} does not fit this run "
+                         f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})",
+                         fix=f"delete {checkpoint}, or train from the start without --resume") from None
 
 
 def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulation, checkpoint):
@@ -281,7 +301,8 @@ def train(config: TrainConfig | None = None, **settings) -> TrainResult:
     result = TrainResult(final, metrics, seconds, sentences / seconds if seconds else 0.0, prep.notes,
                          list(trainer.state.log_history), run)
     if distributed.is_main():
-        write_outputs(staging, trainer, prep.tokenizer, used, result, prep.splits)
-        _publish(staging, final)
+        with writing(final):
+            write_outputs(staging, trainer, prep.tokenizer, used, result, prep.splits)
+            _publish(staging, final)
     distributed.barrier()  # train() returns on every rank once the directory is complete
     return result
