@@ -186,6 +186,10 @@ def check_options(model_dir: str, output: str | None, *, quantize: str | None, o
     if os.path.exists(target) and not overwrite:
         raise ConfigError(f"output directory {target} already exists",
                           fix="choose another --output, or pass --overwrite to replace it")
+    if target.startswith(source.rstrip(os.sep) + os.sep):
+        raise ConfigError(f"--output {output} lies inside the model directory {model_dir}: the export would change "
+                          f"the model directory", fix="choose an --output outside the model directory, or leave it "
+                                                      "out to add the ONNX files to the model directory itself")
     if source.startswith(target.rstrip(os.sep) + os.sep):
         raise ConfigError(f"--output {output} holds the model directory {model_dir}: replacing it would delete the "
                           f"model", fix="choose an --output outside the model directory, or leave it out to add "

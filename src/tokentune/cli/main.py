@@ -23,9 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's own exit code is 2 as well; keep its usage line
-        self.print_usage(sys.stderr)
-        self.exit(2, f"tokentune: error: {message}\n")
+    def error(self, message: str):
+        """One line like every other user error (``tokentune CMD: error: ... Fix: ...``), exit code 2."""
+        message = " ".join(message.split())  # argparse may wrap a long choice list over lines
+        self.exit(2, f"{self.prog}: error: {message}. Fix: see `{self.prog} --help`\n")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -38,6 +39,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
         if command in (None, name) and command is not None:
             importlib.import_module(module_name).add_arguments(cmd_parser)
+    if command is not None:  # the top parser reports unknown flags: name the command as every error does
+        parser.prog = f"tokentune {command}"
     return parser
 
 
@@ -49,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         command = None
     parser = build_parser(command)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error already printed: an exit code, not an exit
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
     if args.command is None:
         parser.print_help()
         return 2

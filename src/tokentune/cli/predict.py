@@ -154,6 +154,11 @@ def run(args: argparse.Namespace) -> int:
     from ._common import quiet_libraries
 
     quiet_libraries(True)  # transformers' weight-loading bar is noise next to ours
+    if args.texts and args.input is not None:  # one of them would be ignored without a word
+        from ..errors import ConfigError
+
+        raise ConfigError(f"TEXT arguments and --input {args.input} both given; only one can be tagged",
+                          fix="pass the texts as arguments, or put them in the --input file, not both")
     check_readable(args.input)  # say so before loading the model
     if args.output is not None:  # an existing file is replaced, never the input or the model read
         check_output(args.output, overwrite=True, inputs=(args.input, args.model_dir), what="--output file")

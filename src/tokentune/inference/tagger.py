@@ -60,6 +60,17 @@ class _Flat:
     span_score: np.ndarray  # [spans] mean probability of the decoded labels over the span
 
 
+def check_sizes(**sizes: int | None) -> None:
+    """``batch_size`` (1 or more), ``stride`` (0 or more) and ``max_length`` (3 or more), each named by
+    its flag; ``None`` is not given. Checked before a model is loaded."""
+    least = {"batch_size": 1, "stride": 0, "max_length": 3}
+    for name, value in sizes.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least[name]):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be a whole number of at least {least[name]}, found {value!r}",
+                              fix=f"pass {flag} {least[name]} or more")
+
+
 class Tagger:
     """Predicts entities with a token-classification model. Build it with :meth:`from_pretrained`."""
 
@@ -67,9 +78,7 @@ class Tagger:
                  batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first") -> None:
         aggregation = check_choice(aggregation, AGGREGATIONS, "aggregation")
         decoding = check_choice(decoding, DECODINGS, "decoding", "--decode")
-        if batch_size < 1 or stride < 0 or max_length < 3:
-            raise ConfigError(f"invalid batch size {batch_size}, stride {stride} or max length {max_length}",
-                              fix="use --batch-size >= 1, --stride >= 0 and a max length of at least 3")
+        check_sizes(batch_size=batch_size, stride=stride, max_length=max_length)
         self.runner = runner
         self.tokenizer = tokenizer
         self.labels = list(labels)
@@ -93,6 +102,7 @@ class Tagger:
         from ..modeling import load_tokenizer, load_trained, model_max_length
         from .runners import onnx_runner, torch_runner
 
+        check_sizes(**{key: options.get(key) for key in ("batch_size", "stride", "max_length")})
         onnx_options = {key: options.pop(key) for key in ("quantize", "onnx_file", "threads") if key in options}
         if backend == "onnx":
             runner, config = onnx_runner(model_dir, device=device, **onnx_options)
