@@ -106,7 +106,7 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: tu
         if real == other or real.startswith(other.rstrip(os.sep) + os.sep) or other.startswith(real + os.sep):
             relation = "is" if real == other else ("lies inside" if real.startswith(other) else "contains")
             raise ConfigError(f"{what} {path} {relation} the input {os.fspath(source)}; writing it would destroy "
-                              f"the input", fix=f"choose a {flag} outside the inputs")
+                              f"the input", fix=f"write {flag} somewhere outside the inputs")
     if os.path.exists(path) and not overwrite:
         raise ConfigError(f"{what} {path} already exists",
                           fix=f"choose another {flag}, or pass --overwrite to replace it")

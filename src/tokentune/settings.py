@@ -17,6 +17,7 @@ from typing import Any
 from .errors import ConfigError
 
 NUMBER_TYPES = {"int": int, "float": float}
+MAX_WHOLE = 2**31 - 1  # counts, sizes, steps and seeds beyond this are typos, and crash samplers and RNGs
 
 
 def setting(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
@@ -117,6 +118,9 @@ def _check_number(name: str, flag: str, kind: str, value: Any, meta) -> None:
                           fix=f"set {flag} to {'an integer' if whole else 'a number'}")
     if not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}", fix=f"set {flag} to a finite value")
+    if whole and abs(value) > MAX_WHOLE:
+        shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:12]}... ({len(str(value))} digits)"
+        raise ConfigError(f"{name} must be at most {MAX_WHOLE:,}, got {shown}", fix=f"set {flag} to a smaller value")
     positive = meta.get("above") == 0 or (whole and meta.get("minimum") == 1)
     bounds = [(meta.get("minimum"), value >= (meta.get("minimum") or 0), "at least"),
               (meta.get("above"), value > (meta.get("above") or 0), "above"),

@@ -139,6 +139,22 @@ def _staging_dir(config: TrainConfig, notes: list[str] | None = None) -> tuple[s
     return final, staging
 
 
+def _check_model_files(config: TrainConfig) -> None:
+    """A local --model directory is checked (config, weights) before any data is read or written."""
+    from ..modeling import check_model_dir, resolve_model
+
+    path = resolve_model(config.model)
+    if os.path.isdir(path):
+        check_model_dir(path, head=False)
+
+
+def _drop_staging_without_checkpoints(staging: str) -> None:
+    """A run that failed before its first checkpoint leaves nothing (there is nothing to --resume)."""
+    folder = os.path.join(staging, "checkpoints")
+    if distributed.is_main() and not (os.path.isdir(folder) and os.listdir(folder)):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _check_output(config: TrainConfig) -> str:
     from ..io import check_output
 
@@ -279,14 +295,19 @@ def train(config: TrainConfig | None = None, **settings) -> TrainResult:
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
     _check_output(config)  # before anything is read: a refused output costs nothing
+    _check_model_files(config)
     distributed.setup()
     prep = prepare_data(config)
     precision, precision_note = resolve_precision(config.precision)
     prep.notes.append(precision_note)
     final, staging = _staging_dir(config, notes=prep.notes)
-    config, checkpoint = _start_or_resume(config, staging, prep.notes)
-    start_epoch = trained_epochs(checkpoint)
-    trainer, seconds = _fit(config, prep, staging, precision, checkpoint)
+    try:
+        config, checkpoint = _start_or_resume(config, staging, prep.notes)
+        start_epoch = trained_epochs(checkpoint)
+        trainer, seconds = _fit(config, prep, staging, precision, checkpoint)
+    except BaseException:
+        _drop_staging_without_checkpoints(staging)
+        raise
     run, batch_note = _run_info(trainer, precision, checkpoint)
     prep.notes.append(batch_note)
     if trainer.state.global_step < trainer.state.max_steps and config.patience:
