@@ -9,10 +9,12 @@ pre-existing thing the row put there, unchanged).
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -422,6 +424,16 @@ def no_server(monkeypatch):
     monkeypatch.setattr(server, "run_server", refuse)
 
 
+@functools.lru_cache(maxsize=None)
+def command_flags(command: str) -> frozenset[str]:
+    """Every flag the command's parser takes, to check that "Fix:" hints only name real ones."""
+    from tokentune.cli.main import build_parser
+
+    parser = build_parser(command)
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    return frozenset(o for action in sub._actions for o in action.option_strings)
+
+
 @pytest.mark.parametrize("argv, expected, fix, setup", ROWS)
 def test_hostile_invocation(world, capsys, argv, expected, fix, setup):
     w = str(world)
@@ -441,6 +453,9 @@ def test_hostile_invocation(world, capsys, argv, expected, fix, setup):
         assert part.format(w=w) in err, f"{part.format(w=w)!r} not in {err!r}"
     if fix:
         assert "Fix:" in err, err
+        fix_text = re.sub(r"`[^`]*`", "", err.split("Fix:", 1)[1])  # `commands` of other tools may have theirs
+        hinted = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", fix_text))
+        assert hinted <= command_flags(command), f"the fix names flags {command} lacks: {hinted - command_flags(command)}"
     after = snapshot(world)
     assert after == before, {"new": sorted(set(after) - set(before)), "gone": sorted(set(before) - set(after)),
                              "changed": sorted(k for k in before if k in after and before[k] != after[k])}

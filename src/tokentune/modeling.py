@@ -39,7 +39,8 @@ def base_model_name(name: str | None) -> str:
     return name
 
 
-def _load_error(name: str, err: Exception) -> ModelError:
+def _load_error(name: str, err: Exception, *, flag: str = "--model") -> ModelError:
+    """``flag``: how the command takes the model (``--model`` for training, ``MODEL_DIR`` for the others)."""
     first = (str(err).strip().splitlines() or [type(err).__name__])[0]
     if os.path.isdir(name):
         return ModelError(f"cannot load the model in directory {name!r}: {first}",
@@ -47,8 +48,9 @@ def _load_error(name: str, err: Exception) -> ModelError:
     return ModelError(
         f"cannot load model {name!r}: it is not a local directory and could not be fetched from the "
         f"Hugging Face Hub (offline, or no such model: {first})",
-        fix=f"on a machine with internet run `hf download {name} --local-dir DIR` and pass --model DIR, "
-            f"or leave out --model to use the embedded MiniLM",
+        fix=f"check the path; for a Hub model, run `hf download {name} --local-dir DIR` on a machine with internet "
+            + ("and pass --model DIR, or leave out --model to use the embedded MiniLM" if flag == "--model"
+               else f"and pass DIR as {flag}"),
     )
 
 
@@ -117,7 +119,7 @@ def load_trained(model_dir: str):
         model, info = AutoModelForTokenClassification.from_pretrained(
             path, use_safetensors=True, trust_remote_code=False, output_loading_info=True)
     except _loading_errors() as err:
-        raise _load_error(path, err) from None
+        raise _load_error(path, err, flag="MODEL_DIR") from None
     missing = sorted(info.get("missing_keys") or ())
     if missing:
         raise ModelError(f"{path} is not a trained token classifier: its weights lack {', '.join(missing[:4])}"
