@@ -14,6 +14,7 @@ import sys
 
 from ..data.columns import TagColumns, read_tag_file, read_tag_files
 from ..errors import ConfigError, DataError
+from ..reporting.tables import score_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(format_report(result, sentences=len(data.lengths), tokens=len(data.gold), source=_describe(args)))
+        print(score_report(result, sentences=len(data.lengths), tokens=len(data.gold), source=_describe(args)))
     return 0
 
 
@@ -75,54 +76,11 @@ def _load(args: argparse.Namespace) -> TagColumns:
 # ---------------------------------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------------------------------
-_MODES = {"default": "default (lenient, as conlleval and seqeval's default)",
-          "strict": "strict (only entities that follow the scheme)"}
-
-
 def _describe(args) -> str:
     if args.file:
         gold_column = -2 if args.gold_column is None else args.gold_column
         return f"{args.file} (gold column {gold_column}, predicted column {args.pred_column})"
     return f"gold {args.gold}, predicted {args.pred}"
-
-
-def format_report(result: dict, *, sentences: int, tokens: int, source: str) -> str:
-    """A readable table: overall scores, the mode, then one row per type and the three averages."""
-    pct = lambda x: f"{100 * x:9.2f}"  # noqa: E731
-    names = list(result["per_type"])
-    width = max([12, *map(len, names)])
-    lines = [
-        f"scores for {source}",
-        f"mode: {_MODES[result['mode']]}; scheme: {result['scheme'] or 'as written'}",
-        f"sentences {sentences:,}; tokens {tokens:,}; accuracy {100 * result['accuracy']:.2f}%",
-        "entities: gold {gold:,}; predicted {predicted:,}; correct {correct:,}".format(**result["counts"]),
-        f"precision {100 * result['precision']:.2f}%; recall {100 * result['recall']:.2f}%; "
-        f"F1 {100 * result['f1']:.2f}%",
-        "",
-        f"{'type':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>9}   (percent)",
-    ]
-    for name, row in result["per_type"].items():
-        lines.append(f"{name:<{width}} {pct(row['precision'])} {pct(row['recall'])} {pct(row['f1'])} "
-                     f"{row['support']:>9,}")
-    lines.append("")
-    gold = result["counts"]["gold"]
-    averages = (("micro avg", result), ("macro avg", result["macro"]), ("weighted avg", result["weighted"]))
-    for label, row in averages:
-        lines.append(f"{label:<{width}} {pct(row['precision'])} {pct(row['recall'])} {pct(row['f1'])} {gold:>9,}")
-    if "partial" in result:
-        lines += ["", *_format_partial(result["partial"]["overall"])]
-    return "\n".join(lines)
-
-
-def _format_partial(overall: dict) -> list[str]:
-    head = ("correct", "incorrect", "partial", "missed", "spurious")
-    lines = ["partial matches (SemEval-2013 task 9.1; precision, recall and f1 in percent)",
-             f"{'':<8}" + "".join(f"{h:>10}" for h in head) + f"{'precision':>10}{'recall':>10}{'f1':>10}"]
-    for kind, row in overall.items():
-        counts = "".join(f"{row[h]:>10,}" for h in head)
-        scores = "".join(f"{100 * row[k]:>10.2f}" for k in ("precision", "recall", "f1"))
-        lines.append(f"{kind:<8}{counts}{scores}")
-    return lines
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m tokentune.cli.score FILE` for quick checks

@@ -5,31 +5,63 @@ from __future__ import annotations
 import os
 from typing import Any
 
+SCORE_KEYS = ("precision", "recall", "f1")
+PARTIAL_OUTCOMES = ("correct", "incorrect", "partial", "missed", "spurious")
+SCORING_MODES = {"default": "default (lenient, as conlleval and seqeval's default)",
+                 "strict": "strict (only entities that follow the scheme)"}
+
+
+def _number(value: float, percent: bool) -> str:
+    return f"{100 * value:.2f}" if percent else f"{value:.4f}"
+
+
+def type_rows(metrics: dict, *, percent: bool = False) -> list[str]:
+    """Header, one row per entity type, then the micro/macro/weighted averages (those present), as an
+    aligned table. ``percent``: figures in percent (conlleval style) rather than fractions."""
+    per_type = metrics.get("per_type", {})
+    support = metrics["counts"]["gold"] if "counts" in metrics else sum(r["support"] for r in per_type.values())
+    averages = [(label, row) for label, row in (("micro avg", metrics), ("macro avg", metrics.get("macro")),
+                                                ("weighted avg", metrics.get("weighted"))) if row]
+    rows = [(name, row, row["support"]) for name, row in sorted(per_type.items())]
+    rows += [(label, row, support) for label, row in averages]
+    body = [[name, *(_number(row[k], percent) for k in SCORE_KEYS), f"{count:,}" if percent else str(count)]
+            for name, row, count in rows]
+    header = ["type", *SCORE_KEYS, "support"]
+    lines = aligned_table(header, [(cells[0], cells[1:]) for cells in body])
+    return [lines[0] + ("   (percent)" if percent else ""), *lines[1:]]
+
 
 def metrics_table(metrics: dict) -> str:
     """Overall and per-type figures as an aligned text table (micro, and macro/weighted when known)."""
-    lines = [f"{'type':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
-    for name, row in sorted(metrics.get("per_type", {}).items()):
-        lines.append(f"{name:<16}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10}")
-    support = sum(r["support"] for r in metrics.get("per_type", {}).values())
-    for label, row in (("micro avg", metrics), ("macro avg", metrics.get("macro")),
-                       ("weighted avg", metrics.get("weighted"))):
-        if row:
-            lines.append(f"{label:<16}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{support:>10}")
+    lines = type_rows(metrics)
     if metrics.get("accuracy") is not None:
         on = f" ({metrics['accuracy_scheme']} tags)" if metrics.get("accuracy_scheme") not in (None, "PLAIN") else ""
         lines.append(f"token accuracy{on}: {metrics['accuracy']:.4f}")
     return "\n".join(lines)
 
 
-def partial_table(partial: dict) -> str:
+def partial_table(partial: dict, *, percent: bool = False) -> str:
     """The overall part of :func:`tokentune.metrics.partial_match_report` as an aligned text table."""
-    head = ("correct", "incorrect", "partial", "missed", "spurious")
-    lines = ["partial matches (SemEval-2013 task 9.1)",
-             f"{'reading':<10}" + "".join(f"{h:>10}" for h in head) + f"{'precision':>10}{'recall':>10}{'f1':>10}"]
-    for kind, row in partial["overall"].items():
-        lines.append(f"{kind:<10}" + "".join(f"{row[h]:>10}" for h in head)
-                     + "".join(f"{row[k]:>10.4f}" for k in ("precision", "recall", "f1")))
+    title = "partial matches (SemEval-2013 task 9.1" + ("; precision, recall and f1 in percent)" if percent else ")")
+    rows = [(kind, [f"{row[h]:,}" for h in PARTIAL_OUTCOMES] + [_number(row[k], percent) for k in SCORE_KEYS])
+            for kind, row in partial["overall"].items()]
+    return "\n".join([title, *aligned_table(["reading", *PARTIAL_OUTCOMES, *SCORE_KEYS], rows)])
+
+
+def score_report(result: dict, *, sentences: int, tokens: int, source: str) -> str:
+    """`tokentune score`'s report: what was scored and how, the overall figures, then the type table."""
+    lines = [
+        f"scores for {source}",
+        f"mode: {SCORING_MODES[result['mode']]}; scheme: {result['scheme'] or 'as written'}",
+        f"sentences {sentences:,}; tokens {tokens:,}; accuracy {100 * result['accuracy']:.2f}%",
+        "entities: gold {gold:,}; predicted {predicted:,}; correct {correct:,}".format(**result["counts"]),
+        f"precision {100 * result['precision']:.2f}%; recall {100 * result['recall']:.2f}%; "
+        f"F1 {100 * result['f1']:.2f}%",
+        "",
+        *type_rows(result, percent=True),
+    ]
+    if "partial" in result:
+        lines += ["", partial_table(result["partial"], percent=True)]
     return "\n".join(lines)
 
 
