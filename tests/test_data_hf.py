@@ -111,3 +111,16 @@ def test_broken_save_to_disk_directory(tmp_path):
     (broken / "dataset_dict.json").write_text("{")
     with pytest.raises(DataError, match=r"broken: cannot load the Hugging Face dataset"):
         load_splits(str(broken))
+
+
+def test_evaluate_reads_a_save_to_disk_directory_as_inspect_does(saved_dict, tiny_model, capsys):
+    """The tiny model knows PER, LOC and ORG; the saved dataset's dev split (`validation`) has one LOC."""
+    import json
+
+    from tokentune.cli.main import main
+
+    assert main(["evaluate", tiny_model.output_dir, "--data", saved_dict, "--split", "dev", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["counts"]["gold"] == 1 and set(metrics["per_type"]) <= {"LOC", "PER", "ORG"}
+    assert main(["evaluate", tiny_model.output_dir, "--data", saved_dict, "--split", "nope"]) == 2
+    assert "no nope split" in capsys.readouterr().err

@@ -183,8 +183,8 @@ def _start_or_resume(config: TrainConfig, staging: str, notes: list[str]) -> tup
         if checkpoint is None:
             notes.append(f"--resume: no complete checkpoint in {staging}; training from the start")
         else:
-            check_checkpoint(checkpoint)  # damaged state: one line naming it, before any model is built
             config = resumable_config(config, os.path.join(staging, CONFIG_FILE))
+            check_checkpoint(checkpoint)  # damaged state: one line naming it, before any model is built
             notes.append(f"resumed from {os.path.basename(checkpoint)} (step {step_of(checkpoint)}) in {staging}")
     if distributed.is_main():  # what this run trains with, for a later --resume to check against
         atomic_write_json(os.path.join(staging, CONFIG_FILE), config.to_dict())
