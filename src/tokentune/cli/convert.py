@@ -18,7 +18,8 @@ from ..errors import ConfigError
 from ..schemes import get_scheme, spans_to_tags, tags_to_spans
 from ..settings import add_flags, flag_values
 
-EXTENSIONS = {"conll": ".conll", "jsonl": ".jsonl"}
+# the name of each split written into a directory OUT; brat writes a folder of .txt/.ann pairs per split
+EXTENSIONS = {"conll": ".conll", "jsonl": ".jsonl", "label-studio": ".json", "brat": "", "spacy": ".spacy"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", metavar="OUT", help="the file (or, for a directory IN, the directory) to write")
     parser.add_argument("--to-scheme", help="tag scheme to write (IOB1, IOB2, BIOES, BILOU, IO, PLAIN; "
                                             "default: the input's)")
-    parser.add_argument("--format", dest="output_format", choices=tuple(EXTENSIONS),
-                        help="output format (default: from OUT's name, .jsonl/.json -> jsonl, else conll)")
+    parser.add_argument("--format", "--to", dest="output_format", choices=tuple(EXTENSIONS),
+                        help="output format (default: from OUT's name: .jsonl/.json -> jsonl, .spacy -> spacy, "
+                             "else conll); label-studio writes pre-annotations, brat a folder of .txt/.ann pairs")
     add_flags(parser, ReadOptions, rename={"format": "--input-format"})
 
 

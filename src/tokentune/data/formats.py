@@ -15,6 +15,20 @@ CONLL_SUFFIXES = (".conll", ".conllu", ".txt", ".tsv", ".iob", ".iob2", ".bio", 
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 # CoNLL-2003 names its labelled files .txt, but a .txt file given to `predict` is as likely raw text
 AMBIGUOUS_SUFFIXES = (".txt",)
+SPACY_SUFFIXES = (".spacy",)
+# the readers and writers of the annotation tools' formats, imported on first use: "module:function"
+TOOL_READERS = {"label-studio": "labelstudio:read_label_studio", "brat": "brat:read_brat",
+                "spacy": "spacy_docs:read_spacy"}
+TOOL_WRITERS = {"label-studio": "labelstudio:write_label_studio", "brat": "brat:write_brat",
+                "spacy": "spacy_docs:write_spacy"}
+DIRECTORY_FORMATS = ("brat",)  # formats whose one split is a folder of files
+
+
+def _tool_function(table: dict[str, str], fmt: str):
+    import importlib
+
+    module, name = table[fmt].split(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), name)
 
 
 def read_corpus(path: str | os.PathLike, *, format: str | None = None, **options) -> Corpus:
@@ -34,6 +48,8 @@ def read_corpus(path: str | os.PathLike, *, format: str | None = None, **options
         raise DataError("file not found", path=path,
                         fix="check the path (relative paths start from the current directory); "
                             "for a Hugging Face Hub dataset write hf:NAME, e.g. hf:conll2003")
+    if fmt in TOOL_READERS:
+        return _tool_function(TOOL_READERS, fmt)(path, **options_for(fmt, options))
     if os.path.isdir(path):
         raise DataError("is a directory, not a file", path=path,
                         fix="pass one file, or the directory as DATA (train/dev/test inside)")
@@ -48,6 +64,10 @@ def guess_format(path: str) -> str:
 
     if is_hf_source(path):
         return "hf"
+    if os.path.isdir(path) and any(name.endswith(".ann") for name in os.listdir(path)):
+        return "brat"
+    if path.lower().endswith(SPACY_SUFFIXES):
+        return "spacy"
     return "jsonl" if format_by_name(path) == "jsonl" else "conll"
 
 
@@ -62,16 +82,25 @@ def format_by_name(path: str) -> str | None:
     return None
 
 
+def _format_to_write(path: str) -> str:
+    if path.lower().endswith(SPACY_SUFFIXES):
+        return "spacy"
+    return "jsonl" if format_by_name(path) == "jsonl" else "conll"
+
+
 def write_corpus(corpus: Corpus, path: str | os.PathLike, *, format: str | None = None, scheme: str = "IOB2") -> str:
     """Write ``corpus`` as CoNLL or JSON Lines (chosen by ``format`` or the file name); returns the format."""
     path = os.fspath(path)
-    fmt = check_format(format) if format else ("jsonl" if guess_format(path) == "jsonl" else "conll")
+    fmt = check_format(format) if format else _format_to_write(path)
     if path.endswith(".gz"):
         raise ConfigError(f"cannot write gzip output {path}", fix="write the plain file, then gzip it")
     if fmt == "jsonl":
         write_jsonl(corpus, path, scheme=scheme)
     elif fmt == "conll":
         write_conll(corpus, path, scheme=scheme)
+    elif fmt in TOOL_WRITERS:
+        _tool_function(TOOL_WRITERS, fmt)(corpus, path)
     else:
-        raise ConfigError(f"cannot write the {fmt!r} format", fix="pass --format conll or jsonl")
+        raise ConfigError(f"cannot write the {fmt!r} format",
+                          fix=f"write one of conll, jsonl, {', '.join(TOOL_WRITERS)}")
     return fmt

@@ -14,22 +14,27 @@ from ..errors import ConfigError
 from ..settings import check_fields, setting
 
 COMMON = {"scheme", "repair"}
+CHARACTER_SPANS = {"alignment", "overlaps"}  # formats whose entities are character offsets into text
 READER_OPTIONS: dict[str, set[str]] = {
-    "conll": COMMON | {"token_column", "label_column"},
-    "jsonl": COMMON | {"tokens_key", "tags_key", "label_names", "text_key", "entities_key", "alignment", "overlaps"},
+    "conll": COMMON | {"token_column", "label_column", "on_bad_lines"},
+    "jsonl": COMMON | CHARACTER_SPANS | {"tokens_key", "tags_key", "label_names", "text_key", "entities_key"},
     "hf": COMMON | {"tokens_key", "tags_key", "label_names", "hf_config", "hf_split"},
+    "label-studio": CHARACTER_SPANS,  # Label Studio JSON export (data/labelstudio.py)
+    "brat": CHARACTER_SPANS,  # brat standoff: a folder of .txt + .ann pairs (data/brat.py)
+    "spacy": CHARACTER_SPANS,  # spaCy DocBin (.spacy) or JSONL with "ents", optional extra (data/spacy_docs.py)
 }
 SPLIT_OPTIONS = {"label_map", "drop_unknown_labels", "dev_split", "split_seed"}
 FORMATS = tuple(READER_OPTIONS)
 FORMAT_ALIASES = {"json": "jsonl", "ndjson": "jsonl", "conll": "conll", "conllu": "conll", "tsv": "conll",
-                  "txt": "conll", "huggingface": "hf", "datasets": "hf"}
+                  "txt": "conll", "huggingface": "hf", "datasets": "hf", "labelstudio": "label-studio",
+                  "label_studio": "label-studio", "ls": "label-studio", "standoff": "brat", "docbin": "spacy"}
 
 
 def check_format(fmt: str) -> str:
     key = FORMAT_ALIASES.get(fmt.lower(), fmt.lower())
     if key not in READER_OPTIONS:
         raise ConfigError(f"unknown data format {fmt!r}; expected one of {', '.join(FORMATS)}",
-                          fix="pass --format conll, jsonl or hf, or leave it out to choose by file name")
+                          fix=f"pass --format with one of {', '.join(FORMATS)}, or leave it out to choose by file name")
     return key
 
 
@@ -132,6 +137,9 @@ class ReadOptions:
     dev_split: float | None = setting(None, "carve a dev set from train when there is no dev file (e.g. 0.1)",
                                       metavar="FRACTION", above=0.0, below=1.0, group=READING)
     split_seed: int | None = setting(None, "seed of --dev-split (default 42)", group=READING)
+    on_bad_lines: str | None = setting(None, "CoNLL lines with an empty or whitespace-only token: error (default) "
+                                             "or skip (counted per split, first locations named)",
+                                       choices=("error", "skip"), group=READING)
 
     def __post_init__(self) -> None:
         self.check_read_options()
