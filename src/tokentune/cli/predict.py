@@ -61,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="viterbi: only tag sequences valid in the model's scheme (default)")
     model.add_argument("--aggregation", default="first", choices=["first", "average", "max"],
                        help="how a word's sub-token scores combine (default first)")
+    model.add_argument("--word-splitter", choices=["default", "whitespace", "chars", "model", "thai"],
+                       help="how raw text is split into words: default (CoNLL-like rules), whitespace, chars "
+                            "(every character a word: Chinese/Japanese), model (the tokenizer's pre-tokenizer) "
+                            "or thai (PyThaiNLP); default: the model's saved word_splitter, else default")
     _allow_texts_after_options(parser)
 
 
@@ -101,11 +105,9 @@ def pick_backend(args: argparse.Namespace) -> str:
 
 def predict_chunk(tagger, chunk: list[Item]) -> tuple[list[str], int]:
     """Output lines for one chunk, and how many words it had."""
-    from ..words import split_words
-
     texts = [item for item in chunk if item.kind == "text"]
     sentences = [item for item in chunk if item.kind == "tokens"]
-    split = [split_words(item.text) for item in texts]
+    split = [tagger.split_text(item.text) for item in texts]
     entities = iter(tagger.predict_split_texts([item.text for item in texts], split)) if texts else iter(())
     tagged = iter(tagger.predict_token_batches([item.tokens for item in sentences])) if sentences else iter(())
     out = []
@@ -188,6 +190,7 @@ def _load_tagger(args: argparse.Namespace):
         _set_threads(args.threads, backend, options)
     tagger = Tagger.from_pretrained(args.model_dir, backend=backend, device=args.device,
                                     batch_size=args.batch_size, decoding=args.decode, aggregation=args.aggregation,
+                                    word_splitter=getattr(args, "word_splitter", None),
                                     stride=args.stride, max_length=args.max_length, **options)
     return tagger, backend
 
