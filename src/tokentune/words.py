@@ -12,6 +12,12 @@ on pre-tokenised corpora sees the same kind of words at prediction time):
 Combining marks (Unicode categories Mn, Mc, Me) stay with the character before them, so text in
 decomposed form (NFD: ``Zoe\u0301``, Devanagari vowel signs) splits like its composed form.
 Offsets are ``(start, end)`` end-exclusive, so ``text[start:end] == word`` always holds.
+
+Those rules are the ``default`` of :data:`SPLITTERS`, the registry of word splitters for raw text
+(``--word-splitter``): ``whitespace`` (runs of non-space), ``chars`` (every non-space character a word,
+for Chinese/Japanese corpora tagged character by character), ``model`` (the tokenizer's own
+pre-tokenizer) and ``thai`` (PyThaiNLP, the optional extra ``tokentune[thai]``). Every one keeps the
+offsets exact. :func:`get_splitter` gives ``text -> (words, offsets)`` for a name.
 """
 from __future__ import annotations
 
@@ -54,3 +60,146 @@ def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
         words.append(match.group())
         offsets.append(match.span())
     return words, offsets
+
+
+# -- the registry of word splitters: name -> function(text, tokenizer) -> (words, offsets) -------------
+Split = tuple[list[str], list[tuple[int, int]]]
+_CHAR_PATTERN = re.compile(rf"\S{_M}*")  # one non-space character with its combining marks
+_RUN_PATTERN = re.compile(r"\S+")
+
+
+def _matches(pattern: re.Pattern, text: str) -> Split:
+    words, offsets = [], []
+    for match in pattern.finditer(text):
+        words.append(match.group())
+        offsets.append(match.span())
+    return words, offsets
+
+
+def split_whitespace(text: str, tokenizer=None) -> Split:
+    """Runs of non-space characters (the text's own spaces are the only word boundaries)."""
+    return _matches(_RUN_PATTERN, text)
+
+
+def split_chars(text: str, tokenizer=None) -> Split:
+    """Every non-space character a word (with the combining marks that follow it): for corpora tagged
+    character by character, as Chinese and Japanese NER sets usually are."""
+    return _matches(_CHAR_PATTERN, text)
+
+
+def split_model(text: str, tokenizer=None) -> Split:
+    """The pieces of the tokenizer's own pre-tokenizer (``backend_tokenizer.pre_tokenizer``), with the
+    whitespace that some pre-tokenizers keep in a piece (``▁word``, ``Ġword``) trimmed off."""
+    pre_tokenizer = model_pre_tokenizer(tokenizer)
+    words, offsets = [], []
+    last = 0
+    for _, (start, end) in pre_tokenizer.pre_tokenize_str(text):
+        start, end = max(start, last), min(end, len(text))
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if start < end:
+            words.append(text[start:end])
+            offsets.append((start, end))
+            last = end
+    return words, offsets
+
+
+def model_pre_tokenizer(tokenizer):
+    """The pre-tokenizer of a fast tokenizer, or a ConfigError saying why the model splitter cannot work."""
+    from .errors import ConfigError
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    pre_tokenizer = getattr(backend, "pre_tokenizer", None)
+    if pre_tokenizer is None:
+        kind = "no tokenizer" if tokenizer is None else f"the tokenizer {type(tokenizer).__name__}"
+        raise ConfigError(f"the 'model' word splitter needs a fast tokenizer with a pre-tokenizer; {kind} has none",
+                          fix="pass --word-splitter default, whitespace or chars")
+    return pre_tokenizer
+
+
+_THAI_PATTERN = re.compile(r"[\u0e00-\u0e7f]+")  # a run of the Thai block: letters, vowels and tone marks
+
+
+def split_thai(text: str, tokenizer=None) -> Split:
+    """Thai runs through PyThaiNLP's ``word_tokenize`` (dictionary-based newmm, offline), the rest of the
+    text by the default rules. Offsets are found by walking each run; characters the tokenizer did not
+    return as written become a word of their own, so no text is lost and offsets stay exact."""
+    word_tokenize = thai_tokenizer()
+    words, offsets = [], []
+    cursor = 0
+    for run in _THAI_PATTERN.finditer(text):
+        _extend(words, offsets, split_words(text[cursor:run.start()]), cursor)
+        _extend(words, offsets, _walk(run.group(), word_tokenize(run.group(), keep_whitespace=False)), run.start())
+        cursor = run.end()
+    _extend(words, offsets, split_words(text[cursor:]), cursor)
+    return words, offsets
+
+
+def _extend(words: list[str], offsets: list[tuple[int, int]], split: Split, base: int) -> None:
+    words.extend(split[0])
+    offsets.extend((base + start, base + end) for start, end in split[1])
+
+
+def _walk(chunk: str, pieces: list[str]) -> Split:
+    """Offsets of ``pieces`` in ``chunk`` (a run without spaces), found left to right."""
+    words, offsets, cursor = [], [], 0
+    for piece in pieces:
+        found = chunk.find(piece, cursor) if piece else -1
+        if found < 0:
+            continue
+        if found > cursor:  # characters the tokenizer changed or left out: keep them as one word
+            words.append(chunk[cursor:found])
+            offsets.append((cursor, found))
+        words.append(piece)
+        offsets.append((found, found + len(piece)))
+        cursor = found + len(piece)
+    if cursor < len(chunk):
+        words.append(chunk[cursor:])
+        offsets.append((cursor, len(chunk)))
+    return words, offsets
+
+
+def thai_tokenizer():
+    """``pythainlp.tokenize.word_tokenize``, or a ConfigError naming the extra to install."""
+    from .errors import ConfigError
+
+    try:
+        from pythainlp.tokenize import word_tokenize
+    except ImportError as err:
+        raise ConfigError(f"the 'thai' word splitter needs PyThaiNLP ({err})",
+                          fix="pip install 'tokentune[thai]' (or pythainlp>=5)") from None
+    except (ValueError, OSError) as err:  # e.g. both PYTHAINLP_DATA and PYTHAINLP_DATA_DIR set
+        raise ConfigError(f"PyThaiNLP failed to load: {err}",
+                          fix="check its PYTHAINLP_DATA setting, or pass another --word-splitter") from None
+    return word_tokenize
+
+
+SPLITTERS = {
+    "default": lambda text, tokenizer=None: split_words(text),  # the CoNLL-like rules above
+    "whitespace": split_whitespace,
+    "chars": split_chars,
+    "model": split_model,
+    "thai": split_thai,
+}
+
+
+def check_splitter(name: str | None) -> str:
+    """The registered name (``None`` -> ``default``); unknown names and a missing optional package are
+    ConfigErrors, raised before any model is loaded."""
+    from .settings import check_choice
+
+    name = check_choice(name, tuple(SPLITTERS), "word splitter", "--word-splitter")
+    if name == "thai":
+        thai_tokenizer()
+    return name
+
+
+def get_splitter(name: str | None, tokenizer=None):
+    """``text -> (words, offsets)`` for a registered splitter; ``model`` reads ``tokenizer``'s pre-tokenizer."""
+    name = check_splitter(name)
+    if name == "model":
+        model_pre_tokenizer(tokenizer)
+    function = SPLITTERS[name]
+    return lambda text: function(text, tokenizer)

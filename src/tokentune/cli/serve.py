@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
     model.add_argument("--aggregation", default="first", choices=["first", "average", "max"])
     model.add_argument("--stride", type=int, default=128, help="sub-tokens of overlap for long texts")
+    model.add_argument("--word-splitter", choices=["default", "whitespace", "chars", "model", "thai"],
+                       help="how texts are split into words: default (CoNLL-like rules), whitespace, chars "
+                            "(Chinese/Japanese), model (the tokenizer's pre-tokenizer) or thai (PyThaiNLP); "
+                            "default: the model's saved word_splitter, else default")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -71,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         api_key = args.api_key if args.api_key is not None else (os.environ.get(API_KEY_ENV) or None)
         app = create_app(args.model_dir, limits=limits, api_key=api_key, backend=args.backend,
                          tagger_options={"batch_size": args.batch_size, "decoding": args.decode,
-                                         "aggregation": args.aggregation, "stride": args.stride})
+                                         "aggregation": args.aggregation, "stride": args.stride,
+                                         "word_splitter": args.word_splitter})
     except BaseException:
         sock.close()
         raise
@@ -79,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if not api_key and not _is_loopback(args.host):
         log.warning("serving on %s without --api-key: anyone who can reach this address can use the model",
                     args.host)
-    log.info("model %s (%s); API key %s", args.model_dir, args.backend, "required" if api_key else "off")
+    log.info("model %s (%s, word splitter %s); API key %s", args.model_dir, args.backend,
+             app.state.model_info.get("word_splitter"), "required" if api_key else "off")
     # uvicorn keeps the logging set up above, and its access log is off: our middleware logs requests
     run_server(app, host=args.host, limits=limits, sock=sock)
     return 0

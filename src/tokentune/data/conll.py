@@ -16,6 +16,7 @@ from typing import Iterator
 
 from ..errors import DataError
 from ..schemes import spans_to_tags
+from ..settings import check_choice
 from .corpus import Corpus
 from .files import text_lines
 from .tags import corpus_from_tags
@@ -23,12 +24,15 @@ from .tags import corpus_from_tags
 __all__ = ["DOCSTART", "read_conll", "read_conll_rows", "write_conll", "corpus_from_tags"]
 
 DOCSTART = "-DOCSTART-"
+BAD_LINE_POLICIES = ("error", "skip")  # pandas' on_bad_lines names
 
 
 def read_conll_rows(
-    path: str, *, token_column: int = 0, label_column: int = -1
+    path: str, *, token_column: int = 0, label_column: int = -1, on_bad_lines: str = "error",
+    skipped: list[tuple[int, bool]] | None = None,
 ) -> Iterator[tuple[int, list[str], list[str]]]:
-    """Yield ``(first_line, words, tags)`` per sentence, validating columns as it goes."""
+    """Yield ``(first_line, words, tags)`` per sentence, validating columns as it goes. A line with an
+    empty token is an error, or with ``on_bad_lines="skip"`` left out and ``(line, mid-sentence)`` put in ``skipped``."""
     ncols: int | None = None
     tabbed = False  # in a tab-separated file a '#' line without tabs is a comment
     words: list[str] = []
@@ -57,6 +61,12 @@ def read_conll_rows(
         if ncols is None:
             ncols, tabbed = len(fields), "\t" in line
             _check_columns(path, number, ncols, token_column, label_column)
+        if _no_token(line, fields, ncols, token_column):
+            if on_bad_lines != "skip":
+                _empty_field(path, number, line, "token")
+            if skipped is not None:
+                skipped.append((number, bool(words)))
+            continue
         if len(fields) != ncols:
             raise DataError(
                 "wrong number of columns", path=path, line=number,
@@ -64,8 +74,8 @@ def read_conll_rows(
                 fix="make every word line have the same columns (token ... tag), or use tabs if tokens contain spaces",
             )
         token = fields[token_column]
-        if not token or not fields[label_column]:
-            _empty_field(path, number, line, "token" if not token else "tag")
+        if not fields[label_column]:
+            _empty_field(path, number, line, "tag")
         if not words:
             start = number
         words.append(token)
@@ -74,9 +84,21 @@ def read_conll_rows(
         yield start, words, tags
 
 
+def _no_token(line: str, fields: list[str], ncols: int, token_column: int) -> bool:
+    """An empty or whitespace-only token: an empty first field of a tab-separated line, or (split at
+    spaces) a line that starts with whitespace and is one column short, its token being only spaces."""
+    if len(fields) == ncols:
+        return not fields[token_column]
+    return (len(fields) == ncols - 1 and "\t" not in line and line[:1].isspace()
+            and token_column in (0, -ncols))
+
+
 def _empty_field(path: str, number: int, line: str, what: str) -> None:
+    fix = "remove the stray tab, or write the missing value"
+    if what == "token":
+        fix += ", or pass --on-bad-lines skip to leave such lines out (counted in the notes)"
     raise DataError(f"empty {what} column", path=path, line=number, expected=f"a non-empty {what}",
-                    found=repr(line[:80]), fix="remove the stray tab, or write the missing value")
+                    found=repr(line[:80]), fix=fix)
 
 
 def _check_columns(path: str, number: int, ncols: int, token_column: int, label_column: int) -> None:
@@ -102,15 +124,32 @@ def read_conll(
     token_column: int = 0,
     label_column: int = -1,
     repair: str | None = "lenient",
+    on_bad_lines: str | None = "error",
 ) -> Corpus:
-    """Read a CoNLL column file into a :class:`Corpus` (tags decoded to spans once, here)."""
+    """Read a CoNLL column file into a :class:`Corpus` (tags decoded to spans once, here).
+
+    ``on_bad_lines``: a line with an empty or whitespace-only token is an error (``"error"``, the
+    default) or left out (``"skip"``; counted in ``adjustments["bad_lines_skipped"]``, with one note
+    naming the first locations). When such a line was inside a sentence, the file's later line numbers
+    no longer follow the word index, so locations then name the sentence's line and the word.
+    """
     path = os.fspath(path)
-    rows = list(read_conll_rows(path, token_column=int(token_column), label_column=int(label_column)))
+    policy = check_choice(on_bad_lines, BAD_LINE_POLICIES, "on_bad_lines policy", "--on-bad-lines")
+    skipped: list[tuple[int, bool]] = []
+    rows = list(read_conll_rows(path, token_column=int(token_column), label_column=int(label_column),
+                                on_bad_lines=policy, skipped=skipped))
     if not rows:
         raise DataError("no sentences found", path=path, expected="word lines such as 'EU B-ORG'",
-                        found="an empty file (or only blank, comment or -DOCSTART- lines)",
+                        found="an empty file (or only blank, comment, -DOCSTART- or skipped lines)",
                         fix="check that this is the right file")
-    return corpus_from_tags(rows, path=path, scheme=scheme, repair=repair)
+    shifted = any(inside for _, inside in skipped)
+    corpus = corpus_from_tags(rows, path=path, scheme=scheme, repair=repair, line_per_word=not shifted)
+    if skipped:
+        corpus.adjustments["bad_lines_skipped"] += len(skipped)
+        first = ", ".join(f"{path}:{line}" for line, _ in skipped[:3])
+        corpus.notes.append(f"{path}: skipped {len(skipped)} line{'s' * (len(skipped) != 1)} with an empty token "
+                            f"(on_bad_lines=skip); first at {first}")
+    return corpus
 
 
 def write_conll(corpus: Corpus, path: str | os.PathLike, *, scheme: str = "IOB2", separator: str = "\t") -> None:

@@ -1,9 +1,9 @@
 """The Tagger: words or raw text in, entities with character offsets out.
 
-Path: text -> words with offsets (tokentune.words) -> sub-token windows (tokentune.windows) ->
-batches sorted by length -> runner (torch or ONNX, :mod:`.runners`) -> per-word probabilities (each
-word read from the window where it has the most context) -> constrained decoding and span cutting
-(tokentune.decoding) -> entities.
+Path: text -> words with offsets (the tagger's word splitter, tokentune.words) -> sub-token windows
+(tokentune.windows) -> batches sorted by length -> runner (torch or ONNX, :mod:`.runners`) -> per-word
+probabilities (each word read from the window where it has the most context) -> constrained decoding
+and span cutting (tokentune.decoding) -> entities.
 
 The hot path works on flat arrays: all words of a call are rows of one ``[words, labels]`` array,
 gathered batch by batch, decoded with one Viterbi pass over many sentences at once, and cut into spans
@@ -11,8 +11,10 @@ by array operations. Python loops run per sentence, window or entity, never per 
 """
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -21,7 +23,7 @@ from ..errors import ConfigError
 from ..schemes import Span, scheme_of_labels
 from ..settings import check_choice
 from ..windows import Pieces, WindowEncoder, Windows, sentence_offsets
-from ..words import split_words
+from ..words import SPLITTERS, Split, check_splitter, get_splitter
 from .runners import BACKENDS, Runner
 
 AGGREGATIONS = ("first", "average", "max")
@@ -60,6 +62,20 @@ class _Flat:
     span_score: np.ndarray  # [spans] mean probability of the decoded labels over the span
 
 
+def saved_word_splitter(model_dir: str) -> str | None:
+    """The ``word_splitter`` saved in a model directory's ``tokentune_config.json`` (None: not saved)."""
+    try:
+        with open(os.path.join(model_dir, "tokentune_config.json"), encoding="utf-8") as handle:
+            saved = json.load(handle).get("word_splitter")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if saved is not None and saved not in SPLITTERS:
+        raise ConfigError(f"{os.path.join(model_dir, 'tokentune_config.json')}: unknown word_splitter {saved!r}; "
+                          f"expected one of {', '.join(SPLITTERS)}",
+                          fix="pass --word-splitter with one of those values, or correct the file")
+    return saved
+
+
 def check_sizes(**sizes: int | None) -> None:
     """``batch_size`` (1 or more), ``stride`` (0 or more) and ``max_length`` (3 or more), each named by
     its flag; ``None`` is not given. Checked before a model is loaded."""
@@ -75,7 +91,10 @@ class Tagger:
     """Predicts entities with a token-classification model. Build it with :meth:`from_pretrained`."""
 
     def __init__(self, runner: Runner, tokenizer, labels: Sequence[str], *, max_length: int, stride: int = 128,
-                 batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first") -> None:
+                 batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first",
+                 word_splitter: str | Callable[[str], Split] | None = "default") -> None:
+        """``word_splitter``: how raw text becomes words, a name of :data:`tokentune.words.SPLITTERS`
+        (default, whitespace, chars, model, thai) or a function ``text -> (words, offsets)``."""
         aggregation = check_choice(aggregation, AGGREGATIONS, "aggregation")
         decoding = check_choice(decoding, DECODINGS, "decoding", "--decode")
         check_sizes(batch_size=batch_size, stride=stride, max_length=max_length)
@@ -88,13 +107,22 @@ class Tagger:
         self.batch_size = batch_size
         self.decoding = decoding
         self.aggregation = aggregation
+        if callable(word_splitter):
+            self.word_splitter, self.split_text = getattr(word_splitter, "__name__", "custom"), word_splitter
+        else:
+            self.word_splitter = check_splitter(word_splitter)
+            self.split_text = get_splitter(self.word_splitter, tokenizer)
         self.encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride)
         self._label_array = np.array(self.labels, dtype=object)
         self._types, self._label_info = label_table(self.labels, self.scheme)
 
     @classmethod
-    def from_pretrained(cls, model_dir: str, *, device: str | None = None, backend: str = "torch", **options) -> "Tagger":
+    def from_pretrained(cls, model_dir: str, *, device: str | None = None, backend: str = "torch",
+                        word_splitter: str | Callable[[str], Split] | None = None, **options) -> "Tagger":
         """Load a model directory (written by tokentune or any token-classification model).
+
+        ``word_splitter`` (see :meth:`__init__`) defaults to the one the model was trained for: the
+        ``word_splitter`` of its ``tokentune_config.json``, else ``default``.
 
         ``backend="onnx"`` reads ``model.onnx`` from the directory (see :mod:`tokentune.export`); pass
         ``quantize="int8"`` for ``model.int8.onnx`` or ``onnx_file=NAME`` for another file.
@@ -103,6 +131,8 @@ class Tagger:
         from .runners import onnx_runner, torch_runner
 
         check_sizes(**{key: options.get(key) for key in ("batch_size", "stride", "max_length")})
+        if not callable(word_splitter):
+            word_splitter = check_splitter(word_splitter or saved_word_splitter(model_dir))
         onnx_options = {key: options.pop(key) for key in ("quantize", "onnx_file", "threads") if key in options}
         if backend == "onnx":
             runner, config = onnx_runner(model_dir, device=device, **onnx_options)
@@ -117,7 +147,7 @@ class Tagger:
             raise ConfigError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(BACKENDS)}")
         labels = [config.id2label[i] for i in range(len(config.id2label))]
         max_length = model_max_length(tokenizer, config, options.pop("max_length", None))
-        return cls(runner, tokenizer, labels, max_length=max_length, **options)
+        return cls(runner, tokenizer, labels, max_length=max_length, word_splitter=word_splitter, **options)
 
     # -- probabilities -------------------------------------------------------------------------
     def _flat_probabilities(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
@@ -216,12 +246,12 @@ class Tagger:
     def predict_texts(self, texts: Iterable[str]) -> list[list[Entity]]:
         """Entities with character offsets for each raw text."""
         texts = list(texts)
-        return self.predict_split_texts(texts, [split_words(text) for text in texts])
+        return self.predict_split_texts(texts, [self.split_text(text) for text in texts])
 
     def predict_split_texts(self, texts: Sequence[str],
                             split: Sequence[tuple[Sequence[str], Sequence[tuple[int, int]]]]) -> list[list[Entity]]:
         """:meth:`predict_texts` for texts already split into ``(words, character offsets)`` (as
-        :func:`tokentune.words.split_words` does), e.g. by a caller that counts the words."""
+        :meth:`split_text` does), e.g. by a caller that counts the words."""
         flat = self._predict_flat([words for words, _ in split])
         sentence_of_span = np.searchsorted(flat.offsets, flat.span_start, side="right") - 1
         base = flat.offsets[sentence_of_span]
