@@ -12,6 +12,9 @@ Inputs, streamed in chunks so memory stays flat on millions of lines:
   the same lines with the predicted tag as one more column; ``-DOCSTART-``, comment and blank lines
   pass through.
 
+``--output-format label-studio`` (text or jsonl input) writes one JSON array of Label Studio tasks
+instead, the entities as pre-annotations with their scores (:mod:`tokentune.data.labelstudio`).
+
 The format is guessed from the input's name (.jsonl/.ndjson/.json -> jsonl; .conll/.conllu/.iob/
 .bio/.tsv -> conll; a .txt file whose first line is ``-DOCSTART-`` -> conll; else text). The backend
 is torch unless ``--backend onnx``, ``--quantize`` or ``--onnx-file`` is given, or the directory has an
@@ -44,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     io_group.add_argument("--format", "-f", choices=FORMATS,
                           help="input format (default: guessed from the file name; text for arguments and stdin)")
     io_group.add_argument("--output", "-o", metavar="FILE", help="write here (atomically) instead of stdout")
+    io_group.add_argument("--output-format", choices=["label-studio"],
+                          help="label-studio: one JSON array of Label Studio tasks with the entities as pre-annotations "
+                               "(default: JSON lines, or CoNLL columns for CoNLL input)")
+    io_group.add_argument("--model-version", metavar="NAME",
+                          help="label-studio: the predictions' model_version (default: the model directory's name)")
     io_group.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no throughput line")
     model = parser.add_argument_group("model")
     model.add_argument("--backend", choices=["torch", "onnx"],
@@ -165,14 +173,15 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:  # an existing file is replaced, never the input or the model read
         check_output(args.output, overwrite=True, inputs=(args.input, args.model_dir), what="--output file")
     fmt = args.format or ("text" if args.texts else guess_format(args.input))
+    _check_output_format(args, fmt)
     items = read_items(fmt, texts=args.texts, path=args.input)
     tagger, backend = _load_tagger(args)
     started = time.perf_counter()
     if args.output is None:
-        count, words = _predict_all(tagger, items, sys.stdout, args.quiet)
+        count, words = _predict_to(tagger, items, sys.stdout, args)
     else:
         with atomic_file(args.output) as handle:
-            count, words = _predict_all(tagger, items, handle, args.quiet)
+            count, words = _predict_to(tagger, items, handle, args)
     seconds = time.perf_counter() - started
     if not args.quiet:
         unit = "texts" if fmt == "text" else ("records" if fmt == "jsonl" else "sentences")
@@ -193,6 +202,31 @@ def _load_tagger(args: argparse.Namespace):
                                     word_splitter=getattr(args, "word_splitter", None),
                                     stride=args.stride, max_length=args.max_length, **options)
     return tagger, backend
+
+
+def _check_output_format(args: argparse.Namespace, fmt: str) -> None:
+    """Refuse, before the model loads, what --output-format cannot write."""
+    from ..errors import ConfigError
+
+    if args.output_format is None and args.model_version is not None:
+        raise ConfigError("--model-version names Label Studio predictions; it needs --output-format label-studio",
+                          fix="add --output-format label-studio, or leave --model-version out")
+    if args.output_format == "label-studio" and fmt == "conll":
+        raise ConfigError("--output-format label-studio takes text or JSON lines input, not CoNLL columns",
+                          fix='give raw text (one per line) or JSON lines {"tokens": [...]}, or leave --output-format out')
+
+
+def _predict_to(tagger, items: Iterable[Item], handle: IO[str], args: argparse.Namespace) -> tuple[int, int]:
+    """Predict into ``handle``: lines as the input came, or one array of Label Studio tasks."""
+    if args.output_format != "label-studio":
+        return _predict_all(tagger, items, handle, args.quiet)
+    from ..data.labelstudio import TaskArray
+
+    version = args.model_version or os.path.basename(os.path.normpath(args.model_dir))
+    tasks = TaskArray(handle, version)
+    result = _predict_all(tagger, items, tasks, args.quiet)
+    tasks.close()
+    return result
 
 
 def _predict_all(tagger, items: Iterable[Item], handle: IO[str], quiet: bool) -> tuple[int, int]:

@@ -166,6 +166,9 @@ def read_jsonl(
         raise DataError("no records found", path=path, expected="one JSON object per line",
                         found="an empty file", fix="check that this is the right file")
     _check_object(first, path)
+    if isinstance(first[1].get("data"), dict) and {"annotations", "predictions"} & set(first[1]):
+        raise DataError("this looks like a Label Studio export (tasks with \"data\" and annotations or predictions)",
+                        path=path, line=first[0], fix="pass --format label-studio (--input-format for convert)")
     def all_records():
         yield first
         yield from records
