@@ -168,9 +168,21 @@ def test_convert_to_brat(tmp_path, capsys):
     assert main(["convert", str(src), str(out), "--to", "brat"]) == 0  # an existing OUT is rewritten
 
 
-@pytest.mark.xfail(reason="data/splits.py read_data treats every directory as train/dev/test files; "
-                          "a brat folder (guess_format 'brat') must be read as one corpus", strict=False)
 def test_convert_from_brat(tmp_path):
     out = tmp_path / "sony.conll"
     assert main(["convert", str(SONY), str(out)]) == 0
     assert out.read_text().startswith("Sony\tB-Organization\n")
+
+
+def test_brat_folders_as_splits_of_a_data_directory(tmp_path):
+    """DATA/train/ and DATA/dev/ holding .txt/.ann pairs are the splits, as train.conll/dev.conll would be."""
+    from tokentune.data import load_splits
+    from tokentune.data.formats import write_corpus
+
+    corpus = read_corpus(SONY)
+    write_corpus(corpus, tmp_path / "data" / "train", format="brat")
+    write_corpus(corpus, tmp_path / "data" / "dev", format="brat")
+    splits = load_splits(tmp_path / "data")
+    assert [name for name, _ in splits.items()] == ["train", "dev"]
+    assert entities(splits.dev) == entities(corpus)
+    assert main(["inspect", str(tmp_path / "data" / "train")]) == 0  # one folder: one split

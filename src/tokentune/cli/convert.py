@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if args.to_scheme:
         get_scheme(args.to_scheme)  # refuse an unknown scheme before reading anything
     corpora, notes = read_data(args.input, options)
-    single = os.path.isfile(args.input) or bool(options.get("hf_split"))
+    from ..data.splits import is_one_split_folder
+
+    single = os.path.isfile(args.input) or bool(options.get("hf_split")) or is_one_split_folder(args.input, options)
     if not single and os.path.isfile(args.output):
         raise ConfigError(f"{args.output} is a file, but {args.input} has several splits",
                           fix="pass a directory as OUT (train/dev/test files are written inside)")

@@ -19,7 +19,7 @@ READER_OPTIONS: dict[str, set[str]] = {
     "conll": COMMON | {"token_column", "label_column", "on_bad_lines"},
     "jsonl": COMMON | CHARACTER_SPANS | {"tokens_key", "tags_key", "label_names", "text_key", "entities_key"},
     "hf": COMMON | {"tokens_key", "tags_key", "label_names", "hf_config", "hf_split"},
-    "label-studio": CHARACTER_SPANS,  # Label Studio JSON export (data/labelstudio.py)
+    "label-studio": CHARACTER_SPANS | {"text_key"},  # Label Studio JSON export (data/labelstudio.py)
     "brat": CHARACTER_SPANS,  # brat standoff: a folder of .txt + .ann pairs (data/brat.py)
     "spacy": CHARACTER_SPANS,  # spaCy DocBin (.spacy) or JSONL with "ents", optional extra (data/spacy_docs.py)
 }

@@ -59,7 +59,7 @@ def find_split_files(directory: str | os.PathLike) -> dict[str, str]:
     found: dict[str, str] = {}
     for filename in sorted(os.listdir(directory)):
         full = os.path.join(directory, filename)
-        if filename.startswith(".") or not os.path.isfile(full):
+        if filename.startswith(".") or not (os.path.isfile(full) or is_one_split_folder(full)):
             continue
         split = split_of(filename)
         if split is None:
@@ -72,6 +72,16 @@ def find_split_files(directory: str | os.PathLike) -> dict[str, str]:
             )
         found[split] = full
     return found
+
+
+def is_one_split_folder(path: str, options: dict[str, Any] | None = None) -> bool:
+    """A folder that holds one split in a folder format (brat: .txt/.ann pairs), not train/dev/test files."""
+    from .formats import DIRECTORY_FORMATS, guess_format
+
+    if not os.path.isdir(path):
+        return False
+    chosen = (options or {}).get("format")
+    return (chosen in DIRECTORY_FORMATS) if chosen else guess_format(path) in DIRECTORY_FORMATS
 
 
 def load_splits(
@@ -263,7 +273,8 @@ def read_data(data: str, options: dict[str, Any]) -> tuple[dict[str, Corpus], li
     from .formats import read_corpus
     from .hf import is_hf_source
 
-    if os.path.isdir(data) or (is_hf_source(data) and not options.get("hf_split")):
+    if (os.path.isdir(data) and not is_one_split_folder(data, options)) or (is_hf_source(data)
+                                                                           and not options.get("hf_split")):
         splits = load_splits(data, require=(), **options)
         if not splits.items():
             raise DataError("no train/dev/test data found", path=data,
@@ -295,7 +306,7 @@ def read_split(data: str, split: str, options: dict[str, Any]) -> tuple[Corpus, 
     from .formats import read_corpus
     from .hf import is_hf_source
 
-    if os.path.isdir(data) and not is_hf_source(data):
+    if os.path.isdir(data) and not is_hf_source(data) and not is_one_split_folder(data, options):
         files = find_split_files(data)
         if split not in files:
             raise DataError(f"no {split} file in {data}", expected=f"a file named {split}*",
