@@ -163,3 +163,18 @@ def test_convert_to_and_from_spacy(tmp_path, capsys):
     assert (tmp_path / "back.conll").read_text() == src.read_text() + "\n"
     assert main(["convert", str(tmp_path / "train.jsonl"), str(tmp_path / "back2.conll"), "--input-format", "spacy"]) == 0
     assert (tmp_path / "back2.conll").read_text() == src.read_text() + "\n"
+
+
+def test_a_spacy_users_folder_trains_unchanged(tiny_data, tiny_base_model, tmp_path, capsys):
+    """train.spacy / dev.spacy (written here from the tiny CoNLL data) train with `tokentune train --data DIR`."""
+    pytest.importorskip("spacy")
+    import json
+
+    data = tmp_path / "corpus"
+    for split in ("train", "dev"):
+        assert main(["convert", f"{tiny_data}/{split}.txt", str(data / f"{split}.spacy")]) == 0
+    out = tmp_path / "model"
+    assert main(["train", "--data", str(data), "--model", tiny_base_model, "--output", str(out), "--epochs", "1",
+                 "--batch-size", "8", "--learning-rate", "5e-3", "--quiet"]) == 0, capsys.readouterr().err
+    labels = set(json.load(open(out / "config.json"))["id2label"].values())
+    assert {"B-PER", "B-LOC", "B-ORG"} <= labels and "dev" in json.load(open(out / "metrics.json"))
