@@ -221,3 +221,12 @@ def test_write_jsonl_refuses_what_could_not_be_read_back(tmp_path):
                                             r"\(sentence 2, word 2\)"):
             write_jsonl(corpus, tmp_path / "out.jsonl")
         assert not list(tmp_path.iterdir())
+
+
+def test_spacy_records_read_as_plain_jsonl_are_not_silently_empty(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"text": "EU rejects", "ents": [{"start": 0, "end": 2, "label": "ORG"}]}\n')
+    with pytest.raises(DataError, match=r"docs.jsonl:1: .*\"ents\".*--format spacy"):
+        read_corpus(path)
+    assert [s.spans for s in read_corpus(path, format="spacy")] == [(("ORG", 0, 1),)]
+    assert [s.spans for s in read_corpus(path, entities_key="ents")] == [(("ORG", 0, 1),)]

@@ -178,6 +178,10 @@ def read_jsonl(
         rows = token_rows(all_records(), path, tokens_key, tags_key, names)
         return note_skipped(corpus_from_tags(rows, path=path, scheme=scheme, repair=repair, line_per_word=False), rows)
     entities_key = entities_key or next((k for k in ENTITY_KEYS if k in first[1]), ENTITY_KEYS[0])
+    if entities_key not in first[1] and "ents" in first[1]:  # spaCy's Doc.to_json: its entities would be lost
+        raise DataError("the records keep their entities under \"ents\", as spaCy writes them", path=path,
+                        line=first[0], expected=f"entities under {entities_key!r}",
+                        fix="pass --format spacy (or --entities-key ents)")
     return _read_text_records(all_records(), path, text_key, entities_key,
                               check_choice(alignment, ALIGNMENTS, "alignment"),
                               check_choice(overlaps, OVERLAP_POLICIES, "overlaps"))
@@ -274,7 +278,7 @@ def _read_text_records(records, path: str, text_key: str, entities_key: str, ali
                             expected=f'{{"{text_key}": "...", "{entities_key}": [...]}}',
                             found=type(text).__name__ if text_key in record else f"keys {sorted(record)[:8]}",
                             fix="add the text, or name its key with --text-key")
-        entities = _entities(record.get(entities_key, []), text, path, line, entities_key)
+        entities = char_entities(record.get(entities_key, []), text, path, line, entities_key)
         try:
             words, spans = align(text, entities, alignment=alignment, overlaps=overlaps, counts=counts)
         except Overlap as err:
@@ -296,7 +300,8 @@ def _read_text_records(records, path: str, text_key: str, entities_key: str, ali
     return corpus
 
 
-def _entities(raw: Any, text: str, path: str, line: int, key: str) -> list[CharSpan]:
+def char_entities(raw: Any, text: str, path: str, line: int, key: str) -> list[CharSpan]:
+    """Character-offset entities of one record (``{"start", "end", "label"}`` or ``[start, end, label]``), checked."""
     if not isinstance(raw, list):
         raise DataError(f"{key!r} is not a list", path=path, line=line, expected="a list of entities",
                         found=type(raw).__name__, fix=f'write {key!r} as [{{"start": 0, "end": 2, "label": "ORG"}}]')

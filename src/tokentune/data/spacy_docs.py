@@ -29,7 +29,7 @@ from .brat import NOTES
 from .charspans import ALIGNMENTS, OVERLAP_POLICIES, CharSpan, Overlap, align, check_choice
 from .corpus import Corpus, Sentence
 from .files import read_bytes
-from .jsonl import iter_records
+from .jsonl import char_entities, iter_records
 
 ENTITY_KEYS = ("ents", "spans", "entities")
 SPACY_NOTES = {**NOTES, "whitespace_tokens_dropped": "whitespace tokens were dropped (spaCy keeps spaces as tokens)",
@@ -140,27 +140,7 @@ def _read_records(path: str, alignment: str, overlaps: str, counts: Counter) -> 
 
 def _entities(record: dict, text: str, path: str, line: int) -> list[CharSpan]:
     key = next((k for k in ENTITY_KEYS if k in record), None)
-    raw = record[key] if key else []
-    if not isinstance(raw, list):
-        raise DataError(f"{key!r} is not a list", path=path, line=line, expected="a list of entities",
-                        found=type(raw).__name__, fix=f'write {key!r} as [{{"start": 0, "end": 2, "label": "ORG"}}]')
-    entities = []
-    for index, item in enumerate(raw):
-        start = end = label = None
-        if isinstance(item, dict):
-            start, end, label = item.get("start"), item.get("end"), item.get("label")
-        elif isinstance(item, list) and len(item) == 3:
-            start, end, label = item
-        if not (_is_int(start) and _is_int(end) and isinstance(label, str) and label.strip()):
-            raise DataError(f"entity {index + 1} is malformed", path=path, line=line,
-                            expected='{"start": INT, "end": INT, "label": "TYPE"} or [start, end, "TYPE"]',
-                            found=json.dumps(item, ensure_ascii=False)[:60], fix="fix that entity")
-        if not 0 <= start < end <= len(text):
-            raise DataError(f"entity {index + 1} ({label}) is out of range", path=path, line=line,
-                            expected=f"0 <= start < end <= {len(text)} (the text's length; end is exclusive)",
-                            found=f"start {start}, end {end}", fix="fix the character offsets of that entity")
-        entities.append(CharSpan(label, start, end, index))
-    return entities
+    return char_entities(record[key], text, path, line, key) if key else []
 
 
 def _is_int(value: Any) -> bool:
