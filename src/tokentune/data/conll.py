@@ -29,7 +29,7 @@ BAD_LINE_POLICIES = ("error", "skip")  # pandas' on_bad_lines names
 
 def read_conll_rows(
     path: str, *, token_column: int = 0, label_column: int = -1, on_bad_lines: str = "error",
-    skipped: list[tuple[int, bool]] | None = None,
+    skipped: list[tuple[int, bool]] | None = None, documents: list[int] | None = None,
 ) -> Iterator[tuple[int, list[str], list[str]]]:
     """Yield ``(first_line, words, tags)`` per sentence, validating columns as it goes. A line with an
     empty token is an error, or with ``on_bad_lines="skip"`` left out and ``(line, mid-sentence)`` put in ``skipped``."""
@@ -37,7 +37,7 @@ def read_conll_rows(
     tabbed = False  # in a tab-separated file a '#' line without tabs is a comment
     words: list[str] = []
     tags: list[str] = []
-    start = 0
+    start = sentences = 0  # sentences yielded so far: where a -DOCSTART- puts a document boundary
     for number, line in enumerate(text_lines(path), 1):
         # tabs win when present, so tokens may contain spaces in tab-separated files
         if "\t" in line:
@@ -46,7 +46,7 @@ def read_conll_rows(
         if not fields or not fields[0] and len(fields) == 1:
             if words:
                 yield start, words, tags
-                words, tags = [], []
+                words, tags, sentences = [], [], sentences + 1
             continue
         if not words and line[0] == "#" and (
             (ncols is None and (len(line) == 1 or line[1] == " "))
@@ -56,7 +56,9 @@ def read_conll_rows(
         if fields[0] == DOCSTART:
             if words:
                 yield start, words, tags
-                words, tags = [], []
+                words, tags, sentences = [], [], sentences + 1
+            if documents is not None:
+                documents.append(sentences)
             continue
         if ncols is None:
             ncols, tabbed = len(fields), "\t" in line
@@ -136,14 +138,17 @@ def read_conll(
     path = os.fspath(path)
     policy = check_choice(on_bad_lines, BAD_LINE_POLICIES, "on_bad_lines policy", "--on-bad-lines")
     skipped: list[tuple[int, bool]] = []
+    documents: list[int] = []
     rows = list(read_conll_rows(path, token_column=int(token_column), label_column=int(label_column),
-                                on_bad_lines=policy, skipped=skipped))
+                                on_bad_lines=policy, skipped=skipped, documents=documents))
     if not rows:
         raise DataError("no sentences found", path=path, expected="word lines such as 'EU B-ORG'",
                         found="an empty file (or only blank, comment, -DOCSTART- or skipped lines)",
                         fix="check that this is the right file")
     shifted = any(inside for _, inside in skipped)
     corpus = corpus_from_tags(rows, path=path, scheme=scheme, repair=repair, line_per_word=not shifted)
+    if documents:  # the first document may start without a -DOCSTART- line
+        corpus.document_starts = sorted({0, *(d for d in documents if d < len(rows))})
     if skipped:
         corpus.adjustments["bad_lines_skipped"] += len(skipped)
         first = ", ".join(f"{path}:{line}" for line, _ in skipped[:3])

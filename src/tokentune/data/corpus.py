@@ -30,6 +30,9 @@ class Corpus:
     scheme_detected: bool = False  # True when ``scheme`` was guessed rather than declared
     # CoNLL: word i of a sentence is on line ``line + i``; JSON: a sentence is one record/line
     line_per_word: bool = True
+    # where the data marks documents (CoNLL -DOCSTART-): the index of each document's first sentence,
+    # ascending from 0; None when the data has no documents (every sentence read alone)
+    document_starts: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.sentences)
@@ -58,7 +61,22 @@ class Corpus:
         invalid = [replace(item, sentence=new_index[item.sentence]) for item in self.invalid
                    if item.sentence in new_index]
         return Corpus([self.sentences[i] for i in indices], self.path, self.scheme, invalid,
-                      list(self.notes), Counter(self.adjustments), self.scheme_detected, self.line_per_word)
+                      list(self.notes), Counter(self.adjustments), self.scheme_detected, self.line_per_word,
+                      self._selected_documents(indices))
+
+    def _selected_documents(self, indices: list[int]) -> list[int] | None:
+        """Documents survive a selection of whole consecutive runs (the first N sentences); a random
+        sample of sentences has no documents left."""
+        if self.document_starts is None or indices != list(range(len(indices))):
+            return None
+        return [start for start in self.document_starts if start < len(indices)]
+
+    def documents(self) -> list[tuple[int, int]]:
+        """``[start, end)`` sentence ranges of the documents; one range per sentence without documents."""
+        if self.document_starts is None:
+            return [(i, i + 1) for i in range(len(self.sentences))]
+        bounds = [*self.document_starts, len(self.sentences)]
+        return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
     def map_spans(self, change: Callable[[Span], Span | None]) -> int:
         """Replace every span by ``change(span)`` (None drops it); returns how many changed."""

@@ -87,17 +87,34 @@ def check_sizes(**sizes: int | None) -> None:
                               fix=f"pass {flag} {least[name]} or more")
 
 
+def check_min_score(value, flag: str = "--min-score") -> float:
+    """A score threshold: a finite number from 0 to 1 (not a bool, NaN or a string); ``None`` -> 0."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:  # NaN fails too
+        raise ConfigError(f"{flag} must be a number from 0 to 1, found {value!r}",
+                          fix=f"pass {flag} 0 (keep every entity) up to 1, e.g. {flag} 0.5")
+    return float(value)
+
+
 class Tagger:
     """Predicts entities with a token-classification model. Build it with :meth:`from_pretrained`."""
 
     def __init__(self, runner: Runner, tokenizer, labels: Sequence[str], *, max_length: int, stride: int = 128,
                  batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first",
-                 word_splitter: str | Callable[[str], Split] | None = "default") -> None:
+                 word_splitter: str | Callable[[str], Split] | None = "default", min_score: float = 0.0,
+                 crf=None) -> None:
         """``word_splitter``: how raw text becomes words, a name of :data:`tokentune.words.SPLITTERS`
-        (default, whitespace, chars, model, thai) or a function ``text -> (words, offsets)``."""
+        (default, whitespace, chars, model, thai) or a function ``text -> (words, offsets)``.
+
+        ``min_score`` (0 to 1): entities whose score (mean probability of their words' decoded labels)
+        is below it are dropped, from raw-text entities and token spans alike; the words of a dropped
+        span are tagged ``O`` (when the model has an ``O`` label), so tags and spans agree."""
         aggregation = check_choice(aggregation, AGGREGATIONS, "aggregation")
         decoding = check_choice(decoding, DECODINGS, "decoding", "--decode")
         check_sizes(batch_size=batch_size, stride=stride, max_length=max_length)
+        self.min_score = check_min_score(min_score, "min_score")
+        self.crf = crf  # a CRF head's learned scores (tokentune.crf.CrfScores), added to the scheme's masks
         self.runner = runner
         self.tokenizer = tokenizer
         self.labels = list(labels)
@@ -127,10 +144,12 @@ class Tagger:
         ``backend="onnx"`` reads ``model.onnx`` from the directory (see :mod:`tokentune.export`); pass
         ``quantize="int8"`` for ``model.int8.onnx`` or ``onnx_file=NAME`` for another file.
         """
+        from ..crf import load_crf
         from ..modeling import load_tokenizer, load_trained, model_max_length
         from .runners import onnx_runner, torch_runner
 
         check_sizes(**{key: options.get(key) for key in ("batch_size", "stride", "max_length")})
+        check_min_score(options.get("min_score"), "min_score")  # before the model loads
         if not callable(word_splitter):
             word_splitter = check_splitter(word_splitter or saved_word_splitter(model_dir))
         onnx_options = {key: options.pop(key) for key in ("quantize", "onnx_file", "threads") if key in options}
@@ -147,15 +166,24 @@ class Tagger:
             raise ConfigError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(BACKENDS)}")
         labels = [config.id2label[i] for i in range(len(config.id2label))]
         max_length = model_max_length(tokenizer, config, options.pop("max_length", None))
+        options.setdefault("crf", load_crf(model_dir, labels) if os.path.isdir(model_dir) else None)
         return cls(runner, tokenizer, labels, max_length=max_length, word_splitter=word_splitter, **options)
 
     # -- probabilities -------------------------------------------------------------------------
-    def _flat_probabilities(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """``[all words, labels]`` probabilities and the sentence offsets into them."""
+    def _flat_probabilities(self, sentences: Sequence[Sequence[str]],
+                            documents: Sequence[tuple[int, int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``[all words, labels]`` probabilities and the sentence offsets into them. With ``documents``
+        (``[start, end)`` ranges of consecutive sentences) each document is windowed as one sequence, so
+        a word is read with the sentences around it; the rows are the same words in the same order."""
         offsets = sentence_offsets(sentences)
+        units = sentences if documents is None else [[w for s in sentences[a:b] for w in s] for a, b in documents]
+        unit_offsets = offsets if documents is None else sentence_offsets(units)
+        if int(unit_offsets[-1]) != int(offsets[-1]):
+            raise ConfigError("the documents do not cover the sentences exactly once, in order",
+                              fix="pass documents as consecutive [start, end) sentence ranges from 0 to the end")
         result = np.zeros((int(offsets[-1]), len(self.labels)), dtype=np.float32)
-        pieces = self.encoder.pieces(sentences, offsets)
-        windows = self.encoder.windows(pieces, offsets)
+        pieces = self.encoder.pieces(units, unit_offsets)
+        windows = self.encoder.windows(pieces, unit_offsets)
         for chosen in self._batches(windows.hi - windows.lo):
             probs = self.runner(*self.encoder.inputs(pieces, windows, chosen))
             self._store(pieces, windows, chosen, probs, result)
@@ -212,22 +240,43 @@ class Tagger:
         return [flat[offsets[i]:offsets[i + 1]] for i in range(len(sentences))]
 
     # -- decoding ------------------------------------------------------------------------------
-    def _predict_flat(self, sentences: Sequence[Sequence[str]]) -> _Flat:
-        probs, offsets = self._flat_probabilities(sentences)
+    def _predict_flat(self, sentences: Sequence[Sequence[str]], documents=None) -> _Flat:
+        probs, offsets = self._flat_probabilities(sentences, documents)
         lengths = np.diff(offsets)
-        if self.decoding == "argmax" or not self.scheme.prefixed:
+        if self.decoding == "argmax" or (not self.scheme.prefixed and self.crf is None):
             ids = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
-        else:
-            ids = viterbi_batch(np.log(np.clip(probs, 1e-12, None)), lengths, self.labels, self.scheme)
+        else:  # a CRF's scores are learned against log-probabilities far below 1e-12: keep them
+            floor = 1e-12 if self.crf is None else np.finfo(np.float32).tiny
+            ids = viterbi_batch(np.log(np.clip(probs, floor, None)), lengths, self.labels, self.scheme,
+                                learned=self.crf)
         starts, ends, types = cut_spans(ids, offsets, self._label_info)
         chosen = np.cumsum(np.concatenate([[0.0], probs[np.arange(len(ids)), ids].astype(np.float64)]))
         scores = (chosen[ends] - chosen[starts]) / np.maximum(ends - starts, 1)
         return _Flat(offsets, ids, starts, ends, types, scores)
 
+    def _confident(self, flat: _Flat) -> _Flat:
+        """``flat`` without the spans scoring below ``min_score``; their words become ``O``."""
+        drop = flat.span_score < self.min_score
+        if not drop.any():
+            return flat
+        ids = flat.ids
+        outside = np.flatnonzero(self._label_info[:, 0])
+        if len(outside):
+            starts, ends = flat.span_start[drop], flat.span_end[drop]
+            rows = np.repeat(starts, ends - starts) + np.arange(int((ends - starts).sum())) - np.repeat(
+                np.cumsum(ends - starts) - (ends - starts), ends - starts)
+            ids = ids.copy()
+            ids[rows] = outside[0]
+        keep = ~drop
+        return _Flat(flat.offsets, ids, flat.span_start[keep], flat.span_end[keep], flat.span_type[keep],
+                     flat.span_score[keep])
+
     # -- predictions ---------------------------------------------------------------------------
-    def predict_token_batches(self, sentences: Sequence[Sequence[str]]) -> list[TokenPrediction]:
-        """Tags and spans for pre-tokenised sentences."""
-        flat = self._predict_flat(sentences)
+    def predict_token_batches(self, sentences: Sequence[Sequence[str]],
+                              documents: Sequence[tuple[int, int]] | None = None) -> list[TokenPrediction]:
+        """Tags and spans for pre-tokenised sentences. ``documents``: ``[start, end)`` ranges of
+        consecutive sentences read together (document context); decoding and spans stay per sentence."""
+        flat = self._confident(self._predict_flat(sentences, documents))
         bounds = np.searchsorted(flat.span_start, flat.offsets)
         tags = self._label_array[flat.ids].tolist()
         predictions = []
@@ -252,7 +301,7 @@ class Tagger:
                             split: Sequence[tuple[Sequence[str], Sequence[tuple[int, int]]]]) -> list[list[Entity]]:
         """:meth:`predict_texts` for texts already split into ``(words, character offsets)`` (as
         :meth:`split_text` does), e.g. by a caller that counts the words."""
-        flat = self._predict_flat([words for words, _ in split])
+        flat = self._confident(self._predict_flat([words for words, _ in split]))
         sentence_of_span = np.searchsorted(flat.offsets, flat.span_start, side="right") - 1
         base = flat.offsets[sentence_of_span]
         results: list[list[Entity]] = [[] for _ in texts]

@@ -26,6 +26,7 @@ from ..io import writing
 from ..schemes import labels_for
 from . import distributed
 from .checkpoints import check_checkpoint, last_checkpoint, resumable_config, skipped_checkpoints, step_of, trained_epochs
+from .weights import head_notes
 
 CONFIG_FILE = "tokentune_config.json"
 # failures of the disk, not of the run: a located OutputError instead of a traceback
@@ -83,10 +84,21 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
     from ..windows import EncodeReport, WindowEncoder
 
     report = EncodeReport()
-    encoder = WindowEncoder(tokenizer, max_length=max_length, stride=config.stride)
-    features = encoder.features([s.words for s in corpus], _word_label_ids(corpus, label2id, config.train_scheme),
-                                owned_only=evaluation, report=report)
-    notes.extend(report.notes(name))
+    words, labels = [s.words for s in corpus], _word_label_ids(corpus, label2id, config.train_scheme)
+    documents = config.context == "document" and corpus.document_starts is not None
+    if documents:  # a document is one sequence: consecutive sentences fill each window
+        words, labels = ([[x for part in seq[a:b] for x in part] for a, b in corpus.documents()]
+                         for seq in (words, labels))
+        notes.append(f"{name}: document context: {len(corpus)} sentences read as {len(words)} documents")
+    elif config.context == "document":
+        notes.append(f"{name}: the data marks no documents (-DOCSTART-): sentences are read alone")
+    # training windows do not overlap (every word is labelled once); evaluation windows overlap and
+    # each word is read from the window where it has the most context
+    stride = config.stride if evaluation or not documents else 0
+    encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride)
+    features = encoder.features(words, labels, owned_only=evaluation, report=report)
+    if not documents:
+        notes.extend(report.notes(name))
     if evaluation:  # sorted by length: evaluation batches carry little padding
         features.sort(key=lambda f: len(f["input_ids"]))
     return features
@@ -111,6 +123,7 @@ def prepare_data(config: TrainConfig) -> _Prepared:
     notes = list(splits.notes)
     train_features = encode_split(splits.train, tokenizer, label2id, config, max_length, name="train",
                                   evaluation=False, notes=notes)
+    notes.extend(head_notes(config, labels, train_features))  # a bad --class-weights file fails here
     dev_features = None
     if splits.dev is not None:
         dev = splits.dev
@@ -137,6 +150,18 @@ def _staging_dir(config: TrainConfig, notes: list[str] | None = None) -> tuple[s
             with writing(final):
                 os.makedirs(staging, exist_ok=True)
     return final, staging
+
+
+def _document_batch(config: TrainConfig, prep: _Prepared) -> TrainConfig:
+    """With document context a window holds many sentences: the batch counts windows so that a step
+    still holds about ``batch_size`` sentences (the recipe's), and the number of steps stays alike."""
+    if config.context != "document" or prep.splits.train.document_starts is None or not prep.train_features:
+        return config
+    per_window = len(prep.splits.train) / len(prep.train_features)
+    windows = max(1, round(config.batch_size / per_window))
+    prep.notes.append(f"document context: {per_window:.1f} sentences per training window, so {windows} window(s) "
+                      f"per batch hold about {config.batch_size} sentences")
+    return dataclasses.replace(config, batch_size=windows)
 
 
 def _check_model_files(config: TrainConfig) -> None:
@@ -298,6 +323,7 @@ def train(config: TrainConfig | None = None, **settings) -> TrainResult:
     _check_model_files(config)
     distributed.setup()
     prep = prepare_data(config)
+    config = _document_batch(config, prep)
     precision, precision_note = resolve_precision(config.precision)
     prep.notes.append(precision_note)
     final, staging = _staging_dir(config, notes=prep.notes)
