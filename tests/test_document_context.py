@@ -107,3 +107,42 @@ def test_document_scores_are_sentence_scores_of_the_same_predictions(tiny_model,
     expected = score_tags(gold, pred)
     assert {k: scores[k] for k in ("precision", "recall", "f1")} == {k: expected[k] for k in ("precision", "recall", "f1")}
     assert all(end <= len(p.words) for p in predictions for _, _, end in p.spans)  # spans stay in their sentence
+
+
+def _write_documents(path, sentences, per_document=10):
+    lines = []
+    for i, sentence in enumerate(sentences):
+        if i % per_document == 0:
+            lines += ["-DOCSTART- -X- -X- O", ""]
+        lines += [f"{w} NNP I-NP {t}" for w, t in sentence] + [""]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_document_context_model_trains_evaluates_and_predicts_with_documents(tiny_base_model, tmp_path, capsys):
+    import json
+
+    from tokentune.cli.main import main
+
+    from conftest import make_sentences
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, count, seed in (("train", 120, 1), ("dev", 30, 2), ("test", 30, 3)):
+        _write_documents(data / f"{name}.txt", make_sentences(count, seed=seed))
+    out = tmp_path / "model"
+    assert main(["train", "--data", str(data), "--model", tiny_base_model, "--output", str(out), "--context",
+                 "document", "--max-length", "48", "--epochs", "3", "--learning-rate", "5e-3", "--quiet"]) == 0
+    assert any("document context: 120 sentences read as 12 documents" in n
+               for n in json.load(open(out / "metrics.json"))["notes"])
+    tagger = Tagger.from_pretrained(str(out))
+    assert tagger.context == "document"
+    corpus = read_corpus(data / "test.txt")
+    expected = tagger.predict_token_batches([s.words for s in corpus], corpus.documents())
+    capsys.readouterr()
+    assert main(["predict", str(out), "--input", str(data / "test.txt"), "--format", "conll", "--quiet"]) == 0
+    printed = [line.split()[-1] for line in capsys.readouterr().out.splitlines()
+               if line.strip() and not line.startswith("-DOCSTART-")]
+    assert printed == [tag for p in expected for tag in p.tags]
+    assert main(["evaluate", str(out), "--data", str(data), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["f1"] == pytest.approx(json.load(open(out / "metrics.json"))["test"]["f1"])

@@ -1,10 +1,19 @@
 """evaluate(model_dir, data) -> metrics: a trained model scored on labelled data, whole sentences
-(long ones through overlapping windows), entity-level P/R/F1 as seqeval's default mode computes them."""
+(long ones through overlapping windows), entity-level P/R/F1 as seqeval's default mode computes them.
+
+A score threshold (``min_score``) drops predicted entities whose score is below it; the trade-off of
+precision against recall over thresholds (:func:`threshold_curve`) comes from one prediction pass, by
+filtering the kept span scores rather than running the model again."""
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import Sequence
 
 from .schemes import spans_to_tags
+
+# the thresholds of the curve in reports: 0.0, 0.05, ..., 0.95
+THRESHOLDS = tuple(round(0.05 * step, 2) for step in range(20))
 
 
 class Scores(dict):
@@ -15,21 +24,79 @@ class Scores(dict):
     writer can still reach the predictions: ``json.dumps`` sees a plain dict.
     """
 
-    predictions: list  # one TokenPrediction per sentence of the corpus
+    predictions: list  # one TokenPrediction per sentence of the corpus (after min_score)
+    curve: list | None = None  # threshold_curve points, when thresholds were asked for
+
+
+def filter_predictions(predictions: Sequence, min_score: float, outside: str | None = "O") -> list:
+    """Token predictions without their spans scoring below ``min_score``, as ``Tagger(min_score=...)``
+    gives them: the words of a dropped span are tagged ``outside`` (``None``: tags left as they are)."""
+    out = []
+    for prediction in predictions:
+        keep = [score >= min_score for score in prediction.scores]
+        if all(keep):
+            out.append(prediction)
+            continue
+        tags = list(prediction.tags)
+        if outside is not None:
+            for (_, start, end), kept in zip(prediction.spans, keep):
+                if not kept:
+                    tags[start:end] = [outside] * (end - start)
+        out.append(dataclasses.replace(
+            prediction, tags=tags, spans=[s for s, k in zip(prediction.spans, keep) if k],
+            scores=[s for s, k in zip(prediction.scores, keep) if k]))
+    return out
+
+
+def threshold_curve(corpus, predictions: Sequence, thresholds: Sequence[float] = THRESHOLDS, *,
+                    mode: str = "default", scheme: str = "IOB2") -> list[dict]:
+    """Precision, recall and F1 of ``predictions`` (TokenPredictions with span ``scores``, unfiltered)
+    against ``corpus`` at each threshold (sorted; each from 0 to 1): what ``evaluate_corpus(...,
+    min_score=threshold)`` scores, from the one set of predictions. Each point: ``threshold``,
+    ``precision``, ``recall``, ``f1``, and the ``gold``, ``predicted`` and ``correct`` entity counts."""
+    from .inference.tagger import check_min_score
+    from .metrics import score_tags
+
+    thresholds = sorted({check_min_score(t, "threshold") for t in thresholds})
+    gold = [spans_to_tags(s.spans, len(s.words), scheme) for s in corpus]
+    pred: list = [None] * len(predictions)
+    points, previous = [], None
+    for threshold in thresholds:
+        for index, p in enumerate(predictions):  # re-encode only the sentences that lost a span
+            if previous is None or any(previous <= score < threshold for score in p.scores):
+                spans = [span for span, score in zip(p.spans, p.scores) if score >= threshold]
+                pred[index] = spans_to_tags(spans, len(p.words), scheme)
+        scores = score_tags(gold, pred, mode=mode, scheme=scheme)
+        points.append({"threshold": threshold, **{key: scores[key] for key in ("precision", "recall", "f1")},
+                       **scores["counts"]})
+        previous = threshold
+    return points
 
 
 def evaluate_corpus(tagger, corpus, *, mode: str = "default", return_predictions: bool = False,
-                    partial: bool = False) -> dict:
+                    partial: bool = False, context: str | None = None, min_score: float = 0.0,
+                    thresholds: Sequence[float] | None = None) -> dict:
     """Score ``tagger`` on a labelled :class:`~tokentune.data.Corpus`.
 
     ``return_predictions``: the result is a :class:`Scores` whose ``.predictions`` are the tagger's
     (for reports, without predicting twice). ``partial``: add ``"partial"``, the partial-match report
-    (:func:`tokentune.metrics.partial_match_report`).
+    (:func:`tokentune.metrics.partial_match_report`). ``context="document"`` (default: the tagger's, i.e.
+    the model's): sentences are read with the rest of their document where the corpus marks documents; the
+    scores stay per sentence.
+    ``min_score``: entities scoring below it are dropped before scoring (``"min_score"`` is then in the
+    result). ``thresholds``: the result is a :class:`Scores` whose ``.curve`` is :func:`threshold_curve`
+    over them, from the same predictions (a tagger with its own ``min_score`` dropped entities already).
     """
+    from .inference.tagger import check_min_score
     from .metrics import partial_match_report, score_tags
 
+    min_score = check_min_score(min_score, "min_score")
+
     scheme = "PLAIN" if not tagger.scheme.prefixed else "IOB2"
-    predictions = tagger.predict_token_batches([s.words for s in corpus])
+    context = context or getattr(tagger, "context", "sentence")  # the model's own, saved when it was trained
+    documents = corpus.documents() if context == "document" and corpus.document_starts is not None else None
+    raw = tagger.predict_token_batches([s.words for s in corpus], documents)
+    predictions = filter_predictions(raw, min_score, "O" if "O" in tagger.labels else None) if min_score else raw
     gold = [spans_to_tags(s.spans, len(s.words), scheme) for s in corpus]
     pred = [spans_to_tags(p.spans, len(p.words), scheme) for p in predictions]
     # spans were re-encoded in IOB2 (or PLAIN), which also makes strict mode well defined
@@ -39,10 +106,14 @@ def evaluate_corpus(tagger, corpus, *, mode: str = "default", return_predictions
     scores["accuracy_scheme"] = corpus.scheme if corpus.scheme != "PLAIN" else scheme
     if partial:
         scores["partial"] = partial_match_report(gold, pred, mode=mode, scheme=scheme)
-    if not return_predictions:
+    if min_score:
+        scores["min_score"] = min_score
+    if not return_predictions and thresholds is None:
         return scores
     result = Scores(scores)
     result.predictions = predictions
+    if thresholds is not None:
+        result.curve = threshold_curve(corpus, raw, thresholds, mode=mode, scheme=scheme)
     return result
 
 
@@ -77,18 +148,23 @@ def check_model_labels(tagger, corpus, *, drop: bool = False) -> list[str]:
 
 def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "default", backend: str = "torch",
              batch_size: int = 32, decoding: str = "viterbi", device: str | None = None, partial: bool = False,
-             report: str | None = None, **read_options) -> dict:
+             report: str | None = None, min_score: float = 0.0, curve: bool = False, **read_options) -> dict:
     """Score the model in ``model_dir`` on ``data`` (a file, a data directory and a ``split``, a
     save_to_disk directory or ``hf:ID``), read with the same options as training
     (:class:`~tokentune.data.options.ReadOptions`: ``scheme``, ``format``, ``label_map``, ...).
 
     ``partial`` adds the partial-match report under ``"partial"``; ``report`` names a directory to
-    write metrics.json, errors.jsonl, plots and report.html into (replaced as a whole). Notes on what
+    write metrics.json, errors.jsonl, plots and report.html into (replaced as a whole), the report with
+    the precision/recall curve over :data:`THRESHOLDS`. ``min_score`` scores with entities below that
+    score dropped; ``curve`` adds that curve to the result as ``"threshold_curve"``. Notes on what
     reading changed are under ``"notes"``.
     """
     from .data.options import ReadOptions
     from .data.splits import read_split
     from .inference import Tagger
+    from .inference.tagger import check_min_score
+
+    min_score = check_min_score(min_score)
 
     options = ReadOptions(**read_options).read_options()
     if report is not None:
@@ -99,14 +175,17 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
     tagger = Tagger.from_pretrained(model_dir, backend=backend, device=device, batch_size=batch_size,
                                     decoding=decoding)
     notes += check_model_labels(tagger, corpus, drop=bool(options.get("drop_unknown_labels")))
-    scores = evaluate_corpus(tagger, corpus, mode=mode, partial=partial, return_predictions=report is not None)
+    scores = evaluate_corpus(tagger, corpus, mode=mode, partial=partial, return_predictions=report is not None,
+                             min_score=min_score, thresholds=THRESHOLDS if curve or report is not None else None)
     if notes:
         scores["notes"] = notes
+    if curve:
+        scores["threshold_curve"] = scores.curve
     if report is None:
-        return scores
+        return dict(scores)
     from .reporting import write_evaluation_report
 
     metrics = dict(scores)
     write_evaluation_report(report, metrics, corpus, scores.predictions, model_dir=model_dir, data=path,
-                            split=split if os.path.isdir(data) else None)
+                            split=split if os.path.isdir(data) else None, curve=scores.curve)
     return metrics

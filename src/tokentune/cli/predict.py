@@ -69,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="viterbi: only tag sequences valid in the model's scheme (default)")
     model.add_argument("--aggregation", default="first", choices=["first", "average", "max"],
                        help="how a word's sub-token scores combine (default first)")
+    model.add_argument("--min-score", type=float, metavar="X",
+                       help="drop entities whose score is below X (0 to 1; default 0: keep all); in token output "
+                            "the words of a dropped span are tagged O")
     model.add_argument("--word-splitter", choices=["default", "whitespace", "chars", "model", "thai"],
                        help="how raw text is split into words: default (CoNLL-like rules), whitespace, chars "
                             "(every character a word: Chinese/Japanese), model (the tokenizer's pre-tokenizer) "
@@ -111,13 +114,28 @@ def pick_backend(args: argparse.Namespace) -> str:
     return "torch"
 
 
+def conll_documents(chunk: list[Item]) -> list[tuple[int, int]] | None:
+    """``[start, end)`` ranges of the chunk's sentences between ``-DOCSTART-`` lines (None: none there)."""
+    starts, count = [0], 0
+    for item in chunk:
+        if item.kind == "tokens":
+            count += 1
+        elif item.kind == "raw" and item.lines and item.lines[0].split()[:1] == ["-DOCSTART-"] and count:
+            starts.append(count)
+    if len(starts) == 1 and not any(i.kind == "raw" and i.lines[0].startswith("-DOCSTART-") for i in chunk):
+        return None
+    bounds = sorted(set(starts)) + [count]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
 def predict_chunk(tagger, chunk: list[Item]) -> tuple[list[str], int]:
     """Output lines for one chunk, and how many words it had."""
     texts = [item for item in chunk if item.kind == "text"]
     sentences = [item for item in chunk if item.kind == "tokens"]
     split = [tagger.split_text(item.text) for item in texts]
     entities = iter(tagger.predict_split_texts([item.text for item in texts], split)) if texts else iter(())
-    tagged = iter(tagger.predict_token_batches([item.tokens for item in sentences])) if sentences else iter(())
+    documents = conll_documents(chunk) if getattr(tagger, "context", "sentence") == "document" else None
+    tagged = iter(tagger.predict_token_batches([item.tokens for item in sentences], documents)) if sentences else iter(())
     out = []
     for item in chunk:
         if item.kind == "raw":
@@ -191,8 +209,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_tagger(args: argparse.Namespace):
-    from ..inference.tagger import Tagger
+    from ..inference.tagger import Tagger, check_min_score
 
+    min_score = check_min_score(getattr(args, "min_score", None))  # named by its flag, before the model loads
     backend = pick_backend(args)
     options = {"quantize": args.quantize, "onnx_file": args.onnx_file} if backend == "onnx" else {}
     if args.threads is not None:
@@ -200,7 +219,7 @@ def _load_tagger(args: argparse.Namespace):
     tagger = Tagger.from_pretrained(args.model_dir, backend=backend, device=args.device,
                                     batch_size=args.batch_size, decoding=args.decode, aggregation=args.aggregation,
                                     word_splitter=getattr(args, "word_splitter", None),
-                                    stride=args.stride, max_length=args.max_length, **options)
+                                    stride=args.stride, max_length=args.max_length, min_score=min_score, **options)
     return tagger, backend
 
 

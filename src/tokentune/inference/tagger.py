@@ -62,18 +62,31 @@ class _Flat:
     span_score: np.ndarray  # [spans] mean probability of the decoded labels over the span
 
 
-def saved_word_splitter(model_dir: str) -> str | None:
-    """The ``word_splitter`` saved in a model directory's ``tokentune_config.json`` (None: not saved)."""
+def saved_setting(model_dir: str, name: str, choices) -> str | None:
+    """A setting the model was trained with, from its ``tokentune_config.json`` (None: not saved)."""
     try:
         with open(os.path.join(model_dir, "tokentune_config.json"), encoding="utf-8") as handle:
-            saved = json.load(handle).get("word_splitter")
+            saved = json.load(handle).get(name)
     except (OSError, ValueError, AttributeError):
         return None
-    if saved is not None and saved not in SPLITTERS:
-        raise ConfigError(f"{os.path.join(model_dir, 'tokentune_config.json')}: unknown word_splitter {saved!r}; "
-                          f"expected one of {', '.join(SPLITTERS)}",
-                          fix="pass --word-splitter with one of those values, or correct the file")
+    if saved is not None and saved not in choices:
+        raise ConfigError(f"{os.path.join(model_dir, 'tokentune_config.json')}: unknown {name} {saved!r}; "
+                          f"expected one of {', '.join(choices)}",
+                          fix=f"pass --{name.replace('_', '-')} with one of those values, or correct the file")
     return saved
+
+
+def saved_word_splitter(model_dir: str) -> str | None:
+    """The ``word_splitter`` saved in a model directory's ``tokentune_config.json`` (None: not saved)."""
+    return saved_setting(model_dir, "word_splitter", SPLITTERS)
+
+
+CONTEXTS = ("sentence", "document")
+
+
+def saved_context(model_dir: str) -> str:
+    """``document`` for a model trained with document context, else ``sentence``."""
+    return saved_setting(model_dir, "context", CONTEXTS) or "sentence"
 
 
 def check_sizes(**sizes: int | None) -> None:
@@ -103,17 +116,21 @@ class Tagger:
     def __init__(self, runner: Runner, tokenizer, labels: Sequence[str], *, max_length: int, stride: int = 128,
                  batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first",
                  word_splitter: str | Callable[[str], Split] | None = "default", min_score: float = 0.0,
-                 crf=None) -> None:
+                 crf=None, context: str = "sentence") -> None:
         """``word_splitter``: how raw text becomes words, a name of :data:`tokentune.words.SPLITTERS`
         (default, whitespace, chars, model, thai) or a function ``text -> (words, offsets)``.
 
         ``min_score`` (0 to 1): entities whose score (mean probability of their words' decoded labels)
         is below it are dropped, from raw-text entities and token spans alike; the words of a dropped
-        span are tagged ``O`` (when the model has an ``O`` label), so tags and spans agree."""
+        span are tagged ``O`` (when the model has an ``O`` label), so tags and spans agree.
+
+        ``context``: ``document`` when the model was trained reading sentences with their documents;
+        callers that know the documents of pre-tokenised input (evaluation, CoNLL input) pass them."""
         aggregation = check_choice(aggregation, AGGREGATIONS, "aggregation")
         decoding = check_choice(decoding, DECODINGS, "decoding", "--decode")
         check_sizes(batch_size=batch_size, stride=stride, max_length=max_length)
         self.min_score = check_min_score(min_score, "min_score")
+        self.context = check_choice(context, CONTEXTS, "context", "--context")
         self.crf = crf  # a CRF head's learned scores (tokentune.crf.CrfScores), added to the scheme's masks
         self.runner = runner
         self.tokenizer = tokenizer
@@ -152,6 +169,7 @@ class Tagger:
         check_min_score(options.get("min_score"), "min_score")  # before the model loads
         if not callable(word_splitter):
             word_splitter = check_splitter(word_splitter or saved_word_splitter(model_dir))
+        options["context"] = options.get("context") or saved_context(model_dir)
         onnx_options = {key: options.pop(key) for key in ("quantize", "onnx_file", "threads") if key in options}
         if backend == "onnx":
             runner, config = onnx_runner(model_dir, device=device, **onnx_options)
