@@ -91,11 +91,12 @@ def evaluate_corpus(tagger, corpus, *, mode: str = "default", return_predictions
     from .metrics import partial_match_report, score_tags
 
     min_score = check_min_score(min_score, "min_score")
-
     scheme = "PLAIN" if not tagger.scheme.prefixed else "IOB2"
     context = context or getattr(tagger, "context", "sentence")  # the model's own, saved when it was trained
     documents = corpus.documents() if context == "document" and corpus.document_starts is not None else None
-    raw = tagger.predict_token_batches([s.words for s in corpus], documents)
+    sentences = [s.words for s in corpus]  # documents only when there are some: any tagger-like object works
+    raw = tagger.predict_token_batches(sentences) if documents is None else tagger.predict_token_batches(
+        sentences, documents)
     predictions = filter_predictions(raw, min_score, "O" if "O" in tagger.labels else None) if min_score else raw
     gold = [spans_to_tags(s.spans, len(s.words), scheme) for s in corpus]
     pred = [spans_to_tags(p.spans, len(p.words), scheme) for p in predictions]

@@ -19,6 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partial", action="store_true",
                         help="also count partial matches (SemEval-2013: strict, exact, partial, type); "
                              "printed, and saved under \"partial\" in JSON and metrics.json")
+    parser.add_argument("--min-score", type=float, default=0.0, metavar="X",
+                        help="drop predicted entities whose score is below X (0 to 1; default 0: keep all) "
+                             "before scoring, as predict and serve --min-score do")
+    parser.add_argument("--threshold-curve", action="store_true",
+                        help="also print precision, recall and F1 at thresholds 0.0, 0.05, ..., 0.95 (from one "
+                             "prediction pass; saved under \"threshold_curve\" in JSON and metrics.json)")
     parser.add_argument("--report", metavar="DIR",
                         help="write metrics.json, errors.jsonl, plots/*.png and report.html into DIR "
                              "(a new or empty directory; replaced as a whole)")
@@ -31,22 +37,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data.options import ReadOptions
     from ..evaluation import evaluate
-    from ..reporting.tables import metrics_table, partial_table
+    from ..reporting.tables import metrics_table, partial_table, threshold_table
     from ..settings import flag_values
     from ._common import quiet_libraries
 
     quiet_libraries(quiet=True)
     metrics = evaluate(args.model_dir, args.data, split=args.split, mode=args.mode, backend=args.backend,
                        batch_size=args.batch_size, decoding=args.decode, partial=args.partial, report=args.report,
+                       min_score=args.min_score, curve=args.threshold_curve,
                        **flag_values(args, ReadOptions))
     if args.json:
         print(json.dumps(metrics))
     else:
+        threshold = f", min score {metrics['min_score']:g}" if metrics.get("min_score") else ""
         print(f"precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  f1 {metrics['f1']:.4f}  "
-              f"accuracy {metrics['accuracy']:.4f}  (mode: {metrics.get('mode', args.mode)})")
+              f"accuracy {metrics['accuracy']:.4f}  (mode: {metrics.get('mode', args.mode)}{threshold})")
         print(metrics_table(metrics))
         if "partial" in metrics:
             print("\n" + partial_table(metrics["partial"]))
+        if "threshold_curve" in metrics:
+            print("\n" + threshold_table(metrics["threshold_curve"], metrics.get("min_score", 0.0)))
         for note in metrics.get("notes", []):
             print(f"note: {note}", file=sys.stderr)
     if args.report:

@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
     model.add_argument("--aggregation", default="first", choices=["first", "average", "max"])
     model.add_argument("--stride", type=int, default=128, help="sub-tokens of overlap for long texts")
+    model.add_argument("--min-score", type=float, default=0.0, metavar="X",
+                       help="leave out entities whose score is below X (0 to 1; default 0: all); a request may "
+                            "give its own \"min_score\"")
     model.add_argument("--word-splitter", choices=["default", "whitespace", "chars", "model", "thai"],
                        help="how texts are split into words: default (CoNLL-like rules), whitespace, chars "
                             "(Chinese/Japanese), model (the tokenizer's pre-tokenizer) or thai (PyThaiNLP); "
@@ -55,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
+    from ..inference.tagger import check_min_score
     from ._common import quiet_libraries
 
     try:
@@ -67,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                     max_batch_texts=args.max_batch_texts, max_batch_chars=args.max_batch_chars,
                     batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue, header_timeout_s=args.header_timeout,
                     body_timeout_s=args.body_timeout, shutdown_timeout_s=args.shutdown_timeout)
+    min_score = check_min_score(args.min_score)  # before binding the port and loading the model
     sock = bind_socket(args.host, args.port)  # before loading the model: a port in use fails at once
     try:
         _configure_logging(args.log_level)
@@ -76,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(args.model_dir, limits=limits, api_key=api_key, backend=args.backend,
                          tagger_options={"batch_size": args.batch_size, "decoding": args.decode,
                                          "aggregation": args.aggregation, "stride": args.stride,
-                                         "word_splitter": args.word_splitter})
+                                         "word_splitter": args.word_splitter}, min_score=min_score)
     except BaseException:
         sock.close()
         raise

@@ -41,7 +41,46 @@ def write_reports(staging: str, result, splits, config) -> None:
     """errors.jsonl, plots/*.png and report.html beside a trained model (see tokentune.reporting)."""
     from . import write_training_reports
 
-    write_training_reports(staging, result, splits, config)
+    write_training_reports(staging, result, splits, config, curves=split_curves(result.metrics, splits))
+
+
+def split_curves(metrics: dict, splits) -> dict[str, list[dict]]:
+    """The precision/recall curve over score thresholds of each split whose predictions were kept
+    (``evaluate_corpus(..., return_predictions=True)``), from those predictions: no model is run."""
+    from ..evaluation import THRESHOLDS, threshold_curve
+
+    curves = {}
+    for name in ("dev", "test"):
+        scores, corpus = metrics.get(name), getattr(splits, name, None)
+        predictions = getattr(scores, "predictions", None)
+        if getattr(scores, "curve", None):  # computed already (the card and the report both show it)
+            curves[name] = scores.curve
+        elif corpus is not None and predictions is not None:
+            curves[name] = threshold_curve(corpus, predictions, THRESHOLDS, mode=scores.get("mode") or "default",
+                                           scheme=scores.get("scheme") or "IOB2")
+            scores.curve = curves[name]
+    return curves
+
+
+def _threshold_section(curves: dict[str, list[dict]]) -> list[str]:
+    """The curves as one Markdown table (a column group per split), and the plot of the report."""
+    from .plots import matplotlib_available
+
+    if not curves:
+        return []
+    names = list(curves)
+    head = "| Threshold | " + " | ".join(f"{n} {k}" for n in names for k in ("Precision", "Recall", "F1")) + " |"
+    out = ["## Score threshold", "",
+           "Entities whose score (mean probability of their words' labels) is below a threshold are dropped by "
+           "`--min-score` (`predict`, `serve`, `evaluate`; `Tagger(min_score=...)`): precision against recall.", "",
+           head, "|---" * (1 + 3 * len(names)) + "|"]
+    for index, point in enumerate(curves[names[0]]):
+        cells = [_fmt(curves[n][index][k]) for n in names for k in ("precision", "recall", "f1")]
+        out.append(f"| {point['threshold']:.2f} | " + " | ".join(cells) + " |")
+    out.append("")
+    if matplotlib_available():
+        out += ["![Precision and recall by score threshold](plots/threshold_curve.png)", ""]
+    return out
 
 
 def _model_index(name: str, metrics: dict, dataset: str) -> list[dict]:
@@ -105,6 +144,7 @@ def model_card(config, base_model: str, metrics: dict, log_history: list[dict], 
     for split in ("dev", "test"):
         if split in metrics:
             out += [f"## Results on {split}", "", "```", metrics_table(metrics[split]), "```", ""]
+    out += _threshold_section(split_curves(metrics, splits))
     out += _report_section()
     out += ["## Training hyperparameters", ""]
     hp = {"learning_rate": config.learning_rate, "train_batch_size": config.batch_size,

@@ -91,6 +91,36 @@ def partial_table_html(partial: dict) -> str:
             "partial (any overlap, half credit), type (overlap with the right type); percent.</small>")
 
 
+def threshold_table_html(curve: list[dict], split: str, marked: float | None = None) -> str:
+    """A threshold curve as a table: precision, recall, F1 (percent) and entity counts per threshold;
+    the threshold in use (``marked``) and the best F1 are set in bold and named."""
+    best = max(curve, key=lambda p: (p["f1"], -p["threshold"]))["threshold"]
+    rows = []
+    for point in curve:
+        notes = [n for n, hit in (("in use", point["threshold"] == (marked or 0.0)), ("best F1", point["threshold"] == best))
+                 if hit]
+        bold = ' class="avg"' if notes else ""
+        rows.append(f'<tr{bold}><td>{point["threshold"]:.2f}</td>'
+                    + "".join(f"<td>{_pct(point[k])}</td>" for k in ("precision", "recall", "f1"))
+                    + f"<td>{point['predicted']:,}</td><td>{point['correct']:,}</td>"
+                    f'<td style="text-align:left">{escape(", ".join(notes))}</td></tr>')
+    head = "".join(f"<th>{h}</th>" for h in ("threshold", "precision", "recall", "F1", "predicted", "correct", ""))
+    return (f"<div><h3>{escape(split)}</h3><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
+            f"</table><small>percent; {curve[0]['gold']:,} gold entities</small></div>")
+
+
+def threshold_section(splits, marked: float | None) -> str:
+    """The precision/recall trade-off over score thresholds, one table per split that has a curve."""
+    tables = [threshold_table_html(s.curve, s.name, marked) for s in splits if s.curve]
+    if not tables:
+        return ""
+    return ("<h2 id='threshold'>Score threshold</h2><p>Entities whose score (mean probability of their words' "
+            "labels) is below the threshold are dropped, as <code>--min-score</code> does in "
+            "<code>predict</code>, <code>serve</code> and <code>evaluate</code>: precision rises and recall "
+            "falls as the threshold grows. Computed from one prediction pass.</p>"
+            "<div class='splits'>" + "".join(tables) + "</div>")
+
+
 def _cards(metrics: dict) -> str:
     items = [("F1", metrics["f1"]), ("precision", metrics["precision"]), ("recall", metrics["recall"]),
              ("token accuracy", metrics.get("accuracy"))]
@@ -205,12 +235,14 @@ def render_report(report) -> str:
     colours = type_colours(labels)
     meta = "".join(f"<span><b>{escape(k)}:</b> {escape(str(v))}</span>" for k, v in report.info.items() if v)
     parts = [f"<h1>{escape(report.title)}</h1><p class='meta'>{meta}</p>",
-             "<nav><a href='#metrics'>Metrics</a><a href='#plots'>Plots</a><a href='#errors'>Errors</a></nav>",
+             "<nav><a href='#metrics'>Metrics</a>" + ("<a href='#threshold'>Threshold</a>" if any(
+                 s.curve for s in report.splits) else "") + "<a href='#plots'>Plots</a><a href='#errors'>Errors</a></nav>",
              *(f"<p class='note'>{escape(n)}</p>" for n in report.notes),
              f"<h2 id='metrics'>Metrics ({escape(main.name)})</h2>", _cards(main.metrics),
              "<div class='splits'>" + "".join(metrics_table_html(s.metrics, s.name) for s in report.splits) + "</div>"]
     if main.partial:
         parts += [f"<h3>Partial matches ({escape(main.name)})</h3>", partial_table_html(main.partial)]
+    parts.append(threshold_section(report.splits, main.metrics.get("min_score")))
     parts.append("<h2 id='plots'>Plots</h2>")
     parts += [_img(png, alt, caption) for png, alt, caption in report.figures()] or ["<p>No plots.</p>"]
     parts.append(errors_section(main.errors, main.summary, colours, main.name))

@@ -157,3 +157,48 @@ def confusion_png(labels: list[str], rows: dict, split: str) -> bytes | None:
         ax.spines[["top", "right"]].set_visible(True)
         figure.colorbar(image, ax=ax, shrink=0.8, label="share of the row")
         return _png(figure)
+
+
+_SCORE_STYLES = (("precision", "#2f6db5"), ("recall", "#d9822b"), ("f1", "#3a9a5b"))
+_SPLIT_LINES = ("-", "--", ":")
+
+
+def threshold_curve_png(curves: dict[str, list[dict]], marked: float | None = None) -> bytes | None:
+    """Left: precision, recall and F1 against the score threshold (one line style per split); right:
+    precision against recall, one point per threshold. ``marked``: the threshold in use, a vertical line."""
+    curves = {name: points for name, points in curves.items() if points}
+    if not curves:
+        return None
+    with _figure(11, 4.2, nrows=1, ncols=2) as (figure, (left, right)):
+        for (name, points), line in zip(curves.items(), _SPLIT_LINES):
+            thresholds = [p["threshold"] for p in points]
+            for key, colour in _SCORE_STYLES:
+                left.plot(thresholds, [p[key] for p in points], line, color=colour, linewidth=1.8,
+                          label=f"{key} ({name})" if len(curves) > 1 else key)
+            shown = [p for p in points if p["predicted"]]  # no entity left: precision is no measurement
+            right.plot([p["recall"] for p in shown], [p["precision"] for p in shown], line, marker="o",
+                       markersize=3.5, color="#444444", label=name)
+            if shown and line == _SPLIT_LINES[0]:  # the ends named once: both splits' labels would collide
+                for point in (shown[0], shown[-1]):
+                    right.annotate(f"{point['threshold']:.2f}", (point["recall"], point["precision"]), fontsize=9,
+                                   xytext=(4, 4), textcoords="offset points", color="#444444")
+        if marked:
+            left.axvline(marked, color="#888888", linestyle="-.", linewidth=1.2)
+            left.annotate(f"--min-score {marked:g}", xy=(marked, 0.02), xytext=(4, 0), textcoords="offset points",
+                          fontsize=10, color="#555555")
+        left.set_xlim(0, 1)
+        left.set_ylim(0, 1.02)
+        left.set_xlabel("score threshold")
+        left.set_ylabel("entity-level score")
+        left.set_title("Scores by threshold")
+        left.grid(alpha=0.3)
+        left.legend(loc="lower left", fontsize=9 if len(curves) > 1 else 11)
+        right.set_xlim(0, 1.02)
+        right.set_ylim(0, 1.02)
+        right.set_xlabel("recall")
+        right.set_ylabel("precision")
+        right.set_title("Precision against recall")
+        right.grid(alpha=0.3)
+        if len(curves) > 1:
+            right.legend(loc="lower left")
+        return _png(figure)

@@ -48,6 +48,16 @@ def partial_table(partial: dict, *, percent: bool = False) -> str:
     return "\n".join([title, *aligned_table(["reading", *PARTIAL_OUTCOMES, *SCORE_KEYS], rows)])
 
 
+def threshold_table(curve: list[dict], min_score: float | None = None) -> str:
+    """A threshold curve (:func:`tokentune.evaluation.threshold_curve`) as an aligned text table;
+    the row at ``min_score`` is marked ``<``."""
+    rows = [(f"{point['threshold']:.2f}", [*(_number(point[k], False) for k in SCORE_KEYS), f"{point['predicted']:,}",
+                                           f"{point['correct']:,}", "<" if point["threshold"] == min_score else ""])
+            for point in curve]
+    title = "precision/recall by score threshold (entities scoring below the threshold dropped)"
+    return "\n".join([title, *aligned_table(["threshold", *SCORE_KEYS, "predicted", "correct", ""], rows)])
+
+
 def score_report(result: dict, *, sentences: int, tokens: int, source: str) -> str:
     """`tokentune score`'s report: what was scored and how, the overall figures, then the type table."""
     lines = [

@@ -27,6 +27,11 @@ PLOTS = {
                              "Each gold entity under the type of the predicted entity overlapping it best (the "
                              "diagonal: right type, boundaries may differ) or under missed; predicted entities "
                              "overlapping no gold entity in the spurious row."),
+    "threshold_curve.png": ("Precision and recall by score threshold",
+                            "Entities whose score (mean probability of their words' labels) is below the threshold "
+                            "are dropped (--min-score): left, precision, recall and F1 against the threshold; "
+                            "right, precision against recall, one point per threshold that leaves any entity "
+                            "(precision counts as 0 where none is left)."),
 }
 REPORT_NAMES = {ERRORS_FILE, HTML_FILE, METRICS_FILE, PLOTS_DIR}
 
@@ -41,18 +46,20 @@ class SplitReport:
     summary: dict = field(default_factory=lambda: summarize([]))
     confusion: tuple | None = None  # (labels, rows) from errors.confusion_counts
     partial: dict | None = None
+    curve: list[dict] | None = None  # tokentune.evaluation.threshold_curve points
 
     @classmethod
-    def build(cls, name: str, metrics: dict, corpus=None, predictions=None, partial: dict | None = None):
+    def build(cls, name: str, metrics: dict, corpus=None, predictions=None, partial: dict | None = None,
+              curve: list[dict] | None = None):
         """Analyse ``predictions`` against ``corpus`` (both optional: without them, only scores)."""
         if corpus is None or predictions is None:
-            return cls(name, metrics, partial=partial)
+            return cls(name, metrics, partial=partial, curve=curve)
         scheme = metrics.get("scheme") or "IOB2"
         errors = error_records(corpus, predictions, scheme=scheme, split=name)
         if partial is None and metrics.get("mode") in ("default", "strict"):
             partial = _partial(corpus, predictions, metrics, scheme)
         return cls(name, metrics, errors, summarize(errors), corpus_confusion(corpus, predictions, scheme=scheme),
-                   partial)
+                   partial, curve)
 
 
 def _partial(corpus, predictions, metrics: dict, scheme: str) -> dict:
@@ -87,7 +94,9 @@ class Report:
         main = self.main
         drawn = {"learning_curves.png": plots.learning_curves_png(self.log_history),
                  "per_type_f1.png": plots.per_type_f1_png(main.metrics, main.name),
-                 "confusion_matrix.png": plots.confusion_png(*main.confusion, main.name) if main.confusion else None}
+                 "confusion_matrix.png": plots.confusion_png(*main.confusion, main.name) if main.confusion else None,
+                 "threshold_curve.png": plots.threshold_curve_png({s.name: s.curve for s in self.splits if s.curve},
+                                                                  main.metrics.get("min_score"))}
         self.plots = {name: png for name, png in drawn.items() if png is not None}
 
     def figures(self):
@@ -137,11 +146,12 @@ def _today() -> str:
     return datetime.date.today().isoformat()
 
 
-def write_training_reports(staging: str, result, splits, config) -> None:
+def write_training_reports(staging: str, result, splits, config, curves: dict | None = None) -> None:
     """errors.jsonl, plots and report.html beside the model, from the final evaluation of ``train``.
 
     ``result.metrics[split]`` carries the predictions when ``final_evaluation`` asked for them
     (``evaluate_corpus(..., return_predictions=True)``); without them the page has scores and plots only.
+    ``curves``: split name -> threshold curve, for the precision/recall trade-off plot and table.
     A failure here is reported as a warning, never raised: the trained model is the expensive part
     and must still be written.
     """
@@ -155,7 +165,7 @@ def write_training_reports(staging: str, result, splits, config) -> None:
             if name in result.metrics:
                 scores = result.metrics[name]
                 parts.append(SplitReport.build(name, dict(scores), getattr(splits, name, None),
-                                               getattr(scores, "predictions", None)))
+                                               getattr(scores, "predictions", None), curve=(curves or {}).get(name)))
         if not parts:
             return
         report = Report(f"{os.path.basename(os.path.normpath(config.output))}: evaluation report",
@@ -182,19 +192,20 @@ def _check_report_dir(directory: str) -> None:
 
 
 def write_evaluation_report(directory: str, metrics: dict, corpus, predictions, *, model_dir: str,
-                            data: str, split: str | None = None) -> list[str]:
+                            data: str, split: str | None = None, curve: list[dict] | None = None) -> list[str]:
     """``tokentune evaluate --report DIR``: metrics.json, errors.jsonl, plots and report.html, atomically.
 
-    Learning curves come from the model's ``training_log.jsonl`` when it has one.
+    Learning curves come from the model's ``training_log.jsonl`` when it has one; ``curve`` (a
+    threshold curve) gives the precision/recall trade-off plot and table.
     """
     from ..io import atomic_directory
 
     directory = os.path.abspath(directory)
     _check_report_dir(directory)
     name = split or "data"
-    part = SplitReport.build(name, metrics, corpus, predictions, partial=metrics.get("partial"))
-    info = {"model": model_dir, "data": data if split is None else f"{data} ({split})", "date": _today(),
-            "tokentune": __version__}
+    part = SplitReport.build(name, metrics, corpus, predictions, partial=metrics.get("partial"), curve=curve)
+    info = {"model": model_dir, "data": data if split is None else f"{data} ({split})",
+            "min score": metrics.get("min_score"), "date": _today(), "tokentune": __version__}
     report = Report(f"{os.path.basename(os.path.normpath(model_dir))}: evaluation report", info, [part],
                     read_log(os.path.join(model_dir, "training_log.jsonl")), list(getattr(corpus, "notes", [])))
     with atomic_directory(directory, overwrite=True) as tmp:

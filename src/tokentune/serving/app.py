@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from ..errors import ConfigError
 from .microbatch import Closed, MicroBatcher, Overloaded
 from .middleware import BearerAuthMiddleware, BodyTimeoutMiddleware, RequestLogMiddleware, ShutdownMiddleware
-from .validation import ApiError, Limits, parse_texts, read_body
+from .validation import ApiError, Limits, parse_request, read_body
 
 log = logging.getLogger("tokentune.serving")
 STATIC = Path(__file__).parent / "static"
@@ -39,6 +39,9 @@ class PredictRequest(BaseModel):
     texts: Optional[list[str]] = Field(None, description="texts to tag (at most --max-texts)",
                                        examples=[["Alice visited Paris.", "Acme hired Bob."]])
     text: Optional[str] = Field(None, description="one text to tag", examples=["Alice visited Paris."])
+    min_score: Optional[float] = Field(None, ge=0, le=1, examples=[0.5],
+                                       description="drop entities whose score is below this (0 to 1); "
+                                                   "default: the server's --min-score (0 unless set)")
 
 
 class EntityOut(BaseModel):
@@ -68,27 +71,32 @@ ERRORS = {
     401: {"model": ErrorOut, "description": "missing or wrong API key (only when the server has one)"},
     408: {"model": ErrorOut, "description": "the body did not arrive within --body-timeout"},
     413: {"model": ErrorOut, "description": "too many texts, a text too long, or a body too large"},
-    422: {"model": ErrorOut, "description": "malformed JSON or the wrong shape"},
+    422: {"model": ErrorOut, "description": "malformed JSON, the wrong shape, or min_score not from 0 to 1"},
     503: {"model": ErrorOut, "description": "the queue is full, or the server is stopping; see Retry-After"},
 }
 
 
 def create_app(tagger_or_model_dir, *, limits: Limits | None = None, api_key: str | None = None,
                model_dir: str | os.PathLike | None = None, backend: str = "torch",
-               tagger_options: dict | None = None):
+               tagger_options: dict | None = None, min_score: float = 0.0):
     """A FastAPI app serving a model.
 
     ``tagger_or_model_dir`` is a model directory (loaded with :meth:`Tagger.from_pretrained` and
     ``backend``/``tagger_options``) or an object with ``predict_texts(list[str])`` and ``labels``
     (e.g. a :class:`~tokentune.inference.Tagger`; pass ``model_dir`` too so ``/model`` can show its
     metrics). With ``api_key`` every request but the page, static files and the offline ``/docs``
-    page needs ``Authorization: Bearer API_KEY``.
+    page needs ``Authorization: Bearer API_KEY``. ``min_score``: entities scoring below it are left out
+    of answers, unless a request gives its own ``min_score`` (a tagger passed in with its own
+    ``min_score`` has dropped the entities below that already, whatever a request asks).
     """
+    from ..inference.tagger import check_min_score
+
     limits = limits or Limits()
+    min_score = check_min_score(min_score)
     if api_key is not None and not api_key:
         raise ConfigError("the API key is empty", fix="pass a non-empty key, or none to serve without one")
     tagger, model_dir = _load(tagger_or_model_dir, model_dir, backend, tagger_options or {})
-    info = model_info(tagger, model_dir)
+    info = {**model_info(tagger, model_dir), "min_score": min_score}
     batcher = MicroBatcher(tagger.predict_texts, limits)
 
     @asynccontextmanager
@@ -104,7 +112,7 @@ def create_app(tagger_or_model_dir, *, limits: Limits | None = None, api_key: st
                               f"{', '.join(info['entity_types']) or 'no entity types'}.")
     app.state.batcher, app.state.limits, app.state.model_info = batcher, limits, info
     _add_error_handlers(app)
-    _add_routes(app, batcher, limits, info)
+    _add_routes(app, batcher, limits, info, min_score)
     _add_static(app)
     if api_key:
         app.add_middleware(BearerAuthMiddleware, api_key=api_key)
@@ -128,17 +136,21 @@ def _load(tagger_or_model_dir, model_dir, backend, options):
     return tagger, (os.fspath(model_dir) if model_dir is not None else None)
 
 
-def _add_routes(app, batcher: MicroBatcher, limits: Limits, info: dict) -> None:
+def _add_routes(app, batcher: MicroBatcher, limits: Limits, info: dict, min_score: float) -> None:
     body_schema = {"required": True, "content": {"application/json": {"schema": PredictRequest.model_json_schema()}}}
 
     @app.post("/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra={"requestBody": body_schema},
               summary="Tag texts", description="Entities of each text, as `tokentune predict` writes them. "
-              f"Limits: {limits.max_texts} texts, {limits.max_chars} characters each, {limits.max_body_bytes} bytes.")
+              f"Limits: {limits.max_texts} texts, {limits.max_chars} characters each, {limits.max_body_bytes} bytes. "
+              f"Entities scoring below `min_score` (default {min_score:g}) are left out.")
     async def predict(request: Request):
-        texts, _ = parse_texts(await read_body(request, limits.max_body_bytes), limits)
+        texts, _, asked = parse_request(await read_body(request, limits.max_body_bytes), limits)
         entities = await batcher.submit(texts)
-        return {"results": [{"text": text, "entities": [e.to_dict() for e in found]}
-                            for text, found in zip(texts, entities)]}
+        threshold = min_score if asked is None else asked
+        results = [[e.to_dict() for e in found] for found in entities]
+        if threshold:
+            results = [[e for e in found if e["score"] >= threshold] for found in results]
+        return {"results": [{"text": text, "entities": found} for text, found in zip(texts, results)]}
 
     @app.get("/health", summary="Liveness, queue depth and batching counters")
     async def health():

@@ -101,7 +101,8 @@ async def read_body(request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-EXPECTED = 'a JSON object {"texts": ["...", ...]} or {"text": "..."}'
+EXPECTED = 'a JSON object {"texts": ["...", ...]} or {"text": "..."} (and optionally "min_score": 0 to 1)'
+FIELDS = ("text", "texts", "min_score")
 
 
 def _kind(value) -> str:
@@ -111,6 +112,13 @@ def _kind(value) -> str:
 
 def parse_texts(body: bytes, limits: Limits) -> tuple[list[str], bool]:
     """The texts of a /predict body, and whether it used the single ``text`` form."""
+    texts, single, _ = parse_request(body, limits)
+    return texts, single
+
+
+def parse_request(body: bytes, limits: Limits) -> tuple[list[str], bool, float | None]:
+    """The texts of a /predict body, whether it used the single ``text`` form, and its ``min_score``
+    (None: not given, the server's default applies)."""
     if not body.strip():
         raise ApiError(422, f"the request body is empty; expected {EXPECTED}")
     try:
@@ -121,7 +129,7 @@ def parse_texts(body: bytes, limits: Limits) -> tuple[list[str], bool]:
         raise ApiError(422, f"the body is not valid JSON ({err}); expected {EXPECTED}") from None
     if not isinstance(payload, dict):
         raise ApiError(422, f"expected {EXPECTED}, found {_kind(payload)}")
-    unknown = sorted(set(payload) - {"text", "texts"})
+    unknown = sorted(set(payload) - set(FIELDS))
     if unknown:
         raise ApiError(422, f"unknown field {unknown[0]!r}; expected {EXPECTED}")
     if ("text" in payload) == ("texts" in payload):
@@ -136,7 +144,17 @@ def parse_texts(body: bytes, limits: Limits) -> tuple[list[str], bool]:
         raise too_large(f"the request has {len(texts)} texts", "max_texts", limits.max_texts)
     for index, text in enumerate(texts):
         _check_text(text, "'text'" if single else f"texts[{index}]", limits)
-    return texts, single
+    return texts, single, _min_score(payload.get("min_score"))
+
+
+def _min_score(value) -> float | None:
+    """The request's ``min_score``: absent or null -> None; else a number from 0 to 1 (not NaN)."""
+    if value is None:
+        return None
+    if not _is_number(value) or not 0 <= value <= 1:
+        raise ApiError(422, f"'min_score' must be a number from 0 to 1, found {_kind(value)} {value!r}; "
+                            "leave it out for the server's --min-score")
+    return float(value)
 
 
 def _check_text(text, where: str, limits: Limits) -> None:
