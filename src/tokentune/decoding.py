@@ -37,15 +37,21 @@ def transition_masks(labels: Sequence[str], scheme: Scheme) -> tuple[np.ndarray,
 
 
 def viterbi_batch(log_probs: np.ndarray, lengths: np.ndarray, labels: Sequence[str], scheme: Scheme,
-                  group: int = 256, max_cells: int = 1 << 18) -> np.ndarray:
+                  group: int = 256, max_cells: int = 1 << 18, learned=None) -> np.ndarray:
     """Viterbi (``tests/reference.py`` has the per-sentence original) for many sentences at once, with the same result (ties
     included): ``log_probs`` is ``[all words, labels]``, sentences of ``lengths`` one after another.
 
     Sentences are sorted by length and decoded up to ``group`` at a time (fewer when sentences x
     words would pass ``max_cells``: long documents), each step one array operation over the group;
     a sentence that has ended keeps its score and points back to its own label.
+
+    ``learned``: a CRF head's ``(start[L], transitions[L, L], end[L])`` scores
+    (:class:`tokentune.crf.CrfScores`), added to the scheme's masks: one Viterbi over both.
     """
     start, trans, end = transition_masks(labels, scheme)
+    if learned is not None:
+        start, trans, end = (mask + np.asarray(score, dtype=np.float64) for mask, score in zip((start, trans, end),
+                                                                                              learned))
     lengths = np.asarray(lengths, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     result = np.zeros(len(log_probs), dtype=np.int64)

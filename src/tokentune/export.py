@@ -2,10 +2,10 @@
 
 An exported directory holds ``model.onnx`` (fp32), optionally ``model.int8.onnx`` (dynamic int8
 quantization of the weights), ``config.json`` (labels, limits), the tokenizer files, tokentune's own
-metadata when the source had it, and ``onnx_export.json`` (what was exported and how well it matched
-torch). ``Tagger.from_pretrained(DIR, backend="onnx")`` and ``tokentune predict DIR --backend onnx``
-read it; so does a normal model directory into which ``tokentune export MODEL_DIR`` (no ``--output``)
-wrote ``model.onnx`` next to the torch weights.
+metadata when the source had it (and a CRF head's ``crf.safetensors``), and ``onnx_export.json``
+(what was exported and how well it matched torch). ``Tagger.from_pretrained(DIR, backend="onnx")``
+and ``tokentune predict DIR --backend onnx`` read it; so does a normal model directory into which
+``tokentune export MODEL_DIR`` (no ``--output``) wrote ``model.onnx`` next to the torch weights.
 
 The exporter is torch's TorchScript-based one (``dynamo=False``): the dynamo exporter needs the
 ``onnxscript`` package, which tokentune does not depend on, and the TorchScript trace of a transformers
@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .crf import CRF_FILE
 from .errors import ConfigError, ModelError
 from .inference.runners import FP32_FILE, INT8_FILE, QUANTIZATIONS, session_options, softmax
 
@@ -28,8 +29,9 @@ OPSET = 17
 MIN_OPSET = 14  # LayerNormalization and the attention graphs of transformers need opset 14 or newer
 # exported graphs whose logits differ from torch by more than this are refused: something broke
 MAX_EXPORT_DIFF = 1e-3
-# tokentune metadata copied along so an exported directory keeps its model card and settings
-METADATA_FILES = ("tokentune_config.json", "metrics.json", "README.md")
+# tokentune metadata copied along so an exported directory keeps its model card and settings, and a CRF
+# head's learned transition scores (the ONNX graph gives the logits; the Tagger decodes with these)
+METADATA_FILES = ("tokentune_config.json", "metrics.json", "README.md", CRF_FILE)
 
 @dataclass
 class ExportResult:

@@ -82,6 +82,19 @@ def _argmax_logits(logits, labels):
     return logits.argmax(dim=-1)  # keeps evaluation memory at one id per token
 
 
+def _crf_decoder(crf, labels: list[str]):
+    """Dev predictions of a CRF head: Viterbi with the learned scores and the scheme's masks."""
+    from ..schemes import scheme_of_labels
+    from .crf import viterbi_ids
+
+    scheme = scheme_of_labels(labels)
+
+    def decode(logits, label_ids):
+        return viterbi_ids(logits, label_ids, crf, labels, scheme)
+
+    return decode
+
+
 class JsonLinesLog:
     """A TrainerCallback writing every log record (loss, learning rate, eval metrics) as one JSON line."""
 
@@ -119,10 +132,9 @@ class JsonLinesLog:
         atomic_write_text(self.path, "".join(kept))
 
 
-def _trainer_class():
+def trainer_class():
     """transformers.Trainer with tokentune's samplers and loss (a function, so importing this module
     stays light)."""
-    import torch.nn.functional as F
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
 
@@ -132,6 +144,11 @@ def _trainer_class():
         tokens_per_step: float | None = None  # set by build_trainer when the loss is token-weighted
         length_group_batches: int = MEGABATCH  # set by build_trainer from the config
         train_collator = None  # packing.PackingCollator with --packing; evaluation keeps the plain one
+        # --head crf: a training.crf.LinearChainCRF (also model.crf) and its learning rate; --class-weights: a tensor
+        crf = crf_learning_rate = class_weights = None
+
+        def create_optimizer(self, model=None):  # the CRF's scores in a group of their own
+            return crf_parameter_group(super().create_optimizer(model), self)
 
         def get_train_dataloader(self):
             if self.train_collator is None:
@@ -165,19 +182,42 @@ def _trainer_class():
             length-grouped batches make common. Otherwise: the batch mean, averaged over accumulation.
             (transformers takes models with ``**kwargs`` to scale their own loss; BERT's doesn't.)
             """
-            labels = inputs["labels"]
             outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
-            logits = outputs.logits.float().view(-1, outputs.logits.shape[-1])
+            total, loss = head_loss(self, outputs.logits, inputs)
             if model.training and self.tokens_per_step:
-                loss = F.cross_entropy(logits, labels.view(-1), ignore_index=IGNORE, reduction="sum")
-                loss = loss / self.tokens_per_step
-            else:
-                loss = F.cross_entropy(logits, labels.view(-1), ignore_index=IGNORE)
-                if model.training:
-                    loss = loss / self.current_gradient_accumulation_steps
+                loss = total / self.tokens_per_step
+            elif model.training:
+                loss = loss / self.current_gradient_accumulation_steps
             return (loss, outputs) if return_outputs else loss
 
     return TokentuneTrainer
+
+
+def crf_parameter_group(optimizer, trainer):
+    if trainer.crf is not None and trainer.crf_learning_rate:
+        from .crf import split_crf_parameters
+
+        split_crf_parameters(optimizer, trainer.crf, trainer.crf_learning_rate)
+    return optimizer
+
+
+def head_loss(trainer, logits, inputs):
+    """``(sum, mean)`` of the loss over a micro-batch's labelled sub-tokens: the CRF's chain NLL
+    (mean: per labelled token), or the cross-entropy with the optional class weights (mean: over the
+    tokens' weights, as torch's ``cross_entropy(weight=...)`` takes it)."""
+    import torch.nn.functional as F
+
+    labels = inputs["labels"]
+    if trainer.crf is not None:
+        total, tokens = trainer.crf.nll(logits, labels, inputs.get("position_ids"))
+        return total, total / max(1, tokens)
+    logits = logits.float().view(-1, logits.shape[-1])
+    weight = None if trainer.class_weights is None else trainer.class_weights.to(logits.device)
+    flat = labels.view(-1)
+    total = F.cross_entropy(logits, flat, weight=weight, ignore_index=IGNORE, reduction="sum")
+    kept = flat[flat != IGNORE]
+    denominator = weight[kept].sum().clamp(min=1e-12) if weight is not None else max(1, kept.numel())
+    return total, total / denominator
 
 
 def tokens_per_step(train_features: list[dict], batch_size: int, accumulation: int) -> float:
@@ -207,7 +247,7 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    trainer = _trainer_class()(
+    trainer = trainer_class()(
         model=model,
         args=args,
         data_collator=DataCollatorForTokenClassification(
@@ -219,6 +259,7 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
         preprocess_logits_for_metrics=_argmax_logits,
         callbacks=callbacks,
     )
+    _set_head(trainer, config, model, labels, train_features)
     trainer.tokentune_log = log
     trainer.length_group_batches = config.length_group_batches
     if first_position is not None:
@@ -236,6 +277,24 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
 
         trainer.remove_callback(PrinterCallback)
     return trainer
+
+
+def _set_head(trainer, config, model, labels, train_features) -> None:
+    """The CRF (``--head crf``: attached as ``model.crf``, dev F1 from Viterbi) or the class weights."""
+    import torch
+
+    if config.head == "crf":
+        from .crf import CRF_LR_FACTOR, attach_crf, crf_of
+
+        trainer.crf = crf_of(model) or attach_crf(model, len(labels))
+        trainer.crf_learning_rate = config.crf_learning_rate or config.learning_rate * CRF_LR_FACTOR
+        trainer.preprocess_logits_for_metrics = _crf_decoder(trainer.crf, labels)
+    elif config.class_weights is not None:
+        from .weights import class_weights
+
+        weights = class_weights(config.class_weights, labels, train_features)
+        trainer.class_weights = torch.tensor(weights, dtype=torch.float32)
+        trainer.class_weight_map = dict(zip(labels, (round(float(w), 6) for w in weights)))
 
 
 def pad_multiple(config, precision: str, max_length: int | None = None) -> int | None:
@@ -260,14 +319,18 @@ def final_evaluation(model, tokenizer, labels, splits, config, max_length) -> di
     from ..evaluation import evaluate_corpus
     from ..inference import Tagger
     from ..inference.runners import torch_runner
+    from .crf import crf_of
 
+    crf = crf_of(model)
     tagger = Tagger(torch_runner(model, str(model.device)), tokenizer, labels, max_length=max_length,
-                    stride=config.stride, batch_size=config.eval_batch_size * 2)
+                    stride=config.stride, batch_size=config.eval_batch_size * 2,
+                    crf=crf.scores() if crf is not None else None)
     metrics = {}
     for name in ("dev", "test"):
         corpus = getattr(splits, name)
         if corpus is not None:
-            metrics[name] = evaluate_corpus(tagger, corpus, return_predictions=True)  # kept for the report
+            metrics[name] = evaluate_corpus(tagger, corpus, return_predictions=True,  # kept for the report
+                                            context=config.context)
     return metrics
 
 
@@ -275,13 +338,16 @@ def write_outputs(staging, trainer, tokenizer, config, result, splits) -> None:
     from ..io import atomic_write_json, atomic_write_text
     from ..modeling import base_model_name
     from ..reporting.card import model_card, write_reports
+    from .crf import save_without_crf
 
-    trainer.model.save_pretrained(staging, safe_serialization=True)
+    labels = [trainer.model.config.id2label[i] for i in range(len(trainer.model.config.id2label))]
+    save_without_crf(trainer.model, staging, labels)  # the CRF's scores, if any, in crf.safetensors
     tokenizer.save_pretrained(staging)
     atomic_write_json(os.path.join(staging, "tokentune_config.json"), config.to_dict())
     summary = {**result.metrics, "train_seconds": round(result.train_seconds, 1),
                "train_sentences_per_second": round(result.train_sentences_per_second, 2),
                "training": result.run,  # precision, per-device and effective batch size, processes, steps
+               "head": config.head, "class_weights": getattr(trainer, "class_weight_map", None),
                "notes": result.notes}
     atomic_write_json(os.path.join(staging, "metrics.json"), summary)
     card = model_card(config, base_model_name(config.model), result.metrics, result.log_history, splits)
