@@ -12,7 +12,7 @@ import yaml
 import tokentune
 from tokentune.cli.main import main
 
-PLOT_NAMES = {"learning_curves.png", "per_type_f1.png", "confusion_matrix.png"}
+PLOT_NAMES = {"learning_curves.png", "per_type_f1.png", "confusion_matrix.png", "threshold_curve.png"}
 
 
 def read_jsonl(path):
@@ -48,7 +48,7 @@ def test_training_writes_the_report(tiny_model):
     for split in ("dev", "test"):
         assert_errors_add_up([r for r in records if r["split"] == split], metrics[split])
     html = open(os.path.join(out, "report.html"), encoding="utf-8").read()
-    assert html.count("data:image/png;base64,") == 3 and "Learning curves" in html
+    assert html.count("data:image/png;base64,") == len(PLOT_NAMES) and "Learning curves" in html
 
 
 def test_training_result_keeps_the_predictions(tiny_model):

@@ -104,7 +104,7 @@ def test_openapi_and_offline_docs(http):
     spec = http.get("/openapi.json").json()
     predict = spec["paths"]["/predict"]["post"]
     schema = predict["requestBody"]["content"]["application/json"]["schema"]
-    assert set(schema["properties"]) == {"text", "texts"}
+    assert set(schema["properties"]) == {"text", "texts", "min_score"}
     assert {"200", "413", "422", "503"} <= set(predict["responses"])
     assert {"/health", "/model"} <= set(spec["paths"])
     docs = http.get("/docs")
