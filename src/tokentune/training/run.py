@@ -92,6 +92,9 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
         notes.append(f"{name}: document context: {len(corpus)} sentences read as {len(words)} documents")
     elif config.context == "document":
         notes.append(f"{name}: the data marks no documents (-DOCSTART-): sentences are read alone")
+    elif corpus.document_starts is not None and not evaluation:
+        notes.append(f"{name}: the data marks {len(corpus.documents())} documents; sentences are read alone "
+                     f"(--context sentence, the default: see docs/benchmarks.md, 'Document context')")
     # training windows do not overlap (every word is labelled once); evaluation windows overlap and
     # each word is read from the window where it has the most context
     stride = config.stride if evaluation or not documents else 0
