@@ -1,9 +1,6 @@
 """Small helpers shared by command modules."""
 from __future__ import annotations
 
-import sys
-from typing import Iterator
-
 
 def quiet_libraries(quiet: bool = False) -> None:
     """Keep transformers' info/warning chatter (e.g. 'newly initialized classifier') off the terminal;
@@ -15,24 +12,13 @@ def quiet_libraries(quiet: bool = False) -> None:
         logging.disable_progress_bar()
 
 
-def read_texts(texts: list[str], input_path: str | None) -> Iterator[str]:
-    """Texts from arguments, from a file (one per line, '-' for stdin), or from piped stdin."""
-    from ..errors import DataError
+def add_text_flags(group, *, min_score_help: str) -> None:
+    """The flags of commands that tag raw text (predict, serve): the score threshold and the word splitter."""
+    from ..words import SPLITTERS
 
-    if texts:
-        yield from texts
-        return
-    if input_path is None and sys.stdin.isatty():
-        raise DataError("no text given", fix="pass TEXT arguments, --input FILE, or pipe text on stdin")
-    if input_path in (None, "-"):
-        for line in sys.stdin:
-            yield line.rstrip("\n")
-        return
-    try:
-        with open(input_path, encoding="utf-8-sig") as handle:
-            for line in handle:
-                yield line.rstrip("\r\n")
-    except FileNotFoundError:
-        raise DataError("file not found", path=input_path, fix="check the path given to --input") from None
-    except UnicodeDecodeError:
-        raise DataError("the file is not UTF-8 text", path=input_path, fix="convert it with `iconv -t utf-8`") from None
+    group.add_argument("--min-score", type=float, metavar="X", help=min_score_help)
+    group.add_argument("--word-splitter", choices=tuple(SPLITTERS),
+                       help="how raw text is split into words: default (CoNLL-like rules), whitespace, chars (every "
+                            "character a word: Chinese/Japanese), model (the tokenizer's pre-tokenizer) or thai "
+                            "(PyThaiNLP); default: the model's saved word_splitter, else default")
+

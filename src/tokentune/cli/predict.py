@@ -35,6 +35,7 @@ import time
 from typing import IO, Iterable
 
 from ..data.inputs import FORMATS, Item, check_readable, chunks, guess_format, read_items
+from ._common import add_text_flags
 
 TORCH_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
@@ -69,13 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="viterbi: only tag sequences valid in the model's scheme (default)")
     model.add_argument("--aggregation", default="first", choices=["first", "average", "max"],
                        help="how a word's sub-token scores combine (default first)")
-    model.add_argument("--min-score", type=float, metavar="X",
-                       help="drop entities whose score is below X (0 to 1; default 0: keep all); in token output "
-                            "the words of a dropped span are tagged O")
-    model.add_argument("--word-splitter", choices=["default", "whitespace", "chars", "model", "thai"],
-                       help="how raw text is split into words: default (CoNLL-like rules), whitespace, chars "
-                            "(every character a word: Chinese/Japanese), model (the tokenizer's pre-tokenizer) "
-                            "or thai (PyThaiNLP); default: the model's saved word_splitter, else default")
+    add_text_flags(model, min_score_help="drop entities whose score is below X (0 to 1; default 0: keep all); in token "
+                                         "output the words of a dropped span are tagged O")
     _allow_texts_after_options(parser)
 
 

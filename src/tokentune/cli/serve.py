@@ -6,6 +6,8 @@ import ipaddress
 import logging
 import os
 
+from ._common import add_text_flags
+
 API_KEY_ENV = "TOKENTUNE_API_KEY"
 
 
@@ -46,13 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
     model.add_argument("--aggregation", default="first", choices=["first", "average", "max"])
     model.add_argument("--stride", type=int, default=128, help="sub-tokens of overlap for long texts")
-    model.add_argument("--min-score", type=float, default=0.0, metavar="X",
-                       help="leave out entities whose score is below X (0 to 1; default 0: all); a request may "
-                            "give its own \"min_score\"")
-    model.add_argument("--word-splitter", choices=["default", "whitespace", "chars", "model", "thai"],
-                       help="how texts are split into words: default (CoNLL-like rules), whitespace, chars "
-                            "(Chinese/Japanese), model (the tokenizer's pre-tokenizer) or thai (PyThaiNLP); "
-                            "default: the model's saved word_splitter, else default")
+    add_text_flags(model, min_score_help="leave out entities whose score is below X (0 to 1; default 0: all); a "
+                                         "request may give its own \"min_score\"")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 

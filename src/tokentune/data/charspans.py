@@ -15,7 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from typing import NamedTuple
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..schemes import Span
 from ..words import split_words
 
@@ -36,6 +36,14 @@ class Overlap(Exception):
     def __init__(self, first: CharSpan, second: CharSpan) -> None:
         super().__init__(first, second)
         self.first, self.second = first, second
+
+    def located(self, text: str, path: str, line: int | None, *, where: str = "",
+                fix: str = "remove one of them, or pass --overlaps keep-longest") -> DataError:
+        """The DataError a reader raises: both entities named with their text and offsets, at ``path:line``."""
+        a, b = self.first, self.second
+        return DataError(f"{where}overlapping entities", path=path, line=line, expected="entities that share no word",
+                         found=f"{a.label} {text[a.start:a.end]!r} ({a.start}-{a.end}) and "
+                               f"{b.label} {text[b.start:b.end]!r} ({b.start}-{b.end})", fix=fix)
 
 
 def check_choice(value: str | None, choices: tuple[str, ...], option: str) -> str:

@@ -282,11 +282,7 @@ def _read_text_records(records, path: str, text_key: str, entities_key: str, ali
         try:
             words, spans = align(text, entities, alignment=alignment, overlaps=overlaps, counts=counts)
         except Overlap as err:
-            a, b = err.first, err.second
-            raise DataError("overlapping entities", path=path, line=line, expected="entities that share no word",
-                            found=f"{a.label} {text[a.start:a.end]!r} ({a.start}-{a.end}) and "
-                                  f"{b.label} {text[b.start:b.end]!r} ({b.start}-{b.end})",
-                            fix="remove one of them, or pass --overlaps keep-longest") from None
+            raise err.located(text, path, line) from None
         if not words:
             counts["empty_records"] += 1
             continue

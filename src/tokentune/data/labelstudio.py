@@ -231,11 +231,8 @@ def _sentence(text, tokens, entities, alignment, overlaps, counts, path, line, w
     try:
         words, spans = align(text, entities, alignment=alignment, overlaps=overlaps, counts=counts)
     except Overlap as err:
-        a, b = err.first, err.second
-        raise DataError(f"{where}: overlapping entities", path=path, line=line, expected="entities that share no word",
-                        found=f"{a.label} {text[a.start:a.end]!r} ({a.start}-{a.end}) and "
-                              f"{b.label} {text[b.start:b.end]!r} ({b.start}-{b.end})",
-                        fix="remove one of them in Label Studio, or pass --overlaps keep-longest") from None
+        raise err.located(text, path, line, where=f"{where}: ",
+                          fix="remove one of them in Label Studio, or pass --overlaps keep-longest") from None
     if not words:
         counts["empty_records"] += 1
         return None

@@ -126,11 +126,7 @@ def _read_records(path: str, alignment: str, overlaps: str, counts: Counter) -> 
             else:
                 words, spans = align(text, entities, alignment=alignment, overlaps=overlaps, counts=counts)
         except Overlap as err:
-            a, b = err.first, err.second
-            raise DataError("overlapping entities", path=path, line=line, expected="entities that share no word",
-                            found=f"{a.label} {text[a.start:a.end]!r} ({a.start}-{a.end}) and "
-                                  f"{b.label} {text[b.start:b.end]!r} ({b.start}-{b.end})",
-                            fix="remove one of them, or pass --overlaps keep-longest") from None
+            raise err.located(text, path, line) from None
         if words:
             sentences.append(Sentence(tuple(words), tuple(spans), line))
         else:
