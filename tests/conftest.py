@@ -83,3 +83,24 @@ def tiny_model(tiny_data, tiny_base_model, tmp_path_factory):
     result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(output), epochs=4,
                              learning_rate=5e-3, batch_size=8, quiet=True, seed=7)
     return result
+
+
+def span_sentences(words, labels):
+    """A hypothesis strategy: a Sentence of 1-8 words from ``words`` with non-overlapping spans of ``labels``."""
+    from hypothesis import strategies as st
+
+    from tokentune.data import Sentence
+
+    @st.composite
+    def build(draw):
+        drawn = draw(st.lists(words, min_size=1, max_size=8))
+        spans, position = [], 0
+        while position < len(drawn):
+            length = draw(st.integers(0, len(drawn) - position))
+            if length and draw(st.booleans()):
+                spans.append((draw(st.sampled_from(labels)), position, position + length))
+            position += max(length, 1)
+        return Sentence(tuple(drawn), tuple(spans))
+
+    return build()
+

@@ -19,6 +19,8 @@ from tokentune.data import Corpus, Sentence, read_corpus
 from tokentune.data.brat import read_brat, write_brat
 from tokentune.errors import ConfigError, DataError
 
+from conftest import span_sentences
+
 SONY = Path(__file__).parent / "data" / "brat" / "sony"
 
 
@@ -135,16 +137,8 @@ WORD = st.one_of(st.text(st.characters(categories=("Lu", "Ll", "Nd")), min_size=
                  st.sampled_from([".", ",", "(", ")", "!", "?", "%", "$"]))
 
 
-@st.composite
-def sentences(draw):
-    words = draw(st.lists(WORD, min_size=1, max_size=8))
-    spans, position = [], 0
-    while position < len(words):
-        length = draw(st.integers(0, len(words) - position))
-        if length and draw(st.booleans()):
-            spans.append((draw(st.sampled_from(["PER", "LOC", "B-ish"])), position, position + length))
-        position += max(length, 1)
-    return Sentence(tuple(words), tuple(spans))
+def sentences():
+    return span_sentences(WORD, ["PER", "LOC", "B-ish"])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -21,6 +21,8 @@ from tokentune.data.spacy_docs import read_spacy, write_spacy
 from tokentune.data.splits import load_splits
 from tokentune.errors import ConfigError, DataError
 
+from conftest import span_sentences
+
 DATA = Path(__file__).parent / "data" / "spacy"
 APPLE = ("Apple", "is", "looking", "at", "buying", "U.K.", "startup", "for", "$", "1", "billion")
 THRUN = ("Sebastian", "Thrun", "started", "working", "on", "self", "-", "driving", "cars", "at", "Google", "in",
@@ -118,16 +120,8 @@ def test_without_spacy_a_docbin_says_how_to_install_it(tmp_path, monkeypatch):
 WORD = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=6).filter(str.strip)
 
 
-@st.composite
-def sentences(draw):
-    words = draw(st.lists(WORD, min_size=1, max_size=8))
-    spans, position = [], 0
-    while position < len(words):
-        length = draw(st.integers(0, len(words) - position))
-        if length and draw(st.booleans()):
-            spans.append((draw(st.sampled_from(["PER", "LOC", "B-ish", "two words"])), position, position + length))
-        position += max(length, 1)
-    return Sentence(tuple(words), tuple(spans))
+def sentences():
+    return span_sentences(WORD, ["PER", "LOC", "B-ish", "two words"])
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

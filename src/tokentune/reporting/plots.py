@@ -186,19 +186,20 @@ def threshold_curve_png(curves: dict[str, list[dict]], marked: float | None = No
             left.axvline(marked, color="#888888", linestyle="-.", linewidth=1.2)
             left.annotate(f"--min-score {marked:g}", xy=(marked, 0.02), xytext=(4, 0), textcoords="offset points",
                           fontsize=10, color="#555555")
-        left.set_xlim(0, 1)
-        left.set_ylim(0, 1.02)
-        left.set_xlabel("score threshold")
-        left.set_ylabel("entity-level score")
-        left.set_title("Scores by threshold")
-        left.grid(alpha=0.3)
+        _unit_axes(left, "score threshold", "entity-level score", "Scores by threshold", right_edge=1.0)
         left.legend(loc="lower left", fontsize=9 if len(curves) > 1 else 11)
-        right.set_xlim(0, 1.02)
-        right.set_ylim(0, 1.02)
-        right.set_xlabel("recall")
-        right.set_ylabel("precision")
-        right.set_title("Precision against recall")
-        right.grid(alpha=0.3)
+        _unit_axes(right, "recall", "precision", "Precision against recall")
         if len(curves) > 1:
             right.legend(loc="lower left")
         return _png(figure)
+
+
+def _unit_axes(ax, xlabel: str, ylabel: str, title: str, *, right_edge: float = 1.02) -> None:
+    """Axes over [0, 1] scores, labelled and lightly gridded."""
+    ax.set_xlim(0, right_edge)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+
