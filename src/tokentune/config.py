@@ -136,6 +136,8 @@ class TrainConfig(ReadOptions):
             raise ConfigError("--class-weights applies to the softmax head's per-token cross-entropy; the CRF head is "
                               "trained with the likelihood of whole label sequences, which has no per-token weights",
                               fix="drop --class-weights, or use --head softmax")
+        if self.class_weights is not None and not self.class_weights.strip():
+            raise ConfigError("class_weights is empty", fix="pass --class-weights auto, or the path of a JSON/YAML file")
         if self.class_weights not in (None, "auto") and not os.path.isfile(self.class_weights):
             raise ConfigError(f"class weights file {self.class_weights} not found",
                               fix="pass --class-weights auto, or a JSON/YAML file mapping label -> weight")
