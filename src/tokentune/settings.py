@@ -107,7 +107,10 @@ def check_fields(settings) -> None:
                               fix=f"give {flag} a text value")
         if kind in NUMBER_TYPES:
             _check_number(field.name, flag, kind, value, meta)
-        if meta.get("choices"):
+        if meta.get("choices") and isinstance(value, list):  # a repeatable flag: each value
+            for item in value:
+                check_choice(item, meta["choices"], field.name, flag, normalise=False)
+        elif meta.get("choices"):
             check_choice(value, meta["choices"], field.name, flag, also=tuple(meta.get("consts", {})), normalise=False)
 
 

@@ -12,6 +12,7 @@ import sys
 # command -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("tokentune.cli.train", "fine-tune a model on labelled data"),
+    "tune": ("tokentune.cli.tune", "search training settings with Optuna; the best trial's model is the output"),
     "evaluate": ("tokentune.cli.evaluate", "score a trained model on labelled data"),
     "predict": ("tokentune.cli.predict", "tag raw text, JSON lines or CoNLL columns (arguments, a file or stdin)"),
     "score": ("tokentune.cli.score", "score a predictions file (gold and predicted tag columns) without a model"),

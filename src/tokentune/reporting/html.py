@@ -251,3 +251,20 @@ def render_report(report) -> str:
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{escape(report.title)}</title><style>{CSS}</style></head>"
             f"<body><main>\n{body}\n</main></body></html>\n")
+
+
+def search_section_html(rows: list[dict], figures, about: str) -> str:
+    """``tokentune tune``'s section: every trial's settings and dev/test F1, then the search plots."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return "–" if value is None else escape(str(value))
+
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(row.get(c))}</td>" for c in columns) + "</tr>" for row in rows)
+    parts = ["<h2 id='search'>Hyperparameter search</h2>", f"<p class='meta'>{escape(about)}</p>",
+             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"]
+    parts += [_img(png, alt, caption) for png, alt, caption in figures]
+    return "\n".join(parts)

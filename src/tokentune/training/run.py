@@ -234,12 +234,12 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, checkpoint: str | None):
+def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, checkpoint: str | None, callbacks=()):
     """Train; on out-of-memory halve the per-device batch and double accumulation (the same examples
     per optimizer step) and start again, down to batch 1. Returns (trainer, seconds)."""
     batch, accumulation = config.batch_size, config.gradient_accumulation_steps
     while True:
-        trainer = _make_trainer(config, prep, staging, precision, batch, accumulation, checkpoint)
+        trainer = _make_trainer(config, prep, staging, precision, batch, accumulation, checkpoint, callbacks)
         started = time.perf_counter()
         try:
             with writing(staging, only=DISK_ERRORS):  # a full or read-only disk while checkpointing
@@ -277,7 +277,7 @@ def _raise_resume_error(err: Exception, checkpoint: str | None) -> None:
                          fix=f"delete {checkpoint}, or train from the start without --resume") from None
 
 
-def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulation, checkpoint):
+def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulation, checkpoint, callbacks=()):
     from transformers import set_seed
 
     from ..modeling import build_model
@@ -287,7 +287,7 @@ def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulati
     model = build_model(config.model, prep.labels)
     trainer = build_trainer(config, model, prep.tokenizer, prep.labels, prep.train_features, prep.dev_features,
                             staging, prep.notes, precision=precision, batch_size=batch, accumulation=accumulation,
-                            max_length=prep.max_length)
+                            max_length=prep.max_length, extra_callbacks=callbacks)
     if distributed.is_main():
         if checkpoint is None:  # a fresh start: the log of an earlier attempt is stale
             open(trainer.tokentune_log.path, "w").close()
@@ -311,12 +311,16 @@ def _run_info(trainer, precision: str, checkpoint: str | None) -> tuple[dict, st
     return info, note
 
 
-def train(config: TrainConfig | None = None, **settings) -> TrainResult:
+def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, **settings) -> TrainResult:
     """Fine-tune ``config.model`` on ``config.data`` and write a complete model directory.
 
-    Either pass a :class:`TrainConfig` or its fields as keyword arguments.
+    Either pass a :class:`TrainConfig` or its fields as keyword arguments. ``callbacks`` are
+    ``transformers.TrainerCallback`` objects added to the Trainer's (``tokentune tune`` prunes with one).
+    ``test_when(dev_metrics) -> bool`` decides whether the test split is evaluated at the end (default:
+    always; ``tune`` evaluates it only for a trial that is the best so far).
     """
     from .hardware import resolve_precision
+    from .tracking import check_trackers, log_final
     from .trainer import final_evaluation, write_outputs
 
     config = config if config is not None else TrainConfig(**settings)
@@ -324,6 +328,7 @@ def train(config: TrainConfig | None = None, **settings) -> TrainResult:
         raise ConfigError("no output directory given", fix="pass --output DIR")
     _check_output(config)  # before anything is read: a refused output costs nothing
     _check_model_files(config)
+    check_trackers(config)
     distributed.setup()
     prep = prepare_data(config)
     config = _document_batch(config, prep)
@@ -333,7 +338,7 @@ def train(config: TrainConfig | None = None, **settings) -> TrainResult:
     try:
         config, checkpoint = _start_or_resume(config, staging, prep.notes)
         start_epoch = trained_epochs(checkpoint)
-        trainer, seconds = _fit(config, prep, staging, precision, checkpoint)
+        trainer, seconds = _fit(config, prep, staging, precision, checkpoint, callbacks)
     except BaseException:
         _drop_staging_without_checkpoints(staging)
         raise
@@ -347,12 +352,16 @@ def train(config: TrainConfig | None = None, **settings) -> TrainResult:
                                gradient_accumulation_steps=run["gradient_accumulation_steps"])
     metrics = {}
     if distributed.is_main():
-        metrics = final_evaluation(trainer.model, prep.tokenizer, prep.labels, prep.splits, used, prep.max_length)
+        metrics = final_evaluation(trainer.model, prep.tokenizer, prep.labels, prep.splits, used, prep.max_length,
+                                   test_when=test_when)
+        if prep.splits.test is not None and "test" not in metrics:
+            prep.notes.append("test not evaluated: this trial's dev F1 is not the best of its search")
     result = TrainResult(final, metrics, seconds, sentences / seconds if seconds else 0.0, prep.notes,
                          list(trainer.state.log_history), run)
     if distributed.is_main():
         with writing(final):
             write_outputs(staging, trainer, prep.tokenizer, used, result, prep.splits)
+            result.notes.extend(log_final(used, staging, metrics, trainer.state.global_step))
             _publish(staging, final)
     distributed.barrier()  # train() returns on every rank once the directory is complete
     return result

@@ -16,6 +16,7 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
 
     from .distributed import world_size
     from .hardware import has_cuda
+    from .tracking import trainer_report_to
 
     if config.eval_steps:
         strategy = {"eval_strategy": "steps", "eval_steps": config.eval_steps,
@@ -56,8 +57,10 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
         # without a GPU, say CPU: the launchers' processes then form a CPU (gloo) group instead of each
         # training alone, and bf16 autocast is allowed on the CPU
         use_cpu=not has_cuda() and (world_size() > 1 or precision == "bf16"),
-        report_to="none",
+        report_to=trainer_report_to(config),
+        run_name=os.path.basename(os.path.normpath(config.output)) if config.output else None,
         **strategy,
+        **(config.trainer or {}),  # --trainer-arg: checked against TrainingArguments when the config was built
     )
 
 
@@ -228,10 +231,11 @@ def tokens_per_step(train_features: list[dict], batch_size: int, accumulation: i
 
 def build_trainer(config, model, tokenizer, labels, train_features, dev_features, staging, notes, *,
                   precision: str = "fp32", batch_size: int | None = None, accumulation: int | None = None,
-                  max_length: int | None = None):
+                  max_length: int | None = None, extra_callbacks=()):
     from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback
 
     from .packing import PackingCollator, packing_plan
+    from .tracking import tracking_callbacks
 
     has_dev = dev_features is not None
     first_position, note = packing_plan(config.packing, model.config)
@@ -242,7 +246,7 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
     args = training_arguments(config, staging, has_dev, precision=precision, batch_size=batch_size,
                               accumulation=accumulation, packed=first_position is not None)
     log = JsonLinesLog(os.path.join(staging, "training_log.jsonl"))
-    callbacks = [log.callback]
+    callbacks = [log.callback, *tracking_callbacks(config, staging), *extra_callbacks]
     if config.patience and has_dev:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
     if config.freeze_embeddings:
@@ -314,8 +318,9 @@ def effective_batch_size(args) -> int:
     return args.per_device_train_batch_size * max(1, args.n_gpu) * args.world_size * args.gradient_accumulation_steps
 
 
-def final_evaluation(model, tokenizer, labels, splits, config, max_length) -> dict:
-    """Dev and test figures of the kept model, on whole sentences (windows merged), as `evaluate` gives."""
+def final_evaluation(model, tokenizer, labels, splits, config, max_length, test_when=None) -> dict:
+    """Dev and test figures of the kept model, on whole sentences (windows merged), as `evaluate` gives;
+    test only where ``test_when(dev_metrics)`` allows it (when given)."""
     from ..evaluation import evaluate_corpus
     from ..inference import Tagger
     from ..inference.runners import torch_runner
@@ -328,6 +333,8 @@ def final_evaluation(model, tokenizer, labels, splits, config, max_length) -> di
     metrics = {}
     for name in ("dev", "test"):
         corpus = getattr(splits, name)
+        if name == "test" and test_when is not None and "dev" in metrics and not test_when(metrics["dev"]):
+            continue
         if corpus is not None:
             metrics[name] = evaluate_corpus(tagger, corpus, return_predictions=True,  # kept for the report
                                             context=config.context)

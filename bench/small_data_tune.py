@@ -1,0 +1,99 @@
+"""The seed's small-data regime: 200 training and 200 dev sentences (seeded slices of CoNLL-2003 train and
+dev), the full test set, the embedded model. Side by side, as whole processes:
+
+* defaults: ``tokentune train`` with the recipe's settings (lr 1.5e-5, 20 epochs, batch 16);
+* tune: ``tokentune tune --trials N`` (median pruner), the best trial's dev and test F1 and settings;
+* unpruned: the same search with ``--pruner none`` (first slice only, or ``--unpruned-all``), for what
+  pruning saves in trial-epochs and wall time.
+
+The slices are written to a temporary folder (never into the repository). Run alone (the machine is shared):
+
+    flock /tmp/tokentune-cpu.lock .venv/bin/python bench/small_data_tune.py --slices 1 2 --trials 16
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "..", "..", "shared", "data", "conll2003")
+TOKENTUNE = os.path.join(os.path.dirname(sys.executable), "tokentune")
+
+
+def write_slice(folder: str, seed: int, size: int) -> str:
+    """``size`` seeded sentences of train and of dev, and the full test file, as CoNLL files in ``folder``."""
+    from tokentune.data import read_corpus
+    from tokentune.data.conll import write_conll
+
+    os.makedirs(folder, exist_ok=True)
+    for split in ("train", "dev"):
+        corpus = read_corpus(os.path.join(DATA, f"{split}.txt"))
+        picked = sorted(random.Random(seed).sample(range(len(corpus)), size))
+        write_conll(corpus.select(picked), os.path.join(folder, f"{split}.txt"), separator=" ")
+    os.symlink(os.path.abspath(os.path.join(DATA, "test.txt")), os.path.join(folder, "test.txt"))
+    return folder
+
+
+def timed(command: list[str], log: str) -> float:
+    started = time.perf_counter()
+    with open(log, "w") as handle:
+        subprocess.run(command, check=True, stdout=handle, stderr=subprocess.STDOUT)
+    return time.perf_counter() - started
+
+
+def f1s(model_dir: str) -> tuple[float, float]:
+    metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
+    return metrics["dev"]["f1"], metrics["test"]["f1"]
+
+
+def run_slice(root: str, seed: int, args) -> list[dict]:
+    data = write_slice(os.path.join(root, f"slice{seed}"), seed, args.size)
+    rows = []
+    out = os.path.join(root, f"defaults{seed}")
+    seconds = timed([TOKENTUNE, "train", "--data", data, "--output", out, "-q", "--learning-rate", "1.5e-5"],
+                    out + ".log")
+    rows.append({"slice": seed, "run": "defaults (lr 1.5e-5, 20 epochs)", "seconds": seconds,
+                 **dict(zip(("dev_f1", "test_f1"), f1s(out)))})
+    pruners = ["median", "none"] if (seed == args.slices[0] or args.unpruned_all) else ["median"]
+    for pruner in pruners:
+        out = os.path.join(root, f"tune{seed}-{pruner}")
+        seconds = timed([TOKENTUNE, "tune", "--data", data, "--output", out, "--trials", str(args.trials),
+                         "--pruner", pruner], out + ".log")
+        search = json.load(open(os.path.join(out, "search.json")))
+        rows.append({"slice": seed, "run": f"tune --trials {args.trials} --pruner {pruner}", "seconds": seconds,
+                     **dict(zip(("dev_f1", "test_f1"), f1s(out))), "trial_epochs": search["trial_epochs"],
+                     "pruned": search["pruned"], "best": search["best_params"]})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, nargs="+", default=[1, 2], help="seeds of the slices")
+    parser.add_argument("--size", type=int, default=200, help="sentences per train and dev slice")
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--unpruned-all", action="store_true", help="an unpruned search on every slice")
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temporary folder)")
+    args = parser.parse_args()
+    root = args.keep or tempfile.mkdtemp(prefix="tokentune-small-")
+    rows = []
+    for seed in args.slices:
+        rows.extend(run_slice(root, seed, args))
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{'slice':>5}  {'run':<36} {'dev F1':>7} {'test F1':>7} {'seconds':>8} {'trial-epochs':>12} {'pruned':>6}")
+    for row in rows:
+        print(f"{row['slice']:>5}  {row['run']:<36} {row['dev_f1']:>7.4f} {row['test_f1']:>7.4f} {row['seconds']:>8.0f} "
+              f"{row.get('trial_epochs', ''):>12} {row.get('pruned', ''):>6}")
+    for row in rows:
+        if "best" in row:
+            print(f"slice {row['slice']} {row['run']}: best settings {json.dumps(row['best'])}")
+    print(f"\nwork folder: {root}")
+
+
+if __name__ == "__main__":
+    main()

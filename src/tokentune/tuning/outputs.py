@@ -1,0 +1,178 @@
+"""The end of a search: the best trial's model becomes the output directory, with the trials' table
+(``trials.csv``, ``trials.jsonl``), ``search.json``, the search plots (``plots/search_*.png``), a
+section in the model card and in ``report.html``, and the study's SQLite file (default storage)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from html import escape
+
+from ..errors import ConfigError
+
+PLOT_FILES = {
+    "search_history.png": ("Optimization history", "Dev F1 of each finished trial and the best so far."),
+    "search_importances.png": ("Parameter importances", "How much of the variation in dev F1 each setting explains "
+                                                        "(Optuna's PED-ANOVA over the finished trials)."),
+    "search_parallel.png": ("Parallel coordinates", "Each finished trial as a line through its settings, coloured "
+                                                    "by dev F1."),
+}
+
+
+def trial_rows(study) -> list[dict]:
+    """One row per trial, in order: number, state, dev/test F1, epochs, seconds, then the settings."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        rows.append({"number": trial.number, "state": trial.state.name.lower(), "dev_f1": trial.value,
+                     "test_f1": attrs.get("test_f1"), "epochs_trained": attrs.get("epochs_trained"),
+                     "seconds": attrs.get("seconds"), **trial.params,
+                     **({"retry_of": attrs["retry_of"]} if "retry_of" in attrs else {})})
+    return rows
+
+
+def trials_csv(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def finish_search(study, search, final: str, staging: str, options, notes: list[str], seconds: float):
+    from ..io import atomic_write_json, atomic_write_text, publish_tree, replace_with, writing
+    from .options import LOCK_FILE, TuneResult
+    from .study import shown_url
+
+    best = _best_here(study, search, notes)
+    storage = shown_url(search.url) if search.shared else "sqlite:///" + os.path.join(final, "study.db")
+    rows = trial_rows(study)
+    epochs = sum(float(r["epochs_trained"] or 0) for r in rows if r["state"] in ("complete", "pruned"))
+    with writing(final):
+        _promote(best.number, search.trials_dir, staging, final)
+        atomic_write_text(os.path.join(staging, "trials.csv"), trials_csv(rows))
+        atomic_write_text(os.path.join(staging, "trials.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
+        summary = {"study": search.study_name, "storage": storage, "objective": "dev F1 (entity level)",
+                   "sampler": "TPE", "pruner": search.pruner, "best_trial": best.number, "best_dev_f1": best.value,
+                   "best_params": best.params, "trials": len(rows), "pruned": sum(r["state"] == "pruned" for r in rows),
+                   "trial_epochs": round(epochs, 3), "seconds": round(seconds, 1),
+                   "space": {name: p.describe() for name, p in search.space.items()}, "notes": notes}
+        atomic_write_json(os.path.join(staging, "search.json"), summary)
+        plots = _draw_plots(study, staging, notes)
+        _extend_card(staging, summary)
+        _extend_report(staging, rows, plots, summary)
+        if not options.keep_trials:
+            shutil.rmtree(search.trials_dir, ignore_errors=True)
+        os.remove(os.path.join(staging, LOCK_FILE))
+        publish_tree(staging)
+        replace_with(staging, final)
+    metrics = json.load(open(os.path.join(final, "metrics.json"), encoding="utf-8"))
+    return TuneResult(final, search.study_name, storage, best.number, dict(best.params),
+                      {k: metrics[k] for k in ("dev", "test") if k in metrics}, rows, seconds, epochs, notes)
+
+
+def _best_here(study, search, notes: list[str]):
+    """The best finished trial whose model is on this machine (on a shared storage, others ran elsewhere)."""
+    from optuna.trial import TrialState
+
+    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: -t.value)
+    if not complete:
+        raise ConfigError(f"no trial of study {search.study_name!r} finished (all were pruned, failed or timed out)",
+                          fix="run the same command again to continue, with a larger --timeout or --pruner none")
+    here = [t for t in complete if os.path.isdir(os.path.join(search.trials_dir, f"trial-{t.number:04d}"))]
+    if not here:
+        raise ConfigError("the finished trials' models are not on this machine (they ran on other workers of the study)",
+                          fix="collect the output on the machine that ran the best trial")
+    if here[0].number != complete[0].number:
+        notes.append(f"the best trial, {complete[0].number} (dev F1 {complete[0].value:.4f}), ran on another machine; "
+                     f"this output is trial {here[0].number}, the best of those run here")
+    return here[0]
+
+
+def _promote(number: int, trials_dir: str, staging: str, final: str) -> None:
+    """Move the trial's model directory up into the output, renamed in its card and saved settings."""
+    trial_dir = os.path.join(trials_dir, f"trial-{number:04d}")
+    for name in os.listdir(trial_dir):
+        os.replace(os.path.join(trial_dir, name), os.path.join(staging, name))
+    os.rmdir(trial_dir)
+    card = os.path.join(staging, "README.md")
+    if os.path.isfile(card):
+        text = open(card, encoding="utf-8").read().replace(f"trial-{number:04d}", os.path.basename(final))
+        open(card, "w", encoding="utf-8").write(text)
+    saved = os.path.join(staging, "tokentune_config.json")
+    if os.path.isfile(saved):
+        config = json.load(open(saved, encoding="utf-8"))
+        config["output"] = final
+        open(saved, "w", encoding="utf-8").write(json.dumps(config, indent=2))
+
+
+def _draw_plots(study, staging: str, notes: list[str]) -> dict[str, bytes]:
+    """The three search plots as PNG (matplotlib through Optuna's own plotting functions)."""
+    import warnings
+
+    from ..io import atomic_write_bytes
+    from ..reporting.plots import matplotlib_available
+
+    if not matplotlib_available():
+        notes.append("search plots skipped: matplotlib is not installed")
+        return {}
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as optuna_plots
+
+    drawers = {"search_history.png": optuna_plots.plot_optimization_history,
+               "search_importances.png": optuna_plots.plot_param_importances,
+               "search_parallel.png": optuna_plots.plot_parallel_coordinate}
+    drawn = {}
+    for name, draw in drawers.items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+                axes = draw(study)
+        except (ValueError, RuntimeError, ZeroDivisionError) as err:  # too few finished trials for this plot
+            notes.append(f"{name} skipped: {str(err).splitlines()[0][:160] if str(err) else type(err).__name__}")
+            continue
+        figure = getattr(axes, "figure", None) or axes.flat[0].figure
+        buffer = io.BytesIO()
+        figure.set_size_inches(9, 5)
+        figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight", facecolor="white")
+        plt.close(figure)
+        drawn[name] = buffer.getvalue()
+        atomic_write_bytes(os.path.join(staging, "plots", name), drawn[name])
+    return drawn
+
+
+def _extend_card(staging: str, summary: dict) -> None:
+    params = "\n".join(f"- {k}: {v:.4g}" if isinstance(v, float) else f"- {k}: {v}"
+                       for k, v in summary["best_params"].items())
+    space = "\n".join(f"- {k}: {v}" for k, v in summary["space"].items())
+    section = (f"\n## Hyperparameter search\n\nThis model is trial {summary['best_trial']} of a search with "
+               f"`tokentune tune`: {summary['trials']} trials ({summary['pruned']} stopped early by the "
+               f"{summary['pruner']} pruner) of Optuna's {summary['sampler']} sampler, study `{summary['study']}`, "
+               f"chosen by dev F1 ({summary['best_dev_f1']:.4f}). Its settings:\n\n{params}\n\nThe space searched:"
+               f"\n\n{space}\n\nEvery trial's settings and figures: `trials.csv`; the search: `search.json`.\n")
+    path = os.path.join(staging, "README.md")
+    if os.path.isfile(path):
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(section)
+
+
+def _extend_report(staging: str, rows: list[dict], plots: dict[str, bytes], summary: dict) -> None:
+    """A 'Hyperparameter search' section at the end of report.html (and a link to it)."""
+    from ..reporting.html import search_section_html
+
+    path = os.path.join(staging, "report.html")
+    if not os.path.isfile(path):
+        return
+    figures = [(plots[name], *PLOT_FILES[name]) for name in PLOT_FILES if name in plots]
+    section = search_section_html(rows, figures, f"{summary['trials']} trials, best {summary['best_trial']} "
+                                                 f"(dev F1 {summary['best_dev_f1']:.4f}); {escape(summary['pruner'])} "
+                                                 f"pruner; {summary['seconds']:.0f} s")
+    page = open(path, encoding="utf-8").read()
+    page = page.replace("</nav>", "<a href='#search'>Search</a></nav>", 1).replace("\n</main>", section + "\n</main>", 1)
+    open(path, "w", encoding="utf-8").write(page)

@@ -1,0 +1,128 @@
+"""tune(config, options) -> TuneResult: a hyperparameter search whose every trial is a tokentune training.
+
+The output directory is staged as ``.NAME.partial`` like ``train``'s: it holds the study's SQLite file
+(default storage) and the trials' model directories while the search runs, so that the same command
+continues an interrupted search. At the end the best trial's model becomes the output directory, with
+``trials.csv``, ``trials.jsonl``, the search plots and the study file beside it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import shutil
+import time
+from typing import Callable
+
+from ..config import RESUME_FREE, TrainConfig
+from ..errors import ConfigError
+from .options import LOCK_FILE, TRIALS_DIR, Search, TuneOptions, TuneResult
+from .space import Param, default_space
+from .study import check_same_search, default_storage, fail_stale_trials, finished, open_study
+
+
+def tune(config: TrainConfig, options: TuneOptions | None = None, *, space: dict[str, Param] | None = None,
+         progress: Callable[[str], None] | None = None) -> TuneResult:
+    """Search ``space`` (default: :func:`~tokentune.tuning.space.default_space`) for the training settings
+    with the best dev F1; every other setting is ``config``'s. Writes ``config.output``."""
+    from .outputs import finish_search
+
+    options = options or TuneOptions()
+    started = time.perf_counter()
+    final, staging, notes = _prepare_output(config, options)
+    with _locked(staging):
+        search = _search(config, options, space or default_space(config.epochs), final, staging)
+        study = _open_study(search, config, notes)
+        done = len(finished(study))
+        if done:
+            notes.append(f"continuing study {search.study_name!r}: {done} of {search.trials} trials already finished")
+        _run_workers(search, done, progress)
+        return finish_search(open_study(search), search, final, staging, options, notes, time.perf_counter() - started)
+
+
+def _prepare_output(config: TrainConfig, options: TuneOptions) -> tuple[str, str, list[str]]:
+    from ..io import check_output, writing
+
+    if config.output is None:
+        raise ConfigError("no output directory given", fix="pass --output DIR")
+    inputs = (config.data, config.train_file, config.dev_file, config.test_file, config.model, options.space)
+    final = check_output(config.output, overwrite=config.overwrite, inputs=inputs)
+    staging = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.partial")
+    notes = []
+    if os.path.isdir(staging) and config.overwrite:
+        shutil.rmtree(staging)
+        notes.append(f"--overwrite: removed the interrupted search in {staging}")
+    with writing(final):
+        os.makedirs(os.path.join(staging, TRIALS_DIR), exist_ok=True)
+    return final, staging, notes
+
+
+class _locked:
+    """An exclusive lock on the staging directory: one search command at a time per output."""
+
+    def __init__(self, staging: str) -> None:
+        self.path = os.path.join(staging, LOCK_FILE)
+
+    def __enter__(self):
+        self.handle = open(self.path, "a")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise ConfigError(f"another `tokentune tune` is writing {os.path.dirname(self.path)}",
+                              fix="wait for it to finish, or give this search another --output") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()  # releases the lock; the file goes with the staging directory
+
+
+def _search(config, options, space, final, staging) -> Search:
+    if config.dev_file is None:
+        _require_dev(config)
+    base = dataclasses.replace(config, quiet=True, overwrite=True, resume=False)
+    url = options.storage or default_storage(staging)
+    return Search(base, space, url, options.storage is not None, options.study, options.pruner, options.trials,
+                   options.timeout, os.path.join(staging, TRIALS_DIR), options.workers)
+
+
+def _require_dev(config: TrainConfig) -> None:
+    """The objective is dev F1: the data must have a dev split (checked once, before any trial)."""
+    from ..training.run import prepare_splits
+
+    if prepare_splits(config).dev is None:
+        raise ConfigError("tune chooses settings by dev F1, and the data has no dev split",
+                          fix="pass --dev FILE, or --dev-split 0.1 to hold out a tenth of the training data")
+
+
+def _signature(search: Search) -> dict:
+    """What must not change when a study is continued: the fixed settings, the space and the pruner."""
+    fixed = {k: v for k, v in search.config.to_dict().items() if k not in (*RESUME_FREE, "output", "report_to")}
+    return {**{f"setting.{k}": v for k, v in fixed.items() if k not in search.space},
+            **{f"space.{name}": param.describe() for name, param in search.space.items()}, "pruner": search.pruner}
+
+
+def _open_study(search: Search, config: TrainConfig, notes: list[str]):
+    study = open_study(search)
+    check_same_search(study, _signature(search), search.url)
+    if not search.shared:
+        stale = fail_stale_trials(study)
+        if stale:
+            notes.append(f"trial(s) {', '.join(map(str, stale))} were interrupted: marked failed, settings queued again")
+    return study
+
+
+def _run_workers(search: Search, done: int, progress) -> None:
+    remaining = max(0, search.trials - done)
+    if remaining == 0:
+        return
+    if search.workers == 1:
+        from .trials import run_worker
+
+        run_worker(search, 0, remaining, progress)
+        return
+    from .workers import run_processes
+
+    run_processes(search, remaining, progress)
+
+

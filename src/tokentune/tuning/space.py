@@ -1,0 +1,185 @@
+"""The search space of ``tokentune tune``: which training settings a trial draws, and from where.
+
+A space is a mapping of :class:`~tokentune.config.TrainConfig` field names to parameters, written in
+the config file under ``space:`` (or in a ``--space FILE``)::
+
+    space:
+      learning_rate: {type: float, low: 1.0e-5, high: 3.0e-4, log: true}
+      epochs: {type: int, low: 5, high: 20}
+      batch_size: {type: categorical, choices: [8, 16, 32]}
+
+Every bound and choice is checked as a training setting before any trial runs (a learning rate of 0
+or a warmup ratio of 1 is refused at ``file:line``, not after an hour of search).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+
+KINDS = ("float", "int", "categorical")
+KEYS = {"type", "low", "high", "log", "step", "choices"}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str  # a TrainConfig field
+    kind: str  # float | int | categorical
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple = ()
+
+    def suggest(self, trial) -> Any:
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log, step=self.step)
+
+    def describe(self) -> str:
+        if self.kind == "categorical":
+            return f"one of {', '.join(map(str, self.choices))}"
+        scale = " (log scale)" if self.log else ""
+        return f"{self.kind} from {self.low:g} to {self.high:g}{scale}"
+
+    def edge_values(self) -> list:
+        return list(self.choices) if self.kind == "categorical" else [self.low, self.high]
+
+
+def default_space(epochs: float) -> dict[str, Param]:
+    """The default space for fine-tuning an encoder on a few hundred to a few thousand sentences.
+
+    - learning rate, log-uniform 1e-5 to 3e-4: the recipe's 1.5e-5 suits bert-base; small encoders and
+      small data want rates up to 10x higher (docs/tuning.md), and the right rate spans a decade;
+    - epochs, a quarter of ``--epochs`` up to ``--epochs``: small data needs many passes, large data few;
+    - batch size 8, 16 or 32: smaller batches mean more (noisier) steps on little data;
+    - warmup ratio 0 to 0.2 and weight decay 0 to 0.1: the usual ranges, second-order effects.
+    """
+    quarter = max(1, int(math.ceil(epochs / 4)))
+    return {
+        "learning_rate": Param("learning_rate", "float", 1e-5, 3e-4, log=True),
+        "epochs": Param("epochs", "int", quarter, max(quarter, int(math.ceil(epochs)))),
+        "batch_size": Param("batch_size", "categorical", choices=(8, 16, 32)),
+        "warmup_ratio": Param("warmup_ratio", "float", 0.0, 0.2),
+        "weight_decay": Param("weight_decay", "float", 0.0, 0.1),
+    }
+
+
+def parse_space(mapping: Any, base, *, source: str, lines: dict | None = None) -> dict[str, Param]:
+    """The user's ``space:`` mapping, each parameter checked against ``base`` (a TrainConfig): bounds
+    and choices must be valid values of the setting. ``lines`` maps ``(name,)`` to the file's line."""
+    if not isinstance(mapping, dict) or not mapping:
+        raise ConfigError(f"{source}: 'space' must be a mapping of settings to parameters, found {mapping!r}",
+                          fix="write e.g. 'space: {learning_rate: {type: float, low: 1.0e-5, high: 3.0e-4, log: true}}'")
+    space = {}
+    for name, spec in mapping.items():
+        where = f"{source}:{lines[(name,)]}" if lines and (name,) in lines else source
+        space[name] = _param(name, spec, base, where)
+    return space
+
+
+def _param(name: Any, spec: Any, base, where: str) -> Param:
+    from ..settings import unknown_keys
+
+    unknown_keys({name: None}, type(base), f"{where}: space")
+    if name in ("data", "output", "model", "train_file", "dev_file", "test_file", "resume", "overwrite"):
+        raise ConfigError(f"{where}: space.{name}: {name} is not a training hyperparameter",
+                          fix="search over settings such as learning_rate, epochs, batch_size, warmup_ratio")
+    if not isinstance(spec, dict) or spec.get("type") not in KINDS:
+        raise ConfigError(f"{where}: space.{name}: expected a mapping with type float, int or categorical, found {spec!r}",
+                          fix=f"write '{name}: {{type: float, low: ..., high: ...}}' or "
+                              f"'{name}: {{type: categorical, choices: [...]}}'")
+    extra = set(spec) - KEYS
+    if extra:
+        raise ConfigError(f"{where}: space.{name}: unknown key(s) {', '.join(sorted(map(str, extra)))}",
+                          fix=f"use only {', '.join(sorted(KEYS))}")
+    param = _build(name, spec, where)
+    for value in param.edge_values():  # every bound and choice is a valid training setting
+        try:
+            dataclasses.replace(base, **{name: value})
+        except ConfigError as err:
+            raise ConfigError(f"{where}: space.{name}: {value!r} is not a valid {name} ({err.message})",
+                              fix="change the bounds or choices to valid values") from None
+    return param
+
+
+def _build(name: str, spec: dict, where: str) -> Param:
+    kind = spec["type"]
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{where}: space.{name}: a categorical parameter needs a non-empty 'choices' list",
+                              fix=f"write '{name}: {{type: categorical, choices: [8, 16, 32]}}'")
+        return Param(name, kind, choices=tuple(choices))
+    low, high = spec.get("low"), spec.get("high")
+    number = int if kind == "int" else (int, float)
+    for key, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value):
+            raise ConfigError(f"{where}: space.{name}.{key}: expected {'a whole number' if kind == 'int' else 'a number'},"
+                              f" found {value!r}", fix=f"give {name} numeric 'low' and 'high' bounds")
+    if low > high:
+        raise ConfigError(f"{where}: space.{name}: low ({low}) is above high ({high})", fix="swap the bounds")
+    log = spec.get("log", False)
+    if not isinstance(log, bool) or (log and low <= 0):
+        raise ConfigError(f"{where}: space.{name}: 'log: true' needs bounds above 0 (and log must be true or false)",
+                          fix="raise 'low' above 0, or drop 'log'")
+    step = spec.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0 or log):
+        raise ConfigError(f"{where}: space.{name}.step: expected a positive number without 'log', found {step!r}",
+                          fix="drop 'step', or give a positive step on a linear scale")
+    return Param(name, kind, float(low), float(high), log=log, step=step)
+
+
+def yaml_lines(text: str, under: str | None = "space") -> dict[tuple, int]:
+    """``(key,)`` -> 1-based line of each key of the space in a YAML text (for errors): the keys under
+    the top-level ``under`` key, or the top-level keys themselves (``under=None``)."""
+    import yaml
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    node = root
+    if under is not None:
+        node = next((value for key, value in root.value if getattr(key, "value", None) == under), None)
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {(key.value,): key.start_mark.line + 1 for key, _ in node.value}
+
+
+def read_space(path: str | None, base, *, in_config: bool) -> dict[str, Param] | None:
+    """The space in ``path``: its ``space:`` mapping (a config file), or the whole file (``--space FILE``,
+    which may also nest it under ``space:``). None where a config file has no ``space:`` (the default)."""
+    from ..config import parse_yaml, read_config_file
+
+    if path is None:
+        return None
+    if in_config:
+        values = read_config_file(path, allow=("space",))
+        if "space" not in values:
+            return None
+        return parse_space(values["space"], base, source=path, lines=_lines(path, "space"))
+    if not os.path.isfile(path):
+        raise ConfigError(f"space file {path} not found", fix="check the path given to --space")
+    text = open(path, encoding="utf-8").read()
+    try:
+        values = json.loads(text) if path.endswith(".json") else parse_yaml(text)
+    except ValueError as err:
+        raise ConfigError(f"{path}: cannot parse the space file ({err})", fix="write it as a YAML or JSON mapping") from None
+    under = "space" if isinstance(values, dict) and set(values) == {"space"} else None
+    return parse_space(values["space"] if under else values, base, source=path, lines=_lines(path, under))
+
+
+def _lines(path: str, under: str | None) -> dict:
+    if path.endswith(".json"):
+        return {}
+    return yaml_lines(open(path, encoding="utf-8").read(), under)

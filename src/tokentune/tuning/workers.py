@@ -1,0 +1,97 @@
+"""``tune --workers N``: N trial processes on one machine sharing one study.
+
+Each worker is a spawned process (a fresh interpreter: no forked torch threads) with its share of the
+CPU threads, running its share of the remaining trials. The parent reports each finished trial as it
+appears in the storage, and re-raises a worker's error as the same tokentune error.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+from ..errors import ConfigError, TokentuneError
+
+POLL_SECONDS = 2.0
+
+
+def shares(remaining: int, workers: int) -> list[int]:
+    """``remaining`` trials split as evenly as possible (no worker gets none unless there are fewer trials)."""
+    workers = max(1, min(workers, remaining))
+    return [remaining // workers + (i < remaining % workers) for i in range(workers)]
+
+
+def _worker_main(search, worker: int, n_trials: int, threads: int, errors) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # a fresh process: before torch starts its pool
+    import torch
+
+    torch.set_num_threads(threads)
+    from .trials import run_worker
+
+    try:
+        run_worker(search, worker, n_trials)
+    except TokentuneError as err:
+        errors.put((type(err).__name__, err.message, err.fix))
+        raise SystemExit(2) from None
+    except BaseException as err:
+        errors.put(("RuntimeError", f"worker {worker}: {type(err).__name__}: {err}", None))
+        raise
+
+
+def run_processes(search, remaining: int, progress) -> None:
+    context = multiprocessing.get_context("spawn")
+    errors = context.Queue()
+    counts = shares(remaining, search.workers)
+    threads = max(1, (os.cpu_count() or 1) // len(counts))
+    processes = [context.Process(target=_worker_main, args=(search, i, n, threads, errors), daemon=False)
+                 for i, n in enumerate(counts)]
+    for process in processes:
+        process.start()
+    try:
+        _watch(search, processes, progress)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+    _raise_worker_error(errors, processes)
+
+
+def _watch(search, processes, progress) -> None:
+    """Report each trial once it is finished, until every worker has exited."""
+    from .study import open_study, trial_line
+
+    seen: set[int] = set()
+    study = open_study(search) if progress is not None else None
+    while True:
+        alive = any(p.is_alive() for p in processes)
+        if study is not None:
+            from optuna.trial import TrialState
+
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                   TrialState.FAIL)):
+                if trial.number not in seen:
+                    seen.add(trial.number)
+                    progress(trial_line(study, trial, search.trials))
+        if not alive:
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def _raise_worker_error(errors, processes) -> None:
+    import queue
+
+    try:
+        kind, message, fix = errors.get_nowait()
+    except queue.Empty:
+        failed = [p.exitcode for p in processes if p.exitcode]
+        if failed:
+            raise TokentuneError(f"a trial worker exited with code {failed[0]}",
+                                 fix="run with --workers 1 to see its error") from None
+        return
+    from .. import errors as error_types
+
+    error_class = getattr(error_types, kind, None)
+    if isinstance(error_class, type) and issubclass(error_class, TokentuneError):
+        raise error_class(message, fix=fix)
+    raise ConfigError(message, fix=fix or "run with --workers 1 to see the full error")

@@ -1,0 +1,244 @@
+"""`tokentune tune`: the search's outputs, its space's located errors, pruning, an interrupted search
+continued by the same command (SIGKILL), and two workers sharing a study on a real PostgreSQL."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import tokentune
+from tokentune.cli.main import main
+from tokentune.config import TrainConfig
+from tokentune.errors import ConfigError
+from tokentune.tuning import Param, TuneOptions
+from tokentune.tuning.space import parse_space, read_space
+
+# a space the tiny model answers to within seconds: learning rates from useless to good, 1-3 epochs
+TINY_SPACE = {"learning_rate": Param("learning_rate", "float", 1e-4, 1e-2, log=True),
+              "epochs": Param("epochs", "int", 1, 3)}
+TINY_SPACE_YAML = ("space:\n  learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n"
+                   "  epochs: {type: int, low: 1, high: 3}\n")
+FIXED = {"batch_size": 16, "quiet": True, "seed": 3}
+
+
+def _output(tmp_path, name="tuned"):
+    return tmp_path.parent / f"{tmp_path.name}-{name}"  # outputs may not lie inside the tests' inputs
+
+
+@pytest.fixture(scope="module")
+def searched(tiny_data, tiny_base_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("search")
+    config = TrainConfig(data=tiny_data, model=tiny_base_model, output=str(_output(root)), **FIXED)
+    lines = []
+    result = tokentune.tune(config, TuneOptions(trials=4), space=TINY_SPACE, progress=lines.append)
+    return result, lines
+
+
+def test_the_best_trial_is_the_output_and_loads_in_transformers(searched):
+    from transformers import AutoModelForTokenClassification
+
+    result, _ = searched
+    out = result.output_dir
+    model = AutoModelForTokenClassification.from_pretrained(out)
+    assert set(model.config.id2label.values()) >= {"B-PER", "I-PER", "O"}
+    best = max((r for r in result.trials if r["state"] == "complete"), key=lambda r: r["dev_f1"])
+    assert result.best_trial == best["number"]
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["dev"]["f1"] == pytest.approx(best["dev_f1"])
+    assert metrics["test"]["f1"] == pytest.approx(best["test_f1"])  # the chosen model has its test figures
+    saved = json.load(open(os.path.join(out, "tokentune_config.json")))
+    assert saved["learning_rate"] == pytest.approx(result.best_params["learning_rate"])
+    assert saved["epochs"] == result.best_params["epochs"] and saved["output"] == out
+    assert not os.path.exists(os.path.join(out, "trials"))  # other trials removed without --keep-trials
+    assert not [n for n in os.listdir(os.path.dirname(out)) if n.startswith(f".{os.path.basename(out)}.")]
+
+
+def test_trials_table_plots_card_and_report(searched):
+    result, lines = searched
+    out = result.output_dir
+    rows = list(csv.DictReader(open(os.path.join(out, "trials.csv"))))
+    assert [int(r["number"]) for r in rows] == [0, 1, 2, 3]
+    assert {"learning_rate", "epochs", "dev_f1", "test_f1", "epochs_trained", "state"} <= set(rows[0])
+    assert len(open(os.path.join(out, "trials.jsonl")).read().splitlines()) == 4
+    for name in ("search_history.png", "search_importances.png", "search_parallel.png"):
+        assert open(os.path.join(out, "plots", name), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    card = open(os.path.join(out, "README.md")).read()
+    assert "## Hyperparameter search" in card and f"trial {result.best_trial} of a search" in card
+    assert "# " + os.path.basename(out) in card and "trial-000" not in card
+    page = open(os.path.join(out, "report.html")).read()
+    assert "id='search'" in page and page.count("data:image/png") >= 3 + 2
+    assert len(lines) == 4 and all(line.startswith("trial ") for line in lines)
+    assert any("dev F1" in line for line in lines)
+
+
+def test_the_study_is_a_real_sqlite_database(searched):
+    import optuna
+
+    result, _ = searched
+    assert result.storage == "sqlite:///" + os.path.join(result.output_dir, "study.db")
+    study = optuna.load_study(study_name="tokentune", storage=result.storage)
+    assert len(study.trials) == 4 and study.best_trial.number == result.best_trial
+    assert study.user_attrs["tokentune_search"]["space.epochs"] == "int from 1 to 3"
+
+
+def test_a_pruned_trial_stops_and_leaves_nothing(tiny_data, tiny_base_model, tmp_path):
+    """A pruner that always prunes stops the trial at its first evaluation (epoch 1 of 3)."""
+    import optuna
+
+    from tokentune.tuning.options import Search
+    from tokentune.tuning.trials import run_trial
+
+    class AlwaysPrune(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return True
+
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    base = TrainConfig(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "unused"), epochs=3, **FIXED)
+    search = Search(base, {"learning_rate": Param("learning_rate", "float", 1e-3, 1e-3)}, "", False, "s", "median",
+                     1, None, str(tmp_path / "trials"), 1)
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="pruned at epoch 1.00"):
+        run_trial(trial, search)
+    assert study.trials[0].user_attrs["epochs_trained"] == 1.0
+    assert list(study.trials[0].intermediate_values) == [100]
+    assert not os.path.exists(tmp_path / "trials") or os.listdir(tmp_path / "trials") == []
+
+
+def test_space_errors_name_file_line_and_fix(tmp_path):
+    base = TrainConfig(data="x")
+    path = tmp_path / "tune.yaml"
+    cases = [
+        ("space:\n  learning_rate: {type: float, low: 0.0, high: 1.0e-3}\n",
+         r"tune.yaml:2: space.learning_rate: 0.0 is not a valid learning_rate"),
+        ("space:\n  epochs: {type: int, low: 1, high: 3}\n  learnig_rate: {type: float, low: 1, high: 2}\n",
+         r"tune.yaml:3: space: unknown setting 'learnig_rate'. Fix: did you mean 'learning_rate'"),
+        ("space:\n  batch_size: {type: categorical}\n", r"tune.yaml:2: space.batch_size: a categorical parameter needs"),
+        ("space:\n  warmup_ratio: {type: float, low: 0.5, high: 0.1}\n", r"low \(0.5\) is above high \(0.1\)"),
+        ("space:\n  warmup_ratio: {type: float, low: 0.0, high: 1.0}\n", r"1.0 is not a valid warmup_ratio"),
+        ("space:\n  epochs: {type: uniform, low: 1, high: 3}\n", r"expected a mapping with type float, int or categorical"),
+        ("space:\n  learning_rate: {type: float, low: 0, high: 1.0e-3, log: true}\n", r"'log: true' needs bounds above 0"),
+        ("space:\n  output: {type: categorical, choices: [a, b]}\n", r"output is not a training hyperparameter"),
+    ]
+    for text, message in cases:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            read_space(str(path), base, in_config=True)
+    path.write_text(TINY_SPACE_YAML)
+    assert read_space(str(path), base, in_config=True) == parse_space(
+        {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+         "epochs": {"type": "int", "low": 1, "high": 3}}, base, source="x")
+
+
+def test_cli_refuses_a_bad_space_before_any_trial(tiny_data, tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {type: float, low: 1.0e-3, high: 1.0e-4}\n")
+    out = _output(tmp_path)
+    code = main(["tune", "--data", tiny_data, "--output", str(out), "--space", str(space)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "space.yaml:1: space.learning_rate: low" in err
+    assert not out.exists()
+
+
+def _tune_command(tiny_data, tiny_base_model, out, *extra):
+    return [sys.executable, "-m", "tokentune.cli.main", "tune", "--data", tiny_data, "--model", tiny_base_model,
+            "--output", str(out), "--batch-size", "16", "--seed", "3", *extra]
+
+
+def _wait_for_complete_trials(db: str, count: int, process, limit: float = 240.0) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and process.poll() is None:
+        if os.path.exists(db):
+            try:
+                study = optuna.load_study(study_name="tokentune", storage=f"sqlite:///{db}")
+                if len(study.get_trials(states=(TrialState.COMPLETE,))) >= count:
+                    return
+            except (KeyError, ValueError, Exception):  # noqa: B014 - the study may not be written yet
+                pass
+        time.sleep(0.5)
+    raise AssertionError(f"no {count} complete trial(s) in time (exit code {process.poll()})")
+
+
+@pytest.mark.slow
+def test_a_killed_search_continues_with_the_same_command(tiny_data, tiny_base_model, tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    out = _output(tmp_path)
+    space = tmp_path / "space.yaml"
+    space.write_text(TINY_SPACE_YAML.replace("high: 3", "high: 5").replace("low: 1,", "low: 4,"))
+    command = _tune_command(tiny_data, tiny_base_model, out, "--trials", "4", "--space", str(space),
+                            "--pruner", "none")
+    db = os.path.join(out.parent, f".{out.name}.partial", "study.db")
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    _wait_for_complete_trials(db, 1, first)
+    time.sleep(1.0)  # into the next trial
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    before = optuna.load_study(study_name="tokentune", storage=f"sqlite:///{db}")
+    done_before = {t.number: t.value for t in before.get_trials(states=(TrialState.COMPLETE,))}
+    assert done_before and not out.exists()
+    second = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"{len(done_before)} of 4 trials already finished" in second.stdout
+    study = optuna.load_study(study_name="tokentune", storage=f"sqlite:///{out / 'study.db'}")
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) == 4  # the same study, completed: no finished trial run again
+    assert {t.number: t.value for t in finished if t.number in done_before} == done_before
+    interrupted = study.get_trials(states=(TrialState.FAIL,))
+    retries = [t for t in finished if "retry_of" in t.user_attrs]
+    assert [t.number for t in interrupted] == [r.user_attrs["retry_of"] for r in retries]
+    assert all(r.params == study.trials[r.user_attrs["retry_of"]].params for r in retries)
+
+
+@pytest.fixture(scope="module")
+def postgres_url(tmp_path_factory):
+    """A real PostgreSQL: the one `.ci/run` started (TOKENTUNE_TEST_POSTGRES), else one started here."""
+    url = os.environ.get("TOKENTUNE_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "postgres.sh")
+    folder = tmp_path_factory.mktemp("postgres")
+    started = subprocess.run(["bash", script, str(folder)], capture_output=True, text=True)
+    if started.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL could not be started: {started.stderr}")
+        pytest.skip(f"PostgreSQL is not available here: {started.stderr.strip()}")
+    yield started.stdout.strip().split("=", 1)[1]
+    stop = ["pg_ctl", "-D", str(folder / "data"), "stop", "-m", "fast"]
+    binary = subprocess.run(["bash", "-c", "ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1"],
+                            capture_output=True, text=True).stdout.strip()
+    stop[0] = os.path.join(binary, "pg_ctl")
+    subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) + stop, capture_output=True)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_on_postgresql(tiny_data, tiny_base_model, tmp_path, postgres_url):
+    import optuna
+    from optuna.trial import TrialState
+
+    out = _output(tmp_path)
+    name = f"two-workers-{os.getpid()}-{time.time_ns()}"
+    space = tmp_path / "space.yaml"
+    space.write_text(TINY_SPACE_YAML)
+    result = subprocess.run(_tune_command(tiny_data, tiny_base_model, out, "--trials", "6", "--workers", "2",
+                                          "--storage", postgres_url, "--study", name, "--space", str(space)),
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    study = optuna.load_study(study_name=name, storage=postgres_url)
+    trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert sorted(t.number for t in trials) == list(range(6)) and len(study.trials) == 6
+    workers = {t.user_attrs["worker"] for t in study.trials}
+    assert len(workers) == 2  # both processes ran trials
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 6  # none ran twice
+    assert result.stdout.count("\ntrial ") + result.stdout.startswith("trial ") == 6
+    assert json.load(open(out / "search.json"))["storage"].startswith("postgresql://postgres@127.0.0.1")
