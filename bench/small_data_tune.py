@@ -1,7 +1,8 @@
 """The seed's small-data regime: 200 training and 200 dev sentences (seeded slices of CoNLL-2003 train and
 dev), the full test set, the embedded model. Side by side, as whole processes:
 
-* defaults: ``tokentune train`` with the recipe's settings (lr 1.5e-5, 20 epochs, batch 16);
+* train: ``tokentune train`` with the recipe's settings (lr 1.5e-5, 20 epochs, batch 16), and with the
+  embedded model's default learning rate (1e-4);
 * tune: ``tokentune tune --trials N`` (median pruner), the best trial's dev and test F1 and settings;
 * unpruned: the same search with ``--pruner none`` (first slice only, or ``--unpruned-all``), for what
   pruning saves in trial-epochs and wall time.
@@ -31,6 +32,8 @@ def write_slice(folder: str, seed: int, size: int) -> str:
     from tokentune.data import read_corpus
     from tokentune.data.conll import write_conll
 
+    if os.path.exists(os.path.join(folder, "test.txt")):
+        return folder
     os.makedirs(folder, exist_ok=True)
     for split in ("train", "dev"):
         corpus = read_corpus(os.path.join(DATA, f"{split}.txt"))
@@ -52,23 +55,43 @@ def f1s(model_dir: str) -> tuple[float, float]:
     return metrics["dev"]["f1"], metrics["test"]["f1"]
 
 
+def cached(path: str, measure) -> dict:
+    """A finished run's row is kept in ``path``: a bench run that was stopped continues where it was."""
+    if os.path.exists(path):
+        return json.load(open(path))
+    row = measure()
+    with open(path, "w") as handle:
+        json.dump(row, handle)
+    return row
+
+
+def train_row(root: str, seed: int, data: str, name: str, learning_rate: str) -> dict:
+    out = os.path.join(root, f"{name}{seed}")
+    seconds = timed([TOKENTUNE, "train", "--data", data, "--output", out, "-q", "--learning-rate", learning_rate],
+                    out + ".log")
+    return {"slice": seed, "run": f"train (lr {learning_rate}, 20 epochs)", "seconds": seconds,
+            **dict(zip(("dev_f1", "test_f1"), f1s(out)))}
+
+
+def tune_row(root: str, seed: int, data: str, pruner: str, trials: int) -> dict:
+    out = os.path.join(root, f"tune{seed}-{pruner}")
+    seconds = timed([TOKENTUNE, "tune", "--data", data, "--output", out, "--trials", str(trials), "--pruner", pruner],
+                    out + ".log")
+    search = json.load(open(os.path.join(out, "search.json")))
+    return {"slice": seed, "run": f"tune --trials {trials} --pruner {pruner}", "seconds": seconds,
+            **dict(zip(("dev_f1", "test_f1"), f1s(out))), "trial_epochs": search["trial_epochs"],
+            "pruned": search["pruned"], "best": search["best_params"]}
+
+
 def run_slice(root: str, seed: int, args) -> list[dict]:
     data = write_slice(os.path.join(root, f"slice{seed}"), seed, args.size)
     rows = []
-    out = os.path.join(root, f"defaults{seed}")
-    seconds = timed([TOKENTUNE, "train", "--data", data, "--output", out, "-q", "--learning-rate", "1.5e-5"],
-                    out + ".log")
-    rows.append({"slice": seed, "run": "defaults (lr 1.5e-5, 20 epochs)", "seconds": seconds,
-                 **dict(zip(("dev_f1", "test_f1"), f1s(out)))})
+    for name, rate in (("recipe", "1.5e-5"), ("embedded", "1e-4")):  # the recipe's rate, the embedded default
+        rows.append(cached(os.path.join(root, f"row-{name}{seed}.json"), lambda name=name, rate=rate: train_row(root, seed, data, name, rate)))
     pruners = ["median", "none"] if (seed == args.slices[0] or args.unpruned_all) else ["median"]
     for pruner in pruners:
-        out = os.path.join(root, f"tune{seed}-{pruner}")
-        seconds = timed([TOKENTUNE, "tune", "--data", data, "--output", out, "--trials", str(args.trials),
-                         "--pruner", pruner], out + ".log")
-        search = json.load(open(os.path.join(out, "search.json")))
-        rows.append({"slice": seed, "run": f"tune --trials {args.trials} --pruner {pruner}", "seconds": seconds,
-                     **dict(zip(("dev_f1", "test_f1"), f1s(out))), "trial_epochs": search["trial_epochs"],
-                     "pruned": search["pruned"], "best": search["best_params"]})
+        rows.append(cached(os.path.join(root, f"row-tune{seed}-{pruner}.json"),
+                           lambda pruner=pruner: tune_row(root, seed, data, pruner, args.trials)))
     return rows
 
 
@@ -84,7 +107,6 @@ def main() -> None:
     rows = []
     for seed in args.slices:
         rows.extend(run_slice(root, seed, args))
-        print(json.dumps(rows[-1]), flush=True)
     print(f"\n{'slice':>5}  {'run':<36} {'dev F1':>7} {'test F1':>7} {'seconds':>8} {'trial-epochs':>12} {'pruned':>6}")
     for row in rows:
         print(f"{row['slice']:>5}  {row['run']:<36} {row['dev_f1']:>7.4f} {row['test_f1']:>7.4f} {row['seconds']:>8.0f} "

@@ -61,7 +61,10 @@ def test_loads_in_plain_transformers(tiny_model):
 
 def test_recipe_defaults():
     config = TrainConfig(data="x")
-    assert (config.learning_rate, config.batch_size, config.eval_batch_size, config.epochs) == (1.5e-5, 16, 16, 20)
+    assert (config.batch_size, config.eval_batch_size, config.epochs) == (16, 16, 20)
+    assert TrainConfig(data="x", model="bert-base-cased").learning_rate == 1.5e-5  # the recipe's, for a named model
+    assert config.learning_rate == 1e-4  # the embedded MiniLM's measured default (docs/tuning.md)
+    assert TrainConfig(data="x", learning_rate=2e-5).learning_rate == 2e-5
     assert (config.adam_beta1, config.adam_beta2, config.adam_epsilon) == (0.9, 0.999, 1e-8)
     assert (config.lr_scheduler, config.seed, config.eval_steps) == ("linear", 42, None)
 

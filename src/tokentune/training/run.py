@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from ..config import TrainConfig
+from ..config import TrainConfig, learning_rate_notes
 from ..data import Corpus, Splits, check_labels, load_splits
 from ..errors import ConfigError, ModelError
 from ..io import writing
@@ -123,7 +123,7 @@ def prepare_data(config: TrainConfig) -> _Prepared:
         raise ModelError(f"cannot read the configuration of model {config.model!r}: {str(err).splitlines()[0]}",
                          fix="pass --model with a directory holding config.json, or a Hub id") from None
     max_length = model_max_length(tokenizer, model_config, config.max_length)
-    notes = list(splits.notes)
+    notes = list(splits.notes) + learning_rate_notes(config)
     train_features = encode_split(splits.train, tokenizer, label2id, config, max_length, name="train",
                                   evaluation=False, notes=notes)
     notes.extend(head_notes(config, labels, train_features))  # a bad --class-weights file fails here
