@@ -87,7 +87,8 @@ def run_slice(root: str, seed: int, args) -> list[dict]:
     data = write_slice(os.path.join(root, f"slice{seed}"), seed, args.size)
     rows = []
     for name, rate in (("recipe", "1.5e-5"), ("embedded", "1e-4")):  # the recipe's rate, the embedded default
-        rows.append(cached(os.path.join(root, f"row-{name}{seed}.json"), lambda name=name, rate=rate: train_row(root, seed, data, name, rate)))
+        rows.append(cached(os.path.join(root, f"row-{name}{seed}.json"),
+                           lambda name=name, rate=rate: train_row(root, seed, data, name, rate)))
     pruners = ["median", "none"] if (seed == args.slices[0] or args.unpruned_all) else ["median"]
     for pruner in pruners:
         rows.append(cached(os.path.join(root, f"row-tune{seed}-{pruner}.json"),
