@@ -95,6 +95,10 @@ def _config_files(w) -> None:
     (w / "latin1.yaml").write_bytes("# caf\xe9\nepochs: 1\n".encode("latin-1"))
     (w / "bad.json").write_text('{"epochs": 1,')
     (w / "unreadable.yaml").write_text("epochs: 1\n")
+    (w / "badspace.yaml").write_text("learning_rate: {type: float, low: 1.0e-3, high: 1.0e-4}\n")
+    (w / "typospace.yaml").write_text("epochs: 1\nspace:\n  epochs: {type: int, low: 1, high: 2}\n"
+                                      "  learnig_rate: {type: float, low: 1.0e-4, high: 1.0e-3}\n")
+    (w / "trainer_typo.yaml").write_text("trainer:\n  label_smothing_factor: 0.1\n")
 
 
 @pytest.fixture(scope="module")
@@ -435,6 +439,38 @@ ROWS = [
     row("serve-model-truncated", ["serve", "{w}/truncated", "--port", "0"], "{w}/truncated/model.safetensors"),
     row("serve-model-pickled", ["serve", "{w}/pickled", "--port", "0"], "{w}/pickled/pytorch_model.bin"),
     row("serve-bare-encoder", ["serve", "{w}/base", "--port", "0"], "{w}/base"),
+    # ----------------------------------------------------------------------------------------- tune
+    row("tune-space-low-above-high", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                      "--space", "{w}/badspace.yaml"], "{w}/badspace.yaml:1", "low"),
+    row("tune-space-unknown-setting", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                       "--config", "{w}/typospace.yaml"], "{w}/typospace.yaml:4", "learning_rate"),
+    row("tune-space-missing", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                               "--space", "{w}/missing.yaml"], "{w}/missing.yaml"),
+    row("tune-trials-zero", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--trials", "0"], "--trials"),
+    row("tune-workers-zero", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--workers", "0"],
+        "--workers"),
+    row("tune-timeout-nan", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--timeout", "nan"],
+        "--timeout"),
+    row("tune-pruner-bogus", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--pruner", "random"],
+        "--pruner"),
+    row("tune-study-empty", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--study", " "], "study"),
+    row("tune-no-dev", ["tune", "--train", "{w}/train.txt", "--output", "{w}/out", *TINY], "dev split"),
+    row("tune-storage-bogus", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--storage",
+                               "nosuchdb://here"], "nosuchdb://here"),
+    row("tune-output-is-data", ["tune", "--data", "{w}/data", "--output", "{w}/data", *TINY], "{w}/data"),
+    row("tune-output-exists", ["tune", "--data", "{w}/data", "--output", "{w}/existing_dir", *TINY],
+        "{w}/existing_dir"),
+    row("tune-trainer-arg-unknown", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                     "--trainer-arg", "label_smoothing=0.1"], "label_smoothing_factor"),
+    # experiment tracking and the Trainer pass-through (train)
+    row("train-trainer-arg-typo-in-file", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                           "--config", "{w}/trainer_typo.yaml"], "label_smoothing_factor"),
+    row("train-trainer-arg-own-setting", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                          "--trainer-arg", "num_train_epochs=3"], "--epochs"),
+    row("train-trainer-arg-not-a-pair", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                         "--trainer-arg", "fp16"], "--trainer-arg"),
+    row("train-report-to-bogus", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                  "--report-to", "neptune"], "--report-to"),
 ]
 
 
@@ -490,6 +526,6 @@ def test_the_table_covers_every_command():
     counts: dict[str, int] = {}
     for param in ROWS:
         counts[param.values[0][0]] = counts.get(param.values[0][0], 0) + 1
-    assert set(counts) == {"train", "evaluate", "predict", "score", "inspect", "convert", "export", "serve"}
+    assert set(counts) == {"train", "evaluate", "predict", "score", "inspect", "convert", "export", "serve", "tune"}
     assert sum(counts.values()) >= 80 and min(counts.values()) >= 8, counts
     assert len({param.id for param in ROWS}) == len(ROWS)

@@ -242,3 +242,23 @@ def test_two_workers_share_one_study_on_postgresql(tiny_data, tiny_base_model, t
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 6  # none ran twice
     assert result.stdout.count("\ntrial ") + result.stdout.startswith("trial ") == 6
     assert json.load(open(out / "search.json"))["storage"].startswith("postgresql://postgres@127.0.0.1")
+
+
+def test_without_optuna_tune_says_what_to_install(tiny_data, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    config = TrainConfig(data=tiny_data, output=str(_output(tmp_path)))
+    with pytest.raises(ConfigError, match=r"tune needs Optuna.*pip install 'tokentune\[tune\]'"):
+        tokentune.tune(config)
+    assert not _output(tmp_path).exists()
+
+
+def test_search_options_are_checked_when_built():
+    with pytest.raises(ConfigError, match="trials must be a positive number"):
+        TuneOptions(trials=0)
+    with pytest.raises(ConfigError, match="unknown pruner"):
+        TuneOptions(pruner="random")
+    with pytest.raises(ConfigError, match="timeout must be a finite number"):
+        TuneOptions(timeout=float("nan"))

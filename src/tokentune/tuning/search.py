@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import importlib.util
 import os
 import shutil
 import time
@@ -29,32 +30,57 @@ def tune(config: TrainConfig, options: TuneOptions | None = None, *, space: dict
 
     options = options or TuneOptions()
     started = time.perf_counter()
-    final, staging, notes = _prepare_output(config, options)
-    with _locked(staging):
-        search = _search(config, options, space or default_space(config.epochs), final, staging)
-        study = _open_study(search, config, notes)
-        done = len(finished(study))
-        if done:
-            notes.append(f"continuing study {search.study_name!r}: {done} of {search.trials} trials already finished")
-        _run_workers(search, done, progress)
-        return finish_search(open_study(search), search, final, staging, options, notes, time.perf_counter() - started)
+    if importlib.util.find_spec("optuna") is None:
+        raise ConfigError("tune needs Optuna, which is not installed", fix="pip install 'tokentune[tune]'")
+    final, staging = _paths(config, options)
+    search = _search(config, options, space or default_space(config.epochs), staging)  # reads the data once
+    notes = _make_staging(config, staging)
+    created = not notes.pop()  # _make_staging's last entry: whether an interrupted search was found
+    try:
+        with _locked(staging):
+            study = _open_study(search, notes)
+            done = len(finished(study))
+            if done:
+                notes.append(f"continuing study {search.study_name!r}: {done} of {search.trials} trials already finished")
+            _run_workers(search, done, progress)
+            return finish_search(open_study(search), search, final, staging, options, notes,
+                                 time.perf_counter() - started)
+    except BaseException:
+        if created and not _any_finished(search):  # a search refused or failed at once leaves nothing behind
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
-def _prepare_output(config: TrainConfig, options: TuneOptions) -> tuple[str, str, list[str]]:
-    from ..io import check_output, writing
+def _paths(config: TrainConfig, options: TuneOptions) -> tuple[str, str]:
+    from ..io import check_output
 
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
     inputs = (config.data, config.train_file, config.dev_file, config.test_file, config.model, options.space)
     final = check_output(config.output, overwrite=config.overwrite, inputs=inputs)
-    staging = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.partial")
-    notes = []
+    return final, os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.partial")
+
+
+def _make_staging(config: TrainConfig, staging: str) -> list:
+    """The staging directory, kept from an interrupted search (continued) unless ``--overwrite``. Returns
+    the notes, and last whether an interrupted search was found."""
+    from ..io import writing
+
+    notes: list = []
     if os.path.isdir(staging) and config.overwrite:
         shutil.rmtree(staging)
         notes.append(f"--overwrite: removed the interrupted search in {staging}")
-    with writing(final):
+    found = os.path.isdir(staging)
+    with writing(staging):
         os.makedirs(os.path.join(staging, TRIALS_DIR), exist_ok=True)
-    return final, staging, notes
+    return [*notes, found]
+
+
+def _any_finished(search: Search) -> bool:
+    try:
+        return bool(finished(open_study(search)))
+    except Exception:  # noqa: BLE001 - the storage itself was the problem: nothing finished in it
+        return False
 
 
 class _locked:
@@ -77,7 +103,7 @@ class _locked:
         self.handle.close()  # releases the lock; the file goes with the staging directory
 
 
-def _search(config, options, space, final, staging) -> Search:
+def _search(config, options, space, staging) -> Search:
     if config.dev_file is None:
         _require_dev(config)
     base = dataclasses.replace(config, quiet=True, overwrite=True, resume=False)
@@ -95,14 +121,19 @@ def _require_dev(config: TrainConfig) -> None:
                           fix="pass --dev FILE, or --dev-split 0.1 to hold out a tenth of the training data")
 
 
+PATH_SETTINGS = ("data", "train_file", "dev_file", "test_file", "model", "class_weights")
+
+
 def _signature(search: Search) -> dict:
-    """What must not change when a study is continued: the fixed settings, the space and the pruner."""
-    fixed = {k: v for k, v in search.config.to_dict().items() if k not in (*RESUME_FREE, "output", "report_to")}
+    """What must not change when a study is continued: the fixed settings, the space and the pruner.
+    Paths count by their last part: another machine may keep the same data elsewhere."""
+    fixed = {k: os.path.basename(os.path.normpath(v)) if k in PATH_SETTINGS and isinstance(v, str) else v
+             for k, v in search.config.to_dict().items() if k not in (*RESUME_FREE, "output", "report_to")}
     return {**{f"setting.{k}": v for k, v in fixed.items() if k not in search.space},
             **{f"space.{name}": param.describe() for name, param in search.space.items()}, "pruner": search.pruner}
 
 
-def _open_study(search: Search, config: TrainConfig, notes: list[str]):
+def _open_study(search: Search, notes: list[str]):
     study = open_study(search)
     check_same_search(study, _signature(search), search.url)
     if not search.shared:

@@ -45,12 +45,12 @@ def open_storage(url: str, *, shared: bool):
     kwargs = {}
     if url.startswith("sqlite"):  # trial processes write the same file: wait for its lock, don't fail
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-    if shared:
-        kwargs.update(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: "experimental"
+            if shared:
+                kwargs.update(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
             return RDBStorage(url, **kwargs)
     except ImportError as err:
         raise ConfigError(f"the storage {shown_url(url)} needs a database driver that is not installed "
