@@ -103,15 +103,19 @@ def test_bad_trainer_args_exit_2_naming_the_fix(pair, message, tiny_data, tmp_pa
 def test_values_are_parsed_to_the_fields_types():
     parsed = check_trainer_args(["label_smoothing_factor=0.1", "lr_scheduler_kwargs={\"num_cycles\": 2}",
                                  "dataloader_drop_last=yes", "optim=adafactor", "hub_model_id=me/ner",
-                                 "max_steps=7", "fsdp=none"])
+                                 "eval_accumulation_steps=7", "fsdp=none"])
     assert parsed == {"label_smoothing_factor": 0.1, "lr_scheduler_kwargs": {"num_cycles": 2},
-                      "dataloader_drop_last": True, "optim": "adafactor", "hub_model_id": "me/ner", "max_steps": 7,
-                      "fsdp": None}
+                      "dataloader_drop_last": True, "optim": "adafactor", "hub_model_id": "me/ner",
+                      "eval_accumulation_steps": 7, "fsdp": None}
     # a config file's typed values go through the same check
     assert check_trainer_args({"label_smoothing_factor": 0.2, "push_to_hub": False}) == {
         "label_smoothing_factor": 0.2, "push_to_hub": False}
-    with pytest.raises(ConfigError, match="max_steps=1.5: expected int"):
-        check_trainer_args({"max_steps": 1.5})
+    with pytest.raises(ConfigError, match="eval_accumulation_steps=1.5: expected int"):
+        check_trainer_args({"eval_accumulation_steps": 1.5})
+    # fields tokentune passes itself would reach TrainingArguments twice: refused, naming the setting
+    for key, flag in (("run_name", "--output"), ("max_steps", "--epochs"), ("dataloader_pin_memory", "pinned")):
+        with pytest.raises(ConfigError, match=flag):
+            check_trainer_args({key: "1"})
 
 
 def test_flag_beats_the_config_files_trainer_mapping(tmp_path):
@@ -147,3 +151,19 @@ def test_missing_tracker_package_is_a_clear_error(tiny_data, tmp_path, capsys, m
     assert code == 2 and "--report-to wandb needs the wandb package" in err and "pip install wandb" in err
     assert main(["train", "--data", tiny_data, "--output", str(tmp_path / "m"), "--report-to", "neptune"]) == 2
     assert "invalid choice: 'neptune'" in capsys.readouterr().err
+
+
+def test_every_field_tokentune_passes_is_refused_as_a_pass_through():
+    """A pass-through key tokentune also passes would reach TrainingArguments twice (a TypeError after the
+    data is read); each such key must be refused up front, naming the setting to use or why."""
+    import ast
+    import inspect
+
+    from tokentune.trainer_args import FIXED, OWN_SETTINGS
+    from tokentune.training import trainer
+
+    tree = ast.parse(inspect.getsource(trainer.training_arguments))
+    passed = {keyword.arg for node in ast.walk(tree) if isinstance(node, ast.Call)
+              and getattr(node.func, "id", "") == "TrainingArguments" for keyword in node.keywords if keyword.arg}
+    passed |= {"eval_strategy", "eval_steps", "save_strategy", "save_steps"}  # the **strategy mapping
+    assert len(passed) > 30 and passed <= set(OWN_SETTINGS) | set(FIXED)

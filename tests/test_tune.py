@@ -177,7 +177,7 @@ def test_a_killed_search_continues_with_the_same_command(tiny_data, tiny_base_mo
     space.write_text(TINY_SPACE_YAML.replace("high: 3", "high: 5").replace("low: 1,", "low: 4,"))
     command = _tune_command(tiny_data, tiny_base_model, out, "--trials", "4", "--space", str(space),
                             "--pruner", "none")
-    db = os.path.join(out.parent, f".{out.name}.partial", "study.db")
+    db = os.path.join(out.parent, f".{out.name}.tune.partial", "study.db")
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     _wait_for_complete_trials(db, 1, first)
     time.sleep(1.0)  # into the next trial

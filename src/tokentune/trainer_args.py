@@ -30,8 +30,10 @@ OWN_SETTINGS = {
     "activation_checkpointing": "--gradient-checkpointing", "gradient_checkpointing": "--gradient-checkpointing",
     "bf16": "--precision bf16", "fp16": "--precision fp16", "disable_tqdm": "--quiet", "report_to": "--report-to",
     "train_sampling_strategy": "--group-by-length / --packing", "auto_find_batch_size": "--auto-batch-size",
-    "resume_from_checkpoint": "--resume", "use_cpu": "--precision (tokentune picks the device itself; hide GPUs "
-                                                     "with CUDA_VISIBLE_DEVICES= to train on the CPU)",
+    "resume_from_checkpoint": "--resume", "max_steps": "--epochs (a fraction is allowed)",
+    "run_name": "--output (the run is named after the output directory)",
+    "use_cpu": "--precision (tokentune picks the device itself; hide GPUs with CUDA_VISIBLE_DEVICES= to train "
+               "on the CPU)",
 }
 # fields tokentune needs as they are: why
 FIXED = {
@@ -46,6 +48,10 @@ FIXED = {
     "remove_unused_columns": "tokentune's features hold only the model's inputs",
     "label_names": "the labels are the data's, in the model's config (id2label)",
     "local_rank": "set by torchrun / accelerate launch",
+    "prediction_loss_only": "dev F1 is computed from the predictions at every evaluation",
+    "include_for_metrics": "dev F1 is computed from the predictions and labels alone",
+    "batch_eval_metrics": "dev F1 is computed over the whole dev split at once",
+    "dataloader_pin_memory": "batches are pinned wherever a GPU is used, and only there",
 }
 
 

@@ -3,6 +3,7 @@ tokentune.tune, print a line per trial and the best trial's figures."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 
@@ -29,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
     options = TuneOptions(**flag_values(args, TuneOptions))
     space = read_space(options.space or args.config, config, in_config=options.space is None)
     quiet_libraries(True)  # trials train quietly: one line per trial says what matters
+    if importlib.util.find_spec("optuna") is not None:  # (without it, tune says what to install)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is reported once, as a user error
     result = tune(config, options, space=space, progress=lambda line: print(line, flush=True))
     for note in result.notes:
         print(f"note: {note}")

@@ -12,6 +12,7 @@ import re
 import yaml
 
 from .. import __version__
+from ..config import learning_rate_notes
 from .tables import metrics_table
 
 # a Hub model id: "name" or "owner/name". A local path is no valid `base_model` on the Hub, which
@@ -133,12 +134,6 @@ def _report_section() -> list[str]:
     return out
 
 
-def _learning_rate_note(config) -> list[str]:
-    from ..config import learning_rate_notes
-
-    return [note + "\n" for note in learning_rate_notes(config)]
-
-
 def model_card(config, base_model: str, metrics: dict, log_history: list[dict], splits) -> str:
     """README.md in the Hugging Face format, with YAML metadata so the directory can be pushed as is."""
     dataset = dataset_name(config)
@@ -160,7 +155,8 @@ def model_card(config, base_model: str, metrics: dict, log_history: list[dict], 
           "optimizer": f"Adam with betas=({config.adam_beta1},{config.adam_beta2}) and epsilon={config.adam_epsilon}",
           "lr_scheduler_type": config.lr_scheduler, "num_epochs": config.epochs}
     out += [f"- {k}: {v}" for k, v in hp.items()] + [""]
-    out += [f"Note: {note}." for note in _learning_rate_note(config)] + ["## Training results", ""]
+    out += [line for note in learning_rate_notes(config) for line in (f"Note: {note}.", "")]
+    out += ["## Training results", ""]
     out.append("| Training Loss | Epoch | Step | Validation Loss | Precision | Recall | F1 | Accuracy |")
     out.append("|---|---|---|---|---|---|---|---|")
     for row in evaluation_rows(log_history):

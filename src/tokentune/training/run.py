@@ -320,7 +320,7 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, **
     always; ``tune`` evaluates it only for a trial that is the best so far).
     """
     from .hardware import resolve_precision
-    from .tracking import check_trackers, log_final
+    from .tracking import check_trackers, end_failed_runs, log_final
     from .trainer import final_evaluation, write_outputs
 
     config = config if config is not None else TrainConfig(**settings)
@@ -341,6 +341,7 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, **
         trainer, seconds = _fit(config, prep, staging, precision, checkpoint, callbacks)
     except BaseException:
         _drop_staging_without_checkpoints(staging)
+        end_failed_runs(config)
         raise
     run, batch_note = _run_info(trainer, precision, checkpoint)
     prep.notes.append(batch_note)

@@ -120,3 +120,22 @@ def _wandb(config, staging: str, metrics: dict, step: int) -> None:
     for path in _report_paths(staging):
         wandb.save(path, base_path=staging, policy="now")
     wandb.finish()
+
+
+def end_failed_runs(config) -> None:
+    """A run that failed or was stopped (a pruned trial) ends its tracker runs, so that the next training
+    in this process starts its own instead of logging into this one."""
+    names = trackers(config)
+    try:
+        if "mlflow" in names:
+            import mlflow
+
+            if mlflow.active_run() is not None:
+                mlflow.end_run(status="KILLED")
+        if "wandb" in names:
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish(exit_code=1)
+    except Exception:  # noqa: BLE001 - the failure being raised matters more than the tracker's
+        pass

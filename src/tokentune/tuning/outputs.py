@@ -11,6 +11,7 @@ import shutil
 from html import escape
 
 from ..errors import ConfigError
+from .options import LOCK_FILE, TRIALS_DIR
 
 PLOT_FILES = {
     "search_history.png": ("Optimization history", "Dev F1 of each finished trial and the best so far."),
@@ -44,7 +45,7 @@ def trials_csv(rows: list[dict]) -> str:
 
 def finish_search(study, search, final: str, staging: str, options, notes: list[str], seconds: float):
     from ..io import atomic_write_json, atomic_write_text, publish_tree, replace_with, writing
-    from .options import LOCK_FILE, TuneResult
+    from .options import TuneResult
     from .study import shown_url
 
     best = _best_here(study, search, notes)
@@ -78,7 +79,9 @@ def _best_here(study, search, notes: list[str]):
     """The best finished trial whose model is on this machine (on a shared storage, others ran elsewhere)."""
     from optuna.trial import TrialState
 
-    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: -t.value)
+    # among equal dev F1, the trial evaluated on test (the first to reach that F1) comes first
+    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                      key=lambda t: (-t.value, t.user_attrs.get("test_f1") is None, t.number))
     if not complete:
         raise ConfigError(f"no trial of study {search.study_name!r} finished (all were pruned, failed or timed out)",
                           fix="run the same command again to continue, with a larger --timeout or --pruner none")
@@ -93,20 +96,37 @@ def _best_here(study, search, notes: list[str]):
 
 
 def _promote(number: int, trials_dir: str, staging: str, final: str) -> None:
-    """Move the trial's model directory up into the output, renamed in its card and saved settings."""
+    """Link the trial's model files into the output (the trial's directory stays whole until the output is
+    published, so a finish that fails half-way is done again by the same command), renamed in its card
+    and saved settings, which are rewritten as new files, never through the links."""
+    from ..io import atomic_write_json, atomic_write_text
+
+    keep = {"study.db", "study.db-journal", TRIALS_DIR, LOCK_FILE}
+    for name in os.listdir(staging):  # what an earlier, interrupted finish left
+        if name not in keep:
+            path = os.path.join(staging, name)
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
     trial_dir = os.path.join(trials_dir, f"trial-{number:04d}")
     for name in os.listdir(trial_dir):
-        os.replace(os.path.join(trial_dir, name), os.path.join(staging, name))
-    os.rmdir(trial_dir)
+        source, target = os.path.join(trial_dir, name), os.path.join(staging, name)
+        if os.path.isdir(source):
+            shutil.copytree(source, target, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(source, target)
     card = os.path.join(staging, "README.md")
     if os.path.isfile(card):
         text = open(card, encoding="utf-8").read().replace(f"trial-{number:04d}", os.path.basename(final))
-        open(card, "w", encoding="utf-8").write(text)
+        atomic_write_text(card, text)
     saved = os.path.join(staging, "tokentune_config.json")
     if os.path.isfile(saved):
-        config = json.load(open(saved, encoding="utf-8"))
-        config["output"] = final
-        open(saved, "w", encoding="utf-8").write(json.dumps(config, indent=2))
+        atomic_write_json(saved, {**json.load(open(saved, encoding="utf-8")), "output": final})
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed: a copy
+        shutil.copy2(source, target)
 
 
 def _draw_plots(study, staging: str, notes: list[str]) -> dict[str, bytes]:
@@ -158,8 +178,9 @@ def _extend_card(staging: str, summary: dict) -> None:
                f"\n\n{space}\n\nEvery trial's settings and figures: `trials.csv`; the search: `search.json`.\n")
     path = os.path.join(staging, "README.md")
     if os.path.isfile(path):
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(section)
+        from ..io import atomic_write_text
+
+        atomic_write_text(path, open(path, encoding="utf-8").read() + section)
 
 
 def _extend_report(staging: str, rows: list[dict], plots: dict[str, bytes], summary: dict) -> None:
@@ -175,4 +196,6 @@ def _extend_report(staging: str, rows: list[dict], plots: dict[str, bytes], summ
                                                  f"pruner; {summary['seconds']:.0f} s")
     page = open(path, encoding="utf-8").read()
     page = page.replace("</nav>", "<a href='#search'>Search</a></nav>", 1).replace("\n</main>", section + "\n</main>", 1)
-    open(path, "w", encoding="utf-8").write(page)
+    from ..io import atomic_write_text
+
+    atomic_write_text(path, page)

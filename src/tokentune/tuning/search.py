@@ -17,6 +17,7 @@ from typing import Callable
 
 from ..config import RESUME_FREE, TrainConfig
 from ..errors import ConfigError
+from ..io import writing
 from .options import LOCK_FILE, TRIALS_DIR, Search, TuneOptions, TuneResult
 from .space import Param, default_space
 from .study import check_same_search, default_storage, fail_stale_trials, finished, open_study
@@ -24,56 +25,62 @@ from .study import check_same_search, default_storage, fail_stale_trials, finish
 
 def tune(config: TrainConfig, options: TuneOptions | None = None, *, space: dict[str, Param] | None = None,
          progress: Callable[[str], None] | None = None) -> TuneResult:
-    """Search ``space`` (default: :func:`~tokentune.tuning.space.default_space`) for the training settings
-    with the best dev F1; every other setting is ``config``'s. Writes ``config.output``."""
-    from .outputs import finish_search
+    """Search ``space`` (default: ``options.space``'s file, else :func:`~tokentune.tuning.space.default_space`)
+    for the training settings with the best dev F1; every other setting is ``config``'s. Writes ``config.output``."""
+    from ..training.tracking import check_trackers
+    from .space import check_space, read_space
 
     options = options or TuneOptions()
     started = time.perf_counter()
     if importlib.util.find_spec("optuna") is None:
         raise ConfigError("tune needs Optuna, which is not installed", fix="pip install 'tokentune[tune]'")
+    check_trackers(config)
     final, staging = _paths(config, options)
-    search = _search(config, options, space or default_space(config.epochs), staging)  # reads the data once
-    notes = _make_staging(config, staging)
-    created = not notes.pop()  # _make_staging's last entry: whether an interrupted search was found
-    try:
-        with _locked(staging):
-            study = _open_study(search, notes)
-            done = len(finished(study))
-            if done:
-                notes.append(f"continuing study {search.study_name!r}: {done} of {search.trials} trials already finished")
-            _run_workers(search, done, progress)
-            return finish_search(open_study(search), search, final, staging, options, notes,
-                                 time.perf_counter() - started)
-    except BaseException:
-        if created and not _any_finished(search):  # a search refused or failed at once leaves nothing behind
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
+    if space is None and options.space:
+        space = read_space(options.space, config, in_config=False)
+    space = check_space(space, config) if space is not None else default_space(config.epochs)
+    search = _search(config, options, space, staging)  # reads the data once: a dev split is needed
+    created = not os.path.isdir(staging)
+    with writing(staging):
+        os.makedirs(staging, exist_ok=True)
+    with _locked(staging) as lock:  # nothing is removed or written before this command holds the lock
+        try:
+            return _search_locked(search, final, staging, options, config.overwrite, progress, started)
+        except BaseException:
+            if (created or config.overwrite) and not _any_finished(search):  # refused or failed at once: nothing left
+                lock.remove_staging()
+            raise
+
+
+def _search_locked(search: Search, final: str, staging: str, options, overwrite: bool, progress, started):
+    from .outputs import finish_search
+
+    notes = []
+    if overwrite and any(name != LOCK_FILE for name in os.listdir(staging)):
+        for name in os.listdir(staging):
+            if name != LOCK_FILE:
+                path = os.path.join(staging, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        notes.append(f"--overwrite: removed the interrupted search in {staging}")
+    with writing(staging):
+        os.makedirs(os.path.join(staging, TRIALS_DIR), exist_ok=True)
+    study = _open_study(search, notes)
+    done = len(finished(study))
+    if done:
+        notes.append(f"continuing study {search.study_name!r}: {done} of {search.trials} trials already finished")
+    _run_workers(search, study, progress)
+    return finish_search(open_study(search), search, final, staging, options, notes, time.perf_counter() - started)
 
 
 def _paths(config: TrainConfig, options: TuneOptions) -> tuple[str, str]:
+    """The output and its staging directory (``.NAME.tune.partial``: not train's ``.NAME.partial``)."""
     from ..io import check_output
 
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
     inputs = (config.data, config.train_file, config.dev_file, config.test_file, config.model, options.space)
     final = check_output(config.output, overwrite=config.overwrite, inputs=inputs)
-    return final, os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.partial")
-
-
-def _make_staging(config: TrainConfig, staging: str) -> list:
-    """The staging directory, kept from an interrupted search (continued) unless ``--overwrite``. Returns
-    the notes, and last whether an interrupted search was found."""
-    from ..io import writing
-
-    notes: list = []
-    if os.path.isdir(staging) and config.overwrite:
-        shutil.rmtree(staging)
-        notes.append(f"--overwrite: removed the interrupted search in {staging}")
-    found = os.path.isdir(staging)
-    with writing(staging):
-        os.makedirs(os.path.join(staging, TRIALS_DIR), exist_ok=True)
-    return [*notes, found]
+    return final, os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.tune.partial")
 
 
 def _any_finished(search: Search) -> bool:
@@ -87,6 +94,7 @@ class _locked:
     """An exclusive lock on the staging directory: one search command at a time per output."""
 
     def __init__(self, staging: str) -> None:
+        self.staging = staging
         self.path = os.path.join(staging, LOCK_FILE)
 
     def __enter__(self):
@@ -95,9 +103,13 @@ class _locked:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.handle.close()
-            raise ConfigError(f"another `tokentune tune` is writing {os.path.dirname(self.path)}",
+            raise ConfigError(f"another `tokentune tune` is writing {self.staging}",
                               fix="wait for it to finish, or give this search another --output") from None
         return self
+
+    def remove_staging(self) -> None:
+        """Only the lock's holder removes the staging directory (never another command's)."""
+        shutil.rmtree(self.staging, ignore_errors=True)
 
     def __exit__(self, *exc) -> None:
         self.handle.close()  # releases the lock; the file goes with the staging directory
@@ -143,8 +155,12 @@ def _open_study(search: Search, notes: list[str]):
     return study
 
 
-def _run_workers(search: Search, done: int, progress) -> None:
-    remaining = max(0, search.trials - done)
+def _run_workers(search: Search, study, progress) -> None:
+    from optuna.trial import TrialState
+
+    # on a shared storage, trials running elsewhere count: this command adds only what is missing
+    running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) if search.shared else 0
+    remaining = max(0, search.trials - len(finished(study)) - running)
     if remaining == 0:
         return
     if search.workers == 1:

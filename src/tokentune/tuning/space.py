@@ -24,6 +24,12 @@ from ..errors import ConfigError
 
 KINDS = ("float", "int", "categorical")
 KEYS = {"type", "low", "high", "log", "step", "choices"}
+# settings a trial may draw: how it learns and what it learns with; never what data it is judged on
+# (dev_split, seed of the split) nor how it is written or logged
+SEARCHABLE = ("learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2",
+              "adam_epsilon", "lr_scheduler", "gradient_accumulation_steps", "seed", "max_length", "stride", "head",
+              "crf_learning_rate", "class_weights", "context", "train_scheme", "freeze_embeddings",
+              "token_weighted_loss", "packing", "group_by_length", "length_group_batches")
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class Param:
     def describe(self) -> str:
         if self.kind == "categorical":
             return f"one of {', '.join(map(str, self.choices))}"
-        scale = " (log scale)" if self.log else ""
+        scale = " (log scale)" if self.log else f" in steps of {self.step:g}" if self.step else ""
         return f"{self.kind} from {self.low:g} to {self.high:g}{scale}"
 
     def edge_values(self) -> list:
@@ -89,9 +95,9 @@ def _param(name: Any, spec: Any, base, where: str) -> Param:
     from ..settings import unknown_keys
 
     unknown_keys({name: None}, type(base), f"{where}: space")
-    if name in ("data", "output", "model", "train_file", "dev_file", "test_file", "resume", "overwrite"):
-        raise ConfigError(f"{where}: space.{name}: {name} is not a training hyperparameter",
-                          fix="search over settings such as learning_rate, epochs, batch_size, warmup_ratio")
+    if name not in SEARCHABLE:
+        raise ConfigError(f"{where}: space.{name}: {name} is not a training hyperparameter a search may draw",
+                          fix=f"search over {', '.join(SEARCHABLE[:6])}, ... (docs/tuning.md)")
     if not isinstance(spec, dict) or spec.get("type") not in KINDS:
         raise ConfigError(f"{where}: space.{name}: expected a mapping with type float, int or categorical, found {spec!r}",
                           fix=f"write '{name}: {{type: float, low: ..., high: ...}}' or "
@@ -101,13 +107,38 @@ def _param(name: Any, spec: Any, base, where: str) -> Param:
         raise ConfigError(f"{where}: space.{name}: unknown key(s) {', '.join(sorted(map(str, extra)))}",
                           fix=f"use only {', '.join(sorted(KEYS))}")
     param = _build(name, spec, where)
+    _check_values(param, base, where)
+    return param
+
+
+def _check_values(param: Param, base, where: str) -> None:
     for value in param.edge_values():  # every bound and choice is a valid training setting
         try:
-            dataclasses.replace(base, **{name: value})
+            dataclasses.replace(base, **{param.name: value})
         except ConfigError as err:
-            raise ConfigError(f"{where}: space.{name}: {value!r} is not a valid {name} ({err.message})",
+            raise ConfigError(f"{where}: space.{param.name}: {value!r} is not a valid {param.name} ({err.message})",
                               fix="change the bounds or choices to valid values") from None
-    return param
+
+
+def check_space(space: dict, base, source: str = "space") -> dict[str, Param]:
+    """A space given from Python: each entry a :class:`Param` named as its key, checked as a file's would be."""
+    if not isinstance(space, dict) or not space:
+        raise ConfigError(f"{source}: expected a non-empty mapping of setting names to Param", fix="see docs/tuning.md")
+    for name, param in space.items():
+        if not isinstance(param, Param) or param.name != name:
+            raise ConfigError(f"{source}: {name!r} must map to a Param named {name!r}, found {param!r}",
+                              fix=f"write {{'{name}': Param('{name}', 'float', low, high)}}")
+        _param(name, _spec(param), base, source)
+    return space
+
+
+def _spec(param: Param) -> dict:
+    if param.kind == "categorical":
+        return {"type": "categorical", "choices": list(param.choices)}
+    spec = {"type": param.kind, "low": param.low, "high": param.high, "log": param.log}
+    if param.kind == "int":
+        spec.update(low=int(param.low), high=int(param.high))
+    return {**spec, **({"step": param.step} if param.step else {})}
 
 
 def _build(name: str, spec: dict, where: str) -> Param:
@@ -131,9 +162,11 @@ def _build(name: str, spec: dict, where: str) -> Param:
         raise ConfigError(f"{where}: space.{name}: 'log: true' needs bounds above 0 (and log must be true or false)",
                           fix="raise 'low' above 0, or drop 'log'")
     step = spec.get("step")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0 or log):
-        raise ConfigError(f"{where}: space.{name}.step: expected a positive number without 'log', found {step!r}",
-                          fix="drop 'step', or give a positive step on a linear scale")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, number) or step <= 0 or log):
+        raise ConfigError(f"{where}: space.{name}.step: expected a positive {'whole ' if kind == 'int' else ''}number "
+                          f"without 'log', found {step!r}", fix="drop 'step', or give a positive step on a linear scale")
+    if kind == "int":  # whole bounds stay whole: they are checked as values of integer settings
+        return Param(name, kind, int(low), int(high), log=log, step=step)
     return Param(name, kind, float(low), float(high), log=log, step=step)
 
 

@@ -62,13 +62,15 @@ def open_storage(url: str, *, shared: bool):
                               "(e.g. postgresql://user:password@host:5432/dbname)") from None
 
 
-def sampler(seed: int, trials: int, worker: int, parallel: bool):
-    """TPE, seeded per worker; random for the first quarter of the trials (at least 4, at most 10); with
-    parallel workers a running trial counts as a poor result (constant liar), so workers spread out."""
+def sampler(seed: int, trials: int, offset: int, parallel: bool):
+    """TPE, seeded by ``--seed`` plus ``offset`` (the worker, the trials already in the study, and on a shared
+    storage the process: a continued search or another machine draws anew); random for the first quarter
+    of the trials (at least 4, at most 10); with parallel workers a running trial counts as a poor result
+    (constant liar), so workers spread out."""
     from optuna.samplers import TPESampler
 
     startup = min(10, max(4, trials // 4))
-    return TPESampler(seed=seed + worker, n_startup_trials=startup, constant_liar=parallel, multivariate=True)
+    return TPESampler(seed=(seed + offset) % 2**32, n_startup_trials=startup, constant_liar=parallel, multivariate=True)
 
 
 def pruner(name: str, max_epochs: float):
@@ -109,7 +111,8 @@ def fail_stale_trials(study) -> list[int]:
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001 - Optuna's own API
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+        if "retry_of" not in trial.user_attrs:  # once: settings that kill the process are not tried forever
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
     return [trial.number for trial in stale]
 
 
@@ -129,19 +132,20 @@ def check_same_search(study, signature: dict, url: str) -> None:
     if differing:
         raise ConfigError(f"study {study.study_name!r} in {shown_url(url)} was started with other settings "
                           f"({', '.join(differing[:6])} differ)",
-                          fix="repeat the command that started it, or pass --study NEW_NAME (or --overwrite "
-                              "to start again)")
+                          fix="repeat the command that started it, or pass --study NEW_NAME"
+                              + ("" if url.startswith("sqlite") else " (optuna delete-study removes the old one)")
+                              + (" (or --overwrite to start again)" if url.startswith("sqlite") else ""))
 
 
 def open_study(search, worker: int = 0):
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress lines say what matters
-    return optuna.create_study(storage=open_storage(search.url, shared=search.shared), study_name=search.study_name,
-                               direction="maximize", load_if_exists=True,
-                               sampler=sampler(search.config.seed, search.trials, worker,
-                                               search.workers > 1 or search.shared),
-                               pruner=pruner(search.pruner, _most_epochs(search)))
+    study = optuna.create_study(storage=open_storage(search.url, shared=search.shared), study_name=search.study_name,
+                                direction="maximize", load_if_exists=True,
+                                pruner=pruner(search.pruner, _most_epochs(search)))
+    offset = worker + 7919 * len(study.trials) + (os.getpid() * 31 if search.shared else 0)
+    study.sampler = sampler(search.config.seed, search.trials, offset, search.workers > 1 or search.shared)
+    return study
 
 
 def _most_epochs(search) -> float:

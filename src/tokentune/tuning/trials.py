@@ -43,8 +43,8 @@ def run_trial(trial, search) -> float:
         trial.set_user_attr("epochs_trained", round(stop.epoch, 4))
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
         raise optuna.TrialPruned(str(stop)) from None
-    except TokentuneError:
-        _discard(output)
+    except (TokentuneError, KeyboardInterrupt):
+        _discard(output)  # an interrupted trial leaves no partial checkpoints behind (--keep-trials included)
         raise
     for key, value in (("test_f1", result.metrics.get("test", {}).get("f1")),
                        ("epochs_trained", result.run.get("epochs_trained")),

@@ -21,11 +21,25 @@ def shares(remaining: int, workers: int) -> list[int]:
     return [remaining // workers + (i < remaining % workers) for i in range(workers)]
 
 
+def _die_with_parent() -> None:
+    """A worker whose parent is killed (even with SIGKILL) is killed too, rather than writing on alone."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's finally block still ends its workers
+        pass
+
+
 def _worker_main(search, worker: int, n_trials: int, threads: int, errors) -> None:
+    _die_with_parent()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # a fresh process: before torch starts its pool
+    import optuna
     import torch
 
     torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the parent's progress lines say what matters
     from .trials import run_worker
 
     try:
@@ -33,6 +47,8 @@ def _worker_main(search, worker: int, n_trials: int, threads: int, errors) -> No
     except TokentuneError as err:
         errors.put((type(err).__name__, err.message, err.fix))
         raise SystemExit(2) from None
+    except KeyboardInterrupt:  # the parent was interrupted too and says so
+        raise SystemExit(130) from None
     except BaseException as err:
         errors.put(("RuntimeError", f"worker {worker}: {type(err).__name__}: {err}", None))
         raise
@@ -93,5 +109,9 @@ def _raise_worker_error(errors, processes) -> None:
 
     error_class = getattr(error_types, kind, None)
     if isinstance(error_class, type) and issubclass(error_class, TokentuneError):
-        raise error_class(message, fix=fix)
+        try:
+            error = error_class(message, fix=fix)
+        except TypeError:  # an error class with other arguments (OutputError): the message is already whole
+            error = TokentuneError(message, fix=fix)
+        raise error
     raise ConfigError(message, fix=fix or "run with --workers 1 to see the full error")
