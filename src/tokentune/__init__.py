@@ -17,6 +17,7 @@ _EXPORTS = {
     "evaluate": "tokentune.evaluation",
     "Tagger": "tokentune.inference",
     "Entity": "tokentune.inference",
+    "predict_dataset": "tokentune.inference",
     "read_corpus": "tokentune.data",
     "load_splits": "tokentune.data",
     "Corpus": "tokentune.data",

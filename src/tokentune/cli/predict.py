@@ -22,13 +22,18 @@ exported ``model.onnx`` and no torch weights (a directory written by ``tokentune
 A normal model directory serves ``--backend onnx`` too once ``tokentune export MODEL_DIR`` (no
 ``--output``) has added ``model.onnx`` to it; without one it is a user error that says so.
 
+``--workers N``: N spawned processes, each with its own model and physical cores // N threads, are
+sent chunks of the input; the output is written in input order, byte for byte as with one process
+(:mod:`tokentune.inference.parallel`). ``--ray ADDRESS|auto``: the ``--input`` file (JSON lines,
+Parquet or text) is read, predicted by ``--workers`` Ray actors and written to ``--output`` (.jsonl or
+.parquet) in input order (:mod:`tokentune.inference.ray_batch`).
+
 A progress bar (words) goes to stderr when it is a terminal, and a last line with the throughput in
 words/s unless ``--quiet``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -54,6 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     io_group.add_argument("--model-version", metavar="NAME",
                           help="label-studio: the predictions' model_version (default: the model directory's name)")
     io_group.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no throughput line")
+    scale = parser.add_argument_group("scale-out")
+    scale.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="N worker processes, each with its own model and cores // N threads; chunks of input "
+                            "go to them and the output is written in input order, as with 1 (default 1); with --ray: "
+                            "N actors")
+    scale.add_argument("--ray", metavar="ADDRESS",
+                       help="predict over a Ray Dataset with --workers actors: auto (a running local Ray, else a "
+                            "new one) or a cluster address; --input and --output are JSON lines (.jsonl), Parquet "
+                            "(.parquet) or text lines; needs tokentune[ray]")
     model = parser.add_argument_group("model")
     model.add_argument("--backend", choices=["torch", "onnx"],
                        help="default: torch, or onnx with --quantize/--onnx-file or for an exported directory")
@@ -110,54 +124,15 @@ def pick_backend(args: argparse.Namespace) -> str:
     return "torch"
 
 
-def conll_documents(chunk: list[Item]) -> list[tuple[int, int]] | None:
-    """``[start, end)`` ranges of the chunk's sentences between ``-DOCSTART-`` lines (None: none there)."""
-    starts, count = [0], 0
-    for item in chunk:
-        if item.kind == "tokens":
-            count += 1
-        elif item.kind == "raw" and item.lines and item.lines[0].split()[:1] == ["-DOCSTART-"] and count:
-            starts.append(count)
-    if len(starts) == 1 and not any(i.kind == "raw" and i.lines[0].startswith("-DOCSTART-") for i in chunk):
-        return None
-    bounds = sorted(set(starts)) + [count]
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
-
-
-def predict_chunk(tagger, chunk: list[Item]) -> tuple[list[str], int]:
-    """Output lines for one chunk, and how many words it had."""
-    texts = [item for item in chunk if item.kind == "text"]
-    sentences = [item for item in chunk if item.kind == "tokens"]
-    split = [tagger.split_text(item.text) for item in texts]
-    entities = iter(tagger.predict_split_texts([item.text for item in texts], split)) if texts else iter(())
-    documents = conll_documents(chunk) if getattr(tagger, "context", "sentence") == "document" else None
-    tagged = iter(tagger.predict_token_batches([item.tokens for item in sentences], documents)) if sentences else iter(())
-    out = []
-    for item in chunk:
-        if item.kind == "raw":
-            out.extend(item.lines)
-        elif item.kind == "text":
-            found = [e.to_dict() for e in next(entities)]
-            record = {**item.record, "entities": found} if item.record is not None else {"text": item.text,
-                                                                                          "entities": found}
-            out.append(json.dumps(record, ensure_ascii=False))
-        elif item.record is not None:
-            prediction = next(tagged)
-            spans = [{"label": label, "start": start, "end": end, "score": round(score, 6)}
-                     for (label, start, end), score in zip(prediction.spans, prediction.scores)]
-            out.append(json.dumps({**item.record, "tags": prediction.tags, "spans": spans}, ensure_ascii=False))
-        else:
-            prediction = next(tagged)
-            out.extend(line + ("\t" if "\t" in line else " ") + tag for line, tag in zip(item.lines, prediction.tags))
-    words = sum(len(words) for words, _ in split) + sum(len(item.tokens) for item in sentences)
-    return out, words
-
-
-def _set_threads(threads: int, backend: str, options: dict) -> None:
+def _check_threads(threads: int) -> None:
     from ..errors import ConfigError
 
     if threads < 1:
         raise ConfigError(f"--threads {threads} is not a thread count", fix="pass --threads 1 or more")
+
+
+def _set_threads(threads: int, backend: str, options: dict) -> None:
+    _check_threads(threads)
     if backend == "onnx":
         options["threads"] = threads
     else:
@@ -183,40 +158,98 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"TEXT arguments and --input {args.input} both given; only one can be tagged",
                           fix="pass the texts as arguments, or put them in the --input file, not both")
-    check_readable(args.input)  # say so before loading the model
+    if args.ray is None:  # (Ray reads Parquet and folders too: it checks the input itself)
+        check_readable(args.input)  # say so before loading the model
     if args.output is not None:  # an existing file is replaced, never the input or the model read
         check_output(args.output, overwrite=True, inputs=(args.input, args.model_dir), what="--output file")
+    if args.ray is not None:
+        return _run_ray(args)
     fmt = args.format or ("text" if args.texts else guess_format(args.input))
     _check_output_format(args, fmt)
     items = read_items(fmt, texts=args.texts, path=args.input)
-    tagger, backend = _load_tagger(args)
-    started = time.perf_counter()
-    if args.output is None:
-        count, words = _predict_to(tagger, items, sys.stdout, args)
-    else:
-        with atomic_file(args.output) as handle:
-            count, words = _predict_to(tagger, items, handle, args)
-    seconds = time.perf_counter() - started
+    with _predictor(args) as predictor:  # the model(s) load here, before the clock starts
+        started = time.perf_counter()
+        if args.output is None:
+            count, words = _predict_to(predictor, items, sys.stdout, args)
+        else:
+            with atomic_file(args.output) as handle:
+                count, words = _predict_to(predictor, items, handle, args)
+        seconds = time.perf_counter() - started
     if not args.quiet:
         unit = "texts" if fmt == "text" else ("records" if fmt == "jsonl" else "sentences")
-        print(f"tokentune predict: {count} {unit}, {words} words in {seconds:.2f} s "
-              f"({words / max(seconds, 1e-9):,.0f} words/s, backend {backend})", file=sys.stderr)
+        _throughput(f"{count} {unit}", words, seconds, predictor.settings["backend"], args.workers, "workers")
     return 0
 
 
-def _load_tagger(args: argparse.Namespace):
-    from ..inference.tagger import Tagger, check_min_score
+def _throughput(what: str, words: int, seconds: float, backend: str, workers: int, kind: str) -> None:
+    scale = f", {workers} {kind}" if workers > 1 or kind == "Ray actors" else ""
+    print(f"tokentune predict: {what}, {words} words in {seconds:.2f} s "
+          f"({words / max(seconds, 1e-9):,.0f} words/s, backend {backend}{scale})", file=sys.stderr)
+
+
+def _tagger_settings(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`tokentune.inference.parallel.load_tagger` (picklable, for workers)."""
+    from ..inference.tagger import check_min_score
 
     min_score = check_min_score(getattr(args, "min_score", None))  # named by its flag, before the model loads
     backend = pick_backend(args)
     options = {"quantize": args.quantize, "onnx_file": args.onnx_file} if backend == "onnx" else {}
+    return dict(model_dir=args.model_dir, backend=backend, device=args.device, batch_size=args.batch_size,
+                decoding=args.decode, aggregation=args.aggregation, word_splitter=getattr(args, "word_splitter", None),
+                stride=args.stride, max_length=args.max_length, min_score=min_score, **options)
+
+
+def _predictor(args: argparse.Namespace):
+    """One Tagger in this process (``--workers 1``), or ``--workers N`` processes with one each."""
+    from ..inference.parallel import ChunkPredictor, check_workers
+
+    workers = check_workers(args.workers)
+    settings = _tagger_settings(args)
     if args.threads is not None:
-        _set_threads(args.threads, backend, options)
-    tagger = Tagger.from_pretrained(args.model_dir, backend=backend, device=args.device,
-                                    batch_size=args.batch_size, decoding=args.decode, aggregation=args.aggregation,
-                                    word_splitter=getattr(args, "word_splitter", None),
-                                    stride=args.stride, max_length=args.max_length, min_score=min_score, **options)
-    return tagger, backend
+        if workers == 1:
+            _set_threads(args.threads, settings["backend"], settings)
+        else:
+            _check_threads(args.threads)
+    return ChunkPredictor(settings, workers=workers, threads=args.threads)
+
+
+def _run_ray(args: argparse.Namespace) -> int:
+    """``--ray``: the input file read, predicted and written back in order with Ray Data."""
+    from ..errors import ConfigError
+    from ..inference.ray_batch import connect, predict_dataset, require_ray
+
+    if args.input in (None, "-"):
+        raise ConfigError("--ray reads a file: TEXT arguments and stdin are not distributed",
+                          fix="pass --input FILE (.jsonl, .parquet or text lines), or leave --ray out")
+    if args.output_format is not None or args.model_version is not None:
+        raise ConfigError("--ray writes JSON lines or Parquet, not --output-format label-studio",
+                          fix="leave --ray out for Label Studio output")
+    settings = _tagger_settings(args)
+    if args.threads is not None:
+        _check_threads(args.threads)
+    require_ray()
+    _quiet_ray(args.quiet)
+    connect(args.ray)  # a new local Ray starts here, before the clock
+    started = time.perf_counter()
+    written = predict_dataset(settings.pop("model_dir"), args.input, output=args.output or sys.stdout,
+                              concurrency=args.workers, num_cpus=args.threads or 1, input_format=args.format,
+                              address=args.ray, **settings)
+    if not args.quiet:
+        _throughput(f"{written.records} records", written.words, time.perf_counter() - started,
+                    settings["backend"], args.workers, "Ray actors")
+    return 0
+
+
+def _quiet_ray(quiet: bool) -> None:
+    """Ray Data's progress bars only on a terminal, and none of its log lines: errors are ours to say."""
+    import logging
+
+    from ray.data import DataContext
+
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # read when this process starts Ray
+    DataContext.get_current().enable_progress_bars = not quiet and sys.stderr.isatty()
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _check_output_format(args: argparse.Namespace, fmt: str) -> None:
@@ -231,30 +264,29 @@ def _check_output_format(args: argparse.Namespace, fmt: str) -> None:
                           fix='give raw text (one per line) or JSON lines {"tokens": [...]}, or leave --output-format out')
 
 
-def _predict_to(tagger, items: Iterable[Item], handle: IO[str], args: argparse.Namespace) -> tuple[int, int]:
+def _predict_to(predictor, items: Iterable[Item], handle: IO[str], args: argparse.Namespace) -> tuple[int, int]:
     """Predict into ``handle``: lines as the input came, or one array of Label Studio tasks."""
     if args.output_format != "label-studio":
-        return _predict_all(tagger, items, handle, args.quiet)
+        return _predict_all(predictor, items, handle, args.quiet)
     from ..data.labelstudio import TaskArray
 
     version = args.model_version or os.path.basename(os.path.normpath(args.model_dir))
     tasks = TaskArray(handle, version)
-    result = _predict_all(tagger, items, tasks, args.quiet)
+    result = _predict_all(predictor, items, tasks, args.quiet)
     tasks.close()
     return result
 
 
-def _predict_all(tagger, items: Iterable[Item], handle: IO[str], quiet: bool) -> tuple[int, int]:
-    """Predict chunk by chunk, writing each as it is done; returns (items, words)."""
+def _predict_all(predictor, items: Iterable[Item], handle: IO[str], quiet: bool) -> tuple[int, int]:
+    """Predict chunk by chunk, writing each as it is done (in input order); returns (items, words)."""
     words = count = 0
     with _progress(quiet) as bar:
-        for chunk in chunks(items):
-            lines, chunk_words = predict_chunk(tagger, chunk)
-            if lines:
-                handle.write("\n".join(lines) + "\n")
+        for result in predictor.predict(chunks(items)):
+            if result.lines:
+                handle.write("\n".join(result.lines) + "\n")
             if handle is sys.stdout:  # a reader at the other end of a pipe sees each chunk as it is done
                 handle.flush()
-            words += chunk_words
-            count += sum(item.kind != "raw" for item in chunk)
-            bar.update(chunk_words)
+            words += result.words
+            count += result.items
+            bar.update(result.words)
     return count, words

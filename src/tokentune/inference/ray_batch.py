@@ -1,0 +1,306 @@
+"""Prediction over a Ray Dataset: an actor pool of Taggers, results in input order.
+
+:func:`predict_dataset` takes a ``ray.data.Dataset`` (or a JSON lines, Parquet or text file it reads
+with Ray Data) with a column of raw texts or of pre-tokenised words, and adds what ``tokentune
+predict`` adds to a JSON line: ``entities`` (label, start, end, text, score) for raw text, ``tags``
+and ``spans`` (label, start, end, score) for words. The rows are numbered first (the input is read
+once, in order, and each block numbered from the row counts before it), predicted by
+``map_batches`` with a pool of :class:`TaggerActor`s (one Tagger each, loaded on its first batch),
+sorted back by that number, which is then dropped: the output has one row per input row, in input
+order, whatever order the actors finished in.
+
+Given ``output`` (a ``.parquet`` path, else JSON lines: a path or a text handle) the rows are written
+there as one file, atomically, in order, by this process; else the (lazy) Dataset is returned.
+
+Ray is optional (``pip install 'tokentune[ray]'``) and imported only when these functions run. A user
+error raised in an actor (a model that does not load, a record without text) is raised here as the
+same :class:`~tokentune.errors.TokentuneError`. On a cluster, tokentune and the model directory must
+be on every node (the same path everywhere).
+"""
+from __future__ import annotations
+
+import os
+from typing import IO
+
+from ..data.inputs import guess_format
+from ..errors import ConfigError, DataError, TokentuneError
+from .parallel import load_tagger
+from .ray_results import WORDS, RemoteError, user_errors, write_predictions
+
+ROW = "__tokentune_row"  # the input position, added to sort by and dropped
+RAY_FIX = "pip install 'tokentune[ray]'"
+TAGGER_OPTIONS = ("backend", "device", "batch_size", "decoding", "aggregation", "word_splitter", "stride",
+                  "max_length", "min_score", "quantize", "onnx_file", "context")
+
+
+def require_ray():
+    """The ``ray`` module with Ray Data, or a user error saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise ConfigError("Ray Data is not installed, so --ray / predict_dataset cannot run", fix=RAY_FIX) from None
+    return ray
+
+
+def connect(address: str | None = "auto") -> bool:
+    """Attach to Ray unless this process already is: ``auto`` (or None) finds a running local cluster
+    (RAY_ADDRESS, or the last ``ray start``) or starts one; anything else is a cluster address.
+    True when this call connected."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    import logging
+
+    where = {"include_dashboard": False} if address in (None, "auto") else {"address": address}
+    try:
+        ray.init(log_to_driver=False, logging_level=logging.ERROR, **where)
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        raise ConfigError(f"cannot connect to Ray at {address}: {str(err).splitlines()[0] if str(err) else err!r}",
+                          fix="start a cluster with `ray start --head` and pass its address, or use --ray auto") from None
+    return True
+
+
+def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tokens_column: str | None = None,
+                    output: str | os.PathLike | IO[str] | None = None, concurrency: int = 1, num_cpus: float = 1,
+                    num_gpus: float = 0, rows_per_batch: int = 256, input_format: str | None = None,
+                    address: str | None = "auto", **tagger_options):
+    """Predict every row of ``data`` (a ``ray.data.Dataset``, or a path: ``.jsonl``/``.json``/
+    ``.ndjson``, ``.parquet``, else text with one text per line, or ``input_format`` jsonl, parquet or
+    text) with ``concurrency`` actors of ``num_cpus`` CPUs (and CPU threads) and ``num_gpus`` GPUs each.
+
+    The column tagged is ``text_column`` (raw text -> ``entities``) or ``tokens_column`` (lists of
+    words -> ``tags`` and ``spans``); by default ``text``, else ``tokens``, else ``words``.
+    ``tagger_options``: those of :meth:`Tagger.from_pretrained` (``batch_size`` is windows per model
+    call; ``rows_per_batch`` rows go to an actor at once). Returns the Dataset, in input order, or with
+    ``output`` writes it and returns :class:`Written`. Ray is attached to (``address``) if it is not."""
+    settings = tagger_settings(model_dir, tagger_options)
+    check_pool(concurrency, num_cpus, num_gpus, rows_per_batch)
+    require_ray()
+    if isinstance(output, (str, os.PathLike)):  # never over the input or the model
+        from ..io import check_output
+
+        check_output(output, overwrite=True, inputs=(data if isinstance(data, (str, os.PathLike)) else None,
+                                                     model_dir), what="output file")
+    fmt = source_format(data, input_format)
+    connect(address)
+    dataset, where = open_dataset(data, fmt)
+    column, kind = pick_column(dataset, text_column, tokens_column, where)
+    indexed = with_row_index(dataset, where)
+    if indexed is None:  # no rows
+        predicted = _empty(dataset, kind)
+    else:
+        from ray.data import ActorPoolStrategy
+
+        predicted = indexed.map_batches(
+            TaggerActor, fn_constructor_kwargs={"settings": settings, "column": column, "kind": kind, "where": where,
+                                                "threads": max(1, int(num_cpus))},
+            compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus, num_gpus=num_gpus or None,
+            batch_size=rows_per_batch, batch_format="pyarrow",
+        ).sort(ROW).drop_columns([ROW])
+    if output is None:
+        return predicted.drop_columns([WORDS])
+    return write_predictions(predicted, output)
+
+
+def tagger_settings(model_dir: str, options: dict) -> dict:
+    """``model_dir`` and the Tagger options, checked here before any actor starts."""
+    from .tagger import check_min_score, check_sizes
+
+    unknown = sorted(set(options) - set(TAGGER_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown Tagger option(s) {', '.join(unknown)}", fix=f"use {', '.join(TAGGER_OPTIONS)}")
+    check_sizes(**{key: options.get(key) for key in ("batch_size", "stride", "max_length")})
+    check_min_score(options.get("min_score"), "min_score")
+    return {"model_dir": os.fspath(model_dir), **options}
+
+
+def check_pool(concurrency, num_cpus, num_gpus, rows_per_batch) -> None:
+    for name, value, least in (("concurrency", concurrency, 1), ("rows_per_batch", rows_per_batch, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            flag = "--workers" if name == "concurrency" else name
+            raise ConfigError(f"{flag} must be a whole number of at least {least}, found {value!r}",
+                              fix=f"pass {flag} {least} or more")
+    for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ConfigError(f"{name} must be a number of at least 0, found {value!r}", fix=f"pass {name}=1, say")
+
+
+def source_format(data, input_format: str | None) -> str | None:
+    """None for a Dataset; for a path: parquet, jsonl or text (checked: it exists and Ray reads it)."""
+    if not isinstance(data, (str, os.PathLike)):
+        return None
+    path = os.fspath(data)
+    if not os.path.exists(path) and "://" not in path:
+        raise DataError("no such file or folder", path=path, fix="check the path")
+    parquet = path.lower().endswith(".parquet") or os.path.isdir(path)
+    fmt = input_format or ("parquet" if parquet else guess_format(path))  # by name, else jsonl, conll or text
+    if fmt not in ("parquet", "jsonl", "text"):
+        raise ConfigError(f"Ray reads JSON lines, Parquet or text, not {fmt}",
+                          fix="give a .jsonl or .parquet file (for CoNLL columns use predict --workers N without --ray)")
+    return fmt
+
+
+def open_dataset(data, fmt: str | None):
+    """``(dataset, where)``: ``data`` itself if it is a Dataset, else the file read with Ray Data."""
+    from ray.data import Dataset, read_json, read_parquet, read_text
+
+    if fmt is None:
+        if not isinstance(data, Dataset):
+            raise ConfigError(f"expected a ray.data.Dataset or a path, found {type(data).__name__}",
+                              fix="pass ray.data.read_json(...) or the path of a .jsonl or .parquet file")
+        return data, "the dataset"
+    path = os.fspath(data)
+    if fmt == "parquet":
+        return read_parquet(path), path
+    return (read_json(path, file_extensions=None) if fmt == "jsonl" else read_text(path, drop_empty_lines=False)), path
+
+
+def pick_column(dataset, text_column: str | None, tokens_column: str | None, where: str) -> tuple[str, str]:
+    """``(column, "text" | "tokens")``: the one named, else ``text``, ``tokens`` or ``words``."""
+    if text_column is not None and tokens_column is not None:
+        raise ConfigError("both text_column and tokens_column given; a dataset is tagged from one column",
+                          fix="pass one of them")
+    with user_errors(where):
+        columns = dataset.columns() or []
+    named = text_column or tokens_column
+    if named is not None:
+        if named not in columns:
+            raise DataError(f"no column {named!r}", path=where, found=", ".join(columns) or "no columns",
+                            fix="name one of its columns")
+        return named, "text" if text_column is not None else "tokens"
+    for name, kind in (("text", "text"), ("tokens", "tokens"), ("words", "tokens")):
+        if name in columns:
+            return name, kind
+    raise DataError("neither a \"text\" column nor a \"tokens\" column", path=where, found=", ".join(columns) or
+                    "no columns", fix='write records {"text": "..."} or {"tokens": [...]}, or name the column')
+
+
+def with_row_index(dataset, where: str):
+    """The dataset with a ``ROW`` column numbering its rows in order (None when it has no rows). The
+    input is read once, in order (``preserve_order``), into the object store; each block is numbered
+    from the row counts of the blocks before it."""
+    import ray
+    from ray.data import from_arrow_refs
+
+    options = dataset.context.execution_options
+    before, options.preserve_order = options.preserve_order, True
+    try:
+        with user_errors(where):
+            blocks = dataset.to_arrow_refs()
+    finally:
+        options.preserve_order = before
+    counts = ray.get([ray.remote(num_cpus=0)(_count_rows).remote(block) for block in blocks])
+    if not sum(counts):
+        return None
+    starts = [sum(counts[:i]) for i in range(len(counts))]
+    number = ray.remote(num_cpus=0)(_number_rows)
+    indexed = from_arrow_refs([number.remote(block, start) for block, start in zip(blocks, starts)])
+    indexed.context.execution_options.preserve_order = True  # this dataset's own context
+    indexed.context.raise_original_map_exception = True  # an actor's RemoteError reaches us as itself
+    return indexed
+
+
+def _count_rows(block) -> int:
+    return block.num_rows
+
+
+def _number_rows(block, start: int):
+    import pyarrow as pa
+
+    return block.append_column(ROW, pa.array(range(start, start + block.num_rows), type=pa.int64()))
+
+
+def prediction_types(kind: str) -> dict:
+    """The Arrow types of the columns a prediction adds (``entities``, or ``tags`` and ``spans``)."""
+    import pyarrow as pa
+
+    if kind == "text":
+        entity = pa.struct([("label", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("text", pa.string()),
+                            ("score", pa.float64())])
+        return {"entities": pa.list_(entity)}
+    span = pa.struct([("label", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("score", pa.float64())])
+    return {"tags": pa.list_(pa.string()), "spans": pa.list_(span)}
+
+
+def put_column(table, name: str, column):
+    """``table`` with ``column`` as ``name``: in place of a column of that name, else appended."""
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, column)
+    return table.append_column(name, column)
+
+
+def _empty(dataset, kind: str):
+    """A Dataset of no rows with the input's columns and the prediction's."""
+    import pyarrow as pa
+    from ray.data import from_arrow
+
+    schema = getattr(dataset.schema(), "base_schema", None)  # None: not even the columns are known
+    table = schema.empty_table() if schema is not None else pa.table({})
+    for name, kind_type in {**prediction_types(kind), WORDS: pa.int64()}.items():
+        table = put_column(table, name, pa.array([], type=kind_type))
+    return from_arrow(table)
+
+
+class TaggerActor:
+    """One Tagger in a Ray actor: adds the prediction columns (and ``WORDS``) to batches of rows. The
+    Tagger loads on the first batch, so that a loading error fails that task at once (errors in an
+    actor's constructor are retried by Ray Data)."""
+
+    def __init__(self, settings: dict, column: str, kind: str, where: str, threads: int) -> None:
+        self.settings, self.column, self.kind, self.where, self.threads = settings, column, kind, where, threads
+        self.tagger = None
+
+    def __call__(self, batch):
+        try:
+            if self.tagger is None:
+                self.tagger = self._load()
+            return self._predict(batch)
+        except TokentuneError as err:
+            raise RemoteError(type(err), str(err)) from None
+
+    def _load(self):
+        settings = dict(self.settings)
+        if settings.get("backend") == "onnx":
+            settings["threads"] = self.threads
+        else:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        from transformers.utils import logging
+
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+        return load_tagger(settings)
+
+    def _values(self, batch) -> list:
+        values = batch.column(self.column).to_pylist()
+        rows = batch.column(ROW).to_pylist()
+        for value, row in zip(values, rows):
+            good = (isinstance(value, str) if self.kind == "text"
+                    else isinstance(value, list) and all(isinstance(word, str) for word in value))
+            if not good:
+                expected = "a string" if self.kind == "text" else "a list of strings"
+                raise DataError(f"record {row + 1}: column {self.column!r} is not {expected}", path=self.where,
+                                found=ascii(value)[:80], fix=f"give every record {expected} in {self.column!r}")
+        return values
+
+    def _predict(self, batch):
+        import pyarrow as pa
+
+        values = self._values(batch)
+        types = prediction_types(self.kind)
+        if self.kind == "text":
+            split = [self.tagger.split_text(text) for text in values]
+            found = self.tagger.predict_split_texts(values, split)
+            batch = put_column(batch, "entities", pa.array([[e.to_dict() for e in row] for row in found],
+                                                           type=types["entities"]))
+            words = [len(row_words) for row_words, _ in split]
+        else:
+            predictions = self.tagger.predict_token_batches(values)
+            spans = [[{"label": label, "start": start, "end": end, "score": round(score, 6)}
+                      for (label, start, end), score in zip(p.spans, p.scores)] for p in predictions]
+            batch = put_column(batch, "tags", pa.array([p.tags for p in predictions], type=types["tags"]))
+            batch = put_column(batch, "spans", pa.array(spans, type=types["spans"]))
+            words = [len(row_words) for row_words in values]
+        return put_column(batch, WORDS, pa.array(words, type=pa.int64()))

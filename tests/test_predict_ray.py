@@ -1,0 +1,134 @@
+"""Prediction over Ray Data (`predict --ray`, `tokentune.predict_dataset`): JSON lines and Parquet in and
+out, one output record per input record in input order, the records single-process `predict` writes.
+
+One local Ray (2 CPUs) serves the module; the single-process runs use one thread, as each actor does
+(MKL's sums can depend on the thread count in the last digit of a score)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tokentune.cli.main import main
+
+from conftest import make_sentences
+
+ray = pytest.importorskip("ray")
+pq = pytest.importorskip("pyarrow.parquet")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model):
+    return tiny_model.output_dir
+
+
+@pytest.fixture
+def out_dir(tmp_path):
+    """Outputs go next to tmp_path, never among the inputs."""
+    path = tmp_path.parent / f"{tmp_path.name}-o"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def one_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _records(kind: str, count: int = 50) -> list[dict]:
+    sentences = [[word for word, _ in sentence] for sentence in make_sentences(count, seed=23)]
+    if kind == "text":
+        return [{"id": i, "text": " ".join(words), "source": f"doc{i % 3}"} for i, words in enumerate(sentences)]
+    return [{"id": i, "tokens": words} for i, words in enumerate(sentences)]
+
+
+def _write_jsonl(path, records) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+
+def _single(capsys, model_dir, source, target) -> list[dict]:
+    assert main(["predict", model_dir, "-i", str(source), "-o", str(target), "-q", "--threads", "1"]) == 0
+    capsys.readouterr()
+    return [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+
+
+def test_jsonl_in_and_out_is_what_one_process_writes(local_ray, model_dir, tmp_path, out_dir, capsys, one_thread):
+    source = tmp_path / "in.jsonl"
+    _write_jsonl(source, _records("text"))
+    expected = _single(capsys, model_dir, source, out_dir / "single.jsonl")
+    target = out_dir / "ray.jsonl"
+    code = main(["predict", model_dir, "-i", str(source), "-o", str(target), "--ray", "auto", "--workers", "2"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "50 records" in err and "words/s" in err and "2 Ray actors" in err
+    assert target.read_bytes() == (out_dir / "single.jsonl").read_bytes()  # the same lines, in order
+    assert [r["id"] for r in expected] == list(range(50)) and all("entities" in r for r in expected)
+
+
+def test_parquet_in_and_out_holds_the_same_records(local_ray, model_dir, tmp_path, out_dir, capsys, one_thread):
+    import pyarrow as pa
+
+    records = _records("tokens")
+    source, parquet = tmp_path / "in.jsonl", tmp_path / "in.parquet"
+    _write_jsonl(source, records)
+    pq.write_table(pa.Table.from_pylist(records), parquet, row_group_size=7)  # several blocks
+    expected = _single(capsys, model_dir, source, out_dir / "single.jsonl")
+    target = out_dir / "ray.parquet"
+    assert main(["predict", model_dir, "-i", str(parquet), "-o", str(target), "--ray", "auto", "-q",
+                 "--workers", "2"]) == 0
+    assert pq.read_table(target).to_pylist() == expected
+    assert [r["id"] for r in expected] == list(range(50)) and all("tags" in r and "spans" in r for r in expected)
+
+
+def test_predict_dataset_returns_a_dataset_in_input_order(local_ray, model_dir):
+    import tokentune
+    from tokentune.inference import Tagger
+
+    records = _records("tokens", 30)
+    dataset = ray.data.from_items([{"n": r["id"], "words": r["tokens"]} for r in records], override_num_blocks=4)
+    rows = tokentune.predict_dataset(model_dir, dataset, tokens_column="words", concurrency=2).take_all()
+    assert [row["n"] for row in rows] == list(range(30))
+    assert set(rows[0]) == {"n", "words", "tags", "spans"}
+    tagger = Tagger.from_pretrained(model_dir)
+    expected = tagger.predict_token_batches([r["tokens"] for r in records])
+    assert [row["tags"] for row in rows] == [p.tags for p in expected]
+    assert [[(s["label"], s["start"], s["end"]) for s in row["spans"]] for row in rows] == [p.spans for p in expected]
+
+
+def test_user_errors_are_one_line_and_write_nothing(local_ray, model_dir, tmp_path, out_dir, capsys):
+    source = tmp_path / "in.jsonl"
+    _write_jsonl(source, [{"text": "Alice met Bob"}, {"text": None}, {"text": "Rome"}])
+    target = out_dir / "out.jsonl"
+    code = main(["predict", model_dir, "-i", str(source), "-o", str(target), "--ray", "auto"])
+    err = capsys.readouterr().err
+    assert code == 2 and "record 2" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code = main(["predict", model_dir, "-i", str(source), "-o", str(target), "--ray", "auto", "--backend", "onnx"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no ONNX model" in err and len(err.strip().splitlines()) == 1
+    assert list(out_dir.iterdir()) == []
+    assert main(["predict", model_dir, "Alice", "--ray", "auto"]) == 2
+    assert "--ray reads a file" in capsys.readouterr().err
+
+
+def test_without_ray_the_flag_says_how_to_install_it(model_dir, tmp_path, capsys, monkeypatch):
+    import sys
+
+    source = tmp_path / "in.jsonl"
+    _write_jsonl(source, [{"text": "Alice"}])
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    assert main(["predict", model_dir, "-i", str(source), "--ray", "auto"]) == 2
+    assert "pip install 'tokentune[ray]'" in capsys.readouterr().err
