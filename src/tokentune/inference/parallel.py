@@ -136,7 +136,7 @@ class ChunkPredictor:
                                              initargs=(self.settings, self.threads, ready))
         try:  # one warm-up task per worker: each waits at the barrier until every worker has its Tagger
             for future in [self._executor.submit(_warm_up) for _ in range(self.workers)]:
-                _unpack(future.result())
+                _outcome(future)
         except BaseException:
             _stop(self._executor, (), done=False)
             raise
@@ -157,9 +157,9 @@ class ChunkPredictor:
             for chunk in chunks:
                 pending.append(self._executor.submit(_predict_in_worker, chunk))
                 if len(pending) >= 2 * self.workers:
-                    yield _unpack(pending.popleft().result())
+                    yield _outcome(pending.popleft())
             while pending:
-                yield _unpack(pending.popleft().result())
+                yield _outcome(pending.popleft())
         finally:
             for future in pending:
                 future.cancel()
@@ -182,6 +182,18 @@ def _stop(executor, pending, done: bool) -> None:
         if process.is_alive():
             process.terminate()
         process.join()
+
+
+def _outcome(future):
+    """What a worker's task returned; a worker that died (killed, out of memory) is a one-line error."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        outcome = future.result()
+    except BrokenProcessPool:
+        raise TokentuneError("a worker process died (killed, or out of memory?)",
+                             fix="run fewer --workers, or a smaller --batch-size") from None
+    return _unpack(outcome)
 
 
 def _unpack(outcome):
