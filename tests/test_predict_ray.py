@@ -116,12 +116,23 @@ def test_user_errors_are_one_line_and_write_nothing(local_ray, model_dir, tmp_pa
     code = main(["predict", model_dir, "-i", str(source), "-o", str(target), "--ray", "auto"])
     err = capsys.readouterr().err
     assert code == 2 and "record 2" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    code = main(["predict", model_dir, "-i", str(source), "-o", str(target), "--ray", "auto", "--backend", "onnx"])
+    mixed = tmp_path / "mixed.jsonl"
+    _write_jsonl(mixed, [{"text": "Alice"}, {"text": 3}])  # a column of two types: Arrow cannot read it
+    code = main(["predict", model_dir, "-i", str(mixed), "-o", str(target), "--ray", "auto"])
     err = capsys.readouterr().err
-    assert code == 2 and "no ONNX model" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and f"{mixed}: Ray Data cannot read it" in err and len(err.strip().splitlines()) == 1
     assert list(out_dir.iterdir()) == []
     assert main(["predict", model_dir, "Alice", "--ray", "auto"]) == 2
     assert "--ray reads a file" in capsys.readouterr().err
+
+
+def test_an_address_nothing_answers_on_is_refused_at_once():
+    from tokentune.errors import ConfigError
+    from tokentune.inference.ray_batch import check_reachable
+
+    with pytest.raises(ConfigError, match="cannot connect to Ray at 127.0.0.1:1"):
+        check_reachable("127.0.0.1:1")
+    check_reachable("auto")  # not host:port: left to Ray
 
 
 def test_without_ray_the_flag_says_how_to_install_it(model_dir, tmp_path, capsys, monkeypatch):

@@ -246,7 +246,6 @@ def _quiet_ray(quiet: bool) -> None:
 
     from ray.data import DataContext
 
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # read when this process starts Ray
     DataContext.get_current().enable_progress_bars = not quiet and sys.stderr.isatty()
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -53,12 +53,29 @@ def connect(address: str | None = "auto") -> bool:
     import logging
 
     where = {"include_dashboard": False} if address in (None, "auto") else {"address": address}
+    if address not in (None, "auto"):
+        check_reachable(address)
     try:
         ray.init(log_to_driver=False, logging_level=logging.ERROR, **where)
     except (ConnectionError, ValueError, RuntimeError) as err:
         raise ConfigError(f"cannot connect to Ray at {address}: {str(err).splitlines()[0] if str(err) else err!r}",
                           fix="start a cluster with `ray start --head` and pass its address, or use --ray auto") from None
     return True
+
+
+def check_reachable(address: str, seconds: float = 5.0) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) nothing answers on, at once: Ray itself retries
+    an unreachable cluster for minutes."""
+    import socket
+
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return  # not host:port: Ray says what it makes of it
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as err:
+        raise ConfigError(f"cannot connect to Ray at {address}: {err.strerror or err}",
+                          fix="start a cluster with `ray start --head` and pass its address, or use --ray auto") from None
 
 
 def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tokens_column: str | None = None,
@@ -90,14 +107,19 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
     if indexed is None:  # no rows
         predicted = _empty(dataset, kind)
     else:
+        import warnings
+
         from ray.data import ActorPoolStrategy
 
-        predicted = indexed.map_batches(
-            TaggerActor, fn_constructor_kwargs={"settings": settings, "column": column, "kind": kind, "where": where,
-                                                "threads": max(1, int(num_cpus))},
-            compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus, num_gpus=num_gpus or None,
-            batch_size=rows_per_batch, batch_format="pyarrow",
-        ).sort(ROW).drop_columns([ROW])
+        with warnings.catch_warnings():  # ray_remote_args_fn: deprecated in Ray 2.60, see actor_options
+            warnings.simplefilter("ignore", DeprecationWarning)
+            predicted = indexed.map_batches(
+                TaggerActor, fn_constructor_kwargs={"settings": settings, "column": column, "kind": kind,
+                                                    "where": where, "threads": max(1, int(num_cpus))},
+                compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus, num_gpus=num_gpus or None,
+                batch_size=rows_per_batch, batch_format="pyarrow", **actor_options(indexed.map_batches),
+            )
+        predicted = predicted.sort(ROW).drop_columns([ROW])
     if output is None:
         return predicted.drop_columns([WORDS])
     return write_predictions(predicted, output)
@@ -240,6 +262,19 @@ def _empty(dataset, kind: str):
     for name, kind_type in {**prediction_types(kind), WORDS: pa.int64()}.items():
         table = put_column(table, name, pa.array([], type=kind_type))
     return from_arrow(table)
+
+
+def no_restarts() -> dict:
+    """Actor options: an actor that dies fails the run (nothing to restart it for)."""
+    return {"max_restarts": 0}
+
+
+def actor_options(map_batches) -> dict:
+    """Actors that are not restarted, where this Ray's ``map_batches`` takes ``ray_remote_args_fn``:
+    restartable actors make Ray log an error line per run about restarting them."""
+    import inspect
+
+    return {"ray_remote_args_fn": no_restarts} if "ray_remote_args_fn" in inspect.signature(map_batches).parameters else {}
 
 
 class TaggerActor:

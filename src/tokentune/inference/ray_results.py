@@ -49,14 +49,17 @@ def user_errors(where: str) -> Iterator[None]:
             if cause is None or id(cause) in seen:
                 continue
             seen.add(id(cause))
+            stack += [cause.__cause__, cause.__context__, getattr(cause, "cause", None)]
+            if type(cause).__module__.startswith("ray."):  # Ray's wrapper (RayTaskError(X) is an X too)
+                continue
             if isinstance(cause, RemoteError) and len(cause.args) >= 2 and isinstance(cause.args[0], type):
                 raise rebuild_error(*cause.args[:2]) from None  # Ray may append notes to the args
-            if isinstance(cause, TokentuneError) and not hasattr(cause, "cause"):  # not Ray's copy of it
+            if isinstance(cause, TokentuneError):
                 raise rebuild_error(type(cause), str(cause)) from None
-            if isinstance(cause, pa.ArrowInvalid):
-                raise DataError(f"cannot be read: {str(cause).splitlines()[0]}", path=where,
-                                fix="give valid JSON lines (one object per line) or a Parquet file") from None
-            stack += [cause.__cause__, cause.__context__, getattr(cause, "cause", None)]
+            if isinstance(cause, (pa.ArrowInvalid, pa.ArrowTypeError, json.JSONDecodeError)):
+                raise DataError(f"Ray Data cannot read it: {str(cause).splitlines()[0]}", path=where,
+                                fix="give one JSON object per line, each field of one type in every record, or a "
+                                    "Parquet file (or leave --ray out: predict reads any JSON lines)") from None
         raise
 
 
