@@ -194,26 +194,31 @@ def learning_rate_notes(config: TrainConfig) -> list[str]:
     return []
 
 
-def read_config_file(path: str, *, allow: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Settings from a YAML or JSON file (a mapping of TrainConfig field names to values, and the keys
-    of ``allow``: ``space`` for ``tune``)."""
+def read_mapping_file(path: str, *, what: str = "config file", flag: str = "--config") -> tuple[Any, str]:
+    """The parsed content of a YAML or JSON file and its text (for line numbers), with located errors:
+    missing, not UTF-8, unreadable, unparsable."""
     if not os.path.isfile(path):
-        raise ConfigError(f"config file {path} not found", fix="check the path given to --config")
+        raise ConfigError(f"{what} {path} not found", fix=f"check the path given to {flag}")
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})", fix="save the config file as UTF-8") from None
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})", fix=f"save the {what} as UTF-8") from None
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read the config file ({err.strerror})",
-                          fix="check the file's permissions") from None
+        raise ConfigError(f"{path}: cannot read the {what} ({err.strerror})", fix="check the file's permissions") from None
     try:
-        values = json.loads(text) if path.endswith(".json") else parse_yaml(text)
+        return (json.loads(text) if path.endswith(".json") else parse_yaml(text)), text
     except ValueError as err:  # yaml.YAMLError is re-raised as ValueError by parse_yaml; JSONDecodeError is one
         line = getattr(err, "lineno", None)
         where = f"{path}:{line}" if line else path
-        raise ConfigError(f"{where}: cannot parse the config file ({str(err).splitlines()[0]})",
+        raise ConfigError(f"{where}: cannot parse the {what} ({str(err).splitlines()[0]})",
                           fix="write it as a YAML or JSON mapping, e.g. 'learning_rate: 5.0e-5'") from None
+
+
+def read_config_file(path: str, *, allow: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Settings from a YAML or JSON file (a mapping of TrainConfig field names to values, and the keys
+    of ``allow``: ``space`` for ``tune``)."""
+    values, _ = read_mapping_file(path)
     if values is None:
         return {}
     if not isinstance(values, dict):

@@ -149,3 +149,23 @@ def publish_tree(directory: str) -> None:
     for root, _, files in os.walk(directory):
         for name in files:
             publish_mode(os.path.join(root, name))
+
+
+def empty_directory(path: str, keep: tuple[str, ...] = ()) -> list[str]:
+    """Remove every entry of ``path`` but those named in ``keep``; returns the names removed."""
+    removed = []
+    for name in os.listdir(path):
+        if name in keep:
+            continue
+        entry = os.path.join(path, name)
+        if os.path.isdir(entry) and not os.path.islink(entry):
+            shutil.rmtree(entry)
+        else:
+            os.remove(entry)
+        removed.append(name)
+    return removed
+
+
+def staging_path(final: str, kind: str = "") -> str:
+    """Where a directory output is built before its rename: the hidden sibling ``.NAME[.KIND].partial``."""
+    return os.path.join(os.path.dirname(final), f".{os.path.basename(final)}{'.' + kind if kind else ''}.partial")

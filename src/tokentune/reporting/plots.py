@@ -43,7 +43,7 @@ def _figure(width: float, height: float, **subplots):
         yield figure, figure.subplots(**subplots)
 
 
-def _png(figure) -> bytes:
+def figure_png(figure) -> bytes:
     buffer = io.BytesIO()
     # a tight box: constrained layout can leave an axis label of a fixed-aspect image (the confusion
     # matrix) just outside the canvas
@@ -74,7 +74,7 @@ def learning_curves_png(log_history: list[dict]) -> bytes | None:
         if evals:
             _dev_f1_panel(axes[1][0], evals)
         axes[-1][0].set_xlabel("training step")
-        return _png(figure)
+        return figure_png(figure)
 
 
 def _dev_f1_panel(ax, evals: list[dict]) -> None:
@@ -124,7 +124,7 @@ def per_type_f1_png(metrics: dict, split: str) -> bytes | None:
         ax.set_xlabel("F1 (entity level, exact match)")
         ax.set_title(f"F1 by entity type ({split})", pad=22)
         ax.grid(axis="x", alpha=0.3)
-        return _png(figure)
+        return figure_png(figure)
 
 
 def confusion_png(labels: list[str], rows: dict, split: str) -> bytes | None:
@@ -156,7 +156,7 @@ def confusion_png(labels: list[str], rows: dict, split: str) -> bytes | None:
         ax.set_title(f"Entity types, gold vs predicted ({split})")
         ax.spines[["top", "right"]].set_visible(True)
         figure.colorbar(image, ax=ax, shrink=0.8, label="share of the row")
-        return _png(figure)
+        return figure_png(figure)
 
 
 _SCORE_STYLES = (("precision", "#2f6db5"), ("recall", "#d9822b"), ("f1", "#3a9a5b"))
@@ -191,7 +191,7 @@ def threshold_curve_png(curves: dict[str, list[dict]], marked: float | None = No
         _unit_axes(right, "recall", "precision", "Precision against recall")
         if len(curves) > 1:
             right.legend(loc="lower left")
-        return _png(figure)
+        return figure_png(figure)
 
 
 def _unit_axes(ax, xlabel: str, ylabel: str, title: str, *, right_edge: float = 1.02) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..config import TrainConfig, learning_rate_notes
 from ..data import Corpus, Splits, check_labels, load_splits
 from ..errors import ConfigError, ModelError
-from ..io import writing
+from ..io import staging_path, writing
 from ..schemes import labels_for
 from . import distributed
 from .checkpoints import check_checkpoint, last_checkpoint, resumable_config, skipped_checkpoints, step_of, trained_epochs
@@ -143,7 +143,7 @@ def _staging_dir(config: TrainConfig, notes: list[str] | None = None) -> tuple[s
     """The final directory and its ``.NAME.partial`` staging sibling (made by rank 0 only); the output
     may not be, hold or lie inside the data or the model it reads."""
     final = _check_output(config)
-    staging = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.partial")
+    staging = staging_path(final)
     with distributed.main_first() as main:
         if main:
             if os.path.exists(staging) and not config.resume:

@@ -33,10 +33,11 @@ class TuneOptions:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if not self.study.strip():
-            from ..errors import ConfigError
+        from ..errors import ConfigError
 
-            raise ConfigError("the study name is empty", fix="pass --study NAME, or leave it out")
+        for name, value in (("study", self.study), ("storage", self.storage), ("space", self.space)):
+            if value is not None and not value.strip():
+                raise ConfigError(f"{name} is empty", fix=f"pass --{name} with a value, or leave it out")
 
 
 @dataclass

@@ -99,13 +99,9 @@ def _promote(number: int, trials_dir: str, staging: str, final: str) -> None:
     """Link the trial's model files into the output (the trial's directory stays whole until the output is
     published, so a finish that fails half-way is done again by the same command), renamed in its card
     and saved settings, which are rewritten as new files, never through the links."""
-    from ..io import atomic_write_json, atomic_write_text
+    from ..io import atomic_write_json, atomic_write_text, empty_directory
 
-    keep = {"study.db", "study.db-journal", TRIALS_DIR, LOCK_FILE}
-    for name in os.listdir(staging):  # what an earlier, interrupted finish left
-        if name not in keep:
-            path = os.path.join(staging, name)
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+    empty_directory(staging, keep=("study.db", "study.db-journal", TRIALS_DIR, LOCK_FILE))  # an interrupted finish
     trial_dir = os.path.join(trials_dir, f"trial-{number:04d}")
     for name in os.listdir(trial_dir):
         source, target = os.path.join(trial_dir, name), os.path.join(staging, name)
@@ -134,7 +130,7 @@ def _draw_plots(study, staging: str, notes: list[str]) -> dict[str, bytes]:
     import warnings
 
     from ..io import atomic_write_bytes
-    from ..reporting.plots import matplotlib_available
+    from ..reporting.plots import figure_png, matplotlib_available
 
     if not matplotlib_available():
         notes.append("search plots skipped: matplotlib is not installed")
@@ -158,11 +154,9 @@ def _draw_plots(study, staging: str, notes: list[str]) -> dict[str, bytes]:
             notes.append(f"{name} skipped: {str(err).splitlines()[0][:160] if str(err) else type(err).__name__}")
             continue
         figure = getattr(axes, "figure", None) or axes.flat[0].figure
-        buffer = io.BytesIO()
         figure.set_size_inches(9, 5)
-        figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight", facecolor="white")
+        drawn[name] = figure_png(figure)  # the report's own PNG settings
         plt.close(figure)
-        drawn[name] = buffer.getvalue()
         atomic_write_bytes(os.path.join(staging, "plots", name), drawn[name])
     return drawn
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..config import RESUME_FREE, TrainConfig
 from ..errors import ConfigError
-from ..io import writing
+from ..io import empty_directory, staging_path, writing
 from .options import LOCK_FILE, TRIALS_DIR, Search, TuneOptions, TuneResult
 from .space import Param, default_space
 from .study import check_same_search, default_storage, fail_stale_trials, finished, open_study
@@ -56,11 +56,7 @@ def _search_locked(search: Search, final: str, staging: str, options, overwrite:
     from .outputs import finish_search
 
     notes = []
-    if overwrite and any(name != LOCK_FILE for name in os.listdir(staging)):
-        for name in os.listdir(staging):
-            if name != LOCK_FILE:
-                path = os.path.join(staging, name)
-                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    if overwrite and empty_directory(staging, keep=(LOCK_FILE,)):
         notes.append(f"--overwrite: removed the interrupted search in {staging}")
     with writing(staging):
         os.makedirs(os.path.join(staging, TRIALS_DIR), exist_ok=True)
@@ -69,7 +65,7 @@ def _search_locked(search: Search, final: str, staging: str, options, overwrite:
     if done:
         notes.append(f"continuing study {search.study_name!r}: {done} of {search.trials} trials already finished")
     _run_workers(search, study, progress)
-    return finish_search(open_study(search), search, final, staging, options, notes, time.perf_counter() - started)
+    return finish_search(study, search, final, staging, options, notes, time.perf_counter() - started)
 
 
 def _paths(config: TrainConfig, options: TuneOptions) -> tuple[str, str]:
@@ -80,7 +76,7 @@ def _paths(config: TrainConfig, options: TuneOptions) -> tuple[str, str]:
         raise ConfigError("no output directory given", fix="pass --output DIR")
     inputs = (config.data, config.train_file, config.dev_file, config.test_file, config.model, options.space)
     final = check_output(config.output, overwrite=config.overwrite, inputs=inputs)
-    return final, os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.tune.partial")
+    return final, staging_path(final, "tune")
 
 
 def _any_finished(search: Search) -> bool:

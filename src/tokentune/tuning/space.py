@@ -14,9 +14,7 @@ or a warmup ratio of 1 is refused at ``file:line``, not after an hour of search)
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,27 +190,14 @@ def yaml_lines(text: str, under: str | None = "space") -> dict[tuple, int]:
 def read_space(path: str | None, base, *, in_config: bool) -> dict[str, Param] | None:
     """The space in ``path``: its ``space:`` mapping (a config file), or the whole file (``--space FILE``,
     which may also nest it under ``space:``). None where a config file has no ``space:`` (the default)."""
-    from ..config import parse_yaml, read_config_file
+    from ..config import read_mapping_file
 
     if path is None:
         return None
-    if in_config:
-        values = read_config_file(path, allow=("space",))
-        if "space" not in values:
-            return None
-        return parse_space(values["space"], base, source=path, lines=_lines(path, "space"))
-    if not os.path.isfile(path):
-        raise ConfigError(f"space file {path} not found", fix="check the path given to --space")
-    text = open(path, encoding="utf-8").read()
-    try:
-        values = json.loads(text) if path.endswith(".json") else parse_yaml(text)
-    except ValueError as err:
-        raise ConfigError(f"{path}: cannot parse the space file ({err})", fix="write it as a YAML or JSON mapping") from None
-    under = "space" if isinstance(values, dict) and set(values) == {"space"} else None
-    return parse_space(values["space"] if under else values, base, source=path, lines=_lines(path, under))
-
-
-def _lines(path: str, under: str | None) -> dict:
-    if path.endswith(".json"):
-        return {}
-    return yaml_lines(open(path, encoding="utf-8").read(), under)
+    what, flag = ("config file", "--config") if in_config else ("space file", "--space")
+    values, text = read_mapping_file(path, what=what, flag=flag)
+    if in_config and not (isinstance(values, dict) and "space" in values):
+        return None  # the config's other keys are checked as settings by build_config
+    under = "space" if in_config or (isinstance(values, dict) and set(values) == {"space"}) else None
+    lines = {} if path.endswith(".json") else yaml_lines(text, under)
+    return parse_space(values["space"] if under else values, base, source=path, lines=lines)

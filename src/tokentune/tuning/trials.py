@@ -64,7 +64,8 @@ def _leads(trial, dev_f1: float) -> bool:
 
 
 def _discard(output: str) -> None:
-    """A pruned or failed trial leaves nothing: its staging directory and any output."""
-    parent, name = os.path.split(output)
-    for path in (output, os.path.join(parent, f".{name}.partial")):
+    """A pruned or failed trial leaves nothing: its staging directory (train's) and any output."""
+    from ..io import staging_path
+
+    for path in (output, staging_path(output)):
         shutil.rmtree(path, ignore_errors=True)
