@@ -29,9 +29,10 @@ sys.exit(main(sys.argv[2:]))
 
 
 def _argv(tiny_data, tiny_base_model, output):
-    # 160 sentences / batch 8 = 20 steps per epoch, 40 in all; a checkpoint (and dev evaluation) every 5
+    # 160 sentences / batch 8 = 20 steps per epoch, 40 in all; a full checkpoint (and dev evaluation) every 5
     return ["train", "--data", tiny_data, "--model", tiny_base_model, "--output", str(output), "--epochs", "2",
-            "--batch-size", "8", "--learning-rate", "5e-3", "--seed", "5", "--eval-steps", "5", "--quiet"]
+            "--batch-size", "8", "--learning-rate", "5e-3", "--seed", "5", "--eval-steps", "5", "--quiet",
+            "--checkpoint-minutes", "0"]
 
 
 def _wait_for(path, process, timeout=240.0):

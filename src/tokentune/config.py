@@ -26,7 +26,8 @@ HEADS = ("softmax", "crf")
 TRACKERS = ("none", "tensorboard", "mlflow", "wandb")
 WORD_SPLITTERS = tuple(SPLITTERS)  # the registry in tokentune.words
 # settings that may differ between an interrupted run and its --resume: they don't change what is trained
-RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "word_splitter", "report_to")
+RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "word_splitter", "report_to", "checkpoint_minutes",
+               "save_total_limit")
 DATA, MODEL, OPT, SPEED, OUT = "data", "model", "optimisation (defaults: the recipe)", "speed and memory", "output"
 
 
@@ -122,6 +123,10 @@ class TrainConfig(ReadOptions):
                                   "directory", group=OUT)
     save_total_limit: int = setting(1, "recent checkpoints kept while training, besides the best one", metavar="N",
                                     minimum=1, group=OUT)
+    checkpoint_minutes: float = setting(10.0, "write a full checkpoint for --resume (weights, optimizer, scheduler) "
+                                              "at the first evaluation or epoch end after M minutes since the last; "
+                                              "0: at every one. Between them only the best model's weights are "
+                                              "written", metavar="M", minimum=0, group=OUT)
     quiet: bool = setting(False, "no progress bars", short="-q", group=OUT)
     report_to: list | None = setting(None, "also log the run to an experiment tracker (repeatable): tensorboard "
                                            "(event files in OUTPUT/runs), mlflow (MLFLOW_TRACKING_URI, "

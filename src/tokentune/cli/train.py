@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import flag_values
     from ..training import train
     from ..training.distributed import is_main
+    from ..training.timing import describe
     from ._common import quiet_libraries
 
     config = build_config(args.config, **flag_values(args, TrainConfig))
@@ -34,4 +35,6 @@ def run(args: argparse.Namespace) -> int:
         print(metrics_table(metrics))
     print(f"\ntrained in {result.train_seconds:.0f} s ({result.train_sentences_per_second:.1f} sentences/s); "
           f"model written to {result.output_dir}")
+    if result.time:
+        print(describe(result.time))
     return 0

@@ -60,6 +60,7 @@ class _Flat:
     span_end: np.ndarray  # [spans] flat row one past the last word
     span_type: np.ndarray  # [spans] index into Tagger._types
     span_score: np.ndarray  # [spans] mean probability of the decoded labels over the span
+    probabilities: np.ndarray | None = None  # [words, labels] what was decoded (before min_score)
 
 
 def saved_setting(model_dir: str, name: str, choices) -> str | None:
@@ -270,7 +271,7 @@ class Tagger:
         starts, ends, types = cut_spans(ids, offsets, self._label_info)
         chosen = np.cumsum(np.concatenate([[0.0], probs[np.arange(len(ids)), ids].astype(np.float64)]))
         scores = (chosen[ends] - chosen[starts]) / np.maximum(ends - starts, 1)
-        return _Flat(offsets, ids, starts, ends, types, scores)
+        return _Flat(offsets, ids, starts, ends, types, scores, probs)
 
     def _confident(self, flat: _Flat) -> _Flat:
         """``flat`` without the spans scoring below ``min_score``; their words become ``O``."""
@@ -294,7 +295,15 @@ class Tagger:
                               documents: Sequence[tuple[int, int]] | None = None) -> list[TokenPrediction]:
         """Tags and spans for pre-tokenised sentences. ``documents``: ``[start, end)`` ranges of
         consecutive sentences read together (document context); decoding and spans stay per sentence."""
-        flat = self._confident(self._predict_flat(sentences, documents))
+        return self.predict_with_probabilities(sentences, documents)[0]
+
+    def predict_with_probabilities(self, sentences: Sequence[Sequence[str]],
+                                   documents: Sequence[tuple[int, int]] | None = None
+                                   ) -> tuple[list[TokenPrediction], np.ndarray]:
+        """:meth:`predict_token_batches` and the ``[words of all sentences, labels]`` probabilities it
+        decoded, rows in sentence order (e.g. for a loss against gold labels, without a second pass)."""
+        raw = self._predict_flat(sentences, documents)
+        flat = self._confident(raw)
         bounds = np.searchsorted(flat.span_start, flat.offsets)
         tags = self._label_array[flat.ids].tolist()
         predictions = []
@@ -305,7 +314,7 @@ class Tagger:
                      zip(flat.span_type[first:last], flat.span_start[first:last], flat.span_end[first:last])]
             predictions.append(TokenPrediction(list(words), tags[lo:hi], spans,
                                                flat.span_score[first:last].tolist()))
-        return predictions
+        return predictions, raw.probabilities
 
     def predict_tokens(self, words: Sequence[str]) -> TokenPrediction:
         return self.predict_token_batches([words])[0]

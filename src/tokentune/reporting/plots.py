@@ -69,7 +69,8 @@ def learning_curves_png(log_history: list[dict]) -> bytes | None:
             loss_ax.plot(*zip(*dev_loss), color="#d62728", marker="o", linewidth=1.8, label="dev loss")
         loss_ax.set_ylabel("loss")
         loss_ax.set_title("Learning curves")
-        loss_ax.legend(loc="upper right")
+        if train or dev_loss:
+            loss_ax.legend(loc="upper right")
         loss_ax.grid(alpha=0.3)
         if evals:
             _dev_f1_panel(axes[1][0], evals)

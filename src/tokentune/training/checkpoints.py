@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import time
 import zipfile
 
 from ..config import RESUME_FREE, TrainConfig
@@ -69,6 +71,65 @@ def last_checkpoint(folder: str) -> str | None:
     return None
 
 
+def is_weights_only(checkpoint: str) -> bool:
+    """A checkpoint written for its weights alone (the best model between full checkpoints): its state file
+    is readable and it has no optimizer state, by design rather than by an interrupted save."""
+    return _state(checkpoint) is not None and not os.path.exists(os.path.join(checkpoint, TORCH_STATES[0]))
+
+
+class CheckpointPolicy:
+    """What each of the Trainer's saves (one per evaluation, or per epoch without dev) writes.
+
+    A full checkpoint (weights, optimizer, scheduler, RNG: what ``--resume`` needs, about 3x the model's
+    size) once ``minutes`` of training have passed since the last one (0: at every save); otherwise the
+    model's weights alone if the evaluation just made is the best so far (what the end of training loads
+    back); otherwise nothing. Old checkpoints are then removed: kept are the newest ``keep`` full ones, the
+    best, and the best that each kept full checkpoint recorded (a run resumed from it may load that one).
+    """
+
+    def __init__(self, minutes: float, keep: int) -> None:
+        self.interval, self.keep = minutes * 60.0, keep
+        self.last_full = time.monotonic()
+
+    def save(self, trainer, save) -> None:
+        """``save()``: the Trainer's own checkpoint save, full unless ``args.save_only_model``."""
+        state, args = trainer.state, trainer.args
+        if self.interval <= 0 or time.monotonic() - self.last_full >= self.interval:
+            save()
+            self.last_full = time.monotonic()
+        elif state.best_global_step == state.global_step:
+            only_model, args.save_only_model = args.save_only_model, True
+            try:
+                save()
+            finally:
+                args.save_only_model = only_model
+        else:
+            return
+        self.rotate(args.output_dir, state.best_model_checkpoint)
+
+    def rotate(self, folder: str, best: str | None) -> None:
+        found = _checkpoints(folder)
+        full = [path for path in found if is_complete(path)][:self.keep]
+        kept = {os.path.basename(path) for path in full}
+        if best:
+            kept.add(os.path.basename(os.path.normpath(best)))
+        for path in full:
+            recorded = (_state(path) or {}).get("best_model_checkpoint")
+            if recorded:
+                kept.add(os.path.basename(os.path.normpath(recorded)))
+        for path in found:
+            if os.path.basename(path) not in kept:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def drop_later_checkpoints(folder: str, step: int) -> None:
+    """Checkpoints saved after ``step`` (best-model weights from the part of the run a resume trains
+    again): removed, so that only what the resumed run saves itself is loaded at its end."""
+    for path in _checkpoints(folder):
+        if step_of(path) > step:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def skipped_checkpoints(folder: str) -> list[str]:
     """What :func:`last_checkpoint` passed over, newest first, e.g. ``"checkpoint-15 (no readable
     trainer_state.json: its save was interrupted)"``, for a note on a resumed run."""
@@ -77,6 +138,8 @@ def skipped_checkpoints(folder: str) -> list[str]:
     for path in _checkpoints(folder):
         if path == chosen:
             break
+        if is_weights_only(path):  # written without optimizer state on purpose (CheckpointPolicy)
+            continue
         why = "weights, optimizer or scheduler state missing" if _state(path) is not None else \
             f"no readable {STATE_FILE}: its save was interrupted"
         skipped.append(f"{os.path.basename(path)} ({why})")
@@ -172,3 +235,13 @@ def resumable_config(config: TrainConfig, saved_path: str) -> TrainConfig:
                           fix="resume with the same settings, or drop --resume to train from the start")
     return dataclasses.replace(config, batch_size=current["batch_size"],
                                gradient_accumulation_steps=current["gradient_accumulation_steps"])
+
+
+def raise_resume_error(err: Exception, checkpoint: str | None) -> None:
+    """A checkpoint whose state does not fit the model (another model or label set): one line naming it."""
+    import pickle
+
+    if checkpoint is not None and isinstance(err, (ValueError, KeyError, RuntimeError, pickle.UnpicklingError)):
+        raise ModelError(f"--resume: checkpoint {checkpoint} does not fit this run "
+                         f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})",
+                         fix=f"delete {checkpoint}, or train from the start without --resume") from None

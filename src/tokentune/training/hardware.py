@@ -10,6 +10,7 @@ CPUs with AVX512-BF16 but no AMX run bf16 on the vector units; no such machine w
 from __future__ import annotations
 
 import functools
+import gc
 
 from ..errors import ConfigError
 
@@ -69,3 +70,18 @@ def resolve_precision(requested: str) -> tuple[str, str]:
         return "bf16", "precision: bf16 autocast (auto: the CPU has AMX-BF16)"
     reason = "AVX512-BF16 without AMX, not measured to help" if kind else "the CPU has no native bf16"
     return "fp32", f"precision: fp32 (auto: {reason}; --bf16 forces bf16)"
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    import torch
+    from accelerate.utils.memory import should_reduce_batch_size
+
+    return isinstance(err, torch.OutOfMemoryError) or should_reduce_batch_size(err)
+
+
+def free_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

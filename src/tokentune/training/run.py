@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import gc
 import os
 import random
 import shutil
@@ -25,7 +24,18 @@ from ..errors import ConfigError, ModelError
 from ..io import staging_path, writing
 from ..schemes import labels_for
 from . import distributed
-from .checkpoints import check_checkpoint, last_checkpoint, resumable_config, skipped_checkpoints, step_of, trained_epochs
+from .checkpoints import (
+    check_checkpoint,
+    drop_later_checkpoints,
+    last_checkpoint,
+    raise_resume_error,
+    resumable_config,
+    skipped_checkpoints,
+    step_of,
+    trained_epochs,
+)
+from .hardware import free_memory, is_out_of_memory
+from .timing import RunClock
 from .weights import head_notes
 
 CONFIG_FILE = "tokentune_config.json"
@@ -45,6 +55,8 @@ class TrainResult:
     log_history: list[dict] = field(default_factory=list)
     # how it ran: precision, per-device and effective batch size, processes, steps, early stop, resume
     run: dict = field(default_factory=dict)
+    # where the time went (timing.RunClock.summary): seconds per part, bytes written, peak memory
+    time: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -58,6 +70,7 @@ class _Prepared:
     train_features: list[dict]
     dev_features: list[dict] | None
     notes: list[str]
+    dev: Corpus | None = None  # what training evaluates: the dev split, or its first N (--max-eval-samples)
 
 
 def prepare_splits(config: TrainConfig) -> Splits:
@@ -127,7 +140,7 @@ def prepare_data(config: TrainConfig) -> _Prepared:
     train_features = encode_split(splits.train, tokenizer, label2id, config, max_length, name="train",
                                   evaluation=False, notes=notes)
     notes.extend(head_notes(config, labels, train_features))  # a bad --class-weights file fails here
-    dev_features = None
+    dev_features = dev = None
     if splits.dev is not None:
         dev = splits.dev
         if config.max_eval_samples:
@@ -136,7 +149,7 @@ def prepare_data(config: TrainConfig) -> _Prepared:
                                     notes=notes)
     elif config.patience:
         raise ConfigError("--patience needs a dev split to watch", fix="pass --dev FILE, or drop --patience")
-    return _Prepared(splits, labels, tokenizer, max_length, train_features, dev_features, notes)
+    return _Prepared(splits, labels, tokenizer, max_length, train_features, dev_features, notes, dev)
 
 
 def _staging_dir(config: TrainConfig, notes: list[str] | None = None) -> tuple[str, str]:
@@ -177,9 +190,14 @@ def _check_model_files(config: TrainConfig) -> None:
 
 
 def _drop_staging_without_checkpoints(staging: str) -> None:
-    """A run that failed before its first checkpoint leaves nothing (there is nothing to --resume)."""
-    folder = os.path.join(staging, "checkpoints")
-    if distributed.is_main() and not (os.path.isdir(folder) and os.listdir(folder)):
+    """A run that failed before its first full checkpoint leaves nothing (there is nothing to --resume)."""
+    if not distributed.is_main():
+        return
+    try:
+        resumable = last_checkpoint(os.path.join(staging, "checkpoints")) is not None
+    except ModelError:  # a damaged older checkpoint: left for the user to see
+        resumable = True
+    if not resumable:
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -214,46 +232,39 @@ def _start_or_resume(config: TrainConfig, staging: str, notes: list[str]) -> tup
             config = resumable_config(config, os.path.join(staging, CONFIG_FILE))
             check_checkpoint(checkpoint)  # damaged state: one line naming it, before any model is built
             notes.append(f"resumed from {os.path.basename(checkpoint)} (step {step_of(checkpoint)}) in {staging}")
+            if distributed.is_main():
+                drop_later_checkpoints(folder, step_of(checkpoint))
     if distributed.is_main():  # what this run trains with, for a later --resume to check against
         atomic_write_json(os.path.join(staging, CONFIG_FILE), config.to_dict())
     return config, checkpoint
 
 
-def _is_out_of_memory(err: BaseException) -> bool:
-    import torch
-    from accelerate.utils.memory import should_reduce_batch_size
-
-    return isinstance(err, torch.OutOfMemoryError) or should_reduce_batch_size(err)
-
-
-def _free_memory() -> None:
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, checkpoint: str | None, callbacks=()):
+def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, checkpoint: str | None, callbacks,
+         clock):
     """Train; on out-of-memory halve the per-device batch and double accumulation (the same examples
     per optimizer step) and start again, down to batch 1. Returns (trainer, seconds)."""
     batch, accumulation = config.batch_size, config.gradient_accumulation_steps
     while True:
-        trainer = _make_trainer(config, prep, staging, precision, batch, accumulation, checkpoint, callbacks)
-        started = time.perf_counter()
+        with clock.part("model"):
+            trainer = _make_trainer(config, prep, staging, precision, batch, accumulation, checkpoint, callbacks)
+        trainer.clock = clock
+        started, inside = time.perf_counter(), clock.inside_training()
         try:
             with writing(staging, only=DISK_ERRORS):  # a full or read-only disk while checkpointing
                 trainer.train(resume_from_checkpoint=checkpoint)
-            return trainer, time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            clock.add("training", seconds - (clock.inside_training() - inside))
+            return trainer, seconds
         except Exception as err:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
             retry = (config.auto_batch_size and batch > 1 and distributed.world_size() == 1
-                     and _is_out_of_memory(err))
+                     and is_out_of_memory(err))
             if not retry:
-                _raise_resume_error(err, checkpoint)
+                raise_resume_error(err, checkpoint)
                 raise
         # outside the except block, so the traceback's frames (holding activations) can be freed
+        clock.add("training", time.perf_counter() - started - (clock.inside_training() - inside))
         del trainer
-        _free_memory()
+        free_memory()
         message = (f"out of memory with batch size {batch} per device: started again with {batch // 2} and "
                    f"gradient accumulation {accumulation * 2} (the same {batch * accumulation} examples per step)")
         prep.notes.append(message)
@@ -267,16 +278,6 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
             atomic_write_json(os.path.join(staging, CONFIG_FILE), used.to_dict())
 
 
-def _raise_resume_error(err: Exception, checkpoint: str | None) -> None:
-    """A checkpoint whose state does not fit the model (another model or label set): one line naming it."""
-    import pickle
-
-    if checkpoint is not None and isinstance(err, (ValueError, KeyError, RuntimeError, pickle.UnpicklingError)):
-        raise ModelError(f"--resume: checkpoint {checkpoint} does not fit this run "
-                         f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})",
-                         fix=f"delete {checkpoint}, or train from the start without --resume") from None
-
-
 def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulation, checkpoint, callbacks=()):
     from transformers import set_seed
 
@@ -288,6 +289,14 @@ def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulati
     trainer = build_trainer(config, model, prep.tokenizer, prep.labels, prep.train_features, prep.dev_features,
                             staging, prep.notes, precision=precision, batch_size=batch, accumulation=accumulation,
                             max_length=prep.max_length, extra_callbacks=callbacks)
+    if distributed.world_size() == 1:  # several processes keep the Trainer's own sharded evaluation and saves
+        from .checkpoints import CheckpointPolicy
+        from .devscore import DevEvaluator
+
+        trainer.checkpoint_policy = CheckpointPolicy(config.checkpoint_minutes, config.save_total_limit)
+        if prep.dev is not None:
+            trainer.dev_evaluator = DevEvaluator(prep.dev, prep.tokenizer, prep.labels, config, prep.max_length,
+                                                 whole_split=len(prep.dev) == len(prep.splits.dev))
     if distributed.is_main():
         if checkpoint is None:  # a fresh start: the log of an earlier attempt is stale
             open(trainer.tokentune_log.path, "w").close()
@@ -320,17 +329,18 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, **
     always; ``tune`` evaluates it only for a trial that is the best so far).
     """
     from .hardware import resolve_precision
-    from .tracking import check_trackers, end_failed_runs, log_final
-    from .trainer import final_evaluation, write_outputs
+    from .tracking import check_trackers, end_failed_runs
 
     config = config if config is not None else TrainConfig(**settings)
+    clock = RunClock()
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
     _check_output(config)  # before anything is read: a refused output costs nothing
     _check_model_files(config)
     check_trackers(config)
     distributed.setup()
-    prep = prepare_data(config)
+    with clock.part("reading"):
+        prep = prepare_data(config)
     config = _document_batch(config, prep)
     precision, precision_note = resolve_precision(config.precision)
     prep.notes.append(precision_note)
@@ -338,11 +348,23 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, **
     try:
         config, checkpoint = _start_or_resume(config, staging, prep.notes)
         start_epoch = trained_epochs(checkpoint)
-        trainer, seconds = _fit(config, prep, staging, precision, checkpoint, callbacks)
+        trainer, seconds = _fit(config, prep, staging, precision, checkpoint, callbacks, clock)
     except BaseException:
         _drop_staging_without_checkpoints(staging)
         end_failed_runs(config)
         raise
+    return _finish(config, prep, trainer, seconds, start_epoch, precision, checkpoint, (final, staging), clock,
+                   test_when)
+
+
+def _finish(config, prep: _Prepared, trainer, seconds, start_epoch, precision, checkpoint, paths, clock,
+            test_when) -> TrainResult:
+    """Final evaluation of the kept model, the output directory, and the result."""
+    from .devscore import reusable_dev_scores
+    from .tracking import log_final
+    from .trainer import final_evaluation, write_outputs
+
+    final, staging = paths
     run, batch_note = _run_info(trainer, precision, checkpoint)
     prep.notes.append(batch_note)
     if trainer.state.global_step < trainer.state.max_steps and config.patience:
@@ -353,16 +375,19 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, **
                                gradient_accumulation_steps=run["gradient_accumulation_steps"])
     metrics = {}
     if distributed.is_main():
-        metrics = final_evaluation(trainer.model, prep.tokenizer, prep.labels, prep.splits, used, prep.max_length,
-                                   test_when=test_when)
+        with clock.part("final evaluation"):
+            metrics = final_evaluation(trainer.model, prep.tokenizer, prep.labels, prep.splits, used, prep.max_length,
+                                       test_when=test_when, dev_scores=reusable_dev_scores(trainer, prep.notes))
         if prep.splits.test is not None and "test" not in metrics:
             prep.notes.append("test not evaluated: this trial's dev F1 is not the best of its search")
     result = TrainResult(final, metrics, seconds, sentences / seconds if seconds else 0.0, prep.notes,
                          list(trainer.state.log_history), run)
     if distributed.is_main():
         with writing(final):
-            write_outputs(staging, trainer, prep.tokenizer, used, result, prep.splits)
+            write_outputs(staging, trainer, prep.tokenizer, used, result, prep.splits, clock)
             result.notes.extend(log_final(used, staging, metrics, trainer.state.global_step))
-            _publish(staging, final)
+            with clock.part("writing"):
+                _publish(staging, final)
+    result.time = clock.summary()
     distributed.barrier()  # train() returns on every rank once the directory is complete
     return result

@@ -48,7 +48,8 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
         load_best_model_at_end=has_dev,
         metric_for_best_model="f1" if has_dev else None,
         greater_is_better=True,
-        save_total_limit=config.save_total_limit,  # the best checkpoint is always kept besides these
+        # the best checkpoint is always kept besides these; with one process checkpoints.CheckpointPolicy keeps them
+        save_total_limit=config.save_total_limit if world_size() > 1 else None,
         save_only_model=False,  # optimizer, scheduler and RNG states too: what --resume needs
         # packed batches are the recipe's random ones: grouping them by length would only cost variety
         train_sampling_strategy="group_by_length" if config.group_by_length and not packed else "random",
@@ -136,91 +137,11 @@ class JsonLinesLog:
 
 
 def trainer_class():
-    """transformers.Trainer with tokentune's samplers and loss (a function, so importing this module
-    stays light)."""
-    from torch.utils.data import SequentialSampler
-    from transformers import Trainer
-
-    from .batches import MEGABATCH, LengthGroupedSampler
-
-    class TokentuneTrainer(Trainer):
-        tokens_per_step: float | None = None  # set by build_trainer when the loss is token-weighted
-        length_group_batches: int = MEGABATCH  # set by build_trainer from the config
-        train_collator = None  # packing.PackingCollator with --packing; evaluation keeps the plain one
-        # --head crf: a training.crf.LinearChainCRF (also model.crf) and its learning rate; --class-weights: a tensor
-        crf = crf_learning_rate = class_weights = None
-
-        def create_optimizer(self, model=None):  # the CRF's scores in a group of their own
-            return crf_parameter_group(super().create_optimizer(model), self)
-
-        def get_train_dataloader(self):
-            if self.train_collator is None:
-                return super().get_train_dataloader()
-            plain, self.data_collator = self.data_collator, self.train_collator
-            try:
-                return super().get_train_dataloader()
-            finally:
-                self.data_collator = plain
-
-        def _get_train_sampler(self, train_dataset=None):
-            dataset = train_dataset if train_dataset is not None else self.train_dataset
-            if self.args.train_sampling_strategy != "group_by_length":
-                return super()._get_train_sampler(train_dataset)
-            lengths = [len(feature["input_ids"]) for feature in dataset]
-            return LengthGroupedSampler(lengths, self._train_batch_size, self.args.seed, self.length_group_batches)
-
-        def _get_eval_sampler(self, eval_dataset):
-            # dev features come sorted by length (encode_split): batches in that order carry the least
-            # padding; the base class would shuffle them into length groups again
-            if self.args.world_size <= 1:
-                return SequentialSampler(eval_dataset)
-            return None  # distributed: accelerate shards the sequential batches over the ranks
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            """Cross-entropy over labelled sub-tokens, scaled here for accumulation and processes.
-
-            Token-weighted (default): the sum over the micro-batch divided by the labelled tokens an
-            optimizer step holds on average, so every token weighs the same whatever its batch; a
-            batch mean would give a batch of 16 short headlines the pull of 16 long sentences, which
-            length-grouped batches make common. Otherwise: the batch mean, averaged over accumulation.
-            (transformers takes models with ``**kwargs`` to scale their own loss; BERT's doesn't.)
-            """
-            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
-            total, loss = head_loss(self, outputs.logits, inputs)
-            if model.training and self.tokens_per_step:
-                loss = total / self.tokens_per_step
-            elif model.training:
-                loss = loss / self.current_gradient_accumulation_steps
-            return (loss, outputs) if return_outputs else loss
+    """transformers.Trainer with tokentune's samplers, loss, dev evaluation and checkpoint policy (a
+    function, so importing this module stays light: hf_trainer.py imports transformers)."""
+    from .hf_trainer import TokentuneTrainer
 
     return TokentuneTrainer
-
-
-def crf_parameter_group(optimizer, trainer):
-    if trainer.crf is not None and trainer.crf_learning_rate:
-        from .crf import split_crf_parameters
-
-        split_crf_parameters(optimizer, trainer.crf, trainer.crf_learning_rate)
-    return optimizer
-
-
-def head_loss(trainer, logits, inputs):
-    """``(sum, mean)`` of the loss over a micro-batch's labelled sub-tokens: the CRF's chain NLL
-    (mean: per labelled token), or the cross-entropy with the optional class weights (mean: over the
-    tokens' weights, as torch's ``cross_entropy(weight=...)`` takes it)."""
-    import torch.nn.functional as F
-
-    labels = inputs["labels"]
-    if trainer.crf is not None:
-        total, tokens = trainer.crf.nll(logits, labels, inputs.get("position_ids"))
-        return total, total / max(1, tokens)
-    logits = logits.float().view(-1, logits.shape[-1])
-    weight = None if trainer.class_weights is None else trainer.class_weights.to(logits.device)
-    flat = labels.view(-1)
-    total = F.cross_entropy(logits, flat, weight=weight, ignore_index=IGNORE, reduction="sum")
-    kept = flat[flat != IGNORE]
-    denominator = weight[kept].sum().clamp(min=1e-12) if weight is not None else max(1, kept.numel())
-    return total, total / denominator
 
 
 def tokens_per_step(train_features: list[dict], batch_size: int, accumulation: int) -> float:
@@ -318,9 +239,10 @@ def effective_batch_size(args) -> int:
     return args.per_device_train_batch_size * max(1, args.n_gpu) * args.world_size * args.gradient_accumulation_steps
 
 
-def final_evaluation(model, tokenizer, labels, splits, config, max_length, test_when=None) -> dict:
+def final_evaluation(model, tokenizer, labels, splits, config, max_length, test_when=None, dev_scores=None) -> dict:
     """Dev and test figures of the kept model, on whole sentences (windows merged), as `evaluate` gives;
-    test only where ``test_when(dev_metrics)`` allows it (when given)."""
+    test only where ``test_when(dev_metrics)`` allows it (when given). ``dev_scores``: the kept model's dev
+    figures from its evaluation during training (devscore.py): dev is then not run again."""
     from ..evaluation import evaluate_corpus
     from ..inference import Tagger
     from ..inference.runners import torch_runner
@@ -330,9 +252,11 @@ def final_evaluation(model, tokenizer, labels, splits, config, max_length, test_
     tagger = Tagger(torch_runner(model, str(model.device)), tokenizer, labels, max_length=max_length,
                     stride=config.stride, batch_size=config.eval_batch_size * 2,
                     crf=crf.scores() if crf is not None else None)
-    metrics = {}
+    metrics = {"dev": dev_scores} if dev_scores is not None else {}
     for name in ("dev", "test"):
         corpus = getattr(splits, name)
+        if name in metrics:
+            continue
         if name == "test" and test_when is not None and "dev" in metrics and not test_when(metrics["dev"]):
             continue
         if corpus is not None:
@@ -341,22 +265,26 @@ def final_evaluation(model, tokenizer, labels, splits, config, max_length, test_
     return metrics
 
 
-def write_outputs(staging, trainer, tokenizer, config, result, splits) -> None:
+def write_outputs(staging, trainer, tokenizer, config, result, splits, clock) -> None:
+    """The model, its card, reports and ``metrics.json`` (written last: its ``"time"`` covers the rest)."""
     from ..io import atomic_write_json, atomic_write_text
     from ..modeling import base_model_name
     from ..reporting.card import model_card, write_reports
     from .crf import save_without_crf
 
-    labels = [trainer.model.config.id2label[i] for i in range(len(trainer.model.config.id2label))]
-    save_without_crf(trainer.model, staging, labels)  # the CRF's scores, if any, in crf.safetensors
-    tokenizer.save_pretrained(staging)
-    atomic_write_json(os.path.join(staging, "tokentune_config.json"), config.to_dict())
+    with clock.part("writing"):
+        labels = [trainer.model.config.id2label[i] for i in range(len(trainer.model.config.id2label))]
+        save_without_crf(trainer.model, staging, labels)  # the CRF's scores, if any, in crf.safetensors
+        tokenizer.save_pretrained(staging)
+        atomic_write_json(os.path.join(staging, "tokentune_config.json"), config.to_dict())
+    with clock.part("reports"):
+        card = model_card(config, base_model_name(config.model), result.metrics, result.log_history, splits)
+        atomic_write_text(os.path.join(staging, "README.md"), card)
+        write_reports(staging, result, splits, config)  # errors.jsonl, plots/, report.html
+    result.time = clock.summary()
     summary = {**result.metrics, "train_seconds": round(result.train_seconds, 1),
                "train_sentences_per_second": round(result.train_sentences_per_second, 2),
                "training": result.run,  # precision, per-device and effective batch size, processes, steps
                "head": config.head, "class_weights": getattr(trainer, "class_weight_map", None),
-               "notes": result.notes}
+               "time": result.time, "notes": result.notes}
     atomic_write_json(os.path.join(staging, "metrics.json"), summary)
-    card = model_card(config, base_model_name(config.model), result.metrics, result.log_history, splits)
-    atomic_write_text(os.path.join(staging, "README.md"), card)
-    write_reports(staging, result, splits, config)  # errors.jsonl, plots/, report.html

@@ -1,0 +1,111 @@
+"""Dev evaluation during training through the path ``evaluate`` takes, so that dev is read once.
+
+The Trainer's own evaluation scores sub-token windows with an argmax; the figures a run reports come
+from the Tagger (whole sentences, windows merged, Viterbi or the CRF's decoding). Evaluating with the
+Tagger at every evaluation makes the checkpoint be chosen by the figure that is reported, and the best
+evaluation's scores and predictions are the final dev figures: with the best model's weights loaded
+back, a second pass would compute exactly the same numbers (``tests/test_devscore.py`` checks it).
+
+Evaluation runs in fp32, also where training runs in bf16, so that the dev figures equal what
+``tokentune evaluate`` gives on the saved model.
+
+Where the figures cannot be reused the run evaluates dev again at the end and says why
+(:func:`reusable_dev_scores`): ``--max-eval-samples`` (training watched part of dev, the report covers
+all of it), several processes (the Trainer's sharded evaluation chooses the checkpoint there), or a
+``--resume`` past the best evaluation (its predictions were not kept on disk).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..data import Corpus
+
+CROSS_ENTROPY_FLOOR = 1e-12  # the log of a probability rounded to 0: a large but finite loss
+
+
+class DevEvaluator:
+    """Scores the model being trained on the dev corpus; keeps the scores of the best evaluation."""
+
+    def __init__(self, corpus: Corpus, tokenizer, labels: list[str], config, max_length: int, *,
+                 whole_split: bool) -> None:
+        self.corpus, self.tokenizer, self.labels = corpus, tokenizer, labels
+        self.config, self.max_length = config, max_length
+        self.whole_split = whole_split  # False: --max-eval-samples cut the split; the end evaluates all of it
+        label2id = {label: i for i, label in enumerate(labels)}
+        self.gold = np.array([label2id[tag] for tags in corpus.tag_sequences(config.train_scheme) for tag in tags],
+                             dtype=np.int64)
+        self.last: tuple[int, dict] | None = None  # (step, Scores) of the latest evaluation
+        self.best: tuple[int, dict] | None = None  # (step, Scores) of the evaluation the Trainer marked best
+
+    def tagger(self, model, crf=None):
+        from ..inference import Tagger
+        from ..inference.runners import torch_runner
+
+        return Tagger(torch_runner(model, str(model.device)), self.tokenizer, self.labels,
+                      max_length=self.max_length, stride=self.config.stride,
+                      batch_size=self.config.eval_batch_size * 2, crf=crf.scores() if crf is not None else None,
+                      context=self.config.context)
+
+    def evaluate(self, model, step: int, crf=None) -> dict:
+        """``eval_*`` metrics as the Trainer logs them (precision, recall, f1, accuracy, loss, runtime)."""
+        from ..evaluation import evaluate_corpus
+
+        started = time.perf_counter()
+        recorder = _Recorder(self.tagger(model, crf))
+        scores = evaluate_corpus(recorder, self.corpus, return_predictions=True, context=self.config.context)
+        self.last = (step, scores)
+        metrics = {f"eval_{key}": scores[key] for key in ("precision", "recall", "f1", "accuracy")}
+        if crf is None:  # a CRF's loss is over whole tag chains: word cross-entropy would be another figure
+            metrics["eval_loss"] = self.word_cross_entropy(recorder.probabilities)
+        seconds = time.perf_counter() - started
+        metrics.update({"eval_runtime": round(seconds, 4),
+                        "eval_samples_per_second": round(len(self.corpus) / seconds, 3) if seconds else None})
+        return metrics
+
+    def word_cross_entropy(self, probabilities: np.ndarray) -> float:
+        """Mean of -log p(gold label) over dev words: the Trainer's eval loss (cross-entropy over the
+        labelled first sub-tokens) for the same model, computed from the probabilities decoded."""
+        if not len(self.gold):
+            return 0.0
+        chosen = probabilities[np.arange(len(self.gold)), self.gold]
+        return float(-np.log(np.clip(chosen, CROSS_ENTROPY_FLOOR, None)).mean())
+
+    def mark_best(self) -> None:
+        """The latest evaluation is the best so far (the Trainer's own comparison decided)."""
+        self.best = self.last
+
+
+class _Recorder:
+    """Tagger-like: predicts through the tagger and keeps the probabilities for the dev loss."""
+
+    def __init__(self, tagger) -> None:
+        self.tagger, self.labels, self.scheme, self.context = tagger, tagger.labels, tagger.scheme, tagger.context
+        self.probabilities = np.zeros((0, len(tagger.labels)), dtype=np.float32)
+
+    def predict_token_batches(self, sentences, documents=None):
+        predictions, self.probabilities = self.tagger.predict_with_probabilities(sentences, documents)
+        return predictions
+
+
+def reusable_dev_scores(trainer, notes: list[str]):
+    """The best evaluation's dev scores when they are the final dev figures, else None (with a note
+    saying why dev is evaluated again)."""
+    evaluator = getattr(trainer, "dev_evaluator", None)
+    if evaluator is None:
+        if trainer.args.world_size > 1 and trainer.eval_dataset is not None:
+            notes.append("dev evaluated again at the end: with several processes the Trainer's sharded evaluation "
+                         "chose the checkpoint")
+        return None
+    best_step = trainer.state.best_global_step
+    if evaluator.best is None or evaluator.best[0] != best_step:
+        if best_step:
+            notes.append(f"dev evaluated again at the end: the best evaluation (step {best_step}) came before "
+                         f"--resume, and its predictions were not kept")
+        return None
+    if not evaluator.whole_split:
+        notes.append("dev evaluated again at the end, whole: training watched the first "
+                     f"{len(evaluator.corpus)} sentences (--max-eval-samples)")
+        return None
+    return evaluator.best[1]

@@ -1,0 +1,126 @@
+"""tokentune's transformers.Trainer: samplers, loss, dev evaluation through the Tagger, checkpoint policy.
+
+Imported only when a run builds its Trainer (``trainer.trainer_class``): importing it imports transformers.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from torch.utils.data import SequentialSampler
+from transformers import Trainer
+
+from ..windows import IGNORE
+from .batches import MEGABATCH, LengthGroupedSampler
+
+
+class TokentuneTrainer(Trainer):
+    tokens_per_step: float | None = None  # set by build_trainer when the loss is token-weighted
+    length_group_batches: int = MEGABATCH  # set by build_trainer from the config
+    train_collator = None  # packing.PackingCollator with --packing; evaluation keeps the plain one
+    # --head crf: a training.crf.LinearChainCRF (also model.crf) and its learning rate; --class-weights: a tensor
+    crf = crf_learning_rate = class_weights = None
+    dev_evaluator = None  # devscore.DevEvaluator: dev scored as `evaluate` scores it (one process)
+    checkpoint_policy = None  # checkpoints.CheckpointPolicy: what each save writes (one process)
+    clock = None  # timing.RunClock of the run
+
+    def create_optimizer(self, model=None):  # the CRF's scores in a group of their own
+        return crf_parameter_group(super().create_optimizer(model), self)
+
+    def get_train_dataloader(self):
+        if self.train_collator is None:
+            return super().get_train_dataloader()
+        plain, self.data_collator = self.data_collator, self.train_collator
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.data_collator = plain
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_train_sampler(train_dataset)
+        lengths = [len(feature["input_ids"]) for feature in dataset]
+        return LengthGroupedSampler(lengths, self._train_batch_size, self.args.seed, self.length_group_batches)
+
+    def _get_eval_sampler(self, eval_dataset):
+        # dev features come sorted by length (encode_split): batches in that order carry the least
+        # padding; the base class would shuffle them into length groups again
+        if self.args.world_size <= 1:
+            return SequentialSampler(eval_dataset)
+        return None  # distributed: accelerate shards the sequential batches over the ranks
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        """Dev through the Tagger (devscore.py), timed as the run's "dev evaluation"."""
+        with timed_part(self, "dev evaluation"):
+            if self.dev_evaluator is None or eval_dataset is not None or metric_key_prefix != "eval":
+                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            metrics = self.dev_evaluator.evaluate(self.model, self.state.global_step, self.crf)
+            metrics["epoch"] = self.state.epoch
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
+
+    def _determine_best_metric(self, metrics, trial):
+        is_best = super()._determine_best_metric(metrics, trial)
+        if is_best and self.dev_evaluator is not None:
+            self.dev_evaluator.mark_best()
+        return is_best
+
+    def _save_checkpoint(self, model, trial):
+        with timed_part(self, "checkpoints"):
+            if self.checkpoint_policy is None:
+                return super()._save_checkpoint(model, trial)
+            self.checkpoint_policy.save(self, lambda: super(TokentuneTrainer, self)._save_checkpoint(model, trial))
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Cross-entropy over labelled sub-tokens, scaled here for accumulation and processes.
+
+        Token-weighted (default): the sum over the micro-batch divided by the labelled tokens an
+        optimizer step holds on average, so every token weighs the same whatever its batch; a
+        batch mean would give a batch of 16 short headlines the pull of 16 long sentences, which
+        length-grouped batches make common. Otherwise: the batch mean, averaged over accumulation.
+        (transformers takes models with ``**kwargs`` to scale their own loss; BERT's doesn't.)
+        """
+        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+        total, loss = head_loss(self, outputs.logits, inputs)
+        if model.training and self.tokens_per_step:
+            loss = total / self.tokens_per_step
+        elif model.training:
+            loss = loss / self.current_gradient_accumulation_steps
+        return (loss, outputs) if return_outputs else loss
+
+
+@contextmanager
+def timed_part(trainer, name: str):
+    if trainer.clock is None:
+        yield
+    else:
+        with trainer.clock.part(name):
+            yield
+
+
+def crf_parameter_group(optimizer, trainer):
+    if trainer.crf is not None and trainer.crf_learning_rate:
+        from .crf import split_crf_parameters
+
+        split_crf_parameters(optimizer, trainer.crf, trainer.crf_learning_rate)
+    return optimizer
+
+
+def head_loss(trainer, logits, inputs):
+    """``(sum, mean)`` of the loss over a micro-batch's labelled sub-tokens: the CRF's chain NLL
+    (mean: per labelled token), or the cross-entropy with the optional class weights (mean: over the
+    tokens' weights, as torch's ``cross_entropy(weight=...)`` takes it)."""
+    import torch.nn.functional as F
+
+    labels = inputs["labels"]
+    if trainer.crf is not None:
+        total, tokens = trainer.crf.nll(logits, labels, inputs.get("position_ids"))
+        return total, total / max(1, tokens)
+    logits = logits.float().view(-1, logits.shape[-1])
+    weight = None if trainer.class_weights is None else trainer.class_weights.to(logits.device)
+    flat = labels.view(-1)
+    total = F.cross_entropy(logits, flat, weight=weight, ignore_index=IGNORE, reduction="sum")
+    kept = flat[flat != IGNORE]
+    denominator = weight[kept].sum().clamp(min=1e-12) if weight is not None else max(1, kept.numel())
+    return total, total / denominator
