@@ -97,3 +97,15 @@ def test_import_is_light_and_silent():
             "print('torch' in sys.modules, len(logging.root.handlers), len(warnings.filters) == n)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "0", "True"]
+
+
+def test_commands_let_waiting_openmp_threads_sleep(monkeypatch):
+    """OMP_WAIT_POLICY=PASSIVE before torch loads (spinning threads starve another job's), unless set."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    code = ("import os, sys; from tokentune.cli.main import main; main(['--version']); "
+            "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["PASSIVE", "False"]  # set, and torch not loaded yet
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2] == "ACTIVE"  # the user's choice stands

@@ -45,9 +45,24 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def passive_openmp_threads() -> None:
+    """OpenMP threads that sleep as soon as they wait at a barrier, unless the user chose otherwise.
+
+    With the runtime's default, a waiting thread spins first; on a machine shared with another job the
+    spinning threads hold the cores that the other's threads need (bench/shared_machine.py: two trainings
+    at once on 2 cores took 4.7x as long as one alone with the default, 1.6x with PASSIVE, and one alone
+    was not slower). The runtime reads the variable when torch loads, so a command sets it before any
+    import of torch; the library itself sets nothing (docs/benchmarks.md says how to, for API users).
+    """
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..errors import TokentuneError
 
+    passive_openmp_threads()
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in COMMANDS:

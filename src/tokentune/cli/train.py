@@ -19,12 +19,13 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import flag_values
     from ..training import train
     from ..training.distributed import is_main
-    from ..training.timing import describe
+    from ..training.timing import RunClock, describe
     from ._common import quiet_libraries
 
+    clock = RunClock(startup=True)
     config = build_config(args.config, **flag_values(args, TrainConfig))
     quiet_libraries(config.quiet)
-    result = train(config)
+    result = train(config, clock=clock)
     if not is_main():  # under torchrun / accelerate launch, rank 0 speaks for the job
         return 0
     for note in result.notes:

@@ -320,19 +320,21 @@ def _run_info(trainer, precision: str, checkpoint: str | None) -> tuple[dict, st
     return info, note
 
 
-def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, **settings) -> TrainResult:
+def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, clock: RunClock | None = None,
+          **settings) -> TrainResult:
     """Fine-tune ``config.model`` on ``config.data`` and write a complete model directory.
 
     Either pass a :class:`TrainConfig` or its fields as keyword arguments. ``callbacks`` are
     ``transformers.TrainerCallback`` objects added to the Trainer's (``tokentune tune`` prunes with one).
     ``test_when(dev_metrics) -> bool`` decides whether the test split is evaluated at the end (default:
-    always; ``tune`` evaluates it only for a trial that is the best so far).
+    always; ``tune`` evaluates it only for a trial that is the best so far). ``clock``: a
+    :class:`~tokentune.training.timing.RunClock` started earlier (a command's, counting its start-up).
     """
     from .hardware import resolve_precision
     from .tracking import check_trackers, end_failed_runs
 
     config = config if config is not None else TrainConfig(**settings)
-    clock = RunClock()
+    clock = clock or RunClock()
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
     _check_output(config)  # before anything is read: a refused output costs nothing

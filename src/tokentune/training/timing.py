@@ -46,11 +46,12 @@ def peak_rss_mb() -> float:
 
 
 class RunClock:
-    """Wall-clock seconds per part of a run, bytes written and peak memory, from when it is made."""
+    """Wall-clock seconds per part of a run, bytes written and peak memory, from when it is made;
+    ``startup=True`` (a command's clock): the time since the process started counts as "start-up"."""
 
-    def __init__(self) -> None:
+    def __init__(self, startup: bool = False) -> None:
         self.started = time.perf_counter()
-        age = process_age()
+        age = process_age() if startup else None
         self.seconds: dict[str, float] = {"start-up": age} if age is not None else {}
         self._written = bytes_written()
 

@@ -1,0 +1,185 @@
+"""Whole commands as a user waits for them, side by side in one bench run, each split into its parts.
+
+* ``train``: the plain recipe as a user writes it (bench/plain_recipe.py: datasets, Trainer, seqeval,
+  then run_ner.py's save / evaluate dev / predict test) against ``tokentune train``, on
+  - ``2000``: 2,000 CoNLL-2003 training sentences (tokentune's seeded ``--max-train-samples`` slice),
+    the whole dev and test sets, 1 epoch, lr 5e-5, evaluation each epoch;
+  - ``seed``: the seed's regime, 200 training and 200 dev sentences (seeded slices written to a temporary
+    folder) and the whole test set, 20 epochs, evaluation every 10 steps, the recipe's lr 1.5e-5.
+  Both final models are scored on their dev set by ``tokentune.evaluate`` afterwards (outside the timing).
+* ``predict``: ``pipeline("token-classification", aggregation_strategy="first")`` at batch 32
+  (bench/plain_pipeline.py) against ``tokentune predict`` (torch) and ``tokentune predict --backend onnx
+  --quantize int8``, on CoNLL-2003 test as raw text (words joined by single spaces, one text per line),
+  with the model ``tokentune train`` wrote in ``2000``; entity F1 is exact (label, start, end) match.
+
+Every command is its own process; its wall time runs from the start to the exit; peak RSS and bytes
+written (blocks sent to the disk) come from the kernel's accounting of that process (``wait4``). The
+parts come from each command's own report: the plain scripts print theirs, ``tokentune train`` writes
+them in metrics.json (``time``), ``tokentune predict`` prints its throughput line.
+
+Run alone (the machine is shared): ``flock /tmp/tokentune-cpu.lock .venv/bin/python bench/whole_job.py
+[--only 2000 seed predict]``. Prints Markdown tables; ``--json FILE`` keeps the records.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+from small_data_tune import DATA, write_slice
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.path.dirname(sys.executable)
+REGIMES = {
+    "2000": {"flags": ["--epochs", "1", "--learning-rate", "5e-5"], "train_samples": 2000},
+    "seed": {"flags": ["--epochs", "20", "--learning-rate", "1.5e-5", "--eval-steps", "10"], "train_samples": None},
+}
+THROUGHPUT = re.compile(r"(\d+) words in ([\d.]+) s")
+
+
+def measured(command: list[str], log: str) -> dict:
+    """Wall seconds, peak RSS (MB) and MB written of one process, and what it printed."""
+    started = time.perf_counter()
+    with open(log, "w") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    text = open(log, encoding="utf-8", errors="replace").read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed; see {log}:\n{text[-3000:]}")
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
+            "written_mb": round(usage.ru_oublock * 512 / 1e6), "output": text}
+
+
+def last_json(text: str) -> dict:
+    return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+
+
+def dev_f1(model_dir: str, data: str) -> float:
+    import tokentune
+
+    return tokentune.evaluate(model_dir, data, split="dev")["f1"]
+
+
+def train_pair(name: str, data: str, work: str) -> list[dict]:
+    regime = REGIMES[name]
+    samples = ["--train-samples", str(regime["train_samples"])] if regime["train_samples"] else []
+    plain_out = os.path.join(work, f"plain-{name}")
+    plain = measured([os.path.join(BIN, "python"), os.path.join(HERE, "plain_recipe.py"), "--data", data,
+                      "--output", plain_out, *samples, *regime["flags"]], plain_out + ".log")
+    report = last_json(plain["output"])
+    plain.update(parts=report["seconds"], dev_f1=dev_f1(os.path.join(plain_out, "model"), data))
+    ours_out = os.path.join(work, f"tokentune-{name}")
+    samples = ["--max-train-samples", str(regime["train_samples"])] if regime["train_samples"] else []
+    ours = measured([os.path.join(BIN, "tokentune"), "train", "--data", data, "--output", ours_out, "--quiet",
+                     *samples, *regime["flags"]], ours_out + ".log")
+    metrics = json.load(open(os.path.join(ours_out, "metrics.json")))
+    ours.update(parts=metrics["time"]["seconds"], dev_f1=metrics["dev"]["f1"])
+    return [{"job": f"train {name}", "engine": "plain recipe", **plain},
+            {"job": f"train {name}", "engine": "tokentune train", **ours}]
+
+
+def write_texts(path: str) -> list[list[tuple[str, int, int]]]:
+    """CoNLL-2003 test as raw text lines; returns each line's gold (label, start, end) character spans."""
+    from tokentune.data import read_corpus
+
+    gold = []
+    with open(path, "w", encoding="utf-8") as handle:
+        for sentence in read_corpus(os.path.join(DATA, "test.txt")):
+            starts, position = [], 0
+            for word in sentence.words:
+                starts.append(position)
+                position += len(word) + 1
+            gold.append([(label, starts[a], starts[b - 1] + len(sentence.words[b - 1])) for label, a, b in sentence.spans])
+            handle.write(" ".join(sentence.words) + "\n")
+    return gold
+
+
+def entity_f1(path: str, gold: list, key=None) -> float:
+    correct = predicted = 0
+    with open(path, encoding="utf-8") as handle:
+        for line, spans in zip(handle, gold):
+            record = json.loads(line)
+            entities = record["entities"] if isinstance(record, dict) else record
+            found = {(e["label"], e["start"], e["end"]) for e in entities}
+            predicted += len(found)
+            correct += len(found & set(spans))
+    total = sum(len(spans) for spans in gold)
+    precision, recall = correct / max(predicted, 1), correct / max(total, 1)
+    return 2 * precision * recall / max(precision + recall, 1e-12)
+
+
+def predict_rows(model: str, work: str) -> list[dict]:
+    texts = os.path.join(work, "test.txt")
+    gold = write_texts(texts)
+    started = time.perf_counter()
+    subprocess.run([os.path.join(BIN, "tokentune"), "export", model, "--quantize", "int8"], check=True,
+                   capture_output=True)
+    export_seconds = round(time.perf_counter() - started, 1)
+    rows = []
+    runs = [("pipeline, batch 32", [os.path.join(BIN, "python"), os.path.join(HERE, "plain_pipeline.py"), model, texts]),
+            ("tokentune predict", [os.path.join(BIN, "tokentune"), "predict", model, "--input", texts]),
+            ("tokentune predict, ONNX int8", [os.path.join(BIN, "tokentune"), "predict", model, "--input", texts,
+                                              "--backend", "onnx", "--quantize", "int8"])]
+    for engine, command in runs:
+        output = os.path.join(work, re.sub(r"\W+", "-", engine) + ".jsonl")
+        command = [*command, output] if engine.startswith("pipeline") else [*command, "--output", output]
+        row = measured(command, output + ".log")
+        if engine.startswith("pipeline"):
+            row["parts"] = last_json(row["output"])["seconds"]
+        else:
+            words, seconds = THROUGHPUT.findall(row["output"])[-1]
+            row["parts"] = {"prediction (reading, tagging, writing)": float(seconds),
+                            "start-up and model": round(row["seconds"] - float(seconds), 1)}
+        rows.append({"job": "predict", "engine": engine, "f1": entity_f1(output, gold), **row})
+    rows[-1]["note"] = f"export to ONNX fp32 + int8 took {export_seconds} s (once, not counted)"
+    return rows
+
+
+def print_tables(rows: list[dict]) -> None:
+    for job in dict.fromkeys(row["job"] for row in rows):
+        group = [row for row in rows if row["job"] == job]
+        base = group[0]["seconds"]
+        quality = "dev F1" if "dev_f1" in group[0] else "entity F1"
+        print(f"\n### {job}\n\n| engine | whole process | x {group[0]['engine']} | {quality} | peak RSS | written |"
+              f" parts (s) |\n|---|---:|---:|---:|---:|---:|---|")
+        for row in group:
+            score = row.get("dev_f1", row.get("f1"))
+            parts = ", ".join(f"{k} {v}" for k, v in row["parts"].items() if k != "total")
+            print(f"| {row['engine']} | {row['seconds']:.1f} s | {base / row['seconds']:.2f}x | {score:.4f} | "
+                  f"{row['peak_rss_mb']:,} MB | {row['written_mb']:,} MB | {parts} |")
+        for row in group:
+            if row.get("note"):
+                print(f"\n{row['note']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=("2000", "seed", "predict"), default=["2000", "seed", "predict"])
+    parser.add_argument("--work", default=None, help="folder for outputs (default: a temporary one)")
+    parser.add_argument("--json", default=None, help="write the records here too")
+    args = parser.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="tokentune-whole-job-")
+    os.makedirs(work, exist_ok=True)
+    rows = []
+    if "2000" in args.only or "predict" in args.only:
+        rows += train_pair("2000", DATA, work)
+    if "seed" in args.only:
+        rows += train_pair("seed", write_slice(os.path.join(work, "seed-data"), 42, 200), work)
+    if "predict" in args.only:
+        rows += predict_rows(os.path.join(work, "tokentune-2000"), work)
+    for row in rows:
+        row.pop("output")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=1)
+    print_tables(rows)
+
+
+if __name__ == "__main__":
+    main()

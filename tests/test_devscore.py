@@ -1,0 +1,162 @@
+"""Dev read once: the evaluation during training is the path `evaluate` takes, its best figures are the
+final dev figures; checkpoints write what --resume and the best model need, no more; a run's time parts."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tokentune
+from tokentune.training.checkpoints import CheckpointPolicy, is_weights_only, last_checkpoint
+from tokentune.training.timing import PARTS, describe
+
+
+def test_final_dev_figures_are_those_evaluate_gives_on_the_saved_model(tiny_model, tiny_data):
+    again = tokentune.evaluate(tiny_model.output_dir, tiny_data, split="dev")
+    for key in ("precision", "recall", "f1", "accuracy"):
+        assert tiny_model.metrics["dev"][key] == pytest.approx(again[key], abs=1e-12), key
+    assert not any("dev evaluated again" in note for note in tiny_model.notes)
+    best = max(r["eval_f1"] for r in tiny_model.log_history if "eval_f1" in r)
+    assert tiny_model.metrics["dev"]["f1"] == best  # the kept model is the best evaluation's
+
+
+def test_the_reused_dev_scores_carry_their_predictions_to_the_report(tiny_model, tiny_data):
+    from tokentune.config import TrainConfig
+    from tokentune.reporting.card import split_curves
+    from tokentune.training import prepare_splits
+
+    assert len(tiny_model.metrics["dev"].predictions) == 40
+    curves = split_curves(tiny_model.metrics, prepare_splits(TrainConfig(data=tiny_data)))
+    assert set(curves) == {"dev", "test"} and curves["dev"][0]["gold"] > 0
+
+
+def test_dev_loss_is_the_cross_entropy_over_labelled_sub_tokens(tiny_data, tiny_base_model):
+    """The word cross-entropy from the Tagger's probabilities against the model run on the Trainer's dev
+    features (labels on first sub-tokens). transformers' own loop averages batch means instead (each
+    batch weighted by its sentences), which differs in the fourth digit."""
+    import torch
+    import torch.nn.functional as F
+
+    from tokentune.config import TrainConfig
+    from tokentune.modeling import build_model
+    from tokentune.training.devscore import DevEvaluator
+    from tokentune.training.run import prepare_data
+
+    config = TrainConfig(data=tiny_data, model=tiny_base_model, output="unused", quiet=True)
+    prep = prepare_data(config)
+    model = build_model(tiny_base_model, prep.labels).eval()
+    total = count = 0.0
+    with torch.no_grad():
+        for feature in prep.dev_features:
+            logits = model(input_ids=torch.tensor([feature["input_ids"]])).logits[0]
+            labels = torch.tensor(feature["labels"])
+            total += float(F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum"))
+            count += int((labels != -100).sum())
+    ours = DevEvaluator(prep.dev, prep.tokenizer, prep.labels, config, prep.max_length, whole_split=True)
+    assert ours.evaluate(model, 0)["eval_loss"] == pytest.approx(total / count, rel=1e-5)
+
+
+def test_a_cut_dev_split_is_evaluated_again_whole(tiny_data, tiny_base_model, tmp_path):
+    result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=1,
+                             learning_rate=5e-3, batch_size=8, quiet=True, max_eval_samples=10)
+    assert any("dev evaluated again at the end, whole" in note for note in result.notes)
+    assert result.metrics["dev"]["counts"]["gold"] > 0
+    assert len(result.metrics["dev"].predictions) == 40
+
+
+def test_metrics_json_says_where_the_time_went(tiny_model):
+    time = json.load(open(os.path.join(tiny_model.output_dir, "metrics.json")))["time"]
+    seconds = time["seconds"]
+    assert {"reading", "model", "training", "dev evaluation", "final evaluation", "reports", "writing"} <= set(seconds)
+    assert set(seconds) <= {*PARTS, "total"}
+    assert sum(v for k, v in seconds.items() if k != "total") <= seconds["total"] + 0.05
+    assert time["bytes_written"] > os.path.getsize(os.path.join(tiny_model.output_dir, "model.safetensors"))
+    assert time["peak_rss_mb"] > 50
+    line = describe(time)
+    assert line.startswith("time ") and "dev evaluation" in line and "MB" in line
+
+
+# --- checkpoint policy, on a stand-in Trainer: what each save writes and what rotation keeps --------
+
+class _State:
+    def __init__(self):
+        self.global_step, self.best_global_step, self.best_model_checkpoint = 0, None, None
+
+
+class _Args:
+    def __init__(self, folder):
+        self.output_dir, self.save_only_model = folder, False
+
+
+class _FakeTrainer:
+    """Saves as transformers does: weights, optimizer unless save_only_model, trainer_state.json last."""
+
+    def __init__(self, folder):
+        self.state, self.args = _State(), _Args(folder)
+
+    def save(self):
+        path = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}")
+        os.makedirs(path)
+        open(os.path.join(path, "model.safetensors"), "w").close()
+        if not self.args.save_only_model:
+            for name in ("optimizer.pt", "scheduler.pt"):
+                open(os.path.join(path, name), "w").close()
+        if self.state.best_global_step is not None:
+            self.state.best_model_checkpoint = os.path.join(self.args.output_dir,
+                                                            f"checkpoint-{self.state.best_global_step}")
+        with open(os.path.join(path, "trainer_state.json"), "w") as handle:
+            json.dump({"global_step": self.state.global_step,
+                       "best_model_checkpoint": self.state.best_model_checkpoint}, handle)
+
+    def step(self, policy, step, best):
+        self.state.global_step = step
+        if best:
+            self.state.best_global_step = step
+        policy.save(self, self.save)
+        return sorted(os.listdir(self.args.output_dir), key=lambda name: int(name.split("-")[1]))
+
+
+def test_between_full_checkpoints_only_the_best_weights_are_written(tmp_path):
+    trainer, policy = _FakeTrainer(str(tmp_path)), CheckpointPolicy(minutes=10, keep=1)
+    assert trainer.step(policy, 10, best=True) == ["checkpoint-10"]
+    assert is_weights_only(str(tmp_path / "checkpoint-10"))
+    assert trainer.step(policy, 20, best=False) == ["checkpoint-10"]  # nothing written
+    assert trainer.step(policy, 30, best=True) == ["checkpoint-30"]  # the old best is gone
+    assert last_checkpoint(str(tmp_path)) is None  # nothing to --resume from yet: a failed run leaves nothing
+
+
+def test_a_due_full_checkpoint_keeps_the_best_it_recorded(tmp_path):
+    trainer, policy = _FakeTrainer(str(tmp_path)), CheckpointPolicy(minutes=10, keep=1)
+    trainer.step(policy, 10, best=True)
+    policy.interval = 0  # the time has come: every save is now full
+    assert trainer.step(policy, 20, best=False) == ["checkpoint-10", "checkpoint-20"]
+    assert not is_weights_only(str(tmp_path / "checkpoint-20"))
+    assert last_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-20")
+    policy.interval = 600
+    # a new best: kept are the newest full checkpoint, the best, and the best that checkpoint recorded
+    assert trainer.step(policy, 30, best=True) == ["checkpoint-10", "checkpoint-20", "checkpoint-30"]
+    assert trainer.step(policy, 40, best=True) == ["checkpoint-10", "checkpoint-20", "checkpoint-40"]
+
+
+def test_zero_minutes_writes_a_full_checkpoint_at_every_save(tmp_path):
+    trainer, policy = _FakeTrainer(str(tmp_path)), CheckpointPolicy(minutes=0, keep=2)
+    for step in (5, 10, 15):
+        trainer.step(policy, step, best=step == 5)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint-10", "checkpoint-15", "checkpoint-5"]
+    assert all(not is_weights_only(str(tmp_path / name)) for name in os.listdir(tmp_path))
+
+
+def test_a_short_run_writes_no_optimizer_state(tiny_data, tiny_base_model, tmp_path, monkeypatch):
+    """The default policy in a real run: each new best's weights, no optimizer state (runs < 10 minutes)."""
+    import torch
+
+    saved = []
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, path, *a, **k: (saved.append(str(path)), real_save(obj, path, *a, **k)))
+    result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=2,
+                             learning_rate=5e-3, batch_size=8, quiet=True, eval_steps=5)
+    assert not [path for path in saved if path.endswith("optimizer.pt")], saved
+    assert result.run["best_step"] in [r["step"] for r in result.log_history if "eval_f1" in r]
+    assert np.isfinite(result.metrics["dev"]["f1"])
