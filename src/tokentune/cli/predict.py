@@ -152,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
     from ..io import atomic_file, check_output
     from ._common import quiet_libraries
 
-    quiet_libraries(True)  # transformers' weight-loading bar is noise next to ours
+    if pick_backend(args) == "torch":  # the ONNX backend loads without transformers (inference/light.py)
+        quiet_libraries(True)  # transformers' weight-loading bar is noise next to ours
     if args.texts and args.input is not None:  # one of them would be ignored without a word
         from ..errors import ConfigError
 

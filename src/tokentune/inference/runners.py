@@ -121,11 +121,11 @@ def onnx_runner(model_dir: str, device: str | None = None, *, quantize: str | No
         import onnxruntime as ort
     except ImportError:
         raise ModelError("the onnx backend needs onnxruntime", fix="pip install 'tokentune[onnx]'") from None
-    from transformers import AutoConfig
+    from .light import read_model_config
 
     path = onnx_file_for(model_dir, quantize=quantize, onnx_file=onnx_file)
+    config = read_model_config(model_dir)  # without transformers: it would import torch (light.py)
     try:
-        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
         session = ort.InferenceSession(path, sess_options=session_options(threads), providers=_providers(device))
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load the ONNX model {path}: {str(err).splitlines()[0]}",

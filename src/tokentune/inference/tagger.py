@@ -173,8 +173,10 @@ class Tagger:
         options["context"] = options.get("context") or saved_context(model_dir)
         onnx_options = {key: options.pop(key) for key in ("quantize", "onnx_file", "threads") if key in options}
         if backend == "onnx":
+            from .light import light_tokenizer
+
             runner, config = onnx_runner(model_dir, device=device, **onnx_options)
-            tokenizer = load_tokenizer(model_dir)
+            tokenizer = light_tokenizer(model_dir) or load_tokenizer(model_dir)
         elif backend == "torch":
             if any(value is not None for value in onnx_options.values()):
                 raise ConfigError(f"{', '.join(onnx_options)} only apply to the onnx backend",
