@@ -185,6 +185,10 @@ ROWS = [
         "{w}/notobject.jsonl:2"),
     row("train-lr-nan", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--learning-rate", "nan"],
         "--learning-rate"),
+    row("train-checkpoint-minutes-negative", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                              "--checkpoint-minutes", "-1"], "checkpoint_minutes"),
+    row("train-checkpoint-minutes-nan", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                         "--checkpoint-minutes", "nan"], "checkpoint_minutes"),
     # the settings added for quality, documents and the annotation tools
     row("train-context-bogus", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--context", "page"],
         "--context"),

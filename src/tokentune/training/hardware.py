@@ -4,7 +4,8 @@
 usual practice) and CPUs with AMX-BF16 (Sapphire Rapids and later). On such a CPU bench/train_speed.py
 measured a bf16 matrix product at 3.9x the fp32 rate and, on CoNLL-2003 with MiniLM (whose matrices
 are small), training 1.10x faster than fp32 at +0.23 points of dev F1 (docs/benchmarks.md, "Training").
-CPUs with AVX512-BF16 but no AMX run bf16 on the vector units; no such machine was measured, so
+CPUs with AVX512-BF16 but no AMX run bf16 on the vector units: on one (a 2-core AMD EPYC) torch's bf16
+matrix products ran at 0.3-2.4 GFLOP/s against 90-116 in fp32 (docs/benchmarks.md, "Whole jobs"), so
 ``auto`` keeps fp32 there (``--bf16`` forces bf16).
 """
 from __future__ import annotations
