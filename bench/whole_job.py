@@ -42,11 +42,13 @@ REGIMES = {
 THROUGHPUT = re.compile(r"(\d+) words in ([\d.]+) s")
 
 
-def measured(command: list[str], log: str) -> dict:
-    """Wall seconds, peak RSS (MB) and MB written of one process, and what it printed."""
+def measured(command: list[str], log: str, source: str | None = None) -> dict:
+    """Wall seconds, peak RSS (MB) and MB written of one process, and what it printed; ``source``: a
+    tokentune source folder to run instead of the installed one (an earlier commit's ``src``)."""
+    env = {**os.environ, "PYTHONPATH": source} if source else None
     started = time.perf_counter()
     with open(log, "w") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     text = open(log, encoding="utf-8", errors="replace").read()
@@ -66,7 +68,7 @@ def dev_f1(model_dir: str, data: str) -> float:
     return tokentune.evaluate(model_dir, data, split="dev")["f1"]
 
 
-def train_pair(name: str, data: str, work: str) -> list[dict]:
+def train_rows(name: str, data: str, work: str, engines: list[tuple[str, str | None]]) -> list[dict]:
     regime = REGIMES[name]
     samples = ["--train-samples", str(regime["train_samples"])] if regime["train_samples"] else []
     plain_out = os.path.join(work, f"plain-{name}")
@@ -74,14 +76,17 @@ def train_pair(name: str, data: str, work: str) -> list[dict]:
                       "--output", plain_out, *samples, *regime["flags"]], plain_out + ".log")
     report = last_json(plain["output"])
     plain.update(parts=report["seconds"], dev_f1=dev_f1(os.path.join(plain_out, "model"), data))
-    ours_out = os.path.join(work, f"tokentune-{name}")
-    samples = ["--max-train-samples", str(regime["train_samples"])] if regime["train_samples"] else []
-    ours = measured([os.path.join(BIN, "tokentune"), "train", "--data", data, "--output", ours_out, "--quiet",
-                     *samples, *regime["flags"]], ours_out + ".log")
-    metrics = json.load(open(os.path.join(ours_out, "metrics.json")))
-    ours.update(parts=metrics["time"]["seconds"], dev_f1=metrics["dev"]["f1"])
-    return [{"job": f"train {name}", "engine": "plain recipe", **plain},
-            {"job": f"train {name}", "engine": "tokentune train", **ours}]
+    rows = [{"job": f"train {name}", "engine": "plain recipe", **plain}]
+    for label, source in engines:
+        ours_out = os.path.join(work, f"tokentune-{name}" + (f"-{label}" if source else ""))
+        samples = ["--max-train-samples", str(regime["train_samples"])] if regime["train_samples"] else []
+        ours = measured([os.path.join(BIN, "tokentune"), "train", "--data", data, "--output", ours_out, "--quiet",
+                         *samples, *regime["flags"]], ours_out + ".log", source)
+        metrics = json.load(open(os.path.join(ours_out, "metrics.json")))
+        ours.update(parts=metrics.get("time", {}).get("seconds", {}), dev_f1=metrics["dev"]["f1"])
+        rows.append({"job": f"train {name}", "engine": f"tokentune train{' (' + label + ')' if source else ''}",
+                     **ours})
+    return rows
 
 
 def write_texts(path: str) -> list[list[tuple[str, int, int]]]:
@@ -114,7 +119,7 @@ def entity_f1(path: str, gold: list, key=None) -> float:
     return 2 * precision * recall / max(precision + recall, 1e-12)
 
 
-def predict_rows(model: str, work: str) -> list[dict]:
+def predict_rows(model: str, work: str, engines: list[tuple[str, str | None]]) -> list[dict]:
     texts = os.path.join(work, "test.txt")
     gold = write_texts(texts)
     started = time.perf_counter()
@@ -122,14 +127,17 @@ def predict_rows(model: str, work: str) -> list[dict]:
                    capture_output=True)
     export_seconds = round(time.perf_counter() - started, 1)
     rows = []
-    runs = [("pipeline, batch 32", [os.path.join(BIN, "python"), os.path.join(HERE, "plain_pipeline.py"), model, texts]),
-            ("tokentune predict", [os.path.join(BIN, "tokentune"), "predict", model, "--input", texts]),
-            ("tokentune predict, ONNX int8", [os.path.join(BIN, "tokentune"), "predict", model, "--input", texts,
-                                              "--backend", "onnx", "--quantize", "int8"])]
-    for engine, command in runs:
+    runs = [("pipeline, batch 32", None, [os.path.join(BIN, "python"), os.path.join(HERE, "plain_pipeline.py"),
+                                          model, texts])]
+    for label, source in engines:
+        tag = f" ({label})" if source else ""
+        runs += [(f"tokentune predict{tag}", source, [os.path.join(BIN, "tokentune"), "predict", model, "--input", texts]),
+                 (f"tokentune predict, ONNX int8{tag}", source, [os.path.join(BIN, "tokentune"), "predict", model,
+                                                                "--input", texts, "--backend", "onnx", "--quantize", "int8"])]
+    for engine, source, command in runs:
         output = os.path.join(work, re.sub(r"\W+", "-", engine) + ".jsonl")
         command = [*command, output] if engine.startswith("pipeline") else [*command, "--output", output]
-        row = measured(command, output + ".log")
+        row = measured(command, output + ".log", source)
         if engine.startswith("pipeline"):
             row["parts"] = last_json(row["output"])["seconds"]
         else:
@@ -163,16 +171,19 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=("2000", "seed", "predict"), default=["2000", "seed", "predict"])
     parser.add_argument("--work", default=None, help="folder for outputs (default: a temporary one)")
     parser.add_argument("--json", default=None, help="write the records here too")
+    parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("LABEL", "SRC"),
+                        help="also run tokentune from another source folder (e.g. a worktree of an earlier commit's "
+                             "src), shown as 'tokentune ... (LABEL)'")
     args = parser.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="tokentune-whole-job-")
     os.makedirs(work, exist_ok=True)
-    rows = []
+    rows, engines = [], [("installed", None), *[(label, os.path.abspath(src)) for label, src in args.compare]]
     if "2000" in args.only or "predict" in args.only:
-        rows += train_pair("2000", DATA, work)
+        rows += train_rows("2000", DATA, work, engines)
     if "seed" in args.only:
-        rows += train_pair("seed", write_slice(os.path.join(work, "seed-data"), 42, 200), work)
+        rows += train_rows("seed", write_slice(os.path.join(work, "seed-data"), 42, 200), work, engines)
     if "predict" in args.only:
-        rows += predict_rows(os.path.join(work, "tokentune-2000"), work)
+        rows += predict_rows(os.path.join(work, "tokentune-2000"), work, engines)
     for row in rows:
         row.pop("output")
     if args.json:
