@@ -7,6 +7,8 @@
   - ``seed``: the seed's regime, 200 training and 200 dev sentences (seeded slices written to a temporary
     folder) and the whole test set, 20 epochs, evaluation every 10 steps, the recipe's lr 1.5e-5.
   Both final models are scored on their dev set by ``tokentune.evaluate`` afterwards (outside the timing).
+* ``evaluate``: run_ner.py's ``do_predict`` (bench/plain_evaluate.py: ``Trainer.predict`` on test, argmax,
+  seqeval) against ``tokentune evaluate --split test`` (Viterbi), with the model of ``2000``.
 * ``predict``: ``pipeline("token-classification", aggregation_strategy="first")`` at batch 32
   (bench/plain_pipeline.py) against ``tokentune predict`` (torch) and ``tokentune predict --backend onnx
   --quantize int8``, on CoNLL-2003 test as raw text (words joined by single spaces, one text per line),
@@ -18,7 +20,7 @@ parts come from each command's own report: the plain scripts print theirs, ``tok
 them in metrics.json (``time``), ``tokentune predict`` prints its throughput line.
 
 Run alone (the machine is shared): ``flock /tmp/tokentune-cpu.lock .venv/bin/python bench/whole_job.py
-[--only 2000 seed predict]``. Prints Markdown tables; ``--json FILE`` keeps the records.
+[--only 2000 seed evaluate predict]``. Prints Markdown tables; ``--json FILE`` keeps the records.
 """
 from __future__ import annotations
 
@@ -149,6 +151,22 @@ def predict_rows(model: str, work: str, engines: list[tuple[str, str | None]]) -
     return rows
 
 
+def evaluate_rows(model: str, work: str, engines: list[tuple[str, str | None]]) -> list[dict]:
+    """run_ner.py's do_predict (bench/plain_evaluate.py) against `tokentune evaluate --split test --json`."""
+    plain = measured([os.path.join(BIN, "python"), os.path.join(HERE, "plain_evaluate.py"), model, DATA],
+                     os.path.join(work, "plain-evaluate.log"))
+    report = last_json(plain["output"])
+    rows = [{"job": "evaluate", "engine": "plain recipe (Trainer.predict, seqeval)", "f1": report["f1"],
+             "parts": report["seconds"], **plain}]
+    for label, source in engines:
+        tag = f" ({label})" if source else ""
+        ours = measured([os.path.join(BIN, "tokentune"), "evaluate", model, "--data", DATA, "--split", "test", "--json"],
+                        os.path.join(work, f"tokentune-evaluate{tag.strip(' ()')}.log"), source)
+        rows.append({"job": "evaluate", "engine": f"tokentune evaluate{tag}", "f1": last_json(ours["output"])["f1"],
+                     "parts": {}, **ours})
+    return rows
+
+
 def print_tables(rows: list[dict]) -> None:
     for job in dict.fromkeys(row["job"] for row in rows):
         group = [row for row in rows if row["job"] == job]
@@ -168,7 +186,8 @@ def print_tables(rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", choices=("2000", "seed", "predict"), default=["2000", "seed", "predict"])
+    parser.add_argument("--only", nargs="+", choices=("2000", "seed", "evaluate", "predict"),
+                        default=["2000", "seed", "evaluate", "predict"])
     parser.add_argument("--work", default=None, help="folder for outputs (default: a temporary one)")
     parser.add_argument("--json", default=None, help="write the records here too")
     parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("LABEL", "SRC"),
@@ -178,12 +197,15 @@ def main() -> None:
     work = args.work or tempfile.mkdtemp(prefix="tokentune-whole-job-")
     os.makedirs(work, exist_ok=True)
     rows, engines = [], [("installed", None), *[(label, os.path.abspath(src)) for label, src in args.compare]]
-    if "2000" in args.only or "predict" in args.only:
+    model = os.path.join(work, "tokentune-2000")
+    if "2000" in args.only or not os.path.exists(model):
         rows += train_rows("2000", DATA, work, engines)
     if "seed" in args.only:
         rows += train_rows("seed", write_slice(os.path.join(work, "seed-data"), 42, 200), work, engines)
+    if "evaluate" in args.only:
+        rows += evaluate_rows(model, work, engines)
     if "predict" in args.only:
-        rows += predict_rows(os.path.join(work, "tokentune-2000"), work, engines)
+        rows += predict_rows(model, work, engines)
     for row in rows:
         row.pop("output")
     if args.json:

@@ -115,3 +115,18 @@ def test_last_checkpoint_skips_a_half_written_one(tmp_path):
         (folder / "trainer_state.json").write_text('{"global_step": 1}' if complete else '{"global_')
     assert last_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
     assert last_checkpoint(str(tmp_path / "missing")) is None
+
+
+def test_resume_over_best_weights_alone_starts_over_without_them(tiny_data, tiny_base_model, tmp_path):
+    """A run killed before its first full checkpoint leaves only best-model weights: nothing to resume, and
+    nothing of it is loaded back at the end (here the weights are not even a safetensors file)."""
+    from tokentune.training import train
+
+    stale = tmp_path / ".o.partial" / "checkpoints" / "checkpoint-999"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_text("not weights")
+    (stale / "trainer_state.json").write_text('{"global_step": 999, "epoch": 9.0}')
+    result = train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "o"), epochs=1, batch_size=16,
+                   max_train_samples=32, quiet=True, resume=True)
+    assert any("no complete checkpoint" in note for note in result.notes)
+    assert not stale.exists() and (tmp_path / "o" / "model.safetensors").exists()

@@ -228,6 +228,8 @@ def _start_or_resume(config: TrainConfig, staging: str, notes: list[str]) -> tup
         notes.extend(f"--resume: skipped {os.path.basename(s)} (written only in part)" for s in skipped_checkpoints(folder))
         if checkpoint is None:
             notes.append(f"--resume: no complete checkpoint in {staging}; training from the start")
+            if distributed.is_main():  # best-model weights of the interrupted run: not this run's
+                drop_later_checkpoints(folder, -1)
         else:
             config = resumable_config(config, os.path.join(staging, CONFIG_FILE))
             check_checkpoint(checkpoint)  # damaged state: one line naming it, before any model is built
