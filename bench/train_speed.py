@@ -101,6 +101,7 @@ def run_plain(args, out_dir: str, meter: Meter) -> float:
     )
 
     import tokentune
+    from plain_recipe import tokenize_and_align_labels
     from tokentune.modeling import embedded_model_path
     from tokentune.schemes import labels_for
 
@@ -115,20 +116,11 @@ def run_plain(args, out_dir: str, meter: Meter) -> float:
     path = embedded_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
 
-    def tokenize_and_align_labels(examples):
-        tokenized = tokenizer(examples["tokens"], truncation=True, is_split_into_words=True)
-        all_labels = []
-        for i, tags in enumerate(examples["ner_tags"]):
-            previous, row = None, []
-            for word in tokenized.word_ids(batch_index=i):
-                row.append(-100 if word is None or word == previous else tags[word])
-                previous = word
-            all_labels.append(row)
-        tokenized["labels"] = all_labels
-        return tokenized
+    def align(batch):
+        return tokenize_and_align_labels(tokenizer, batch)
 
-    train = to_dataset(splits.train).map(tokenize_and_align_labels, batched=True, remove_columns=["tokens", "ner_tags"])
-    dev = to_dataset(splits.dev).map(tokenize_and_align_labels, batched=True, remove_columns=["tokens", "ner_tags"])
+    train = to_dataset(splits.train).map(align, batched=True, remove_columns=["tokens", "ner_tags"])
+    dev = to_dataset(splits.dev).map(align, batched=True, remove_columns=["tokens", "ner_tags"])
 
     def compute_metrics(prediction):
         predictions = np.argmax(prediction.predictions, axis=2)
