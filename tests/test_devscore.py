@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import tokentune
+from tokentune.timing import PARTS, describe
 from tokentune.training.checkpoints import CheckpointPolicy, is_weights_only, last_checkpoint
-from tokentune.training.timing import PARTS, describe
 
 
 def test_final_dev_figures_are_those_evaluate_gives_on_the_saved_model(tiny_model, tiny_data):
@@ -160,3 +160,14 @@ def test_a_short_run_writes_no_optimizer_state(tiny_data, tiny_base_model, tmp_p
     assert not [path for path in saved if path.endswith("optimizer.pt")], saved
     assert result.run["best_step"] in [r["step"] for r in result.log_history if "eval_f1" in r]
     assert np.isfinite(result.metrics["dev"]["f1"])
+
+
+def test_evaluate_says_where_its_time_went(tiny_model, tiny_data, capsys):
+    from tokentune.cli.main import main
+
+    assert main(["evaluate", tiny_model.output_dir, "--data", tiny_data, "--json"]) == 0
+    captured = capsys.readouterr()
+    seconds = json.loads(captured.out)["time"]["seconds"]
+    assert {"start-up", "reading", "model", "evaluation", "total"} <= set(seconds)
+    assert captured.err.splitlines()[-1].startswith("time ")
+    assert "time" not in tokentune.evaluate(tiny_model.output_dir, tiny_data)  # the API adds it when given a clock

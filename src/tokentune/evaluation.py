@@ -149,7 +149,8 @@ def check_model_labels(tagger, corpus, *, drop: bool = False) -> list[str]:
 
 def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "default", backend: str = "torch",
              batch_size: int = 32, decoding: str = "viterbi", device: str | None = None, partial: bool = False,
-             report: str | None = None, min_score: float = 0.0, curve: bool = False, **read_options) -> dict:
+             report: str | None = None, min_score: float = 0.0, curve: bool = False, clock=None,
+             **read_options) -> dict:
     """Score the model in ``model_dir`` on ``data`` (a file, a data directory and a ``split``, a
     save_to_disk directory or ``hf:ID``), read with the same options as training
     (:class:`~tokentune.data.options.ReadOptions`: ``scheme``, ``format``, ``label_map``, ...).
@@ -158,7 +159,8 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
     write metrics.json, errors.jsonl, plots and report.html into (replaced as a whole), the report with
     the precision/recall curve over :data:`THRESHOLDS`. ``min_score`` scores with entities below that
     score dropped; ``curve`` adds that curve to the result as ``"threshold_curve"``. Notes on what
-    reading changed are under ``"notes"``.
+    reading changed are under ``"notes"``. ``clock``: a :class:`~tokentune.timing.RunClock`; the result
+    then holds the seconds of each part (reading, model, evaluation, reports) under ``"time"``.
     """
     from .data.options import ReadOptions
     from .data.splits import read_split
@@ -172,21 +174,29 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
         from .io import check_output
 
         check_output(report, overwrite=True, inputs=(model_dir, data), what="report directory", flag="--report")
-    corpus, notes, path = read_split(data, split, options)
-    tagger = Tagger.from_pretrained(model_dir, backend=backend, device=device, batch_size=batch_size,
-                                    decoding=decoding)
+    from .timing import RunClock
+
+    timed, clock = clock is not None, clock or RunClock()
+    with clock.part("reading"):
+        corpus, notes, path = read_split(data, split, options)
+    with clock.part("model"):
+        tagger = Tagger.from_pretrained(model_dir, backend=backend, device=device, batch_size=batch_size,
+                                        decoding=decoding)
     notes += check_model_labels(tagger, corpus, drop=bool(options.get("drop_unknown_labels")))
-    scores = evaluate_corpus(tagger, corpus, mode=mode, partial=partial, return_predictions=report is not None,
-                             min_score=min_score, thresholds=THRESHOLDS if curve or report is not None else None)
+    with clock.part("evaluation"):
+        scores = evaluate_corpus(tagger, corpus, mode=mode, partial=partial, return_predictions=report is not None,
+                                 min_score=min_score, thresholds=THRESHOLDS if curve or report is not None else None)
     if notes:
         scores["notes"] = notes
     if curve:
         scores["threshold_curve"] = scores.curve
-    if report is None:
-        return dict(scores)
-    from .reporting import write_evaluation_report
-
     metrics = dict(scores)
-    write_evaluation_report(report, metrics, corpus, scores.predictions, model_dir=model_dir, data=path,
-                            split=split if os.path.isdir(data) else None, curve=scores.curve)
+    if report is not None:
+        from .reporting import write_evaluation_report
+
+        with clock.part("reports"):
+            write_evaluation_report(report, metrics, corpus, scores.predictions, model_dir=model_dir, data=path,
+                                    split=split if os.path.isdir(data) else None, curve=scores.curve)
+    if timed:
+        metrics["time"] = clock.summary()
     return metrics

@@ -39,12 +39,14 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate
     from ..reporting.tables import metrics_table, partial_table, threshold_table
     from ..settings import flag_values
+    from ..timing import RunClock, describe
     from ._common import quiet_libraries
 
+    clock = RunClock(startup=True)
     quiet_libraries(quiet=True)
     metrics = evaluate(args.model_dir, args.data, split=args.split, mode=args.mode, backend=args.backend,
                        batch_size=args.batch_size, decoding=args.decode, partial=args.partial, report=args.report,
-                       min_score=args.min_score, curve=args.threshold_curve,
+                       min_score=args.min_score, curve=args.threshold_curve, clock=clock,
                        **flag_values(args, ReadOptions))
     if args.json:
         print(json.dumps(metrics))
@@ -62,4 +64,5 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         # stderr, so that --json output on stdout stays one parseable object
         print(f"report written to {args.report} (open report.html)", file=sys.stderr)
+    print(describe(metrics["time"]), file=sys.stderr)
     return 0

@@ -17,9 +17,9 @@ def run(args: argparse.Namespace) -> int:
     from ..config import TrainConfig, build_config
     from ..reporting.tables import metrics_table
     from ..settings import flag_values
+    from ..timing import RunClock, describe
     from ..training import train
     from ..training.distributed import is_main
-    from ..training.timing import RunClock, describe
     from ._common import quiet_libraries
 
     clock = RunClock(startup=True)

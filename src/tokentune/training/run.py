@@ -23,6 +23,7 @@ from ..data import Corpus, Splits, check_labels, load_splits
 from ..errors import ConfigError, ModelError
 from ..io import staging_path, writing
 from ..schemes import labels_for
+from ..timing import RunClock
 from . import distributed
 from .checkpoints import (
     check_checkpoint,
@@ -35,7 +36,6 @@ from .checkpoints import (
     trained_epochs,
 )
 from .hardware import free_memory, is_out_of_memory
-from .timing import RunClock
 from .weights import head_notes
 
 CONFIG_FILE = "tokentune_config.json"
@@ -330,7 +330,7 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, cl
     ``transformers.TrainerCallback`` objects added to the Trainer's (``tokentune tune`` prunes with one).
     ``test_when(dev_metrics) -> bool`` decides whether the test split is evaluated at the end (default:
     always; ``tune`` evaluates it only for a trial that is the best so far). ``clock``: a
-    :class:`~tokentune.training.timing.RunClock` started earlier (a command's, counting its start-up).
+    :class:`~tokentune.timing.RunClock` started earlier (a command's, counting its start-up).
     """
     from .hardware import resolve_precision
     from .tracking import check_trackers, end_failed_runs

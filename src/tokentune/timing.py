@@ -1,7 +1,8 @@
-"""Where a run's time and disk writes go: start-up, reading, model, training, dev evaluation, checkpoints,
-final evaluation, reports and writing, as a user waits for them (``metrics.json``'s ``"time"``, printed by
-``tokentune train``). Parts are wall-clock seconds and do not overlap: ``training`` is the Trainer's
-loop without the dev evaluations and checkpoints done inside it, which have parts of their own."""
+"""Where a command's time and disk writes go: start-up, reading, model, training, dev evaluation,
+checkpoints, final evaluation (or evaluation), reports and writing, as a user waits for them (printed by
+``tokentune train`` and ``evaluate``; ``metrics.json``'s ``"time"``). Parts are wall-clock seconds and
+do not overlap: ``training`` is the Trainer's loop without the dev evaluations and checkpoints done inside
+it, which have parts of their own."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 
 # the order parts are listed in, whatever order they were timed in
 PARTS = ("start-up", "reading", "model", "training", "dev evaluation", "checkpoints", "final evaluation",
-         "reports", "writing")
+         "evaluation", "reports", "writing")
 
 
 def process_age() -> float | None:
