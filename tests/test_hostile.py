@@ -189,6 +189,8 @@ ROWS = [
                                               "--checkpoint-minutes", "-1"], "checkpoint_minutes"),
     row("train-checkpoint-minutes-nan", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
                                          "--checkpoint-minutes", "nan"], "checkpoint_minutes"),
+    row("train-checkpoint-minutes-empty", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                           "--checkpoint-minutes", ""], "--checkpoint-minutes"),
     # the settings added for quality, documents and the annotation tools
     row("train-context-bogus", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--context", "page"],
         "--context"),

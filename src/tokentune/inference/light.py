@@ -87,12 +87,14 @@ def light_tokenizer(model_dir: str) -> LightTokenizer | None:
                 **_read_json(os.path.join(model_dir, "tokenizer_config.json"))}
     if settings.get("tokenizer_class") not in (None, "BertTokenizer", "BertTokenizerFast", "TokenizersBackend"):
         return None  # other families may adjust the backend when transformers loads them
-    if not _same_normalizer(_read_json(path).get("normalizer"), settings):
-        return None
     from tokenizers import Tokenizer
 
     try:
-        backend = Tokenizer.from_file(path)
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()  # read once: the normalizer is checked and the backend built from it
+        if not _same_normalizer(json.loads(text).get("normalizer"), settings):
+            return None
+        backend = Tokenizer.from_str(text)
     except Exception:  # noqa: BLE001 - a file tokenizers cannot read: transformers' loader says why
         return None
     special = {}

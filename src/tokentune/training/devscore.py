@@ -38,15 +38,19 @@ class DevEvaluator:
                              dtype=np.int64)
         self.last: tuple[int, dict] | None = None  # (step, Scores) of the latest evaluation
         self.best: tuple[int, dict] | None = None  # (step, Scores) of the evaluation the Trainer marked best
+        self._tagger = None
 
     def tagger(self, model, crf=None):
-        from ..inference import Tagger
-        from ..inference.runners import torch_runner
+        """One Tagger for the run (encoder and tokenizer backend built once), with the CRF's current scores."""
+        from .trainer import model_tagger
 
-        return Tagger(torch_runner(model, str(model.device)), self.tokenizer, self.labels,
-                      max_length=self.max_length, stride=self.config.stride,
-                      batch_size=self.config.eval_batch_size * 2, crf=crf.scores() if crf is not None else None,
-                      context=self.config.context)
+        if self._tagger is None:
+            self._tagger = model_tagger(model, self.tokenizer, self.labels, self.config, self.max_length, crf)
+            return self._tagger
+        model.eval()  # the Trainer's steps put it back in training mode (dropout) since the last evaluation
+        if crf is not None:
+            self._tagger.crf = crf.scores()
+        return self._tagger
 
     def evaluate(self, model, step: int, crf=None) -> dict:
         """``eval_*`` metrics as the Trainer logs them (precision, recall, f1, accuracy, loss, runtime)."""

@@ -239,19 +239,25 @@ def effective_batch_size(args) -> int:
     return args.per_device_train_batch_size * max(1, args.n_gpu) * args.world_size * args.gradient_accumulation_steps
 
 
+def model_tagger(model, tokenizer, labels, config, max_length: int, crf=None):
+    """The Tagger that scores the model being trained (dev during training, dev and test at the end):
+    whole sentences, ``eval_batch_size * 2`` windows a batch, the CRF's current scores if any."""
+    from ..inference import Tagger
+    from ..inference.runners import torch_runner
+
+    return Tagger(torch_runner(model, str(model.device)), tokenizer, labels, max_length=max_length,
+                  stride=config.stride, batch_size=config.eval_batch_size * 2,
+                  crf=crf.scores() if crf is not None else None, context=config.context)
+
+
 def final_evaluation(model, tokenizer, labels, splits, config, max_length, test_when=None, dev_scores=None) -> dict:
     """Dev and test figures of the kept model, on whole sentences (windows merged), as `evaluate` gives;
     test only where ``test_when(dev_metrics)`` allows it (when given). ``dev_scores``: the kept model's dev
     figures from its evaluation during training (devscore.py): dev is then not run again."""
     from ..evaluation import evaluate_corpus
-    from ..inference import Tagger
-    from ..inference.runners import torch_runner
     from .crf import crf_of
 
-    crf = crf_of(model)
-    tagger = Tagger(torch_runner(model, str(model.device)), tokenizer, labels, max_length=max_length,
-                    stride=config.stride, batch_size=config.eval_batch_size * 2,
-                    crf=crf.scores() if crf is not None else None)
+    tagger = model_tagger(model, tokenizer, labels, config, max_length, crf_of(model))
     metrics = {"dev": dev_scores} if dev_scores is not None else {}
     for name in ("dev", "test"):
         corpus = getattr(splits, name)
