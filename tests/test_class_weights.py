@@ -101,7 +101,11 @@ def test_class_weights_settings_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="class weights file .*missing.json not found"):
         TrainConfig(data="x", class_weights=str(tmp_path / "missing.json"))
     assert TrainConfig(data="x", class_weights="auto").class_weights == "auto"
-    assert TrainConfig(data="x").class_weights is None and TrainConfig(data="x").head == "softmax"
+    assert TrainConfig(data="x").class_weights is None and TrainConfig(data="x").head == "crf"  # measured default
+    # class weights belong to the softmax head's cross-entropy: asking for them picks that head
+    assert TrainConfig(data="x", class_weights="auto").head == "softmax"
+    with pytest.raises(ConfigError, match="--class-weights applies to the softmax head"):
+        TrainConfig(data="x", class_weights="auto", head="crf")
 
 
 def test_bad_weights_file_on_the_command_line_exits_2_and_writes_nothing(tiny_data, tiny_base_model, tmp_path,

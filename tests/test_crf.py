@@ -12,7 +12,7 @@ import torch
 
 from tokentune.config import TrainConfig
 from tokentune.crf import CRF_FILE, CrfScores, load_crf, save_crf
-from tokentune.decoding import transition_masks, viterbi_batch
+from tokentune.decoding import crf_marginals, transition_masks, viterbi_batch
 from tokentune.errors import ConfigError, ModelError
 from tokentune.schemes import get_scheme
 from tokentune.training.crf import LinearChainCRF, chain_index, sequence_nll
@@ -48,6 +48,42 @@ def test_viterbi_with_learned_scores_equals_brute_force(seed):
         best = max(itertools.product(range(len(LABELS)), repeat=hi - lo),
                    key=lambda path: path_score(emissions[lo:hi], path, start, trans, end))
         assert decoded[lo:hi].tolist() == list(best)
+
+
+@pytest.mark.parametrize("seed,group", [(0, 256), (1, 256), (2, 1), (3, 2)])
+def test_crf_marginals_equal_brute_force(seed, group):
+    rng = np.random.default_rng(seed)
+    scheme = get_scheme("IOB2")
+    learned = random_scores(rng)
+    start, trans, end = (m + s for m, s in zip(transition_masks(LABELS, scheme), learned))
+    lengths = np.array([3, 1, 0, 4, 2])
+    emissions = rng.normal(size=(int(lengths.sum()), len(LABELS)))
+    got = crf_marginals(emissions, lengths, LABELS, scheme, learned, group=group)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    for lo, hi in zip(offsets[:-1], offsets[1:]):
+        if hi == lo:
+            continue
+        want = np.zeros((hi - lo, len(LABELS)))
+        for path in itertools.product(range(len(LABELS)), repeat=hi - lo):
+            weight = np.exp(path_score(emissions[lo:hi], path, start, trans, end))
+            want[np.arange(hi - lo), list(path)] += weight
+        np.testing.assert_allclose(got[lo:hi], want / want.sum(axis=1, keepdims=True), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0)
+    # a sentence's marginals do not depend on the sentences decoded with it (workers and Ray split the input)
+    for lo, hi, length in zip(offsets[:-1], offsets[1:], lengths):
+        alone = crf_marginals(emissions[lo:hi], np.array([length]), LABELS, scheme, learned)
+        assert np.array_equal(alone, got[lo:hi])
+    assert got[:, 2][np.r_[0, 3, 4]].max() < 1e-300  # I-X never opens a sentence under IOB2
+
+
+def test_crf_marginals_without_a_valid_path_keep_the_softmax():
+    scheme = get_scheme("BIOES")
+    labels = ["B-X", "E-X"]  # no O and no S-X: a one-word sentence has no valid path
+    log_probs = np.log(np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]]))
+    got = crf_marginals(log_probs, np.array([1, 2]), labels, scheme, CrfScores(np.zeros(2), np.zeros((2, 2)),
+                                                                                np.zeros(2)))
+    np.testing.assert_allclose(got[0], [0.7, 0.3])  # the softmax, as Viterbi falls back to argmax
+    np.testing.assert_allclose(got[1:], [[1.0, 0.0], [0.0, 1.0]], atol=1e-12)  # B-X E-X is the only path
 
 
 def test_learned_scores_change_the_path_but_never_break_the_scheme():
@@ -170,6 +206,32 @@ def test_crf_tagger_uses_the_transitions(crf_model, tiny_data):
     assert [t for p in predictions for t in p.tags] == [tagger.labels[i] for i in ids]
     # and with the scores dropped, the Tagger is the softmax one again
     assert Tagger.from_pretrained(crf_model.output_dir, crf=None).crf is None
+
+
+def test_crf_entity_scores_are_the_crfs_marginals(crf_model, tiny_data):
+    from tokentune import Tagger
+    from tokentune.data import read_corpus
+
+    tagger = Tagger.from_pretrained(crf_model.output_dir)
+    sentences = [s.words for s in read_corpus(os.path.join(tiny_data, "test.txt"))]
+    predictions = tagger.predict_token_batches(sentences)
+    probs = np.concatenate(tagger.word_probabilities(sentences))
+    lengths = np.array([len(s) for s in sentences])
+    marginals = crf_marginals(np.log(np.clip(probs, np.finfo(np.float32).tiny, None)), lengths, tagger.labels,
+                              tagger.scheme, tagger.crf)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    checked = 0
+    for offset, prediction in zip(offsets, predictions):
+        for (_, first, end), score in zip(prediction.spans, prediction.scores):
+            ids = [tagger.labels.index(tag) for tag in prediction.tags[first:end]]
+            assert score == pytest.approx(marginals[np.arange(offset + first, offset + end), ids].mean(), abs=1e-9)
+            checked += 1
+    assert checked > 0
+    # --min-score cuts on the same scores
+    cut = sorted(s for p in predictions for s in p.scores)[checked // 2]
+    kept = Tagger.from_pretrained(crf_model.output_dir, min_score=cut).predict_token_batches(sentences)
+    assert sorted(s for p in kept for s in p.scores) == [s for s in sorted(s for p in predictions for s in p.scores)
+                                                         if s >= cut]
 
 
 def test_crf_model_through_onnx_export_and_serve(crf_model, tiny_data, tmp_path):

@@ -58,6 +58,34 @@ def test_dev_loss_is_the_cross_entropy_over_labelled_sub_tokens(tiny_data, tiny_
     assert ours.evaluate(model, 0)["eval_loss"] == pytest.approx(total / count, rel=1e-5)
 
 
+def test_crf_dev_loss_is_the_chain_likelihood_it_trains_with(tiny_data, tiny_base_model):
+    """With the CRF head, eval_loss is the training loss (LinearChainCRF.nll per labelled token) on dev."""
+    import torch
+
+    from tokentune.config import TrainConfig
+    from tokentune.modeling import build_model
+    from tokentune.training.crf import attach_crf
+    from tokentune.training.devscore import DevEvaluator
+    from tokentune.training.run import prepare_data
+
+    config = TrainConfig(data=tiny_data, model=tiny_base_model, output="unused", quiet=True, head="crf")
+    prep = prepare_data(config)
+    model = build_model(tiny_base_model, prep.labels).eval()
+    crf = attach_crf(model, len(prep.labels))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in crf.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator))
+    total = count = 0.0
+    with torch.no_grad():
+        for feature in prep.dev_features:
+            logits = model(input_ids=torch.tensor([feature["input_ids"]])).logits
+            nll, tokens = crf.nll(logits, torch.tensor([feature["labels"]]))
+            total, count = total + float(nll), count + tokens
+    ours = DevEvaluator(prep.dev, prep.tokenizer, prep.labels, config, prep.max_length, whole_split=True)
+    assert ours.evaluate(model, 0, crf)["eval_loss"] == pytest.approx(total / count, rel=1e-5)
+
+
 def test_a_cut_dev_split_is_evaluated_again_whole(tiny_data, tiny_base_model, tmp_path):
     result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=1,
                              learning_rate=5e-3, batch_size=8, quiet=True, max_eval_samples=10)

@@ -92,7 +92,8 @@ def test_tagger_threshold_on_a_trained_model_at_several_levels(model_dir):
     sentences = [text.split() for text in texts]
     raw = plain.predict_token_batches(sentences)
     for level in levels:
-        tagger = Tagger(plain.runner, plain.tokenizer, plain.labels, max_length=plain.max_length, min_score=level)
+        tagger = Tagger(plain.runner, plain.tokenizer, plain.labels, max_length=plain.max_length, min_score=level,
+                        crf=plain.crf)
         assert tagger.predict_texts(texts) == [[e for e in entities if e.score >= level] for entities in found]
         assert tagger.predict_token_batches(sentences) == filter_predictions(raw, level)
 
@@ -295,7 +296,8 @@ def test_threshold_curve_from_one_pass_matches_rerunning_the_model(model_dir, ti
     assert [p["threshold"] for p in scores.curve] == list(THRESHOLDS)
     assert scores.curve[0]["f1"] == scores["f1"]
     for point in scores.curve[::6]:
-        again = Tagger(runner, plain.tokenizer, plain.labels, max_length=plain.max_length, min_score=point["threshold"])
+        again = Tagger(runner, plain.tokenizer, plain.labels, max_length=plain.max_length, min_score=point["threshold"],
+                       crf=plain.crf)
         rerun = evaluate_corpus(again, corpus)
         assert (rerun["precision"], rerun["recall"], rerun["f1"]) == (point["precision"], point["recall"], point["f1"])
     assert len(calls) == passes  # the curve itself ran no model

@@ -218,7 +218,7 @@ def test_tagger_takes_a_function_and_refuses_unknown_names(char_model):
     out, language = char_model
     tagger = Tagger.from_pretrained(out)
     custom = Tagger(tagger.runner, tagger.tokenizer, tagger.labels, max_length=tagger.max_length,
-                    word_splitter=get_splitter("chars"))
+                    word_splitter=get_splitter("chars"), crf=tagger.crf)
     assert custom.predict_text(language["text"]) == tagger.predict_text(language["text"])
     with pytest.raises(ConfigError, match="unknown word splitter 'jieba'"):
         Tagger(tagger.runner, tagger.tokenizer, tagger.labels, max_length=tagger.max_length, word_splitter="jieba")

@@ -60,10 +60,13 @@ class TrainConfig(ReadOptions):
                                             "(CoNLL-like rules), whitespace, chars (Chinese/Japanese character "
                                             "tagging), model (the tokenizer's pre-tokenizer) or thai; saved in the "
                                             "model directory as its default", choices=WORD_SPLITTERS, group=MODEL)
-    head: str = setting("softmax", "softmax: the recipe's per-token cross-entropy; crf: a linear-chain CRF over the "
-                                   "head's logits (learned transitions, trained with the sequence likelihood over "
-                                   "each word's first sub-token, Viterbi-decoded; saved as crf.safetensors next to "
-                                   "the plain transformers weights)", choices=HEADS, group=MODEL)
+    head: str | None = setting(None, "crf (the default; softmax when --class-weights is given): a linear-chain CRF "
+                                     "over the head's logits (learned transitions, trained with the sequence "
+                                     "likelihood over each word's first sub-token, Viterbi-decoded; saved as "
+                                     "crf.safetensors next to the plain transformers weights); softmax: the recipe's "
+                                     "per-token cross-entropy, decoded with the scheme's constrained Viterbi. The CRF "
+                                     "is the default because it won on CoNLL-2003 and WNUT-17 (docs/benchmarks.md)",
+                                choices=HEADS, group=MODEL)
     crf_learning_rate: float | None = setting(None, "learning rate of the CRF's transition scores (default: 100 x "
                                                     "--learning-rate: at the recipe's rate they would barely move)",
                                               above=0.0, group=MODEL)
@@ -157,6 +160,8 @@ class TrainConfig(ReadOptions):
             raise ConfigError("no training data given", fix="pass --data DIR (with train/dev/test files) or --train FILE")
 
     def _check_head(self) -> None:
+        if self.head is None:  # resolved once, like the learning rate, so the saved config repeats the run
+            self.head = "softmax" if self.class_weights is not None else "crf"
         if self.head == "crf" and self.class_weights is not None:
             raise ConfigError("--class-weights applies to the softmax head's per-token cross-entropy; the CRF head is "
                               "trained with the likelihood of whole label sequences, which has no per-token weights",

@@ -48,30 +48,14 @@ def viterbi_batch(log_probs: np.ndarray, lengths: np.ndarray, labels: Sequence[s
     ``learned``: a CRF head's ``(start[L], transitions[L, L], end[L])`` scores
     (:class:`tokentune.crf.CrfScores`), added to the scheme's masks: one Viterbi over both.
     """
-    start, trans, end = transition_masks(labels, scheme)
-    if learned is not None:
-        start, trans, end = (mask + np.asarray(score, dtype=np.float64) for mask, score in zip((start, trans, end),
-                                                                                              learned))
-    lengths = np.asarray(lengths, dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    start, trans, end = _transition_scores(labels, scheme, learned)
     result = np.zeros(len(log_probs), dtype=np.int64)
-    order = np.argsort(lengths, kind="stable")
-    order = order[lengths[order] > 0]
     identity = np.arange(len(labels))
-    begin = 0
-    while begin < len(order):
-        size = min(group, len(order) - begin)
-        while size > 1 and size * lengths[order[begin + size - 1]] > max_cells:
-            size //= 2
-        chosen = order[begin:begin + size]
-        begin += size
-        lens, rows = lengths[chosen], np.arange(len(chosen))
-        steps = np.arange(int(lens.max()))
-        active = steps[None, :] < lens[:, None]
-        positions = offsets[chosen][:, None] + np.minimum(steps[None, :], lens[:, None] - 1)
+    for positions, active, lens in _length_groups(lengths, group, max_cells):
+        rows, steps = np.arange(len(lens)), np.arange(positions.shape[1])
         scores = log_probs[positions]  # [group, time, labels]
         score = scores[:, 0] + start
-        back = np.zeros((len(chosen), len(steps), len(labels)), dtype=np.int64)
+        back = np.zeros((len(lens), len(steps), len(labels)), dtype=np.int64)
         for t in steps[1:]:
             candidates = score[:, :, None] + trans  # [group, previous, current]
             best_prev = candidates.argmax(axis=1)
@@ -80,7 +64,7 @@ def viterbi_batch(log_probs: np.ndarray, lengths: np.ndarray, labels: Sequence[s
             back[:, t] = np.where(live, best_prev, identity)
             score = np.where(live, moved, score)
         score = score + end
-        path = np.zeros((len(chosen), len(steps)), dtype=np.int64)
+        path = np.zeros((len(lens), len(steps)), dtype=np.int64)
         path[:, -1] = score.argmax(axis=1)
         for t in steps[:0:-1]:
             path[:, t - 1] = back[rows, t, path[:, t]]
@@ -90,6 +74,76 @@ def viterbi_batch(log_probs: np.ndarray, lengths: np.ndarray, labels: Sequence[s
         result[positions[active]] = path[active]
     return result
 
+
+def _transition_scores(labels: Sequence[str], scheme: Scheme, learned) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    start, trans, end = transition_masks(labels, scheme)
+    if learned is None:
+        return start, trans, end
+    return tuple(mask + np.asarray(score, dtype=np.float64) for mask, score in zip((start, trans, end), learned))
+
+
+def _length_groups(lengths, group: int, max_cells: int):
+    """Sentences sorted by length, up to ``group`` at a time (fewer when sentences x words would pass
+    ``max_cells``): per group the ``[group, time]`` flat positions (a sentence past its end repeats its
+    last word), which of them are real words, and the lengths."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    order = np.argsort(lengths, kind="stable")
+    order = order[lengths[order] > 0]
+    begin = 0
+    while begin < len(order):
+        size = min(group, len(order) - begin)
+        while size > 1 and size * lengths[order[begin + size - 1]] > max_cells:
+            size //= 2
+        chosen = order[begin:begin + size]
+        begin += size
+        lens = lengths[chosen]
+        steps = np.arange(int(lens.max()))
+        active = steps[None, :] < lens[:, None]
+        yield offsets[chosen][:, None] + np.minimum(steps[None, :], lens[:, None] - 1), active, lens
+
+
+def _normalised(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows scaled to sum 1 (an all-zero row stays zero), and whether each row had any mass."""
+    total = values.sum(axis=-1, keepdims=True)
+    alive = total > 0
+    return values / np.where(alive, total, 1.0), alive[..., 0]
+
+
+def crf_marginals(log_probs: np.ndarray, lengths: np.ndarray, labels: Sequence[str], scheme: Scheme, learned,
+                  group: int = 256, max_cells: int = 1 << 18) -> np.ndarray:
+    """``[all words, labels]``: the probability of each label at each word under the linear-chain CRF
+    that :func:`viterbi_batch` decodes (emissions ``log_probs``, the scheme's masks plus ``learned``
+    scores), by the forward-backward algorithm. The CRF head's entity scores are the mean marginal
+    of the decoded labels: a per-word softmax ignores the transitions that chose the path. A sentence
+    with no valid path keeps its softmax, as :func:`viterbi_batch` falls back to argmax there.
+
+    Forward and backward run in probability space, each step rescaled to sum 1 (a marginal is a ratio,
+    so the scales cancel), several times faster than sums of logarithms. Each step is an element-wise
+    product and a sum rather than a matrix product: BLAS rounds a row differently with the matrix's
+    size, and a sentence's scores must not depend on which sentences share its batch or process."""
+    start, trans, end = (np.exp(np.maximum(score, FORBIDDEN)) for score in _transition_scores(labels, scheme, learned))
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    softmax = np.exp(log_probs - log_probs.max(axis=1, keepdims=True)) if len(log_probs) else log_probs
+    result = _normalised(softmax)[0]
+    for positions, active, lens in _length_groups(lengths, group, max_cells):
+        steps = positions.shape[1]
+        emissions = result[positions]  # [group, time, labels]: each word's softmax, a constant scale of exp(scores)
+        last = (np.arange(steps)[None, :] == (lens - 1)[:, None])[..., None]
+        forward, backward = np.empty_like(emissions), np.empty_like(emissions)
+        forward[:, 0], valid = _normalised(emissions[:, 0] * start)
+        for t in range(1, steps):
+            forward[:, t], alive = _normalised((forward[:, t - 1, :, None] * trans).sum(axis=1) * emissions[:, t])
+            valid &= alive | ~active[:, t]
+        backward[:, -1] = _normalised(np.broadcast_to(end, emissions[:, -1].shape))[0]
+        for t in range(steps - 2, -1, -1):
+            inner = _normalised((trans * (emissions[:, t + 1] * backward[:, t + 1])[:, None, :]).sum(axis=2))[0]
+            backward[:, t] = np.where(last[:, t], backward[:, -1], inner)
+        marginals, alive = _normalised(forward * backward)
+        valid &= (alive | ~active).all(axis=1)
+        keep = valid[:, None] & active
+        result[positions[keep]] = marginals[keep]
+    return result
 
 def label_table(labels: Sequence[str], scheme: Scheme) -> tuple[list[str], np.ndarray]:
     """Entity types, and per label: [is outside, type index, opens an entity, closes an entity],

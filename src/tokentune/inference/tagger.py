@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..decoding import cut_spans, label_table, viterbi_batch
+from ..decoding import crf_marginals, cut_spans, label_table, viterbi_batch
 from ..errors import ConfigError
 from ..schemes import Span, scheme_of_labels
 from ..settings import check_choice
@@ -47,7 +47,7 @@ class TokenPrediction:
     words: list[str]
     tags: list[str]
     spans: list[Span]  # (label, first word, end word) end-exclusive
-    scores: list[float]  # one per span: mean probability of its words' decoded labels
+    scores: list[float]  # one per span: mean probability of its words' decoded labels (CRF: marginals)
 
 
 @dataclass
@@ -121,9 +121,10 @@ class Tagger:
         """``word_splitter``: how raw text becomes words, a name of :data:`tokentune.words.SPLITTERS`
         (default, whitespace, chars, model, thai) or a function ``text -> (words, offsets)``.
 
-        ``min_score`` (0 to 1): entities whose score (mean probability of their words' decoded labels)
-        is below it are dropped, from raw-text entities and token spans alike; the words of a dropped
-        span are tagged ``O`` (when the model has an ``O`` label), so tags and spans agree.
+        ``min_score`` (0 to 1): entities whose score (mean probability of their words' decoded labels;
+        with a CRF head, the CRF's marginal probabilities) is below it are dropped, from raw-text
+        entities and token spans alike; the words of a dropped span are tagged ``O`` (when the model
+        has an ``O`` label), so tags and spans agree.
 
         ``context``: ``document`` when the model was trained reading sentences with their documents;
         callers that know the documents of pre-tokenised input (evaluation, CoNLL input) pass them."""
@@ -264,14 +265,17 @@ class Tagger:
     def _predict_flat(self, sentences: Sequence[Sequence[str]], documents=None) -> _Flat:
         probs, offsets = self._flat_probabilities(sentences, documents)
         lengths = np.diff(offsets)
+        confidence = probs
         if self.decoding == "argmax" or (not self.scheme.prefixed and self.crf is None):
             ids = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
         else:  # a CRF's scores are learned against log-probabilities far below 1e-12: keep them
             floor = 1e-12 if self.crf is None else np.finfo(np.float32).tiny
-            ids = viterbi_batch(np.log(np.clip(probs, floor, None)), lengths, self.labels, self.scheme,
-                                learned=self.crf)
+            log_probs = np.log(np.clip(probs, floor, None))
+            ids = viterbi_batch(log_probs, lengths, self.labels, self.scheme, learned=self.crf)
+            if self.crf is not None:  # the CRF's own probability of each word's label, transitions included
+                confidence = crf_marginals(log_probs, lengths, self.labels, self.scheme, self.crf)
         starts, ends, types = cut_spans(ids, offsets, self._label_info)
-        chosen = np.cumsum(np.concatenate([[0.0], probs[np.arange(len(ids)), ids].astype(np.float64)]))
+        chosen = np.cumsum(np.concatenate([[0.0], confidence[np.arange(len(ids)), ids].astype(np.float64)]))
         scores = (chosen[ends] - chosen[starts]) / np.maximum(ends - starts, 1)
         return _Flat(offsets, ids, starts, ends, types, scores, probs)
 

@@ -162,7 +162,20 @@ def model_card(config, base_model: str, metrics: dict, log_history: list[dict], 
     for row in evaluation_rows(log_history):
         out.append("| " + " | ".join(_fmt(row[k]) for k in ("training_loss", "epoch", "step", "validation_loss",
                                                                   "precision", "recall", "f1", "accuracy")) + " |")
-    out += ["", "## Usage", "", "```python", "from transformers import pipeline",
-            f"ner = pipeline('token-classification', model='{name}', aggregation_strategy='first')",
-            "ner('EU rejects German call to boycott British lamb.')", "```", ""]
+    out += ["", "## Usage", ""] + _usage(name, config.head == "crf")
     return "\n".join(out)
+
+
+def _usage(name: str, crf: bool) -> list[str]:
+    plain = ["```python", "from transformers import pipeline",
+             f"ner = pipeline('token-classification', model='{name}', aggregation_strategy='first')",
+             "ner('EU rejects German call to boycott British lamb.')", "```", ""]
+    if not crf:
+        return plain
+    # the transitions are not part of the transformers model: a plain pipeline decodes each token alone
+    return ["This model has a CRF head: its learned transitions are in `crf.safetensors`, which tokentune reads "
+            "(the figures above are decoded with them).", "", "```python", "import tokentune",
+            f"tagger = tokentune.Tagger.from_pretrained('{name}')",
+            "tagger.predict_text('EU rejects German call to boycott British lamb.')", "```", "",
+            "Plain transformers loads the encoder and its linear layer and decodes every token on its own, "
+            "without the transitions:", ""] + plain

@@ -34,8 +34,9 @@ class DevEvaluator:
         self.config, self.max_length = config, max_length
         self.whole_split = whole_split  # False: --max-eval-samples cut the split; the end evaluates all of it
         label2id = {label: i for i, label in enumerate(labels)}
-        self.gold = np.array([label2id[tag] for tags in corpus.tag_sequences(config.train_scheme) for tag in tags],
-                             dtype=np.int64)
+        sequences = corpus.tag_sequences(config.train_scheme)
+        self.gold = np.array([label2id[tag] for tags in sequences for tag in tags], dtype=np.int64)
+        self.lengths = np.array([len(tags) for tags in sequences], dtype=np.int64)
         self.last: tuple[int, dict] | None = None  # (step, Scores) of the latest evaluation
         self.best: tuple[int, dict] | None = None  # (step, Scores) of the evaluation the Trainer marked best
         self._tagger = None
@@ -61,8 +62,9 @@ class DevEvaluator:
         scores = evaluate_corpus(recorder, self.corpus, return_predictions=True, context=self.config.context)
         self.last = (step, scores)
         metrics = {f"eval_{key}": scores[key] for key in ("precision", "recall", "f1", "accuracy")}
-        if crf is None:  # a CRF's loss is over whole tag chains: word cross-entropy would be another figure
-            metrics["eval_loss"] = self.word_cross_entropy(recorder.probabilities)
+        # the loss the head is trained with: a CRF's is over whole tag chains, the softmax's per word
+        metrics["eval_loss"] = (self.word_cross_entropy(recorder.probabilities) if crf is None
+                                else self.crf_word_nll(recorder.probabilities, crf))
         seconds = time.perf_counter() - started
         metrics.update({"eval_runtime": round(seconds, 4),
                         "eval_samples_per_second": round(len(self.corpus) / seconds, 3) if seconds else None})
@@ -75,6 +77,31 @@ class DevEvaluator:
             return 0.0
         chosen = probabilities[np.arange(len(self.gold)), self.gold]
         return float(-np.log(np.clip(chosen, CROSS_ENTROPY_FLOOR, None)).mean())
+
+    def crf_word_nll(self, probabilities: np.ndarray, crf) -> float:
+        """The CRF head's training loss on dev: each sentence's chain negative log-likelihood, summed
+        and divided by the words (a word's log-softmax differs from its logits by a constant, which
+        cancels in the likelihood, so the decoded probabilities give the loss of the logits)."""
+        import torch
+
+        from .crf import sequence_nll
+
+        if not len(self.gold):
+            return 0.0
+        lengths = torch.from_numpy(self.lengths[self.lengths > 0])
+        chain = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+        step = torch.arange(len(chain)) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+        log_probs = torch.from_numpy(np.log(np.clip(probabilities, np.finfo(np.float32).tiny, None)))
+        emissions = torch.zeros(len(lengths), int(lengths.max()), log_probs.shape[1], dtype=log_probs.dtype)
+        emissions[chain, step] = log_probs
+        tags = torch.zeros(emissions.shape[:2], dtype=torch.long)
+        tags[chain, step] = torch.from_numpy(self.gold)
+        mask = torch.zeros(emissions.shape[:2], dtype=torch.bool)
+        mask[chain, step] = True
+        with torch.no_grad():
+            total = sequence_nll(emissions, tags, mask, *(p.detach().float().cpu() for p in
+                                                          (crf.start, crf.transitions, crf.end))).sum()
+        return float(total) / len(self.gold)
 
     def mark_best(self) -> None:
         """The latest evaluation is the best so far (the Trainer's own comparison decided)."""

@@ -61,8 +61,18 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
         report_to=trainer_report_to(config),
         run_name=os.path.basename(os.path.normpath(config.output)) if config.output else None,
         **strategy,
+        **_ddp_settings(config),
         **(config.trainer or {}),  # --trainer-arg: checked against TrainingArguments when the config was built
     )
+
+
+def _ddp_settings(config: TrainConfig) -> dict:
+    """The CRF's scores are used in the loss, outside the model's forward: DDP's search for unused
+    parameters would mark them ready after the forward and again in the backward (an error), so with
+    the CRF head every parameter is taken as used, unless ``--trainer-arg`` says otherwise."""
+    if config.head != "crf" or "ddp_find_unused_parameters" in (config.trainer or {}):
+        return {}
+    return {"ddp_find_unused_parameters": False}
 
 
 def make_compute_metrics(labels: list[str]):
