@@ -79,29 +79,23 @@ class DevEvaluator:
         return float(-np.log(np.clip(chosen, CROSS_ENTROPY_FLOOR, None)).mean())
 
     def crf_word_nll(self, probabilities: np.ndarray, crf) -> float:
-        """The CRF head's training loss on dev: each sentence's chain negative log-likelihood, summed
-        and divided by the words (a word's log-softmax differs from its logits by a constant, which
-        cancels in the likelihood, so the decoded probabilities give the loss of the logits)."""
+        """The CRF head's training loss (:meth:`LinearChainCRF.nll` per labelled word) on dev, one chain
+        per sentence (a word's log-softmax differs from its logits by a constant, which cancels in the
+        likelihood, so the decoded probabilities give the loss of the logits)."""
         import torch
+        from torch.nn.utils.rnn import pad_sequence
 
-        from .crf import sequence_nll
+        from ..windows import IGNORE
 
         if not len(self.gold):
             return 0.0
-        lengths = torch.from_numpy(self.lengths[self.lengths > 0])
-        chain = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
-        step = torch.arange(len(chain)) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+        sizes = self.lengths[self.lengths > 0].tolist()
         log_probs = torch.from_numpy(np.log(np.clip(probabilities, np.finfo(np.float32).tiny, None)))
-        emissions = torch.zeros(len(lengths), int(lengths.max()), log_probs.shape[1], dtype=log_probs.dtype)
-        emissions[chain, step] = log_probs
-        tags = torch.zeros(emissions.shape[:2], dtype=torch.long)
-        tags[chain, step] = torch.from_numpy(self.gold)
-        mask = torch.zeros(emissions.shape[:2], dtype=torch.bool)
-        mask[chain, step] = True
+        emissions = pad_sequence(torch.split(log_probs, sizes), batch_first=True)
+        labels = pad_sequence(torch.split(torch.from_numpy(self.gold), sizes), batch_first=True, padding_value=IGNORE)
         with torch.no_grad():
-            total = sequence_nll(emissions, tags, mask, *(p.detach().float().cpu() for p in
-                                                          (crf.start, crf.transitions, crf.end))).sum()
-        return float(total) / len(self.gold)
+            total, words = crf.nll(emissions, labels)
+        return float(total) / words
 
     def mark_best(self) -> None:
         """The latest evaluation is the best so far (the Trainer's own comparison decided)."""
