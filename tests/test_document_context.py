@@ -50,8 +50,9 @@ def _documents():
     return sentences, starts, vocabularies
 
 
+@pytest.mark.parametrize("context_size", [0, 4])
 @pytest.mark.parametrize("max_length", [6, 12, 40])
-def test_windows_over_documents_never_cross_one_and_read_each_word_once(tokenizer, max_length):
+def test_windows_over_documents_never_cross_one_and_read_each_word_once(tokenizer, max_length, context_size):
     sentences, starts, vocabularies = _documents()
     documents = list(zip(starts, [*starts[1:], len(sentences)]))
     id_sets = [set(tokenizer.convert_tokens_to_ids(v)) for v in vocabularies]
@@ -64,14 +65,46 @@ def test_windows_over_documents_never_cross_one_and_read_each_word_once(tokenize
             assert sum(bool(words & ids_) for ids_ in id_sets) == 1, "a window crosses a document"
         return np.full(ids.shape + (len(LABELS),), 1 / len(LABELS), dtype=np.float32)
 
-    tagger = Tagger(runner, tokenizer, LABELS, max_length=max_length, stride=3)
+    tagger = Tagger(runner, tokenizer, LABELS, max_length=max_length, stride=3, context_size=context_size)
     predictions = tagger.predict_token_batches(sentences, documents)
     assert [p.words for p in predictions] == sentences and seen
+    if context_size:  # each sentence its own window, widened: training labels only the words it owns
+        encoder = WindowEncoder(tokenizer, max_length=max_length, stride=3)
+        features = encoder.features(sentences, [[1] * len(s) for s in sentences], owned_only=True,
+                                    documents=documents, context=context_size)
+        assert sum(label != IGNORE for f in features for label in f["labels"]) == sum(len(s) for s in sentences)
+        assert max(len(f["input_ids"]) for f in features) <= max_length
+        return
     # training features over the same documents: windows do not overlap, every word labelled once
     encoder = WindowEncoder(tokenizer, max_length=max_length, stride=0)
     units = [[w for s in sentences[a:b] for w in s] for a, b in documents]
     features = encoder.features(units, [[1] * len(u) for u in units], owned_only=False)
     assert sum(label != IGNORE for f in features for label in f["labels"]) == sum(len(s) for s in sentences)
+
+
+def _hand_pieces(counts: list[int]):
+    from tokentune.windows import Pieces
+
+    word_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    word = np.repeat(np.arange(len(counts)), counts)
+    return Pieces(np.zeros(len(word), dtype=np.int64), np.arange(len(word)) == word_start[word], word, word_start)
+
+
+@pytest.mark.parametrize("max_length, expected", [
+    (22, [(0, 6), (3, 8), (4, 10), (10, 11)]),  # room enough: up to 2 pieces each side, whole words
+    (7, [(0, 5), (3, 8), (5, 10), (10, 11)]),  # 5 pieces a window: a short side leaves its room to the other
+])
+def test_context_widens_each_sentence_by_whole_words_inside_its_document(tokenizer, max_length, expected):
+    from tokentune.windows import document_offsets, sentence_offsets
+
+    # words of 1, 2, 1 | 1, 1 | 2, 1, 1 pieces in document 0, then one word of 1 piece in document 1
+    pieces = _hand_pieces([1, 2, 1, 1, 1, 2, 1, 1, 1])
+    offsets = sentence_offsets([["a"] * 3, ["a"] * 2, ["a"] * 3, ["a"]])
+    encoder = WindowEncoder(tokenizer, max_length=max_length, stride=0)
+    windows = encoder.with_context(pieces, encoder.windows(pieces, offsets),
+                                   document_offsets(offsets, [(0, 3), (3, 4)]), context=2)
+    assert list(zip(windows.lo.tolist(), windows.hi.tolist())) == expected
+    assert list(zip(windows.own_lo.tolist(), windows.own_hi.tolist())) == [(0, 4), (4, 6), (6, 10), (10, 11)]
 
 
 def test_one_sentence_documents_are_sentence_context(tokenizer):
@@ -118,7 +151,9 @@ def _write_documents(path, sentences, per_document=10):
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_a_document_context_model_trains_evaluates_and_predicts_with_documents(tiny_base_model, tmp_path, capsys):
+@pytest.mark.parametrize("context_size", [0, 6])
+def test_a_document_context_model_trains_evaluates_and_predicts_with_documents(tiny_base_model, tmp_path, capsys,
+                                                                               context_size):
     import json
 
     from tokentune.cli.main import main
@@ -131,11 +166,13 @@ def test_a_document_context_model_trains_evaluates_and_predicts_with_documents(t
         _write_documents(data / f"{name}.txt", make_sentences(count, seed=seed))
     out = tmp_path / "model"
     assert main(["train", "--data", str(data), "--model", tiny_base_model, "--output", str(out), "--context",
-                 "document", "--max-length", "48", "--epochs", "3", "--learning-rate", "5e-3", "--quiet"]) == 0
-    assert any("document context: 120 sentences read as 12 documents" in n
-               for n in json.load(open(out / "metrics.json"))["notes"])
+                 "document", "--context-size", str(context_size), "--max-length", "48", "--epochs", "3",
+                 "--learning-rate", "5e-3", "--quiet"]) == 0
+    note = ("document context: each of 120 sentences is read with up to 6 sub-tokens of its document (12)"
+            if context_size else "document context: 120 sentences read as 12 documents")
+    assert any(note in n for n in json.load(open(out / "metrics.json"))["notes"])
     tagger = Tagger.from_pretrained(str(out))
-    assert tagger.context == "document"
+    assert (tagger.context, tagger.context_size, tagger.max_length) == ("document", context_size, 48)
     corpus = read_corpus(data / "test.txt")
     expected = tagger.predict_token_batches([s.words for s in corpus], corpus.documents())
     capsys.readouterr()

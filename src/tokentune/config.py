@@ -56,6 +56,9 @@ class TrainConfig(ReadOptions):
                                        "data marks documents (CoNLL -DOCSTART-), consecutive sentences of a document "
                                        "fill each window, each word read from the window where it has the most "
                                        "context", choices=("sentence", "document"), group=MODEL)
+    context_size: int = setting(0, "with --context document: 0 = consecutive sentences fill each window; N = each "
+                                   "sentence is its own window, read with up to N sub-tokens of its document on "
+                                   "either side (FLERT's context)", metavar="N", minimum=0, group=MODEL)
     word_splitter: str = setting("default", "how raw text is split into words when the model predicts: default "
                                             "(CoNLL-like rules), whitespace, chars (Chinese/Japanese character "
                                             "tagging), model (the tokenizer's pre-tokenizer) or thai; saved in the "

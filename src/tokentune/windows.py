@@ -128,6 +128,11 @@ def sentence_offsets(sentences: Sequence[Sequence[str]]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
 
 
+def document_offsets(offsets: np.ndarray, documents: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Flat word offsets of ``documents`` (``[start, end)`` sentence ranges) from the sentences' ``offsets``."""
+    return offsets[[start for start, _ in documents] + [documents[-1][1] if documents else 0]]
+
+
 class WindowEncoder:
     """Sentences of words -> :class:`Pieces` and :class:`Windows` for one tokenizer and window size."""
 
@@ -199,6 +204,23 @@ class WindowEncoder:
             report.split_sentences += int(long.sum())
         return Windows(table[:, 0], table[:, 1], table[:, 2], table[:, 3])
 
+    def with_context(self, pieces: Pieces, windows: Windows, unit_offsets: np.ndarray, context: int) -> Windows:
+        """The same windows (and ownership), each widened by up to ``context`` pieces on either side, whole
+        words only, never past its unit (``unit_offsets``: flat word offsets of the documents) nor the
+        model's limit. FLERT's sentence-with-context: a sentence is read with its neighbours but owns
+        only itself, so training labels every word once and a batch holds many documents' sentences."""
+        starts = pieces.word_start[unit_offsets]
+        unit = np.searchsorted(starts, windows.lo, side="right") - 1
+        room = self.budget - (windows.hi - windows.lo)
+        left = np.minimum(context, windows.lo - starts[unit])
+        right = np.minimum(context, starts[np.minimum(unit + 1, len(starts) - 1)] - windows.hi)
+        # short of room, each side keeps half of it, plus what the other side does not use
+        left_kept = np.minimum(left, np.maximum(room // 2, room - right))
+        right_kept = np.minimum(right, room - left_kept)
+        lo = pieces.word_start[np.searchsorted(pieces.word_start, windows.lo - left_kept, side="left")]
+        hi = pieces.word_start[np.searchsorted(pieces.word_start, windows.hi + right_kept, side="right") - 1]
+        return Windows(np.minimum(lo, windows.lo), np.maximum(hi, windows.hi), windows.own_lo, windows.own_hi)
+
     def inputs(self, pieces: Pieces, windows: Windows, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``input_ids`` and ``attention_mask`` of the chosen windows, right-padded to the longest."""
         n_cls = int(self.cls_id is not None)
@@ -216,14 +238,18 @@ class WindowEncoder:
         return ids, (position < lengths[:, None]).astype(np.int64)
 
     def features(self, sentences: Sequence[Sequence[str]], word_label_ids: Sequence[Sequence[int]], *,
-                 owned_only: bool, report: EncodeReport | None = None) -> list[dict]:
+                 owned_only: bool, report: EncodeReport | None = None,
+                 documents: Sequence[tuple[int, int]] | None = None, context: int = 0) -> list[dict]:
         """Training/evaluation features: ``input_ids``, ``attention_mask`` and ``labels`` (the word's label
         on its first piece, ``IGNORE`` elsewhere), one per window in sentence order. ``owned_only``
         labels each word in one window only (for evaluation, so no word counts twice); training
-        labels every word a window holds."""
+        labels every word a window holds. ``documents`` (``[start, end)`` sentence ranges) with
+        ``context``: each window is widened by the sentences around it (:meth:`with_context`)."""
         offsets = sentence_offsets(sentences)
         pieces = self.pieces(sentences, offsets, report)
         windows = self.windows(pieces, offsets, keep_empty=True, report=report)
+        if documents is not None and context:
+            windows = self.with_context(pieces, windows, document_offsets(offsets, documents), context)
         labels = np.fromiter(chain.from_iterable(word_label_ids), dtype=np.int64, count=int(offsets[-1]))
         piece_labels = np.where(pieces.first, labels[pieces.word] if len(labels) else IGNORE, IGNORE)
         owned = np.zeros(len(pieces.ids), dtype=bool)

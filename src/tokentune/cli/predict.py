@@ -78,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="CPU threads for the model (default: one per physical core); on a machine busy with "
                             "other jobs fewer threads can be much faster")
     model.add_argument("--batch-size", type=int, default=32, help="windows per model call (default 32)")
-    model.add_argument("--max-length", type=int, metavar="N", help="sub-tokens per window (default: the model's limit)")
+    model.add_argument("--max-length", type=int, metavar="N",
+                       help="sub-tokens per window (default: the one it was trained with, else the model's limit)")
     model.add_argument("--stride", type=int, default=128, help="sub-tokens of overlap for long texts (default 128)")
     model.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"],
                        help="viterbi: only tag sequences valid in the model's scheme (default)")

@@ -23,10 +23,13 @@ def torch_runner(model, device: str | None = None) -> Runner:
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
+    # a model being trained in bf16 has its forward wrapped in autocast by accelerate; its original
+    # forward runs in fp32, as the saved model will in `evaluate`, so that the figures agree
+    forward = model.__dict__.get("_original_forward", model)
 
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            logits = model(input_ids=torch.from_numpy(input_ids).to(device),
+            logits = forward(input_ids=torch.from_numpy(input_ids).to(device),
                            attention_mask=torch.from_numpy(attention_mask).to(device)).logits
             return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 

@@ -22,7 +22,7 @@ from ..decoding import crf_marginals, cut_spans, label_table, viterbi_batch
 from ..errors import ConfigError
 from ..schemes import Span, scheme_of_labels
 from ..settings import check_choice
-from ..windows import Pieces, WindowEncoder, Windows, sentence_offsets
+from ..windows import Pieces, WindowEncoder, Windows, document_offsets, sentence_offsets
 from ..words import SPLITTERS, Split, check_splitter, get_splitter
 from .runners import BACKENDS, Runner
 
@@ -63,8 +63,9 @@ class _Flat:
     probabilities: np.ndarray | None = None  # [words, labels] what was decoded (before min_score)
 
 
-def saved_setting(model_dir: str, name: str, choices) -> str | None:
-    """A setting the model was trained with, from its ``tokentune_config.json`` (None: not saved)."""
+def saved_setting(model_dir: str, name: str, choices):
+    """A setting the model was trained with, from its ``tokentune_config.json`` (None: not saved).
+    ``choices``: the values it may take (e.g. ``range(3, 1 << 20)`` for a whole number)."""
     try:
         with open(os.path.join(model_dir, "tokentune_config.json"), encoding="utf-8") as handle:
             saved = json.load(handle).get(name)
@@ -83,11 +84,14 @@ def saved_word_splitter(model_dir: str) -> str | None:
 
 
 CONTEXTS = ("sentence", "document")
+WHOLE_NUMBERS = range(1 << 30)
 
 
-def saved_context(model_dir: str) -> str:
-    """``document`` for a model trained with document context, else ``sentence``."""
-    return saved_setting(model_dir, "context", CONTEXTS) or "sentence"
+def saved_context(model_dir: str) -> tuple[str, int]:
+    """``("document", context_size)`` for a model trained with document context, else ``("sentence", 0)``."""
+    context = saved_setting(model_dir, "context", CONTEXTS) or "sentence"
+    size = saved_setting(model_dir, "context_size", WHOLE_NUMBERS) if context == "document" else None
+    return context, size or 0
 
 
 def check_sizes(**sizes: int | None) -> None:
@@ -111,13 +115,27 @@ def check_min_score(value, flag: str = "--min-score") -> float:
     return float(value)
 
 
+def check_documents(documents: Sequence[tuple[int, int]], sentences: int) -> None:
+    """``documents`` must be consecutive ``[start, end)`` ranges covering sentences ``0..sentences``."""
+    end = 0
+    for start, stop in documents:
+        if start != end or stop < start:
+            break
+        end = stop
+    else:
+        if end == sentences:
+            return
+    raise ConfigError("the documents do not cover the sentences exactly once, in order",
+                      fix="pass documents as consecutive [start, end) sentence ranges from 0 to the end")
+
+
 class Tagger:
     """Predicts entities with a token-classification model. Build it with :meth:`from_pretrained`."""
 
     def __init__(self, runner: Runner, tokenizer, labels: Sequence[str], *, max_length: int, stride: int = 128,
                  batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first",
                  word_splitter: str | Callable[[str], Split] | None = "default", min_score: float = 0.0,
-                 crf=None, context: str = "sentence") -> None:
+                 crf=None, context: str = "sentence", context_size: int = 0) -> None:
         """``word_splitter``: how raw text becomes words, a name of :data:`tokentune.words.SPLITTERS`
         (default, whitespace, chars, model, thai) or a function ``text -> (words, offsets)``.
 
@@ -127,12 +145,16 @@ class Tagger:
         has an ``O`` label), so tags and spans agree.
 
         ``context``: ``document`` when the model was trained reading sentences with their documents;
-        callers that know the documents of pre-tokenised input (evaluation, CoNLL input) pass them."""
+        callers that know the documents of pre-tokenised input (evaluation, CoNLL input) pass them.
+        ``context_size``: 0 = a document's sentences fill each window; N = each sentence is read with up
+        to N sub-tokens of its document on either side (as the model was trained)."""
         aggregation = check_choice(aggregation, AGGREGATIONS, "aggregation")
         decoding = check_choice(decoding, DECODINGS, "decoding", "--decode")
         check_sizes(batch_size=batch_size, stride=stride, max_length=max_length)
         self.min_score = check_min_score(min_score, "min_score")
         self.context = check_choice(context, CONTEXTS, "context", "--context")
+        check_sizes(stride=context_size)  # a whole number of at least 0
+        self.context_size = context_size
         self.crf = crf  # a CRF head's learned scores (tokentune.crf.CrfScores), added to the scheme's masks
         self.runner = runner
         self.tokenizer = tokenizer
@@ -171,7 +193,9 @@ class Tagger:
         check_min_score(options.get("min_score"), "min_score")  # before the model loads
         if not callable(word_splitter):
             word_splitter = check_splitter(word_splitter or saved_word_splitter(model_dir))
-        options["context"] = options.get("context") or saved_context(model_dir)
+        saved = saved_context(model_dir)
+        options["context"] = options.get("context") or saved[0]
+        options.setdefault("context_size", saved[1] if options["context"] == saved[0] else 0)
         onnx_options = {key: options.pop(key) for key in ("quantize", "onnx_file", "threads") if key in options}
         if backend == "onnx":
             from .light import light_tokenizer
@@ -187,7 +211,9 @@ class Tagger:
         else:
             raise ConfigError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(BACKENDS)}")
         labels = [config.id2label[i] for i in range(len(config.id2label))]
-        max_length = model_max_length(tokenizer, config, options.pop("max_length", None))
+        # the window size the model was trained with (--max-length), unless the caller picks one
+        trained_length = saved_setting(model_dir, "max_length", WHOLE_NUMBERS) if os.path.isdir(model_dir) else None
+        max_length = model_max_length(tokenizer, config, options.pop("max_length", None) or trained_length)
         options.setdefault("crf", load_crf(model_dir, labels) if os.path.isdir(model_dir) else None)
         return cls(runner, tokenizer, labels, max_length=max_length, word_splitter=word_splitter, **options)
 
@@ -198,14 +224,18 @@ class Tagger:
         (``[start, end)`` ranges of consecutive sentences) each document is windowed as one sequence, so
         a word is read with the sentences around it; the rows are the same words in the same order."""
         offsets = sentence_offsets(sentences)
-        units = sentences if documents is None else [[w for s in sentences[a:b] for w in s] for a, b in documents]
-        unit_offsets = offsets if documents is None else sentence_offsets(units)
-        if int(unit_offsets[-1]) != int(offsets[-1]):
-            raise ConfigError("the documents do not cover the sentences exactly once, in order",
-                              fix="pass documents as consecutive [start, end) sentence ranges from 0 to the end")
+        if documents is not None:
+            check_documents(documents, len(sentences))
         result = np.zeros((int(offsets[-1]), len(self.labels)), dtype=np.float32)
-        pieces = self.encoder.pieces(units, unit_offsets)
-        windows = self.encoder.windows(pieces, unit_offsets)
+        if documents is not None and self.context_size:  # each sentence owns its window, widened by context
+            pieces = self.encoder.pieces(sentences, offsets)
+            windows = self.encoder.with_context(pieces, self.encoder.windows(pieces, offsets),
+                                                document_offsets(offsets, documents), self.context_size)
+        else:  # a document, if any, is one sequence filling its windows
+            units = sentences if documents is None else [[w for s in sentences[a:b] for w in s] for a, b in documents]
+            unit_offsets = offsets if documents is None else sentence_offsets(units)
+            pieces = self.encoder.pieces(units, unit_offsets)
+            windows = self.encoder.windows(pieces, unit_offsets)
         for chosen in self._batches(windows.hi - windows.lo):
             probs = self.runner(*self.encoder.inputs(pieces, windows, chosen))
             self._store(pieces, windows, chosen, probs, result)

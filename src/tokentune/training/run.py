@@ -35,6 +35,7 @@ from .checkpoints import (
     step_of,
     trained_epochs,
 )
+from .encoding import encode_split
 from .hardware import free_memory, is_out_of_memory
 from .weights import head_notes
 
@@ -86,38 +87,6 @@ def prepare_splits(config: TrainConfig) -> Splits:
     if splits.dev is None:
         splits.notes.append("no dev split: evaluating only at the end and keeping the last model")
     return splits
-
-
-def _word_label_ids(corpus: Corpus, label2id: dict[str, int], scheme: str) -> list[list[int]]:
-    return [[label2id[tag] for tag in tags] for tags in corpus.tag_sequences(scheme)]
-
-
-def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_length: int, *, name: str,
-                 evaluation: bool, notes: list[str]) -> list[dict]:
-    from ..windows import EncodeReport, WindowEncoder
-
-    report = EncodeReport()
-    words, labels = [s.words for s in corpus], _word_label_ids(corpus, label2id, config.train_scheme)
-    documents = config.context == "document" and corpus.document_starts is not None
-    if documents:  # a document is one sequence: consecutive sentences fill each window
-        words, labels = ([[x for part in seq[a:b] for x in part] for a, b in corpus.documents()]
-                         for seq in (words, labels))
-        notes.append(f"{name}: document context: {len(corpus)} sentences read as {len(words)} documents")
-    elif config.context == "document":
-        notes.append(f"{name}: the data marks no documents (-DOCSTART-): sentences are read alone")
-    elif corpus.document_starts is not None and not evaluation:
-        notes.append(f"{name}: the data marks {len(corpus.documents())} documents; sentences are read alone "
-                     f"(--context sentence, the default: see docs/benchmarks.md, 'Document context')")
-    # training windows do not overlap (every word is labelled once); evaluation windows overlap and
-    # each word is read from the window where it has the most context
-    stride = config.stride if evaluation or not documents else 0
-    encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride)
-    features = encoder.features(words, labels, owned_only=evaluation, report=report)
-    if not documents:
-        notes.extend(report.notes(name))
-    if evaluation:  # sorted by length: evaluation batches carry little padding
-        features.sort(key=lambda f: len(f["input_ids"]))
-    return features
 
 
 def prepare_data(config: TrainConfig) -> _Prepared:

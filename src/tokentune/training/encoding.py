@@ -1,0 +1,49 @@
+"""Sentences -> training and evaluation features (sub-token windows with labels), per split.
+
+Sentence context: a sentence is one window (or several overlapping ones when it is longer than the
+model). Document context (``--context document``) where the data marks documents: with ``--context-size
+0`` a document's sentences fill each window; with ``N`` each sentence is its own window, read with up to
+``N`` sub-tokens of its document on either side, and labels only its own words (FLERT).
+"""
+from __future__ import annotations
+
+from ..config import TrainConfig
+from ..data import Corpus
+
+
+def word_label_ids(corpus: Corpus, label2id: dict[str, int], scheme: str) -> list[list[int]]:
+    return [[label2id[tag] for tag in tags] for tags in corpus.tag_sequences(scheme)]
+
+
+def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_length: int, *, name: str,
+                 evaluation: bool, notes: list[str]) -> list[dict]:
+    from ..windows import EncodeReport, WindowEncoder
+
+    report = EncodeReport()
+    words, labels = [s.words for s in corpus], word_label_ids(corpus, label2id, config.train_scheme)
+    documents = config.context == "document" and corpus.document_starts is not None
+    flert = documents and config.context_size > 0  # each sentence its own window, widened by its document
+    if flert:
+        notes.append(f"{name}: document context: each of {len(corpus)} sentences is read with up to "
+                     f"{config.context_size} sub-tokens of its document ({len(corpus.documents())}) on either side")
+    elif documents:  # a document is one sequence: consecutive sentences fill each window
+        words, labels = ([[x for part in seq[a:b] for x in part] for a, b in corpus.documents()]
+                         for seq in (words, labels))
+        notes.append(f"{name}: document context: {len(corpus)} sentences read as {len(words)} documents")
+    elif config.context == "document":
+        notes.append(f"{name}: the data marks no documents (-DOCSTART-): sentences are read alone")
+    elif corpus.document_starts is not None and not evaluation:
+        notes.append(f"{name}: the data marks {len(corpus.documents())} documents; sentences are read alone "
+                     f"(--context sentence, the default: see docs/benchmarks.md, 'Document context')")
+    # training windows do not overlap (every word is labelled once); evaluation windows overlap and
+    # each word is read from the window where it has the most context
+    # (with context around each sentence, a window labels only the words it owns, in training too)
+    stride = config.stride if evaluation or not documents or flert else 0
+    encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride)
+    features = encoder.features(words, labels, owned_only=evaluation or flert, report=report,
+                                documents=corpus.documents() if flert else None, context=config.context_size)
+    if not documents or flert:
+        notes.extend(report.notes(name))
+    if evaluation:  # sorted by length: evaluation batches carry little padding
+        features.sort(key=lambda f: len(f["input_ids"]))
+    return features
