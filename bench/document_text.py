@@ -5,8 +5,11 @@ windows, each word scored from the window where it has the most context). This b
 long text gains from that as pre-tokenised document context does: CoNLL-2003 test given as raw text
 (a sentence's words joined by single spaces, so every gold entity has exact character offsets)
 
-- one text per sentence (3,453 texts), and
-- one text per document (231 texts: its sentences joined by newlines),
+- one text per sentence (3,453 texts),
+- one text per document (231 texts: its sentences joined by newlines), cut into sentences by
+  ``predict`` (the default: :mod:`tokentune.sentences`) or read whole (``--whole-texts``), and
+- one text per document with its sentences joined by spaces (one line: the sentence cuts must come from
+  punctuation alone, and CoNLL's headlines and tables have none),
 
 through ``Tagger.predict_texts`` of each model named, scored by exact label and character span per
 sentence (an entity that runs across two sentences of a document text counts as wrong).
@@ -29,7 +32,7 @@ sys.path.insert(0, HERE)
 from predict_speed import CONLL_TEST, raw_texts  # noqa: E402 - the bench folder is not a package
 
 
-def document_texts(path: str):
+def document_texts(path: str, separator: str = "\n"):
     """One text per document, and per text the character offset and index of each of its sentences."""
     from tokentune.data import read_corpus
 
@@ -41,7 +44,7 @@ def document_texts(path: str):
         for index in range(first, last):
             offsets.append(position)
             position += len(sentence_texts[index]) + 1
-        texts.append("\n".join(sentence_texts[first:last]))
+        texts.append(separator.join(sentence_texts[first:last]))
         layouts.append((offsets, list(range(first, last))))
     return texts, layouts
 
@@ -72,11 +75,15 @@ def run(model_dir: str) -> list[dict]:
     from tokentune import Tagger
 
     tagger = Tagger.from_pretrained(model_dir)
+    whole = Tagger.from_pretrained(model_dir, split_sentences=False)
     sentence_texts, gold, words = raw_texts(CONLL_TEST)
     doc_texts, layouts = document_texts(CONLL_TEST)
+    line_texts, line_layouts = document_texts(CONLL_TEST, " ")
     rows = []
     for shape, predict in (("sentence", lambda: per_sentence(sentence_texts, tagger)),
-                           ("document", lambda: per_document(doc_texts, layouts, tagger))):
+                           ("document, cut into sentences", lambda: per_document(doc_texts, layouts, tagger)),
+                           ("document, read whole", lambda: per_document(doc_texts, layouts, whole)),
+                           ("document on one line, cut", lambda: per_document(line_texts, line_layouts, tagger))):
         started = time.perf_counter()
         predicted = predict()
         seconds = time.perf_counter() - started

@@ -21,4 +21,8 @@ def add_text_flags(group, *, min_score_help: str) -> None:
                        help="how raw text is split into words: default (CoNLL-like rules), whitespace, chars (every "
                             "character a word: Chinese/Japanese), model (the tokenizer's pre-tokenizer) or thai "
                             "(PyThaiNLP); default: the model's saved word_splitter, else default")
+    group.add_argument("--whole-texts", dest="split_sentences", action="store_false",
+                       help="read each raw text as one sequence; by default a text is cut into sentences (line "
+                            "breaks, . ! ? before a capital) and each is read alone, or with the rest of its text "
+                            "by a model trained with --context document")
 

@@ -198,7 +198,8 @@ def _tagger_settings(args: argparse.Namespace) -> dict:
     options = {"quantize": args.quantize, "onnx_file": args.onnx_file} if backend == "onnx" else {}
     return dict(model_dir=args.model_dir, backend=backend, device=args.device, batch_size=args.batch_size,
                 decoding=args.decode, aggregation=args.aggregation, word_splitter=getattr(args, "word_splitter", None),
-                stride=args.stride, max_length=args.max_length, min_score=min_score, **options)
+                stride=args.stride, max_length=args.max_length, min_score=min_score,
+                split_sentences=getattr(args, "split_sentences", True), **options)
 
 
 def _predictor(args: argparse.Namespace):

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(args.model_dir, limits=limits, api_key=api_key, backend=args.backend,
                          tagger_options={"batch_size": args.batch_size, "decoding": args.decode,
                                          "aggregation": args.aggregation, "stride": args.stride,
-                                         "word_splitter": args.word_splitter}, min_score=min_score)
+                                         "word_splitter": args.word_splitter,
+                                         "split_sentences": args.split_sentences}, min_score=min_score)
     except BaseException:
         sock.close()
         raise

@@ -21,6 +21,7 @@ import numpy as np
 from ..decoding import crf_marginals, cut_spans, label_table, viterbi_batch
 from ..errors import ConfigError
 from ..schemes import Span, scheme_of_labels
+from ..sentences import sentence_ranges
 from ..settings import check_choice
 from ..windows import Pieces, WindowEncoder, Windows, document_offsets, sentence_offsets
 from ..words import SPLITTERS, Split, check_splitter, get_splitter
@@ -135,7 +136,7 @@ class Tagger:
     def __init__(self, runner: Runner, tokenizer, labels: Sequence[str], *, max_length: int, stride: int = 128,
                  batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first",
                  word_splitter: str | Callable[[str], Split] | None = "default", min_score: float = 0.0,
-                 crf=None, context: str = "sentence", context_size: int = 0) -> None:
+                 crf=None, context: str = "sentence", context_size: int = 0, split_sentences: bool = True) -> None:
         """``word_splitter``: how raw text becomes words, a name of :data:`tokentune.words.SPLITTERS`
         (default, whitespace, chars, model, thai) or a function ``text -> (words, offsets)``.
 
@@ -147,7 +148,11 @@ class Tagger:
         ``context``: ``document`` when the model was trained reading sentences with their documents;
         callers that know the documents of pre-tokenised input (evaluation, CoNLL input) pass them.
         ``context_size``: 0 = a document's sentences fill each window; N = each sentence is read with up
-        to N sub-tokens of its document on either side (as the model was trained)."""
+        to N sub-tokens of its document on either side (as the model was trained).
+
+        ``split_sentences``: raw text is cut into sentences (:mod:`tokentune.sentences`) and each is read
+        alone, or with the rest of its text by a document-context model; entities never cross a cut.
+        False: each text is read as one sequence."""
         aggregation = check_choice(aggregation, AGGREGATIONS, "aggregation")
         decoding = check_choice(decoding, DECODINGS, "decoding", "--decode")
         check_sizes(batch_size=batch_size, stride=stride, max_length=max_length)
@@ -155,6 +160,10 @@ class Tagger:
         self.context = check_choice(context, CONTEXTS, "context", "--context")
         check_sizes(stride=context_size)  # a whole number of at least 0
         self.context_size = context_size
+        if not isinstance(split_sentences, bool):
+            raise ConfigError(f"split_sentences must be True or False, found {split_sentences!r}",
+                              fix="pass split_sentences=True (the default) or False")
+        self.split_sentences = split_sentences
         self.crf = crf  # a CRF head's learned scores (tokentune.crf.CrfScores), added to the scheme's masks
         self.runner = runner
         self.tokenizer = tokenizer
@@ -364,15 +373,22 @@ class Tagger:
                             split: Sequence[tuple[Sequence[str], Sequence[tuple[int, int]]]]) -> list[list[Entity]]:
         """:meth:`predict_texts` for texts already split into ``(words, character offsets)`` (as
         :meth:`split_text` does), e.g. by a caller that counts the words."""
-        flat = self._confident(self._predict_flat([words for words, _ in split]))
+        sentences, documents, origin = [], [], []  # origin: (text, its first word) of each sentence
+        for index, (text, (words, offsets)) in enumerate(zip(texts, split)):
+            ranges = sentence_ranges(text, words, offsets) if self.split_sentences else [(0, len(words))]
+            documents.append((len(sentences), len(sentences) + len(ranges)))
+            sentences.extend(words[start:end] for start, end in ranges)
+            origin.extend((index, start) for start, _ in ranges)
+        flat = self._confident(self._predict_flat(sentences, documents if self.context == "document" else None))
         sentence_of_span = np.searchsorted(flat.offsets, flat.span_start, side="right") - 1
         base = flat.offsets[sentence_of_span]
         results: list[list[Entity]] = [[] for _ in texts]
-        for index, kind, start, end, score in zip(sentence_of_span.tolist(), flat.span_type.tolist(),
-                                                  (flat.span_start - base).tolist(), (flat.span_end - base).tolist(),
-                                                  flat.span_score.tolist()):
+        for sentence, kind, start, end, score in zip(sentence_of_span.tolist(), flat.span_type.tolist(),
+                                                     (flat.span_start - base).tolist(),
+                                                     (flat.span_end - base).tolist(), flat.span_score.tolist()):
+            index, first = origin[sentence]
             offsets = split[index][1]
-            char_start, char_end = offsets[start][0], offsets[end - 1][1]
+            char_start, char_end = offsets[first + start][0], offsets[first + end - 1][1]
             results[index].append(Entity(self._types[kind], char_start, char_end, texts[index][char_start:char_end],
                                          round(score, 6)))
         return results
