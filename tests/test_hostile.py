@@ -194,6 +194,10 @@ ROWS = [
     # the settings added for quality, documents and the annotation tools
     row("train-context-bogus", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--context", "page"],
         "--context"),
+    row("train-context-size-negative", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--context",
+                                        "document", "--context-size", "-4"], "context_size"),
+    row("train-context-size-without-documents", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                                 "--context-size", "64"], "--context-size 64", "--context is sentence"),
     row("train-head-bogus", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--head", "lstm"],
         "--head"),
     row("train-crf-lr-nan", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--head", "crf",

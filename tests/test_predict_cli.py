@@ -43,6 +43,14 @@ def test_text_arguments_with_options_after_them(model_dir, tagger, capsys):
     assert "words/s" in err and "2 texts, 7 words" in err
 
 
+def test_whole_texts_flag_reads_each_text_as_one_sequence(model_dir, capsys):
+    text = "Alice met Bob in Paris. Globex said Carol visited Oslo. Rome"
+    for flags, split in (((), True), (("--whole-texts",), False)):
+        code, out, _ = _run(capsys, model_dir, text, "--quiet", *flags)
+        expected = Tagger.from_pretrained(model_dir, split_sentences=split).predict_text(text)
+        assert code == 0 and _json_lines(out)[0]["entities"] == [e.to_dict() for e in expected]
+
+
 def test_text_from_stdin_and_file(model_dir, tagger, capsys, monkeypatch, tmp_path):
     monkeypatch.setattr("sys.stdin", io.StringIO("Alice met Bob\n\nGlobex said\n"))
     code, out, _ = _run(capsys, model_dir, "--quiet")

@@ -159,6 +159,9 @@ class TrainConfig(ReadOptions):
             get_scheme(self.scheme)
         self._check_head()
         self._check_tracking()
+        if self.context_size and self.context != "document":
+            raise ConfigError(f"--context-size {self.context_size} widens the windows of document context, but "
+                              f"--context is {self.context}", fix="add --context document, or drop --context-size")
         if self.data is None and self.train_file is None:
             raise ConfigError("no training data given", fix="pass --data DIR (with train/dev/test files) or --train FILE")
 
