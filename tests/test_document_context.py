@@ -107,6 +107,14 @@ def test_context_widens_each_sentence_by_whole_words_inside_its_document(tokeniz
     assert list(zip(windows.own_lo.tolist(), windows.own_hi.tolist())) == [(0, 4), (4, 6), (6, 10), (10, 11)]
 
 
+def test_an_empty_sentence_at_a_document_end_stays_empty(tokenizer):
+    encoder = WindowEncoder(tokenizer, max_length=40, stride=0)
+    features = encoder.features([["Alice", "met"], [], ["Paris", "Bob"]], [[1, 0], [], [3, 1]], owned_only=True,
+                                documents=[(0, 2), (2, 3)], context=4)
+    assert [tokenizer.convert_ids_to_tokens(f["input_ids"]) for f in features] == [
+        ["[CLS]", "Alice", "met", "[SEP]"], ["[CLS]", "[SEP]"], ["[CLS]", "Paris", "Bob", "[SEP]"]]
+
+
 def test_one_sentence_documents_are_sentence_context(tokenizer):
     sentences, _, _ = _documents()
     rng = np.random.default_rng(1)

@@ -36,6 +36,23 @@ def test_sentence_rules(text, expected):
     assert sentences_of(text) == expected
 
 
+def test_other_splitters_cut_too():
+    from tokentune.words import get_splitter
+
+    text = "Mr. Smith saw the U.S. team. He left! 東京に行った。大阪も。"
+    words, offsets = get_splitter("whitespace", None)(text)
+    assert [" ".join(words[a:b]) for a, b in sentence_ranges(text, words, offsets)] == [
+        "Mr. Smith saw the U.S. team.", "He left!", "東京に行った。大阪も。"]
+    chars = "東京に行った。「大阪」も。"
+    words, offsets = get_splitter("chars", None)(chars)
+    assert ["".join(words[a:b]) for a, b in sentence_ranges(chars, words, offsets)] == ["東京に行った。", "「大阪」も。"]
+
+
+def test_empty_words_from_a_custom_splitter_do_not_break_the_cut():
+    assert sentence_ranges("Bob. x", ["Bob", ".", ""], [(0, 3), (3, 4), (5, 5)]) == [(0, 3)]
+    assert sentence_ranges("a\n", ["a", ""], [(0, 1), (2, 2)]) == [(0, 1), (1, 2)]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("ab A.!?\n\"'()")), max_size=60))
 def test_sentences_tile_the_words_in_order(text):
@@ -93,8 +110,27 @@ def test_a_document_model_reads_the_sentences_of_a_text_together(tokenizer):
         assert max(max(lengths) for lengths in seen) > 6  # a window held more than its own sentence
 
 
-def test_split_sentences_must_be_a_bool(tokenizer):
+def test_split_sentences_and_context_size_are_checked(tokenizer):
     from tokentune.errors import ConfigError
 
     with pytest.raises(ConfigError, match="split_sentences must be True or False, found 'no'"):
         Tagger(lambda ids, mask: None, tokenizer, LABELS, max_length=64, split_sentences="no")
+    with pytest.raises(ConfigError, match="context_size must be a whole number of at least 0, found -1"):
+        Tagger(lambda ids, mask: None, tokenizer, LABELS, max_length=64, context_size=-1)
+
+
+@pytest.mark.parametrize("saved, message", [({"max_length": -1}, "max_length must be a whole number of at least 3"),
+                                            ({"max_length": "48"}, "max_length must be a whole number"),
+                                            ({"context": "document", "context_size": True}, "context_size must be")])
+def test_bad_saved_window_settings_are_located_errors(tiny_model, tmp_path, saved, message):
+    import json
+    import shutil
+
+    from tokentune.errors import ConfigError
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model.output_dir, model)
+    config = json.loads((model / "tokentune_config.json").read_text())
+    (model / "tokentune_config.json").write_text(json.dumps({**config, **saved}))
+    with pytest.raises(ConfigError, match=f"tokentune_config.json: {message}"):
+        Tagger.from_pretrained(str(model))

@@ -10,15 +10,22 @@ The rules are deliberately few, so that they are predictable:
 1. a line break ends a sentence, unless the next line starts with a lower-case letter (text wrapped
    inside a sentence); a blank line always does;
 2. ``.``, ``!`` or ``?`` (and the closing quotes or brackets right after it) end a sentence when
-   whitespace and a word that starts with an upper-case letter, a digit or an opening quote follow,
-   except after an abbreviation (``Mr.``, ``Jan.``, a single-letter initial such as ``J.``).
+   whitespace and a word that starts with an upper-case or caseless letter, a digit or an opening quote
+   follow, except after an abbreviation (``Mr.``, ``Jan.``, a single-letter initial such as ``J.``). A word that
+   carries the mark itself (``whitespace`` or ``model`` splitters: ``Bob.``) counts as well, unless it is
+   an abbreviation or has an inner dot (``U.S.``);
+3. the full-width marks ``。！？`` end a sentence wherever they stand (Chinese and Japanese put no space
+   after them).
+
+With the ``chars`` splitter a ``.`` always follows a one-letter word, so only rules 1 and 3 cut.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
-FINAL = {".", "!", "?", "…", "。", "！", "？"}
-CLOSING = {'"', "'", "”", "’", ")", "]", "»"}
+FINAL = {".", "!", "?", "…"}
+WIDE_FINAL = {"。", "！", "？"}
+CLOSING = {'"', "'", "”", "’", ")", "]", "»", "」", "』"}
 OPENING = {'"', "'", "“", "‘", "(", "[", "«"}
 # words that a dot follows without ending the sentence (the word splitter cuts "Mr." into "Mr" + ".")
 ABBREVIATIONS = frozenset("""mr mrs ms dr prof st jr sr gen col lt sgt capt cmdr gov sen rep rev hon pres
@@ -26,16 +33,25 @@ ABBREVIATIONS = frozenset("""mr mrs ms dr prof st jr sr gen col lt sgt capt cmdr
     mt ft ave blvd rd""".split())
 
 
+def _not_abbreviation(stem: str) -> bool:
+    return stem.lower() not in ABBREVIATIONS and not (len(stem) == 1 and stem.isalpha())
+
+
 def _ends_sentence(words: Sequence[str], index: int) -> bool:
-    """Whether the sentence-final mark ``words[index]`` ends a sentence (not an abbreviation's dot)."""
-    if words[index] != "." or index == 0:
+    """Whether ``words[index]`` ends a sentence if the text breaks after it: a sentence-final mark (not an
+    abbreviation's dot), or a word that carries one (``Bob.``, not ``U.S.``)."""
+    word = words[index]
+    if word in FINAL:
+        return word != "." or index == 0 or _not_abbreviation(words[index - 1])
+    if len(word) > 1 and word[-1] in "!?…":
         return True
-    before = words[index - 1]
-    return not (before.lower() in ABBREVIATIONS or (len(before) == 1 and before.isalpha()))
+    stem = word[:-1]
+    return len(word) > 1 and word[-1] == "." and "." not in stem and _not_abbreviation(stem)
 
 
 def _starts_sentence(word: str) -> bool:
-    return word[0].isupper() or word[0].isdigit() or word in OPENING
+    # an upper-case letter, a letter of a script without case (Chinese, Arabic, Thai...), a digit, a quote
+    return bool(word) and (word[0].isalnum() and not word[0].islower() or word in OPENING)
 
 
 def sentence_ranges(text: str, words: Sequence[str], offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -48,9 +64,10 @@ def sentence_ranges(text: str, words: Sequence[str], offsets: Sequence[tuple[int
     for index in range(1, len(words)):
         previous, word = words[index - 1], words[index]
         joined = index > 1 and offsets[index - 2][1] == offsets[index - 1][0]
-        final = (previous in FINAL and _ends_sentence(words, index - 1)) or (previous in CLOSING and final and joined)
+        final = _ends_sentence(words, index - 1) or (previous in CLOSING and final and joined)
         gap = text[offsets[index - 1][1]:offsets[index][0]]
-        if "\n" in gap and (gap.count("\n") > 1 or not word[0].islower()):
+        wide = previous in WIDE_FINAL and word not in CLOSING
+        if wide or "\n" in gap and (gap.count("\n") > 1 or not word[:1].islower()):
             cuts.append(index)
         elif final and gap and _starts_sentence(word):
             cuts.append(index)

@@ -212,8 +212,10 @@ class WindowEncoder:
         starts = pieces.word_start[unit_offsets]
         unit = np.searchsorted(starts, windows.lo, side="right") - 1
         room = self.budget - (windows.hi - windows.lo)
-        left = np.minimum(context, windows.lo - starts[unit])
-        right = np.minimum(context, starts[np.minimum(unit + 1, len(starts) - 1)] - windows.hi)
+        # an empty sentence's window stays empty: at a document's end it would be placed in the next one
+        reach = np.where(windows.hi > windows.lo, context, 0)
+        left = np.minimum(reach, windows.lo - starts[unit])
+        right = np.minimum(reach, starts[np.minimum(unit + 1, len(starts) - 1)] - windows.hi)
         # short of room, each side keeps half of it, plus what the other side does not use
         left_kept = np.minimum(left, np.maximum(room // 2, room - right))
         right_kept = np.minimum(right, room - left_kept)

@@ -11,7 +11,6 @@ by array operations. Python loops run per sentence, window or entity, never per 
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Sequence
@@ -24,8 +23,9 @@ from ..schemes import Span, scheme_of_labels
 from ..sentences import sentence_ranges
 from ..settings import check_choice
 from ..windows import Pieces, WindowEncoder, Windows, document_offsets, sentence_offsets
-from ..words import SPLITTERS, Split, check_splitter, get_splitter
+from ..words import Split, check_splitter, get_splitter
 from .runners import BACKENDS, Runner
+from .saved import CONTEXTS, saved_context, saved_number, saved_word_splitter
 
 AGGREGATIONS = ("first", "average", "max")
 DECODINGS = ("viterbi", "argmax")
@@ -62,37 +62,6 @@ class _Flat:
     span_type: np.ndarray  # [spans] index into Tagger._types
     span_score: np.ndarray  # [spans] mean probability of the decoded labels over the span
     probabilities: np.ndarray | None = None  # [words, labels] what was decoded (before min_score)
-
-
-def saved_setting(model_dir: str, name: str, choices):
-    """A setting the model was trained with, from its ``tokentune_config.json`` (None: not saved).
-    ``choices``: the values it may take (e.g. ``range(3, 1 << 20)`` for a whole number)."""
-    try:
-        with open(os.path.join(model_dir, "tokentune_config.json"), encoding="utf-8") as handle:
-            saved = json.load(handle).get(name)
-    except (OSError, ValueError, AttributeError):
-        return None
-    if saved is not None and saved not in choices:
-        raise ConfigError(f"{os.path.join(model_dir, 'tokentune_config.json')}: unknown {name} {saved!r}; "
-                          f"expected one of {', '.join(choices)}",
-                          fix=f"pass --{name.replace('_', '-')} with one of those values, or correct the file")
-    return saved
-
-
-def saved_word_splitter(model_dir: str) -> str | None:
-    """The ``word_splitter`` saved in a model directory's ``tokentune_config.json`` (None: not saved)."""
-    return saved_setting(model_dir, "word_splitter", SPLITTERS)
-
-
-CONTEXTS = ("sentence", "document")
-WHOLE_NUMBERS = range(1 << 30)
-
-
-def saved_context(model_dir: str) -> tuple[str, int]:
-    """``("document", context_size)`` for a model trained with document context, else ``("sentence", 0)``."""
-    context = saved_setting(model_dir, "context", CONTEXTS) or "sentence"
-    size = saved_setting(model_dir, "context_size", WHOLE_NUMBERS) if context == "document" else None
-    return context, size or 0
 
 
 def check_sizes(**sizes: int | None) -> None:
@@ -158,7 +127,9 @@ class Tagger:
         check_sizes(batch_size=batch_size, stride=stride, max_length=max_length)
         self.min_score = check_min_score(min_score, "min_score")
         self.context = check_choice(context, CONTEXTS, "context", "--context")
-        check_sizes(stride=context_size)  # a whole number of at least 0
+        if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 0:
+            raise ConfigError(f"context_size must be a whole number of at least 0, found {context_size!r}",
+                              fix="pass context_size=0 (documents fill windows) or N sub-tokens of context")
         self.context_size = context_size
         if not isinstance(split_sentences, bool):
             raise ConfigError(f"split_sentences must be True or False, found {split_sentences!r}",
@@ -221,7 +192,7 @@ class Tagger:
             raise ConfigError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(BACKENDS)}")
         labels = [config.id2label[i] for i in range(len(config.id2label))]
         # the window size the model was trained with (--max-length), unless the caller picks one
-        trained_length = saved_setting(model_dir, "max_length", WHOLE_NUMBERS) if os.path.isdir(model_dir) else None
+        trained_length = saved_number(model_dir, "max_length", 3) if os.path.isdir(model_dir) else None
         max_length = model_max_length(tokenizer, config, options.pop("max_length", None) or trained_length)
         options.setdefault("crf", load_crf(model_dir, labels) if os.path.isdir(model_dir) else None)
         return cls(runner, tokenizer, labels, max_length=max_length, word_splitter=word_splitter, **options)

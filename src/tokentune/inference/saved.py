@@ -1,0 +1,51 @@
+"""The settings a model directory remembers from training (``tokentune_config.json``): its word splitter,
+context and window size, so that prediction reads text as the model was trained to."""
+from __future__ import annotations
+
+import json
+import os
+
+from ..errors import ConfigError
+from ..words import SPLITTERS
+
+
+def _saved_value(model_dir: str, name: str):
+    try:
+        with open(os.path.join(model_dir, "tokentune_config.json"), encoding="utf-8") as handle:
+            return json.load(handle).get(name)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def saved_setting(model_dir: str, name: str, choices) -> str | None:
+    """A setting the model was trained with, from its ``tokentune_config.json`` (None: not saved)."""
+    saved = _saved_value(model_dir, name)
+    if saved is not None and saved not in choices:
+        raise ConfigError(f"{os.path.join(model_dir, 'tokentune_config.json')}: unknown {name} {saved!r}; "
+                          f"expected one of {', '.join(choices)}",
+                          fix=f"pass --{name.replace('_', '-')} with one of those values, or correct the file")
+    return saved
+
+
+def saved_number(model_dir: str, name: str, least: int) -> int | None:
+    """A whole-number setting the model was trained with (None: not saved)."""
+    saved = _saved_value(model_dir, name)
+    if saved is not None and (isinstance(saved, bool) or not isinstance(saved, int) or saved < least):
+        raise ConfigError(f"{os.path.join(model_dir, 'tokentune_config.json')}: {name} must be a whole number of at "
+                          f"least {least}, found {saved!r}", fix=f"correct {name} in the file, or remove it")
+    return saved
+
+
+def saved_word_splitter(model_dir: str) -> str | None:
+    """The ``word_splitter`` saved in a model directory's ``tokentune_config.json`` (None: not saved)."""
+    return saved_setting(model_dir, "word_splitter", SPLITTERS)
+
+
+CONTEXTS = ("sentence", "document")
+
+
+def saved_context(model_dir: str) -> tuple[str, int]:
+    """``("document", context_size)`` for a model trained with document context, else ``("sentence", 0)``."""
+    context = saved_setting(model_dir, "context", CONTEXTS) or "sentence"
+    size = saved_number(model_dir, "context_size", 0) if context == "document" else None
+    return context, size or 0
