@@ -115,7 +115,7 @@ def test_split_sentences_and_context_size_are_checked(tokenizer):
 
     with pytest.raises(ConfigError, match="split_sentences must be True or False, found 'no'"):
         Tagger(lambda ids, mask: None, tokenizer, LABELS, max_length=64, split_sentences="no")
-    with pytest.raises(ConfigError, match="context_size must be a whole number of at least 0, found -1"):
+    with pytest.raises(ConfigError, match="--context-size must be a whole number of at least 0, found -1"):
         Tagger(lambda ids, mask: None, tokenizer, LABELS, max_length=64, context_size=-1)
 
 

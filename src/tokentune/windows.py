@@ -223,6 +223,20 @@ class WindowEncoder:
         hi = pieces.word_start[np.searchsorted(pieces.word_start, windows.hi + right_kept, side="right") - 1]
         return Windows(np.minimum(lo, windows.lo), np.maximum(hi, windows.hi), windows.own_lo, windows.own_hi)
 
+    def document_windows(self, pieces: Pieces, offsets: np.ndarray,
+                         documents: Sequence[tuple[int, int]] | None = None, context: int = 0, *,
+                         keep_empty: bool = False, report: EncodeReport | None = None) -> Windows:
+        """The windows of the sentences at ``offsets``; with ``documents`` (``[start, end)`` sentence
+        ranges) each document fills its windows as one sequence (``context`` 0), or each sentence's
+        windows are widened by up to ``context`` pieces of its document (:meth:`with_context`)."""
+        if documents is None:
+            return self.windows(pieces, offsets, keep_empty=keep_empty, report=report)
+        units = document_offsets(offsets, documents)
+        if not context:
+            return self.windows(pieces, units, keep_empty=keep_empty, report=report)
+        return self.with_context(pieces, self.windows(pieces, offsets, keep_empty=keep_empty, report=report), units,
+                                 context)
+
     def inputs(self, pieces: Pieces, windows: Windows, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``input_ids`` and ``attention_mask`` of the chosen windows, right-padded to the longest."""
         n_cls = int(self.cls_id is not None)
@@ -245,13 +259,10 @@ class WindowEncoder:
         """Training/evaluation features: ``input_ids``, ``attention_mask`` and ``labels`` (the word's label
         on its first piece, ``IGNORE`` elsewhere), one per window in sentence order. ``owned_only``
         labels each word in one window only (for evaluation, so no word counts twice); training
-        labels every word a window holds. ``documents`` (``[start, end)`` sentence ranges) with
-        ``context``: each window is widened by the sentences around it (:meth:`with_context`)."""
+        labels every word a window holds. ``documents`` and ``context``: see :meth:`document_windows`."""
         offsets = sentence_offsets(sentences)
         pieces = self.pieces(sentences, offsets, report)
-        windows = self.windows(pieces, offsets, keep_empty=True, report=report)
-        if documents is not None and context:
-            windows = self.with_context(pieces, windows, document_offsets(offsets, documents), context)
+        windows = self.document_windows(pieces, offsets, documents, context, keep_empty=True, report=report)
         labels = np.fromiter(chain.from_iterable(word_label_ids), dtype=np.int64, count=int(offsets[-1]))
         piece_labels = np.where(pieces.first, labels[pieces.word] if len(labels) else IGNORE, IGNORE)
         owned = np.zeros(len(pieces.ids), dtype=bool)

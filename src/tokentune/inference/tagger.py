@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..schemes import Span, scheme_of_labels
 from ..sentences import sentence_ranges
 from ..settings import check_choice
-from ..windows import Pieces, WindowEncoder, Windows, document_offsets, sentence_offsets
+from ..windows import Pieces, WindowEncoder, Windows, sentence_offsets
 from ..words import Split, check_splitter, get_splitter
 from .runners import BACKENDS, Runner
 from .saved import CONTEXTS, saved_context, saved_number, saved_word_splitter
@@ -65,9 +65,9 @@ class _Flat:
 
 
 def check_sizes(**sizes: int | None) -> None:
-    """``batch_size`` (1 or more), ``stride`` (0 or more) and ``max_length`` (3 or more), each named by
-    its flag; ``None`` is not given. Checked before a model is loaded."""
-    least = {"batch_size": 1, "stride": 0, "max_length": 3}
+    """``batch_size`` (1 or more), ``stride`` and ``context_size`` (0 or more) and ``max_length`` (3 or
+    more), each named by its flag; ``None`` is not given. Checked before a model is loaded."""
+    least = {"batch_size": 1, "stride": 0, "max_length": 3, "context_size": 0}
     for name, value in sizes.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least[name]):
             flag = "--" + name.replace("_", "-")
@@ -127,10 +127,8 @@ class Tagger:
         check_sizes(batch_size=batch_size, stride=stride, max_length=max_length)
         self.min_score = check_min_score(min_score, "min_score")
         self.context = check_choice(context, CONTEXTS, "context", "--context")
-        if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 0:
-            raise ConfigError(f"context_size must be a whole number of at least 0, found {context_size!r}",
-                              fix="pass context_size=0 (documents fill windows) or N sub-tokens of context")
-        self.context_size = context_size
+        check_sizes(context_size=context_size)
+        self.context_size = context_size or 0
         if not isinstance(split_sentences, bool):
             raise ConfigError(f"split_sentences must be True or False, found {split_sentences!r}",
                               fix="pass split_sentences=True (the default) or False")
@@ -207,15 +205,8 @@ class Tagger:
         if documents is not None:
             check_documents(documents, len(sentences))
         result = np.zeros((int(offsets[-1]), len(self.labels)), dtype=np.float32)
-        if documents is not None and self.context_size:  # each sentence owns its window, widened by context
-            pieces = self.encoder.pieces(sentences, offsets)
-            windows = self.encoder.with_context(pieces, self.encoder.windows(pieces, offsets),
-                                                document_offsets(offsets, documents), self.context_size)
-        else:  # a document, if any, is one sequence filling its windows
-            units = sentences if documents is None else [[w for s in sentences[a:b] for w in s] for a, b in documents]
-            unit_offsets = offsets if documents is None else sentence_offsets(units)
-            pieces = self.encoder.pieces(units, unit_offsets)
-            windows = self.encoder.windows(pieces, unit_offsets)
+        pieces = self.encoder.pieces(sentences, offsets)
+        windows = self.encoder.document_windows(pieces, offsets, documents, self.context_size)
         for chosen in self._batches(windows.hi - windows.lo):
             probs = self.runner(*self.encoder.inputs(pieces, windows, chosen))
             self._store(pieces, windows, chosen, probs, result)

@@ -27,9 +27,7 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
         notes.append(f"{name}: document context: each of {len(corpus)} sentences is read with up to "
                      f"{config.context_size} sub-tokens of its document ({len(corpus.documents())}) on either side")
     elif documents:  # a document is one sequence: consecutive sentences fill each window
-        words, labels = ([[x for part in seq[a:b] for x in part] for a, b in corpus.documents()]
-                         for seq in (words, labels))
-        notes.append(f"{name}: document context: {len(corpus)} sentences read as {len(words)} documents")
+        notes.append(f"{name}: document context: {len(corpus)} sentences read as {len(corpus.documents())} documents")
     elif config.context == "document":
         notes.append(f"{name}: the data marks no documents (-DOCSTART-): sentences are read alone")
     elif corpus.document_starts is not None and not evaluation:
@@ -41,7 +39,7 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
     stride = config.stride if evaluation or not documents or flert else 0
     encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride)
     features = encoder.features(words, labels, owned_only=evaluation or flert, report=report,
-                                documents=corpus.documents() if flert else None, context=config.context_size)
+                                documents=corpus.documents() if documents else None, context=config.context_size)
     if not documents or flert:
         notes.extend(report.notes(name))
     if evaluation:  # sorted by length: evaluation batches carry little padding
