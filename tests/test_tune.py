@@ -18,6 +18,7 @@ from tokentune.config import TrainConfig
 from tokentune.errors import ConfigError
 from tokentune.tuning import Param, TuneOptions
 from tokentune.tuning.space import parse_space, read_space
+from tokentune.tuning.study import open_storage
 
 # a space the tiny model answers to within seconds: learning rates from useless to good, 1-3 epochs
 TINY_SPACE = {"learning_rate": Param("learning_rate", "float", 1e-4, 1e-2, log=True),
@@ -150,21 +151,53 @@ def _tune_command(tiny_data, tiny_base_model, out, *extra):
             "--output", str(out), "--batch-size", "16", "--seed", "3", *extra]
 
 
-def _wait_for_complete_trials(db: str, count: int, process, limit: float = 240.0) -> None:
-    import optuna
-    from optuna.trial import TrialState
+def _complete_trials(db: str) -> int:
+    """Read the study file read-only with sqlite3: opening it with Optuna would create its tables and so
+    race with the search that is creating them."""
+    import sqlite3
 
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as connection:
+            return connection.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:  # not created yet, or its tables not yet made
+        return 0
+
+
+def _wait_for_complete_trials(db: str, count: int, process, limit: float = 240.0) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and process.poll() is None:
-        if os.path.exists(db):
-            try:
-                study = optuna.load_study(study_name="tokentune", storage=f"sqlite:///{db}")
-                if len(study.get_trials(states=(TrialState.COMPLETE,))) >= count:
-                    return
-            except (KeyError, ValueError, Exception):  # noqa: B014 - the study may not be written yet
-                pass
+        if os.path.exists(db) and _complete_trials(db) >= count:
+            return
         time.sleep(0.5)
-    raise AssertionError(f"no {count} complete trial(s) in time (exit code {process.poll()})")
+    output = process.stdout.read().decode(errors="replace") if process.poll() is not None else "(still running)"
+    raise AssertionError(f"no {count} complete trial(s) in time (exit code {process.poll()}): {output[-3000:]}")
+
+
+def _open_storage_in_a_process(url: str) -> str:
+    try:
+        open_storage(url, shared=False)
+        return "opened"
+    except ConfigError as err:
+        return str(err)
+
+
+def test_processes_opening_a_new_storage_at_once_all_open_it(tmp_path):
+    """Workers (or a reader) opening a new study file together race to create Optuna's tables; the
+    loser used to stop with "table studies already exists" (exit 2)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        for attempt in range(4):
+            url = f"sqlite:///{tmp_path / f'study{attempt}.db'}"
+            assert pool.map(_open_storage_in_a_process, [url] * 6) == ["opened"] * 6
+
+
+def test_a_storage_that_cannot_be_opened_fails_at_once_with_the_fix(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="cannot open the Optuna storage") as caught:
+        open_storage(f"sqlite:///{tmp_path / 'missing' / 'folder' / 'study.db'}", shared=False)
+    assert "check the URL" in str(caught.value)
+    assert time.monotonic() - started < 2.0  # not retried: only the table-creation race is
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import warnings
 
 from ..errors import ConfigError
@@ -39,19 +40,16 @@ def shown_url(url: str) -> str:
 
 
 def open_storage(url: str, *, shared: bool):
-    import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     kwargs = {}
     if url.startswith("sqlite"):  # trial processes write the same file: wait for its lock, don't fail
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
+    if shared:
+        kwargs.update(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: "experimental"
-            if shared:
-                kwargs.update(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
-            return RDBStorage(url, **kwargs)
+        return _storage_creating_tables_once(RDBStorage, url, kwargs)
     except ImportError as err:
         raise ConfigError(f"the storage {shown_url(url)} needs a database driver that is not installed "
                           f"({err.name or str(err).splitlines()[0]})",
@@ -60,6 +58,29 @@ def open_storage(url: str, *, shared: bool):
         raise ConfigError(f"cannot open the Optuna storage {shown_url(url)}: {str(err).splitlines()[0][:300]}",
                           fix="check the URL, that the database server runs and that the user may create tables "
                               "(e.g. postgresql://user:password@host:5432/dbname)") from None
+
+
+# Two processes opening a new storage at once (workers, machines, a reader) both create Optuna's tables;
+# the loser sees "already exists" or a duplicate version row. Opening again finds the tables made.
+_CREATION_RACE = re.compile(r"already exists|UNIQUE constraint|duplicate key|database is locked", re.IGNORECASE)
+_OPEN_ATTEMPTS = 5
+
+
+def _storage_creating_tables_once(storage_class, url: str, kwargs: dict):
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: "experimental"
+        for attempt in range(1, _OPEN_ATTEMPTS):
+            try:
+                return storage_class(url, **kwargs)
+            except ImportError:
+                raise
+            except Exception as err:  # noqa: BLE001 - SQLAlchemy's errors are many; only the creation race is retried
+                if not _CREATION_RACE.search(str(err)):
+                    raise
+                time.sleep(0.2 * attempt)
+        return storage_class(url, **kwargs)
 
 
 def sampler(seed: int, trials: int, offset: int, parallel: bool):
