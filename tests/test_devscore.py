@@ -44,7 +44,8 @@ def test_dev_loss_is_the_cross_entropy_over_labelled_sub_tokens(tiny_data, tiny_
     from tokentune.training.devscore import DevEvaluator
     from tokentune.training.run import prepare_data
 
-    config = TrainConfig(data=tiny_data, model=tiny_base_model, output="unused", quiet=True)
+    config = TrainConfig(data=tiny_data, model=tiny_base_model, output="unused", quiet=True,
+                         precision="fp32")  # the reference runs in fp32; auto would be bf16 on AMX CPUs
     prep = prepare_data(config)
     model = build_model(tiny_base_model, prep.labels).eval()
     total = count = 0.0
@@ -68,7 +69,8 @@ def test_crf_dev_loss_is_the_chain_likelihood_it_trains_with(tiny_data, tiny_bas
     from tokentune.training.devscore import DevEvaluator
     from tokentune.training.run import prepare_data
 
-    config = TrainConfig(data=tiny_data, model=tiny_base_model, output="unused", quiet=True, head="crf")
+    config = TrainConfig(data=tiny_data, model=tiny_base_model, output="unused", quiet=True, head="crf",
+                         precision="fp32")  # the reference runs in fp32; auto would be bf16 on AMX CPUs
     prep = prepare_data(config)
     model = build_model(tiny_base_model, prep.labels).eval()
     crf = attach_crf(model, len(prep.labels))

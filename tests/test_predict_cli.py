@@ -154,7 +154,8 @@ def test_user_errors_exit_2(model_dir, capsys, tmp_path):
     assert code == 2 and "tokentune export" in err
 
 
-def test_onnx_backend_is_chosen_for_an_exported_directory(model_dir, tagger, capsys, tmp_path):
+def test_onnx_backend_is_chosen_for_an_exported_directory(model_dir, capsys, tmp_path):
+    tagger = Tagger.from_pretrained(model_dir, precision="fp32")  # as the ONNX file computes
     output = tmp_path / "onnx"
     assert main(["export", model_dir, "-o", str(output), "--quantize", "int8", "-q"]) == 0
     capsys.readouterr()

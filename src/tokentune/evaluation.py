@@ -150,7 +150,7 @@ def check_model_labels(tagger, corpus, *, drop: bool = False) -> list[str]:
 def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "default", backend: str = "torch",
              batch_size: int = 32, decoding: str = "viterbi", device: str | None = None, partial: bool = False,
              report: str | None = None, min_score: float = 0.0, curve: bool = False, clock=None,
-             **read_options) -> dict:
+             precision: str | None = None, **read_options) -> dict:
     """Score the model in ``model_dir`` on ``data`` (a file, a data directory and a ``split``, a
     save_to_disk directory or ``hf:ID``), read with the same options as training
     (:class:`~tokentune.data.options.ReadOptions`: ``scheme``, ``format``, ``label_map``, ...).
@@ -159,7 +159,9 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
     write metrics.json, errors.jsonl, plots and report.html into (replaced as a whole), the report with
     the precision/recall curve over :data:`THRESHOLDS`. ``min_score`` scores with entities below that
     score dropped; ``curve`` adds that curve to the result as ``"threshold_curve"``. Notes on what
-    reading changed are under ``"notes"``. ``clock``: a :class:`~tokentune.timing.RunClock`; the result
+    reading changed are under ``"notes"``. ``precision`` (torch backend): auto (default: bf16 autocast with
+    AMX or a GPU, unless the model was trained in fp32), fp32, bf16 or fp16; the one used is under
+    ``"computed_in"``. ``clock``: a :class:`~tokentune.timing.RunClock`; the result
     then holds the seconds of each part (reading, model, evaluation, reports) under ``"time"``.
     """
     from .data.options import ReadOptions
@@ -181,7 +183,7 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
         corpus, notes, path = read_split(data, split, options)
     with clock.part("model"):
         tagger = Tagger.from_pretrained(model_dir, backend=backend, device=device, batch_size=batch_size,
-                                        decoding=decoding)
+                                        decoding=decoding, precision=precision)
     notes += check_model_labels(tagger, corpus, drop=bool(options.get("drop_unknown_labels")))
     with clock.part("evaluation"):
         scores = evaluate_corpus(tagger, corpus, mode=mode, partial=partial, return_predictions=report is not None,
@@ -190,7 +192,7 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
         scores["notes"] = notes
     if curve:
         scores["threshold_curve"] = scores.curve
-    metrics = dict(scores)
+    metrics = {**scores, "computed_in": tagger.precision}
     if report is not None:
         from .reporting import write_evaluation_report
 

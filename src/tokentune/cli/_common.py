@@ -26,3 +26,10 @@ def add_text_flags(group, *, min_score_help: str) -> None:
                             "breaks, . ! ? before a capital) and each is read alone, or with the rest of its text "
                             "by a model trained with --context document")
 
+
+
+def add_precision_flag(group) -> None:
+    """``--precision`` of the commands that run a saved model (predict, evaluate, serve)."""
+    group.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                       help="torch backend: auto (default; fp32 for a model trained with --precision fp32) runs in "
+                            "bf16 autocast on GPUs with bf16 and CPUs with AMX-BF16, 2-3x faster there, else fp32")

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from ._common import add_precision_flag
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="a model directory written by tokentune train")
@@ -15,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     parser.add_argument("--batch-size", type=int, default=32)
+    add_precision_flag(parser)
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--partial", action="store_true",
                         help="also count partial matches (SemEval-2013: strict, exact, partial, type); "
@@ -45,15 +48,16 @@ def run(args: argparse.Namespace) -> int:
     clock = RunClock(startup=True)
     quiet_libraries(quiet=True)
     metrics = evaluate(args.model_dir, args.data, split=args.split, mode=args.mode, backend=args.backend,
-                       batch_size=args.batch_size, decoding=args.decode, partial=args.partial, report=args.report,
-                       min_score=args.min_score, curve=args.threshold_curve, clock=clock,
+                       batch_size=args.batch_size, decoding=args.decode, precision=args.precision, partial=args.partial,
+                       report=args.report, min_score=args.min_score, curve=args.threshold_curve, clock=clock,
                        **flag_values(args, ReadOptions))
     if args.json:
         print(json.dumps(metrics))
     else:
         threshold = f", min score {metrics['min_score']:g}" if metrics.get("min_score") else ""
         print(f"precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  f1 {metrics['f1']:.4f}  "
-              f"accuracy {metrics['accuracy']:.4f}  (mode: {metrics.get('mode', args.mode)}{threshold})")
+              f"accuracy {metrics['accuracy']:.4f}  (mode: {metrics.get('mode', args.mode)}{threshold}, "
+              f"computed in {metrics['computed_in']})")
         print(metrics_table(metrics))
         if "partial" in metrics:
             print("\n" + partial_table(metrics["partial"]))

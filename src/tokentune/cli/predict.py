@@ -40,7 +40,7 @@ import time
 from typing import IO, Iterable
 
 from ..data.inputs import FORMATS, Item, check_readable, chunks, guess_format, read_items
-from ._common import add_text_flags
+from ._common import add_precision_flag, add_text_flags
 
 TORCH_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
@@ -77,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--threads", type=int, metavar="N",
                        help="CPU threads for the model (default: one per physical core); on a machine busy with "
                             "other jobs fewer threads can be much faster")
+    add_precision_flag(model)
     model.add_argument("--batch-size", type=int, default=32, help="windows per model call (default 32)")
     model.add_argument("--max-length", type=int, metavar="N",
                        help="sub-tokens per window (default: the one it was trained with, else the model's limit)")
@@ -199,7 +200,7 @@ def _tagger_settings(args: argparse.Namespace) -> dict:
     return dict(model_dir=args.model_dir, backend=backend, device=args.device, batch_size=args.batch_size,
                 decoding=args.decode, aggregation=args.aggregation, word_splitter=getattr(args, "word_splitter", None),
                 stride=args.stride, max_length=args.max_length, min_score=min_score,
-                split_sentences=getattr(args, "split_sentences", True), **options)
+                split_sentences=getattr(args, "split_sentences", True), precision=args.precision, **options)
 
 
 def _predictor(args: argparse.Namespace):

@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import os
 
-from ._common import add_text_flags
+from ._common import add_precision_flag, add_text_flags
 
 API_KEY_ENV = "TOKENTUNE_API_KEY"
 
@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="how long a batch waits for more requests (default 5)")
     model = parser.add_argument_group("model")
     model.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    add_precision_flag(model)
     model.add_argument("--batch-size", type=int, default=32, help="windows per forward pass inside a batch")
     model.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
     model.add_argument("--aggregation", default="first", choices=["first", "average", "max"])
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
                          tagger_options={"batch_size": args.batch_size, "decoding": args.decode,
                                          "aggregation": args.aggregation, "stride": args.stride,
                                          "word_splitter": args.word_splitter,
-                                         "split_sentences": args.split_sentences}, min_score=min_score)
+                                         "split_sentences": args.split_sentences, "precision": args.precision},
+                         min_score=min_score)
     except BaseException:
         sock.close()
         raise

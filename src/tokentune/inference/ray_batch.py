@@ -30,7 +30,8 @@ from .ray_results import WORDS, RemoteError, user_errors, write_predictions
 ROW = "__tokentune_row"  # the input position, added to sort by and dropped
 RAY_FIX = "pip install 'tokentune[ray]'"
 TAGGER_OPTIONS = ("backend", "device", "batch_size", "decoding", "aggregation", "word_splitter", "stride",
-                  "max_length", "min_score", "quantize", "onnx_file", "context", "split_sentences")
+                  "max_length", "min_score", "quantize", "onnx_file", "context", "split_sentences",
+                  "precision")
 
 
 def require_ray():

@@ -1,5 +1,5 @@
 """The settings a model directory remembers from training (``tokentune_config.json``): its word splitter,
-context and window size, so that prediction reads text as the model was trained to."""
+context, window size and precision, so that prediction reads text as the model was trained to."""
 from __future__ import annotations
 
 import json
@@ -49,3 +49,8 @@ def saved_context(model_dir: str) -> tuple[str, int]:
     context = saved_setting(model_dir, "context", CONTEXTS) or "sentence"
     size = saved_number(model_dir, "context_size", 0) if context == "document" else None
     return context, size or 0
+
+
+def saved_precision(model_dir: str) -> str | None:
+    """The ``precision`` the model was trained with (auto, fp32, bf16, fp16; None: not saved)."""
+    return saved_setting(model_dir, "precision", ("auto", "fp32", "bf16", "fp16"))

@@ -227,7 +227,7 @@ def model_info(tagger, model_dir: str | None) -> dict:
     types = sorted({split_tag(label, scheme)[1] for label in labels} - {""})
     return {"name": os.path.basename(os.path.normpath(model_dir)) if model_dir else None,
             "labels": labels, "entity_types": types, "scheme": scheme.name,
-            "word_splitter": getattr(tagger, "word_splitter", None),
+            "word_splitter": getattr(tagger, "word_splitter", None), "precision": getattr(tagger, "precision", None),
             "base_model": _base_model(model_dir), "metrics": _read_json(model_dir, "metrics.json")}
 
 

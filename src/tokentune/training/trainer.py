@@ -251,14 +251,16 @@ def effective_batch_size(args) -> int:
 
 def model_tagger(model, tokenizer, labels, config, max_length: int, crf=None):
     """The Tagger that scores the model being trained (dev during training, dev and test at the end):
-    whole sentences, ``eval_batch_size * 2`` windows a batch, the CRF's current scores if any."""
+    whole sentences, ``eval_batch_size * 2`` windows a batch, the CRF's current scores if any, in the
+    precision a later ``evaluate`` of the saved model picks on this machine (bf16 with AMX or a GPU)."""
     from ..inference import Tagger
-    from ..inference.runners import torch_runner
+    from ..inference.runners import inference_precision, precision_after_training, torch_runner
 
-    return Tagger(torch_runner(model, str(model.device)), tokenizer, labels, max_length=max_length,
+    precision = inference_precision(precision_after_training(config.precision), str(model.device))
+    return Tagger(torch_runner(model, str(model.device), precision), tokenizer, labels, max_length=max_length,
                   stride=config.stride, batch_size=config.eval_batch_size * 2,
                   crf=crf.scores() if crf is not None else None, context=config.context,
-                  context_size=config.context_size)
+                  context_size=config.context_size, precision=precision)
 
 
 def final_evaluation(model, tokenizer, labels, splits, config, max_length, test_when=None, dev_scores=None) -> dict:

@@ -1,0 +1,118 @@
+"""Prediction precision: ``auto`` picks bf16 autocast where training's auto does (AMX CPUs, GPUs with
+bf16), a model trained in fp32 predicts in fp32, and every command says which it used."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tokentune.cli.main import main
+from tokentune.errors import ConfigError
+from tokentune.inference import Tagger, runners
+from tokentune.inference.runners import inference_precision, precision_after_training
+
+
+@pytest.fixture
+def amx_cpu(monkeypatch):
+    import tokentune.training.hardware as hardware
+
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda: "amx")
+
+
+@pytest.fixture
+def plain_cpu(monkeypatch):
+    import tokentune.training.hardware as hardware
+
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda: None)
+
+
+def test_auto_is_bf16_with_amx_and_fp32_without(monkeypatch):
+    import tokentune.training.hardware as hardware
+
+    for kind, expected in (("amx", "bf16"), ("avx512", "fp32"), (None, "fp32")):
+        monkeypatch.setattr(hardware, "cpu_bf16", lambda kind=kind: kind)
+        assert inference_precision("auto", "cpu") == expected
+        assert inference_precision(None, "cpu") == expected
+    assert inference_precision("bf16", "cpu") == "bf16"  # asked for: kept, AMX or not
+    assert inference_precision("FP32", "cpu") == "fp32"
+
+
+def test_bad_precisions_are_refused_with_the_fix():
+    with pytest.raises(ConfigError, match="fp16 prediction needs a CUDA GPU") as caught:
+        inference_precision("fp16", "cpu")
+    assert "--precision bf16 or fp32" in caught.value.fix
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'; expected one of auto, fp32, bf16, fp16"):
+        inference_precision("fp8", "cpu")
+
+
+def test_a_model_trained_in_fp32_predicts_in_fp32():
+    assert precision_after_training("fp32") == "fp32"
+    for trained in ("auto", "bf16", "fp16", None):  # a forced bf16 is not kept: slow on CPUs without AMX
+        assert precision_after_training(trained) == "auto"
+
+
+def test_bf16_runner_is_close_to_fp32_and_its_probabilities_are_fp32(tiny_model):
+    from tokentune.modeling import load_trained
+
+    model, tokenizer = load_trained(tiny_model.output_dir)
+    encoded = tokenizer(["Alice met Bob in Paris .", "Acme ."], padding=True, return_tensors="np")
+    ids, mask = encoded["input_ids"].astype(np.int64), encoded["attention_mask"].astype(np.int64)
+    fp32 = runners.torch_runner(model, "cpu", "fp32")(ids, mask)
+    bf16 = runners.torch_runner(model, "cpu", "bf16")(ids, mask)
+    assert fp32.dtype == bf16.dtype == np.float32
+    assert np.allclose(bf16.sum(-1), 1.0, atol=1e-5)
+    assert not np.array_equal(fp32, bf16)  # bf16 autocast really ran
+    assert np.abs(fp32 - bf16).max() < 0.05
+
+
+def test_tagger_precision_follows_the_machine_and_the_saved_training(tiny_model, tmp_path, amx_cpu):
+    directory = tiny_model.output_dir
+    assert Tagger.from_pretrained(directory).precision == "bf16"  # trained with auto, loaded on an AMX CPU
+    assert Tagger.from_pretrained(directory, precision="fp32").precision == "fp32"
+    copy = tmp_path / "fp32-model"
+    copy.mkdir()
+    for name in os.listdir(directory):
+        if name != "tokentune_config.json" and os.path.isfile(os.path.join(directory, name)):
+            os.symlink(os.path.join(directory, name), copy / name)
+    with open(os.path.join(directory, "tokentune_config.json"), encoding="utf-8") as handle:
+        saved = json.load(handle)
+    (copy / "tokentune_config.json").write_text(json.dumps({**saved, "precision": "fp32"}))
+    assert Tagger.from_pretrained(str(copy)).precision == "fp32"  # its user asked for fp32 figures
+    (copy / "tokentune_config.json").write_text(json.dumps({**saved, "precision": "fp64"}))
+    with pytest.raises(ConfigError, match="tokentune_config.json: unknown precision 'fp64'"):
+        Tagger.from_pretrained(str(copy))
+
+
+def test_onnx_backend_refuses_a_torch_precision(tiny_model):
+    with pytest.raises(ConfigError, match="--precision bf16 applies to the torch backend"):
+        Tagger.from_pretrained(tiny_model.output_dir, backend="onnx", precision="bf16")
+
+
+def test_evaluate_says_what_it_computed_in(tiny_model, tiny_data, capsys, plain_cpu):
+    assert main(["evaluate", tiny_model.output_dir, "--data", tiny_data, "--precision", "bf16", "--json"]) == 0
+    bf16 = json.loads(capsys.readouterr().out)
+    assert bf16["computed_in"] == "bf16"
+    assert main(["evaluate", tiny_model.output_dir, "--data", tiny_data]) == 0
+    out = capsys.readouterr().out
+    assert "computed in fp32" in out  # auto on a CPU without AMX
+    assert main(["predict", tiny_model.output_dir, "Alice met Bob .", "--precision", "fp16"]) == 2
+    err = capsys.readouterr().err
+    assert "fp16 prediction needs a CUDA GPU" in err and "Traceback" not in err
+
+
+def test_training_evaluates_in_the_precision_evaluate_picks(tiny_data, tiny_base_model, tmp_path, amx_cpu):
+    """On an AMX CPU a model trained with precision auto is scored in bf16 during training, and
+    `tokentune evaluate` of the saved model on the same machine gives the same figures to the last bit."""
+    import tokentune
+
+    output = tmp_path.parent / f"{tmp_path.name}-o"
+    result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(output), epochs=2,
+                             learning_rate=5e-3, batch_size=8, quiet=True, seed=7)
+    again = tokentune.evaluate(str(output), tiny_data, split="dev")
+    assert again["computed_in"] == "bf16"
+    keys = ("precision", "recall", "f1", "accuracy")
+    assert {key: again[key] for key in keys} == {key: result.metrics["dev"][key] for key in keys}
+    fp32 = tokentune.evaluate(str(output), tiny_data, split="dev", precision="fp32")
+    assert fp32["computed_in"] == "fp32"
