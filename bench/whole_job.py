@@ -133,9 +133,10 @@ def predict_rows(model: str, work: str, engines: list[tuple[str, str | None]]) -
                                           model, texts])]
     for label, source in engines:
         tag = f" ({label})" if source else ""
-        runs += [(f"tokentune predict{tag}", source, [os.path.join(BIN, "tokentune"), "predict", model, "--input", texts]),
-                 (f"tokentune predict, ONNX int8{tag}", source, [os.path.join(BIN, "tokentune"), "predict", model,
-                                                                "--input", texts, "--backend", "onnx", "--quantize", "int8"])]
+        command = [os.path.join(BIN, "tokentune"), "predict", model, "--input", texts]
+        runs += [(f"tokentune predict{tag}", source, command),
+                 *([] if source else [("tokentune predict --precision fp32", source, [*command, "--precision", "fp32"])]),
+                 (f"tokentune predict, ONNX int8{tag}", source, [*command, "--backend", "onnx", "--quantize", "int8"])]
     for engine, source, command in runs:
         output = os.path.join(work, re.sub(r"\W+", "-", engine) + ".jsonl")
         command = [*command, output] if engine.startswith("pipeline") else [*command, "--output", output]
@@ -158,12 +159,15 @@ def evaluate_rows(model: str, work: str, engines: list[tuple[str, str | None]]) 
     report = last_json(plain["output"])
     rows = [{"job": "evaluate", "engine": "plain recipe (Trainer.predict, seqeval)", "f1": report["f1"],
              "parts": report["seconds"], **plain}]
-    for label, source in engines:
+    fp32 = [[], ["--precision", "fp32"]]  # the flag is newer than the earlier commits --compare may run
+    for (label, source), extra in ((engine, extra) for engine in engines for extra in (fp32 if not engine[1] else [[]])):
         tag = f" ({label})" if source else ""
-        ours = measured([os.path.join(BIN, "tokentune"), "evaluate", model, "--data", DATA, "--split", "test", "--json"],
-                        os.path.join(work, f"tokentune-evaluate{tag.strip(' ()')}.log"), source)
-        rows.append({"job": "evaluate", "engine": f"tokentune evaluate{tag}", "f1": last_json(ours["output"])["f1"],
-                     "parts": {}, **ours})
+        name = " ".join(["tokentune evaluate", *extra]) + tag
+        ours = measured([os.path.join(BIN, "tokentune"), "evaluate", model, "--data", DATA, "--split", "test", "--json",
+                         *extra], os.path.join(work, re.sub(r"\W+", "-", name) + ".log"), source)
+        result = last_json(ours["output"])
+        rows.append({"job": "evaluate", "engine": f"{name} [{result.get('computed_in', 'fp32')}]", "f1": result["f1"],
+                     "parts": result.get("time", {}).get("seconds", {}), **ours})
     return rows
 
 
