@@ -116,3 +116,15 @@ def test_training_evaluates_in_the_precision_evaluate_picks(tiny_data, tiny_base
     assert {key: again[key] for key in keys} == {key: result.metrics["dev"][key] for key in keys}
     fp32 = tokentune.evaluate(str(output), tiny_data, split="dev", precision="fp32")
     assert fp32["computed_in"] == "fp32"
+
+
+def test_serve_refuses_fp16_on_a_cpu_and_frees_the_port(tiny_model, capsys):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["serve", tiny_model.output_dir, "--port", str(port), "--precision", "fp16"]) == 2
+    assert "fp16 prediction needs a CUDA GPU" in capsys.readouterr().err
+    with socket.socket() as again:  # the port bound before the model loaded was closed
+        again.bind(("127.0.0.1", port))

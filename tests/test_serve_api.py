@@ -98,6 +98,9 @@ def test_model_info(http, model_dir, tiny_base_model):
     assert body["base_model"] == tiny_base_model
     assert body["metrics"] == metrics and "test" in body["metrics"]
     assert body["limits"] == {"max_texts": 3, "max_chars": 50, "max_body_bytes": 2000}
+    from tokentune.inference.runners import inference_precision
+
+    assert body["precision"] == inference_precision("auto", "cpu")  # what this machine's auto picks
 
 
 def test_openapi_and_offline_docs(http):
