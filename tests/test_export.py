@@ -69,6 +69,7 @@ def test_int8_export_loads_and_predicts(exported, test_sentences):
     assert same / sum(len(p.tags) for p in fp32) >= 0.95
     by_name = Tagger.from_pretrained(exported, backend="onnx", onnx_file=INT8_FILE)
     assert [p.tags for p in by_name.predict_token_batches(test_sentences)] == [p.tags for p in int8]
+    assert by_name.precision == "int8" and Tagger.from_pretrained(exported, backend="onnx").precision == "fp32"
     assert os.path.getsize(os.path.join(exported, INT8_FILE)) < os.path.getsize(os.path.join(exported, FP32_FILE))
 
 

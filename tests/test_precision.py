@@ -39,6 +39,18 @@ def test_auto_is_bf16_with_amx_and_fp32_without(monkeypatch):
     assert inference_precision("FP32", "cpu") == "fp32"
 
 
+def test_auto_on_a_gpu_is_bf16_from_ampere_on(monkeypatch):
+    """Older GPUs (T4, V100) only emulate bf16, slower than fp32."""
+    import torch
+
+    asked = []
+    for capability, expected in (((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability",
+                            lambda device=None, capability=capability: asked.append(device) or capability)
+        assert inference_precision("auto", "cuda:1") == expected
+    assert asked[-1] == torch.device("cuda:1")  # the device asked for, not the current one
+
+
 def test_bad_precisions_are_refused_with_the_fix():
     with pytest.raises(ConfigError, match="fp16 prediction needs a CUDA GPU") as caught:
         inference_precision("fp16", "cpu")
@@ -80,14 +92,18 @@ def test_tagger_precision_follows_the_machine_and_the_saved_training(tiny_model,
         saved = json.load(handle)
     (copy / "tokentune_config.json").write_text(json.dumps({**saved, "precision": "fp32"}))
     assert Tagger.from_pretrained(str(copy)).precision == "fp32"  # its user asked for fp32 figures
+    assert Tagger.from_pretrained(str(copy), precision="auto").precision == "fp32"  # auto said aloud: the same
+    assert Tagger.from_pretrained(str(copy), precision="bf16").precision == "bf16"
     (copy / "tokentune_config.json").write_text(json.dumps({**saved, "precision": "fp64"}))
     with pytest.raises(ConfigError, match="tokentune_config.json: unknown precision 'fp64'"):
         Tagger.from_pretrained(str(copy))
+    assert Tagger.from_pretrained(str(copy), precision="fp32").precision == "fp32"  # the file is not needed then
 
 
 def test_onnx_backend_refuses_a_torch_precision(tiny_model):
-    with pytest.raises(ConfigError, match="--precision bf16 applies to the torch backend"):
-        Tagger.from_pretrained(tiny_model.output_dir, backend="onnx", precision="bf16")
+    with pytest.raises(ConfigError, match="precision bf16 applies to the torch backend") as caught:
+        Tagger.from_pretrained(tiny_model.output_dir, backend="onnx", precision="BF16")
+    assert "--backend torch" in caught.value.fix
 
 
 def test_evaluate_says_what_it_computed_in(tiny_model, tiny_data, capsys, plain_cpu):

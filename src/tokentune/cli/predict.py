@@ -192,9 +192,11 @@ def _throughput(what: str, words: int, seconds: float, backend: str, workers: in
 
 def _tagger_settings(args: argparse.Namespace) -> dict:
     """Keyword arguments of :func:`tokentune.inference.parallel.load_tagger` (picklable, for workers)."""
+    from ..inference.runners import check_precision
     from ..inference.tagger import check_min_score
 
     min_score = check_min_score(getattr(args, "min_score", None))  # named by its flag, before the model loads
+    check_precision(args.precision)  # here, not in each worker process
     backend = pick_backend(args)
     options = {"quantize": args.quantize, "onnx_file": args.onnx_file} if backend == "onnx" else {}
     return dict(model_dir=args.model_dir, backend=backend, device=args.device, batch_size=args.batch_size,

@@ -128,6 +128,7 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
 
 def tagger_settings(model_dir: str, options: dict) -> dict:
     """``model_dir`` and the Tagger options, checked here before any actor starts."""
+    from .runners import check_precision
     from .tagger import check_min_score, check_sizes
 
     unknown = sorted(set(options) - set(TAGGER_OPTIONS))
@@ -135,6 +136,7 @@ def tagger_settings(model_dir: str, options: dict) -> dict:
         raise ConfigError(f"unknown Tagger option(s) {', '.join(unknown)}", fix=f"use {', '.join(TAGGER_OPTIONS)}")
     check_sizes(**{key: options.get(key) for key in ("batch_size", "stride", "max_length")})
     check_min_score(options.get("min_score"), "min_score")
+    check_precision(options.get("precision"))
     return {"model_dir": os.fspath(model_dir), **options}
 
 

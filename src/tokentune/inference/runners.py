@@ -2,6 +2,7 @@
 from a torch model or from an ONNX file (written by :mod:`tokentune.export`) through ONNX Runtime."""
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Callable
 
@@ -28,17 +29,22 @@ def inference_precision(requested: str | None, device: str) -> str:
     (docs/benchmarks.md, "Whole jobs"); logits become fp32 before the softmax."""
     from ..training.hardware import cpu_bf16
 
-    requested = check_choice(requested or "auto", PRECISIONS, "precision", "--precision")
+    requested = check_precision(requested)
     cuda = device.startswith("cuda")
     if requested == "fp16" and not cuda:
         raise ConfigError("fp16 prediction needs a CUDA GPU", fix="use --precision bf16 or fp32 on a CPU")
     if requested != "auto":
         return requested
-    if cuda:
+    if cuda:  # Ampere and later compute in bf16; older GPUs only emulate it, slower than fp32
         import torch
 
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if torch.cuda.get_device_capability(torch.device(device))[0] >= 8 else "fp32"
     return "bf16" if cpu_bf16() == "amx" else "fp32"
+
+
+def check_precision(requested: str | None) -> str:
+    """``requested`` (None: auto) as one of :data:`PRECISIONS`, before any model loads."""
+    return check_choice(requested or "auto", PRECISIONS, "precision", "--precision")
 
 
 def precision_after_training(trained: str | None) -> str:
@@ -66,8 +72,11 @@ def torch_runner(model, device: str | None = None, precision: str = "fp32") -> R
     device_type = torch.device(device).type
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
+    def autocast():  # no autocast object at all in fp32: some devices (older torch's mps) have none
+        return torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        with torch.inference_mode(), torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+        with torch.inference_mode(), autocast():
             logits = forward(input_ids=torch.from_numpy(input_ids).to(device),
                              attention_mask=torch.from_numpy(attention_mask).to(device)).logits
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()

@@ -106,7 +106,7 @@ class Tagger:
                  batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first",
                  word_splitter: str | Callable[[str], Split] | None = "default", min_score: float = 0.0,
                  crf=None, context: str = "sentence", context_size: int = 0, split_sentences: bool = True,
-                 precision: str = "fp32") -> None:
+                 precision: str | None = None) -> None:
         """``word_splitter``: how raw text becomes words, a name of :data:`tokentune.words.SPLITTERS`
         (default, whitespace, chars, model, thai) or a function ``text -> (words, offsets)``.
 
@@ -124,8 +124,8 @@ class Tagger:
         alone, or with the rest of its text by a document-context model; entities never cross a cut.
         False: each text is read as one sequence.
 
-        ``precision``: what the runner computes in (fp32, bf16, fp16, int8), for reports; the runner
-        itself was built for it (:func:`tokentune.inference.runners.torch_runner`)."""
+        ``precision``: what the runner computes in (fp32, bf16, fp16, int8; None: not said), for reports;
+        the runner itself was built for it (:func:`tokentune.inference.runners.torch_runner`)."""
         aggregation = check_choice(aggregation, AGGREGATIONS, "aggregation")
         decoding = check_choice(decoding, DECODINGS, "decoding", "--decode")
         check_sizes(batch_size=batch_size, stride=stride, max_length=max_length)
@@ -170,7 +170,7 @@ class Tagger:
         """
         from ..crf import load_crf
         from ..modeling import load_tokenizer, load_trained, model_max_length
-        from .runners import default_device, inference_precision, onnx_runner, precision_after_training, torch_runner
+        from . import runners
 
         check_sizes(**{key: options.get(key) for key in ("batch_size", "stride", "max_length")})
         check_min_score(options.get("min_score"), "min_score")  # before the model loads
@@ -180,25 +180,28 @@ class Tagger:
         options["context"] = options.get("context") or saved[0]
         options.setdefault("context_size", saved[1] if options["context"] == saved[0] else 0)
         onnx_options = {key: options.pop(key) for key in ("quantize", "onnx_file", "threads") if key in options}
-        precision = options.pop("precision", None)
+        precision = runners.check_precision(options.pop("precision", None))
         if backend == "onnx":
             from .light import light_tokenizer
 
-            if precision not in (None, "auto", "fp32"):
-                raise ConfigError(f"--precision {precision} applies to the torch backend; an ONNX file has its own",
-                                  fix="leave --precision out with --backend onnx (--quantize int8 for int8)")
-            runner, config = onnx_runner(model_dir, device=device, **onnx_options)
+            if precision not in ("auto", "fp32"):
+                raise ConfigError(f"precision {precision} applies to the torch backend; this model runs as an ONNX file, "
+                                  "whose precision is its own", fix="leave --precision out for ONNX models (--quantize "
+                                                                    "int8 loads the int8 file), or pass --backend torch")
+            runner, config = runners.onnx_runner(model_dir, device=device, **onnx_options)
             tokenizer = light_tokenizer(model_dir) or load_tokenizer(model_dir)
-            options["precision"] = onnx_options.get("quantize") or "fp32"
+            int8 = onnx_options.get("quantize") == "int8" or "int8" in str(onnx_options.get("onnx_file") or "")
+            options["precision"] = "int8" if int8 else "fp32"
         elif backend == "torch":
             if any(value is not None for value in onnx_options.values()):
                 raise ConfigError(f"{', '.join(onnx_options)} only apply to the onnx backend",
                                   fix="add --backend onnx, or leave those options out")
-            device = device or default_device()
-            trained = saved_precision(model_dir) if os.path.isdir(model_dir) else None
-            options["precision"] = inference_precision(precision or precision_after_training(trained), device)
+            device = device or runners.default_device()
+            if precision == "auto":  # a model trained in fp32 predicts in fp32
+                precision = runners.precision_after_training(saved_precision(model_dir) if os.path.isdir(model_dir) else None)
+            options["precision"] = runners.inference_precision(precision, device)
             model, tokenizer = load_trained(model_dir)
-            runner, config = torch_runner(model, device, options["precision"]), model.config
+            runner, config = runners.torch_runner(model, device, options["precision"]), model.config
         else:
             raise ConfigError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(BACKENDS)}")
         labels = [config.id2label[i] for i in range(len(config.id2label))]

@@ -57,13 +57,13 @@ def resolve_precision(requested: str) -> tuple[str, str]:
     if requested == "fp16" and not cuda:
         raise ConfigError("fp16 mixed precision needs a CUDA GPU; this machine has none",
                           fix="use --bf16 (CPUs with AVX512-BF16/AMX) or --precision fp32")
-    if requested == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+    if requested == "bf16" and cuda and not torch.cuda.is_bf16_supported(including_emulation=False):
         raise ConfigError("this GPU has no bf16 support (it needs compute capability 8.0 or newer)",
                           fix="use --fp16 on this GPU, or --precision fp32")
     if requested != "auto":
         return requested, f"precision: {requested} (asked for)"
     if cuda:
-        if torch.cuda.is_bf16_supported():
+        if torch.cuda.is_bf16_supported(including_emulation=False):
             return "bf16", "precision: bf16 autocast (auto: the GPU supports bf16)"
         return "fp32", "precision: fp32 (auto: the GPU has no bf16; --fp16 is available)"
     kind = cpu_bf16()

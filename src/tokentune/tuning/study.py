@@ -62,7 +62,8 @@ def open_storage(url: str, *, shared: bool):
 
 # Two processes opening a new storage at once (workers, machines, a reader) both create Optuna's tables;
 # the loser sees "already exists" or a duplicate version row. Opening again finds the tables made.
-_CREATION_RACE = re.compile(r"already exists|UNIQUE constraint|duplicate key|database is locked", re.IGNORECASE)
+# ("database is locked" is not retried: SQLite already waits 120 s for the lock on each try)
+_CREATION_RACE = re.compile(r"already exists|UNIQUE constraint|duplicate key", re.IGNORECASE)
 _OPEN_ATTEMPTS = 5
 
 
