@@ -22,9 +22,9 @@ def test_conll_iob1_to_jsonl_bioes(conll_file, tmp_path, capsys):
     out = tmp_path / "out.jsonl"
     assert main(["convert", str(conll_file), str(out), "--to-scheme", "BIOES"]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert records == [
-        {"tokens": ["EU", "rejects"], "tags": ["S-ORG", "O"]},
-        {"tokens": ["Paris", "London", "Berlin"], "tags": ["S-LOC", "B-LOC", "E-LOC"]},
+    assert records == [  # the -DOCSTART- document is kept as a document id
+        {"document_id": 0, "tokens": ["EU", "rejects"], "tags": ["S-ORG", "O"]},
+        {"document_id": 0, "tokens": ["Paris", "London", "Berlin"], "tags": ["S-LOC", "B-LOC", "E-LOC"]},
     ]
     assert "train: wrote 2 sentences, 3 entities to" in capsys.readouterr().out
     assert [s.spans for s in read_corpus(out)] == [s.spans for s in read_corpus(conll_file)]
@@ -33,7 +33,7 @@ def test_conll_iob1_to_jsonl_bioes(conll_file, tmp_path, capsys):
 def test_default_scheme_is_the_input_scheme_and_format_flag_wins(conll_file, tmp_path):
     out = tmp_path / "out.data"
     assert main(["convert", str(conll_file), str(out), "--format", "conll"]) == 0
-    assert out.read_text().splitlines()[:2] == ["EU\tI-ORG", "rejects\tO"]  # still IOB1
+    assert out.read_text().splitlines()[:4] == ["-DOCSTART-\tO", "", "EU\tI-ORG", "rejects\tO"]  # still IOB1
 
 
 def test_lossy_target_scheme_is_reported(conll_file, tmp_path, capsys):

@@ -53,9 +53,10 @@ class TrainConfig(ReadOptions):
     stride: int = setting(128, "sub-tokens of overlap between windows of a long sentence", metavar="N", minimum=0,
                           group=MODEL)
     context: str = setting("sentence", "sentence: every sentence is read alone (the recipe); document: where the "
-                                       "data marks documents (CoNLL -DOCSTART-), consecutive sentences of a document "
-                                       "fill each window, each word read from the window where it has the most "
-                                       "context", choices=("sentence", "document"), group=MODEL)
+                                       "data marks documents (CoNLL -DOCSTART-; JSON/HF: a document id, "
+                                       "--document-key), consecutive sentences of a document fill each window, each "
+                                       "word read from the window where it has the most context",
+                           choices=("sentence", "document"), group=MODEL)
     context_size: int = setting(0, "with --context document: 0 = consecutive sentences fill each window; N = each "
                                    "sentence is its own window, read with up to N sub-tokens of its document on "
                                    "either side (FLERT's context)", metavar="N", minimum=0, group=MODEL)

@@ -167,7 +167,10 @@ def write_conll(corpus: Corpus, path: str | os.PathLike, *, scheme: str = "IOB2"
     from ..io import atomic_write_text
 
     lines: list[str] = []
+    document_starts = set(corpus.document_starts or ())  # documents are kept as -DOCSTART- lines
     for number, sentence in enumerate(corpus, 1):
+        if number - 1 in document_starts:
+            lines += [f"{DOCSTART}{separator}O", ""]
         tags = spans_to_tags(sentence.spans, len(sentence.words), scheme)
         for index, (word, tag) in enumerate(zip(sentence.words, tags)):
             line = f"{word}{separator}{tag}"

@@ -4,7 +4,9 @@ or a directory written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`
 Words come from the ``tokens`` column (``tokens_key``), tags from the first of ``tags``, ``ner_tags``,
 ``labels``, ``pos_tags`` (or ``tags_key``). Integer tags are named by the column's ``ClassLabel``
 names, so nothing has to be passed for Hub NER datasets; ``label_names`` overrides them.
-Split names map to tokentune's: ``validation``/``valid``/``dev`` -> dev.
+Split names map to tokentune's: ``validation``/``valid``/``dev`` -> dev. Documents: a document id
+column (``document_key``, default ``document_id`` or ``doc_id``) or ``-DOCSTART-`` rows, as
+:mod:`.documents` describes.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 
 from ..errors import DataError
 from .corpus import Corpus
+from .documents import DocumentMarks, find_document_key, mark_documents
 from .jsonl import TAG_KEYS, note_skipped, token_rows
 from .tags import corpus_from_tags
 
@@ -95,6 +98,7 @@ def dataset_to_corpus(
     label_names: list[str] | None = None,
     scheme: str | None = None,
     repair: str | None = "lenient",
+    document_key: str | None = None,
 ) -> Corpus:
     """Rows of a ``datasets.Dataset`` (record numbers are 1-based row numbers) as a corpus."""
     columns = list(dataset.column_names)
@@ -104,10 +108,13 @@ def dataset_to_corpus(
             raise DataError(f"the dataset has no {key!r} column", path=name, expected=f"a {key!r} column",
                             found=f"columns {columns}", fix=f"name the right column with {option}")
     names = list(label_names) if label_names is not None else _class_label_names(dataset.features[tags_key])
-    data = dataset.select_columns([tokens_key, tags_key]).to_dict()
-    records = ((i, {tokens_key: t, tags_key: g}) for i, (t, g) in enumerate(zip(data[tokens_key], data[tags_key]), 1))
-    rows = token_rows(records, name, tokens_key, tags_key, names)
-    return note_skipped(corpus_from_tags(rows, path=name, scheme=scheme, repair=repair, line_per_word=False), rows)
+    marks = DocumentMarks(find_document_key(columns, document_key, path=name), name)
+    keys = [tokens_key, tags_key, *([marks.key] if marks.key else [])]
+    data = dataset.select_columns(keys).to_dict()
+    records = ((i, dict(zip(keys, values))) for i, values in enumerate(zip(*(data[key] for key in keys)), 1))
+    rows = token_rows(records, name, tokens_key, tags_key, names, marks)
+    corpus = corpus_from_tags(rows, path=name, scheme=scheme, repair=repair, line_per_word=False)
+    return mark_documents(note_skipped(corpus, rows), marks)
 
 
 def _class_label_names(feature: Any) -> list[str] | None:

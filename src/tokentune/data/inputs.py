@@ -6,6 +6,9 @@
 - ``conll``: sentences of word lines (the first column is the word; blank lines between sentences);
   ``-DOCSTART-``, comment and blank lines are kept as raw lines, to be written back as they are.
 
+Documents (for a model trained with document context): CoNLL ``-DOCSTART-`` lines, and in JSON lines a
+change of ``document_id``/``doc_id`` or a ``{"tokens": ["-DOCSTART-"]}`` record (:func:`document_ids`).
+
 Lines are streamed (:func:`tokentune.data.files.stream_lines`) and grouped into :func:`chunks`, so
 memory stays flat on millions of lines. Every problem is a located
 :class:`~tokentune.errors.DataError`: bytes that are not UTF-8, invalid JSON, lone surrogates.
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import ConfigError, DataError
+from .documents import DOCUMENT_KEYS, is_docstart
 from .files import STDIN, stream_lines
 from .formats import format_by_name
 from .jsonl import parse_json
@@ -25,6 +29,9 @@ FORMATS = ("text", "jsonl", "conll")
 # a chunk is predicted at once: enough for full, length-sorted batches, small enough to stay flat
 CHUNK_ITEMS = 2048
 CHUNK_CHARS = 1 << 20
+# past its size, a chunk waits this many times as long for a document to end, so that documents are
+# read whole by a document-context model; inputs that mark no documents are cut at the size
+CHUNK_DOCUMENT_SLACK = 4
 
 
 @dataclass
@@ -127,14 +134,40 @@ def _conll_sentence(lines: list[str]) -> Item:
 
 
 def chunks(items: Iterable[Item]) -> Iterator[list[Item]]:
-    """Groups of items, cut at ``CHUNK_ITEMS`` items or ``CHUNK_CHARS`` characters of text."""
+    """Groups of items, cut at ``CHUNK_ITEMS`` items or ``CHUNK_CHARS`` characters of text; where the
+    input marks documents, at the first document start after that (within ``CHUNK_DOCUMENT_SLACK``
+    times the size), so that a document is not cut in two."""
     chunk: list[Item] = []
-    size = 0
+    size, marks_documents, previous = 0, False, None
     for item in items:
+        starts = starts_document(previous, item)
+        marks_documents |= starts or document_id(item) is not None
+        if starts and (len(chunk) >= CHUNK_ITEMS or size >= CHUNK_CHARS):
+            yield chunk  # full, and a document ends here
+            chunk, size = [], 0
         chunk.append(item)
         size += len(item.text) + sum(len(t) + 1 for t in item.tokens)
-        if len(chunk) >= CHUNK_ITEMS or size >= CHUNK_CHARS:
+        previous = item if item.kind != "raw" or starts else previous
+        slack = CHUNK_DOCUMENT_SLACK if marks_documents else 1  # without documents: cut at once, read no further
+        if len(chunk) >= CHUNK_ITEMS * slack or size >= CHUNK_CHARS * slack:
             yield chunk
             chunk, size = [], 0
     if chunk:
         yield chunk
+
+
+def document_id(item: Item):
+    """The ``document_id``/``doc_id`` of a JSON record's item (None without one)."""
+    record = item.record or {}
+    return next((record[key] for key in DOCUMENT_KEYS if key in record), None)
+
+
+def starts_document(previous: Item | None, item: Item) -> bool:
+    """Whether ``item`` begins a new document: a CoNLL ``-DOCSTART-`` line, a ``["-DOCSTART-"]``
+    record, or a record whose document id differs from the previous one's."""
+    if item.kind == "raw":
+        return bool(item.lines) and item.lines[0].split()[:1] == ["-DOCSTART-"]
+    if is_docstart(item.tokens):
+        return True
+    ours = document_id(item)
+    return ours is not None and previous is not None and previous.kind != "raw" and ours != document_id(previous)

@@ -12,6 +12,7 @@ Errors name the file and the line where the record starts.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from ..errors import DataError
 from ..schemes import spans_to_tags
 from .charspans import ALIGNMENTS, OVERLAP_POLICIES, CharSpan, Overlap, align, check_choice
 from .corpus import Corpus, Sentence
+from .documents import DocumentMarks, find_document_key, mark_documents
 from .files import read_text
 from .tags import corpus_from_tags
 
@@ -157,6 +159,7 @@ def read_jsonl(
     entities_key: str | None = None,
     alignment: str | None = "split",
     overlaps: str | None = "error",
+    document_key: str | None = None,
 ) -> Corpus:
     """Read JSON Lines / JSON records (pre-split words with tags, or raw text with char spans)."""
     path = os.fspath(path)
@@ -172,19 +175,21 @@ def read_jsonl(
     def all_records():
         yield first
         yield from records
+    marks = DocumentMarks(find_document_key(list(first[1]), document_key, path=path, line=first[0]), path)
     if tokens_key in first[1] or text_key not in first[1]:
         tags_key = tags_key or next((k for k in TAG_KEYS if k in first[1]), TAG_KEYS[0])
         names = list(label_names) if label_names is not None else None
-        rows = token_rows(all_records(), path, tokens_key, tags_key, names)
-        return note_skipped(corpus_from_tags(rows, path=path, scheme=scheme, repair=repair, line_per_word=False), rows)
+        rows = token_rows(all_records(), path, tokens_key, tags_key, names, marks)
+        corpus = corpus_from_tags(rows, path=path, scheme=scheme, repair=repair, line_per_word=False)
+        return mark_documents(note_skipped(corpus, rows), marks)
     entities_key = entities_key or next((k for k in ENTITY_KEYS if k in first[1]), ENTITY_KEYS[0])
     if entities_key not in first[1] and "ents" in first[1]:  # spaCy's Doc.to_json: its entities would be lost
         raise DataError("the records keep their entities under \"ents\", as spaCy writes them", path=path,
                         line=first[0], expected=f"entities under {entities_key!r}",
                         fix="pass --format spacy (or --entities-key ents)")
-    return _read_text_records(all_records(), path, text_key, entities_key,
-                              check_choice(alignment, ALIGNMENTS, "alignment"),
-                              check_choice(overlaps, OVERLAP_POLICIES, "overlaps"))
+    return mark_documents(_read_text_records(all_records(), path, text_key, entities_key,
+                                             check_choice(alignment, ALIGNMENTS, "alignment"),
+                                             check_choice(overlaps, OVERLAP_POLICIES, "overlaps"), marks), marks)
 
 
 def _check_object(item: tuple[int, Any], path: str) -> None:
@@ -207,10 +212,13 @@ class _Rows(list):
     empty = 0  # records skipped for having no words
 
 
-def token_rows(records, path: str, tokens_key: str, tags_key: str, names: list[str] | None) -> _Rows:
+def token_rows(records, path: str, tokens_key: str, tags_key: str, names: list[str] | None,
+               marks: DocumentMarks | None = None) -> _Rows:
     rows = _Rows()
     for line, record in records:
         _check_object((line, record), path)
+        if marks is not None and marks.skip_docstart(record, record.get(tokens_key)):
+            continue
         tokens, tags = _field(record, tokens_key, path, line), _field(record, tags_key, path, line)
         if len(tokens) != len(tags):
             raise DataError(f"{tokens_key!r} and {tags_key!r} differ in length", path=path, line=line,
@@ -225,6 +233,8 @@ def token_rows(records, path: str, tokens_key: str, tags_key: str, names: list[s
                                 expected="a word", found=json.dumps(token, ensure_ascii=False)[:40],
                                 fix="write each token as a JSON string")
         rows.append((line, tokens, [_tag(t, i, names, path, line) for i, t in enumerate(tags)]))
+        if marks is not None:
+            marks.add(line, record)
     if not rows:
         raise DataError("no sentences found", path=path, expected="records with words",
                         found=f"{rows.empty} records, all without words", fix="check that this is the right file")
@@ -267,7 +277,8 @@ def _short(number: int) -> str:
     return text if len(text) <= 20 else f"{text[:12]}... ({len(text)} digits)"
 
 
-def _read_text_records(records, path: str, text_key: str, entities_key: str, alignment: str, overlaps: str) -> Corpus:
+def _read_text_records(records, path: str, text_key: str, entities_key: str, alignment: str, overlaps: str,
+                       marks: DocumentMarks) -> Corpus:
     sentences: list[Sentence] = []
     counts: Counter = Counter()
     for line, record in records:
@@ -287,6 +298,7 @@ def _read_text_records(records, path: str, text_key: str, entities_key: str, ali
             counts["empty_records"] += 1
             continue
         sentences.append(Sentence(tuple(words), tuple(spans), line))
+        marks.add(line, record)
     if not sentences:
         raise DataError("no sentences found", path=path, expected="records with text",
                         found="only records with empty text", fix="check that this is the right file")
@@ -345,9 +357,12 @@ def write_jsonl(corpus: Corpus, path: str | os.PathLike, *, scheme: str = "IOB2"
     from ..io import atomic_write_text
 
     lines = []
+    starts = corpus.document_starts
     for number, sentence in enumerate(corpus, 1):
-        line = json.dumps({tokens_key: list(sentence.words), tags_key: spans_to_tags(sentence.spans, len(sentence.words),
-                                                                                    scheme)}, ensure_ascii=False)
+        record = {tokens_key: list(sentence.words), tags_key: spans_to_tags(sentence.spans, len(sentence.words), scheme)}
+        if starts is not None:  # documents are kept as the document_id of each record
+            record = {"document_id": bisect.bisect_right(starts, number - 1) - 1, **record}
+        line = json.dumps(record, ensure_ascii=False)
         if not line.isascii() or not all(w.strip() for w in sentence.words):
             _check_words(corpus, sentence, number)
         lines.append(line)

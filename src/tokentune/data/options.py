@@ -17,8 +17,9 @@ COMMON = {"scheme", "repair"}
 CHARACTER_SPANS = {"alignment", "overlaps"}  # formats whose entities are character offsets into text
 READER_OPTIONS: dict[str, set[str]] = {
     "conll": COMMON | {"token_column", "label_column", "on_bad_lines"},
-    "jsonl": COMMON | CHARACTER_SPANS | {"tokens_key", "tags_key", "label_names", "text_key", "entities_key"},
-    "hf": COMMON | {"tokens_key", "tags_key", "label_names", "hf_config", "hf_split"},
+    "jsonl": COMMON | CHARACTER_SPANS | {"tokens_key", "tags_key", "label_names", "text_key", "entities_key",
+                                         "document_key"},
+    "hf": COMMON | {"tokens_key", "tags_key", "label_names", "hf_config", "hf_split", "document_key"},
     "label-studio": CHARACTER_SPANS | {"text_key"},  # Label Studio JSON export (data/labelstudio.py)
     "brat": CHARACTER_SPANS,  # brat standoff: a folder of .txt + .ann pairs (data/brat.py)
     "spacy": CHARACTER_SPANS,  # spaCy DocBin (.spacy) or JSONL with "ents", optional extra (data/spacy_docs.py)
@@ -122,6 +123,8 @@ class ReadOptions:
                                          "pos_tags)", group=READING)
     label_names: list | str | None = setting(None, "names of integer tag ids, comma-separated in id order",
                                              group=READING)
+    document_key: str | None = setting(None, "JSON/HF: key of a document id; consecutive records with one id are a "
+                                             "document (default: document_id or doc_id when present)", group=READING)
     text_key: str | None = setting(None, "JSON: key of the raw text (default text)", group=READING)
     entities_key: str | None = setting(None, "JSON: key of the character spans (default entities)", group=READING)
     alignment: str | None = setting(None, "JSON text: split words at entity boundaries (default) or widen "

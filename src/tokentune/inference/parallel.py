@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from ..data.inputs import Item
+from ..data.inputs import Item, document_id, starts_document
 from ..errors import ConfigError, TokentuneError
 
 # a worker process's settings and Tagger (loaded by the warm-up task, which reports a loading error)
@@ -36,15 +36,19 @@ class ChunkResult:
     items: int
 
 
-def conll_documents(chunk: list[Item]) -> list[tuple[int, int]] | None:
-    """``[start, end)`` ranges of the chunk's sentences between ``-DOCSTART-`` lines (None: none there)."""
-    starts, count = [0], 0
+def chunk_documents(chunk: list[Item]) -> list[tuple[int, int]] | None:
+    """``[start, end)`` ranges of the chunk's sentences by document (CoNLL ``-DOCSTART-`` lines, JSON
+    records' document ids or ``-DOCSTART-`` records; None where the chunk marks none)."""
+    starts, count, marked, previous = [0], 0, False, None
     for item in chunk:
+        begins = starts_document(previous, item)
+        marked |= begins
+        if begins and count:
+            starts.append(count)
         if item.kind == "tokens":
             count += 1
-        elif item.kind == "raw" and item.lines and item.lines[0].split()[:1] == ["-DOCSTART-"] and count:
-            starts.append(count)
-    if len(starts) == 1 and not any(i.kind == "raw" and i.lines[0].startswith("-DOCSTART-") for i in chunk):
+        previous = item if item.kind != "raw" or begins else previous
+    if not marked and not any(document_id(item) is not None for item in chunk):
         return None
     bounds = sorted(set(starts)) + [count]
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
@@ -56,7 +60,7 @@ def predict_chunk(tagger, chunk: list[Item]) -> tuple[list[str], int]:
     sentences = [item for item in chunk if item.kind == "tokens"]
     split = [tagger.split_text(item.text) for item in texts]
     entities = iter(tagger.predict_split_texts([item.text for item in texts], split)) if texts else iter(())
-    documents = conll_documents(chunk) if getattr(tagger, "context", "sentence") == "document" else None
+    documents = chunk_documents(chunk) if getattr(tagger, "context", "sentence") == "document" else None
     tagged = iter(tagger.predict_token_batches([item.tokens for item in sentences], documents)) if sentences else iter(())
     out = []
     for item in chunk:

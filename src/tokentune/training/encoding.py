@@ -29,7 +29,8 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
     elif documents:  # a document is one sequence: consecutive sentences fill each window
         notes.append(f"{name}: document context: {len(corpus)} sentences read as {len(corpus.documents())} documents")
     elif config.context == "document":
-        notes.append(f"{name}: the data marks no documents (-DOCSTART-): sentences are read alone")
+        notes.append(f"{name}: the data marks no documents (no -DOCSTART-, no document id: --document-key): "
+                     "sentences are read alone")
     elif corpus.document_starts is not None and not evaluation:
         notes.append(f"{name}: the data marks {len(corpus.documents())} documents; sentences are read alone "
                      f"(--context sentence, the default: see docs/benchmarks.md, 'Document context')")

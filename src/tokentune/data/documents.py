@@ -1,0 +1,110 @@
+"""Where JSON and Hugging Face data mark documents (CoNLL files mark them with ``-DOCSTART-`` lines,
+read in :mod:`.conll`). Two marks, checked in this order:
+
+- a document id: the ``document_key`` option (``--document-key``) names a key or column; without it the
+  first of ``document_id``, ``doc_id`` that the first record has is used. Consecutive records with the
+  same id are one document; an id that comes back after another one is refused, because a document's
+  sentences must be read in order to give each other context;
+- records whose words are exactly ``["-DOCSTART-"]`` (Hugging Face's ``conll2003`` keeps CoNLL's
+  separators as such rows, and converted CoNLL files carry them): each starts a document and is skipped,
+  as CoNLL reading skips the line, and counted.
+
+Without either the data has no documents (``Corpus.document_starts`` stays None).
+"""
+from __future__ import annotations
+
+from typing import Any, Hashable, Sequence
+
+from ..errors import DataError
+
+DOCUMENT_KEYS = ("document_id", "doc_id")
+DOCSTART = "-DOCSTART-"
+
+
+def is_docstart(words: Any) -> bool:
+    """A record or row whose words are CoNLL's document separator alone."""
+    return isinstance(words, list) and len(words) == 1 and words[0] == DOCSTART
+
+
+def find_document_key(keys: Sequence[str], chosen: str | None, *, path: str, line: int | None = None) -> str | None:
+    """The key of the document id: ``chosen`` (which the first record must have), else the first of
+    :data:`DOCUMENT_KEYS` among ``keys``, else None."""
+    if chosen is None:
+        return next((key for key in DOCUMENT_KEYS if key in keys), None)
+    if chosen not in keys:
+        raise DataError(f"document key {chosen!r} is not in the data", path=path, line=line,
+                        expected=f"a {chosen!r} key or column holding each sentence's document id",
+                        found=f"keys {sorted(keys)[:8]}", fix="name the right key with --document-key, or leave it out")
+    return chosen
+
+
+class DocumentMarks:
+    """Collects, record by record, which document each kept sentence belongs to."""
+
+    def __init__(self, key: str | None, path: str) -> None:
+        self.key, self.path = key, path
+        self.by_line: dict[int, Hashable] = {}  # a kept sentence's line (record number) -> its document
+        self.docstarts = 0  # -DOCSTART- records skipped
+        self._first_line: dict[Hashable, int] = {}
+        self._last: Hashable | None = None
+
+    def skip_docstart(self, record: dict, words: Any) -> bool:
+        """True (and counted) when the record is a ``-DOCSTART-`` separator, to be skipped."""
+        if self.key is not None or not is_docstart(words):
+            return False
+        self.docstarts += 1
+        return True
+
+    def add(self, line: int, record: dict) -> None:
+        """Note the document of the sentence read from ``record`` at ``line``."""
+        if self.key is None:
+            self.by_line[line] = self.docstarts
+            return
+        if self.key not in record:
+            raise DataError(f"the record has no document id {self.key!r}, though earlier records have one",
+                            path=self.path, line=line, expected=f"a {self.key!r} key in every record",
+                            found=f"keys {sorted(record)[:8]}", fix="add the document id to every record")
+        value = record[self.key]
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise DataError(f"document id {self.key!r} is not a string or an integer", path=self.path, line=line,
+                            found=repr(value)[:40], fix="write each document id as a string or an integer")
+        if value != self._last and value in self._first_line:
+            raise DataError(f"document {value!r} comes back after other documents", path=self.path, line=line,
+                            expected="the sentences of a document one after the other",
+                            found=f"it began at line {self._first_line[value]}",
+                            fix="sort the records by document, keeping each document's sentence order")
+        self._first_line.setdefault(value, line)
+        self._last = value
+        self.by_line[line] = value
+
+    def starts(self, lines: Sequence[int | None]) -> list[int] | None:
+        """``Corpus.document_starts`` for the sentences read from ``lines``; None where nothing marked
+        documents."""
+        if self.key is None and not self.docstarts:
+            return None
+        starts, previous = [], object()
+        for index, line in enumerate(lines):
+            document = self.by_line[line]
+            if document != previous:
+                starts.append(index)
+            previous = document
+        return starts
+
+    def note(self) -> str | None:
+        if self.key is not None:
+            return f"{self.path}: documents from the {self.key!r} key ({len(self._first_line)} documents)"
+        if self.docstarts:
+            return f"{self.path}: {self.docstarts} -DOCSTART- records mark documents and were skipped"
+        return None
+
+
+def mark_documents(corpus, marks: DocumentMarks | None):
+    """Set ``corpus.document_starts`` (and a note) from what ``marks`` collected; returns the corpus."""
+    if marks is not None:
+        corpus.document_starts = marks.starts([sentence.line for sentence in corpus])
+        note = marks.note()
+        if note:
+            corpus.notes.append(note)
+        if marks.docstarts:
+            corpus.adjustments["docstart_records"] += marks.docstarts
+    return corpus
