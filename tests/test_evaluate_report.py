@@ -129,6 +129,7 @@ def test_evaluate_report_json_and_partial(tiny_model, tiny_data, tmp_path, capsy
     assert "report written to" in captured.err
     assert json.load(open(report / "metrics.json")) == {k: v for k, v in printed.items() if k != "time"}
     assert set(os.listdir(report)) == {"metrics.json", "errors.jsonl", "plots", "report.html"}
+    assert f"computed in {printed['computed_in']}" in (report / "report.html").read_text(encoding="utf-8")
     # the model directory has a training log: learning curves too
     assert set(os.listdir(report / "plots")) == PLOT_NAMES
     records = read_jsonl(report / "errors.jsonl")

@@ -105,6 +105,19 @@ def test_conll_named_txt_is_recognised_and_gzip_is_read(model_dir, capsys, tmp_p
     assert code == 0 and len(_json_lines(out)) == 3  # forced: each line is a text
 
 
+@pytest.mark.parametrize("lines, expected", [
+    (["SOCCER NN I-NP O", "- : O O", "", "Nadim NNP I-NP I-PER", ""], "conll"),  # CoNLL-2003 test: no -DOCSTART- first
+    (["# id 1", "Alice\tB-PER", "met\tO", "", "Bob\tB-PER"], "conll"),
+    (["Alice met Bob in Rome.", "", "Then she left O"], "text"),
+    (["I saw O", "we O"], "text"),  # different widths
+    (["Alice B", "met I"], "text"),  # last fields are not tags
+])
+def test_a_txt_file_of_columns_is_read_as_conll(tmp_path, lines, expected):
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert inputs.guess_format(str(path)) == expected
+
+
 def test_streams_in_chunks_in_order(model_dir, tagger, capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(inputs, "CHUNK_ITEMS", 3)
     texts = [f"{name} visited {place}" for name, place in zip(["Alice", "Bob", "Carol", "Erika"] * 3,

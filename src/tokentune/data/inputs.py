@@ -15,6 +15,7 @@ memory stays flat on millions of lines. Every problem is a located
 """
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
@@ -46,15 +47,34 @@ class Item:
 
 
 def guess_format(path: str | None) -> str:
-    """By the name (see :mod:`tokentune.data.formats`), else ``conll`` when the first line is
-    ``-DOCSTART-`` (CoNLL-2003's .txt files), else ``text``; stdin is ``text``."""
+    """By the name (see :mod:`tokentune.data.formats`), else ``conll`` when the file reads as CoNLL
+    columns (:func:`looks_like_columns`: CoNLL-2003's .txt files), else ``text``; stdin is ``text``."""
     if path in (None, "-"):
         return "text"
     by_name = format_by_name(path)
     if by_name is not None:
         return by_name
-    first = next(iter(stream_lines(path)), "")
-    return "conll" if first.split()[:1] == ["-DOCSTART-"] else "text"
+    head = []
+    for line in stream_lines(path):
+        head.append(line)
+        if len(head) >= SNIFF_LINES:
+            break
+    return "conll" if looks_like_columns(head) else "text"
+
+
+SNIFF_LINES = 200
+_TAG = re.compile(r"^(O|[BIESLU]-\S+)$")
+
+
+def looks_like_columns(lines: Sequence[str]) -> bool:
+    """CoNLL columns rather than raw text: a ``-DOCSTART-`` line, or every line (blank and ``# ``
+    comment lines aside) of the same two or more fields, the last one a tag (``O``, ``B-PER``, ...)."""
+    filled = [line for line in lines if line.strip() and not line.startswith("# ")]
+    if any(line.split()[:1] == ["-DOCSTART-"] for line in filled):
+        return True
+    rows = [line.split("\t") if "\t" in line else line.split() for line in filled]
+    widths = {len(row) for row in rows}
+    return len(widths) == 1 and widths.pop() >= 2 and all(_TAG.match(row[-1].strip()) for row in rows)
 
 
 def check_readable(path: str | None) -> None:

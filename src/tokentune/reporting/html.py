@@ -75,8 +75,9 @@ def metrics_table_html(metrics: dict, split: str) -> str:
              if counts else "")
     scheme = f", scheme {escape(metrics['scheme'])}" if metrics.get("scheme") else ""
     accuracy = "" if metrics.get("accuracy") is None else f"; token accuracy {_pct(metrics['accuracy'])}%"
+    computed = f"; computed in {escape(metrics['computed_in'])}" if metrics.get("computed_in") else ""
     return (f"<div><h3>{escape(split)}</h3><table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<small>percent; mode {escape(str(metrics.get('mode')))}{scheme}{accuracy}{extra}</small></div>")
+            f"<small>percent; mode {escape(str(metrics.get('mode')))}{scheme}{accuracy}{computed}{extra}</small></div>")
 
 
 def partial_table_html(partial: dict) -> str:
