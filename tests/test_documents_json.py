@@ -37,6 +37,17 @@ def test_raw_text_records_with_document_ids(tmp_path):
     assert read_corpus(_write(tmp_path / "t.jsonl", records)).document_starts == [0, 2]
 
 
+def test_a_minified_json_array_keeps_its_documents(tmp_path):
+    """Every record of a one-line array starts on line 1: documents follow the records' order."""
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(_records(["a", "a", "b", "c"])))
+    assert read_corpus(path).document_starts == [0, 2, 3]
+    path.write_text(json.dumps(_records(["a", "b", "a"])))
+    with pytest.raises(DataError, match="record 3: document 'a' comes back after other documents") as caught:
+        read_corpus(path)
+    assert "it began at record 1, line 1" in str(caught.value)
+
+
 @pytest.mark.parametrize("ids, key, message, line", [
     (["a", "b", "a"], None, "document 'a' comes back after other documents", 3),
     ([1, 2], "article", "document key 'article' is not in the data", 1),
@@ -92,26 +103,51 @@ def test_convert_keeps_documents_both_ways(tmp_path):
     assert back.document_starts == read_corpus(conll).document_starts == [0, 2]
 
 
-def _items(ids):
-    lines = [json.dumps({"doc_id": d, "tokens": [f"w{i}", "x"]}) for i, d in enumerate(ids)]
-    return list(jsonl_items(lines, "in.jsonl"))
+def _items(ids, key="doc_id", document_key=None):
+    lines = [json.dumps({key: d, "tokens": [f"w{i}", "x"]}) for i, d in enumerate(ids)]
+    return list(jsonl_items(lines, "in.jsonl", document_key))
+
+
+class Recorder:
+    """A document-context tagger that records what it is asked."""
+
+    context = "document"
+
+    def predict_token_batches(self, sentences, documents=None):
+        self.sentences, self.documents = sentences, documents
+        return [type("P", (), {"tags": ["O"] * len(s), "spans": [], "scores": []})() for s in sentences]
 
 
 def test_predict_reads_json_documents_by_id():
     chunk = _items(["a", "a", "b", "b", "b", "c"])
     assert chunk_documents(chunk) == [(0, 2), (2, 5), (5, 6)]
     assert chunk_documents(list(jsonl_items(['{"tokens": ["a"]}', '{"tokens": ["b"]}'], "x"))) is None
-
-    class Recorder:  # a document-context tagger that records what it is asked
-        context = "document"
-
-        def predict_token_batches(self, sentences, documents=None):
-            self.documents = documents
-            return [type("P", (), {"tags": ["O"] * len(s), "spans": [], "scores": []})() for s in sentences]
-
+    assert chunk_documents(_items([1, 1, 2], key="article")) is None  # not a default key name
+    assert chunk_documents(_items([1, 1, 2], key="article", document_key="article")) == [(0, 2), (2, 3)]
     tagger = Recorder()
     lines, words = predict_chunk(tagger, chunk)
     assert tagger.documents == [(0, 2), (2, 5), (5, 6)] and len(lines) == 6 and words == 12
+
+
+def test_predict_passes_docstart_records_through_and_refuses_a_missing_id():
+    docstart = json.dumps({"tokens": ["-DOCSTART-"], "tags": ["O"]})
+    lines = [docstart, '{"tokens": ["EU", "rejects"]}', '{"tokens": ["German"]}', docstart, '{"tokens": ["Peter"]}']
+    chunk = list(jsonl_items(lines, "in.jsonl"))
+    tagger = Recorder()
+    out, words = predict_chunk(tagger, chunk)
+    assert tagger.sentences == [["EU", "rejects"], ["German"], ["Peter"]] and tagger.documents == [(0, 2), (2, 3)]
+    assert out[0] == out[3] == docstart and words == 4  # written back untouched, not tagged
+    with pytest.raises(DataError, match="document id 'doc_id' is missing") as caught:
+        list(jsonl_items(['{"doc_id": 1, "tokens": ["a"]}', '{"tokens": ["b"]}'], "in.jsonl"))
+    assert "in.jsonl:2" in str(caught.value)
+
+
+def test_predict_uses_the_document_key_the_model_was_trained_with(tmp_path):
+    from tokentune.inference.saved import saved_document_key
+
+    (tmp_path / "tokentune_config.json").write_text(json.dumps({"document_key": "article", "context": "document"}))
+    assert saved_document_key(str(tmp_path)) == "article"
+    assert saved_document_key(str(tmp_path / "missing")) is None
 
 
 def test_chunks_wait_for_a_document_to_end(monkeypatch):
@@ -125,17 +161,33 @@ def test_chunks_wait_for_a_document_to_end(monkeypatch):
     assert [len(c) for c in chunks(plain)] == [4, 4, 2]  # no documents: cut at the size
 
 
-def test_training_reads_json_documents(tiny_base_model, tmp_path):
+def test_training_and_predict_read_json_documents(tiny_base_model, tmp_path, capsys, monkeypatch):
     from tokentune.cli.main import main
+    from tokentune.inference import Tagger
 
     data = tmp_path / "data"
     data.mkdir()
     for name, count, seed in (("train", 40, 1), ("dev", 12, 2)):
-        records = [{"document_id": i // 4, "tokens": [w for w, _ in s], "tags": [t for _, t in s]}
+        records = [{"article": i // 4, "tokens": [w for w, _ in s], "tags": [t for _, t in s]}
                    for i, s in enumerate(make_sentences(count, seed=seed))]
         _write(data / f"{name}.jsonl", records)
     out = tmp_path / "model"
     assert main(["train", "--data", str(data), "--model", tiny_base_model, "--output", str(out), "--context",
-                 "document", "--max-length", "32", "--epochs", "1", "--quiet"]) == 0
+                 "document", "--document-key", "article", "--max-length", "32", "--epochs", "1", "--quiet"]) == 0
     notes = json.load(open(out / "metrics.json"))["notes"]
     assert any("document context: 40 sentences read as 10 documents" in n for n in notes)
+    # predict finds the documents by the key the model was trained with
+    dev = [json.loads(line) for line in (data / "dev.jsonl").read_text().splitlines()]
+    expected = Tagger.from_pretrained(str(out)).predict_token_batches([r["tokens"] for r in dev],
+                                                                      [(0, 4), (4, 8), (8, 12)])
+    asked = []
+    original = Tagger.predict_token_batches
+    monkeypatch.setattr(Tagger, "predict_token_batches",
+                        lambda self, sentences, documents=None: asked.append(documents) or original(self, sentences,
+                                                                                                   documents))
+    capsys.readouterr()
+    assert main(["predict", str(out), "--input", str(data / "dev.jsonl"), "--quiet"]) == 0
+    got = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert asked == [[(0, 4), (4, 8), (8, 12)]]
+    assert [r["tags"] for r in got] == [p.tags for p in expected]
+    assert [r["article"] for r in got] == [r["article"] for r in dev]

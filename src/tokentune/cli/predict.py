@@ -40,6 +40,7 @@ import time
 from typing import IO, Iterable
 
 from ..data.inputs import FORMATS, Item, check_readable, chunks, guess_format, read_items
+from ..inference.saved import saved_context, saved_document_key
 from ._common import add_precision_flag, add_text_flags
 
 TORCH_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
@@ -58,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                "(default: JSON lines, or CoNLL columns for CoNLL input)")
     io_group.add_argument("--model-version", metavar="NAME",
                           help="label-studio: the predictions' model_version (default: the model directory's name)")
+    io_group.add_argument("--document-key", metavar="KEY",
+                          help="JSON input: key of a document id, read by a document-context model (default: the "
+                               "key the model was trained with, else document_id or doc_id when present)")
     io_group.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no throughput line")
     scale = parser.add_argument_group("scale-out")
     scale.add_argument("--workers", type=int, default=1, metavar="N",
@@ -169,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_ray(args)
     fmt = args.format or ("text" if args.texts else guess_format(args.input))
     _check_output_format(args, fmt)
-    items = read_items(fmt, texts=args.texts, path=args.input)
+    items = read_items(fmt, texts=args.texts, path=args.input,
+                       document_key=args.document_key or saved_document_key(args.model_dir))
     with _predictor(args) as predictor:  # the model(s) load here, before the clock starts
         started = time.perf_counter()
         if args.output is None:
@@ -233,6 +238,10 @@ def _run_ray(args: argparse.Namespace) -> int:
     settings = _tagger_settings(args)
     if args.threads is not None:
         _check_threads(args.threads)
+    if saved_context(args.model_dir)[0] == "document" and not args.quiet:  # Ray's batches cut documents apart
+        print("note: --ray reads each sentence alone, though this model was trained with document context; "
+              "leave --ray out (--workers N keeps documents together) to read pre-tokenised documents whole",
+              file=sys.stderr)
     require_ray()
     _quiet_ray(args.quiet)
     connect(args.ray)  # a new local Ray starts here, before the clock

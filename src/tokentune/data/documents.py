@@ -5,9 +5,9 @@ read in :mod:`.conll`). Two marks, checked in this order:
   first of ``document_id``, ``doc_id`` that the first record has is used. Consecutive records with the
   same id are one document; an id that comes back after another one is refused, because a document's
   sentences must be read in order to give each other context;
-- records whose words are exactly ``["-DOCSTART-"]`` (Hugging Face's ``conll2003`` keeps CoNLL's
-  separators as such rows, and converted CoNLL files carry them): each starts a document and is skipped,
-  as CoNLL reading skips the line, and counted.
+- records whose words are exactly ``["-DOCSTART-"]`` (CoNLL's separator kept as a sentence, as some
+  conversions of CoNLL files do; Hugging Face's ``conll2003`` drops the separators, so it marks no
+  documents): each starts a document and is skipped, as CoNLL reading skips the line, and counted.
 
 Without either the data has no documents (``Corpus.document_starts`` stays None).
 """
@@ -39,14 +39,15 @@ def find_document_key(keys: Sequence[str], chosen: str | None, *, path: str, lin
 
 
 class DocumentMarks:
-    """Collects, record by record, which document each kept sentence belongs to."""
+    """Collects, record by record, which document each kept sentence belongs to (in reading order: a
+    line number is no key, since a minified JSON array holds every record on line 1)."""
 
     def __init__(self, key: str | None, path: str) -> None:
         self.key, self.path = key, path
-        self.by_line: dict[int, Hashable] = {}  # a kept sentence's line (record number) -> its document
+        self.order: list[Hashable] = []  # the document of each kept sentence, in order
         self.docstarts = 0  # -DOCSTART- records skipped
-        self._first_line: dict[Hashable, int] = {}
-        self._last: Hashable | None = None
+        self._first: dict[Hashable, str] = {}  # document -> where it began
+        self._records = 0
 
     def skip_docstart(self, record: dict, words: Any) -> bool:
         """True (and counted) when the record is a ``-DOCSTART-`` separator, to be skipped."""
@@ -56,43 +57,40 @@ class DocumentMarks:
         return True
 
     def add(self, line: int, record: dict) -> None:
-        """Note the document of the sentence read from ``record`` at ``line``."""
+        """Note the document of the sentence read from ``record`` (which starts at ``line``)."""
+        self._records += 1
         if self.key is None:
-            self.by_line[line] = self.docstarts
+            self.order.append(self.docstarts)
             return
+        where = f"record {self._records}"
         if self.key not in record:
-            raise DataError(f"the record has no document id {self.key!r}, though earlier records have one",
+            raise DataError(f"{where} has no document id {self.key!r}, though earlier records have one",
                             path=self.path, line=line, expected=f"a {self.key!r} key in every record",
                             found=f"keys {sorted(record)[:8]}", fix="add the document id to every record")
         value = record[self.key]
         if not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise DataError(f"document id {self.key!r} is not a string or an integer", path=self.path, line=line,
-                            found=repr(value)[:40], fix="write each document id as a string or an integer")
-        if value != self._last and value in self._first_line:
-            raise DataError(f"document {value!r} comes back after other documents", path=self.path, line=line,
-                            expected="the sentences of a document one after the other",
-                            found=f"it began at line {self._first_line[value]}",
+            raise DataError(f"{where}: document id {self.key!r} is not a string or an integer", path=self.path,
+                            line=line, found=repr(value)[:40], fix="write each document id as a string or an integer")
+        if self.order and value != self.order[-1] and value in self._first:
+            raise DataError(f"{where}: document {value!r} comes back after other documents", path=self.path,
+                            line=line, expected="the sentences of a document one after the other",
+                            found=f"it began at {self._first[value]}",
                             fix="sort the records by document, keeping each document's sentence order")
-        self._first_line.setdefault(value, line)
-        self._last = value
-        self.by_line[line] = value
+        self._first.setdefault(value, f"{where}, line {line}")
+        self.order.append(value)
 
-    def starts(self, lines: Sequence[int | None]) -> list[int] | None:
-        """``Corpus.document_starts`` for the sentences read from ``lines``; None where nothing marked
-        documents."""
+    def starts(self, sentences: int) -> list[int] | None:
+        """``Corpus.document_starts`` for the ``sentences`` read (one per :meth:`add`); None where nothing
+        marked documents."""
         if self.key is None and not self.docstarts:
             return None
-        starts, previous = [], object()
-        for index, line in enumerate(lines):
-            document = self.by_line[line]
-            if document != previous:
-                starts.append(index)
-            previous = document
-        return starts
+        if len(self.order) != sentences:  # a reader that kept other sentences than it noted: a bug, not data
+            raise AssertionError(f"{sentences} sentences but {len(self.order)} document marks")
+        return [i for i, document in enumerate(self.order) if i == 0 or document != self.order[i - 1]]
 
     def note(self) -> str | None:
         if self.key is not None:
-            return f"{self.path}: documents from the {self.key!r} key ({len(self._first_line)} documents)"
+            return f"{self.path}: documents from the {self.key!r} key ({len(self._first)} documents)"
         if self.docstarts:
             return f"{self.path}: {self.docstarts} -DOCSTART- records mark documents and were skipped"
         return None
@@ -101,7 +99,7 @@ class DocumentMarks:
 def mark_documents(corpus, marks: DocumentMarks | None):
     """Set ``corpus.document_starts`` (and a note) from what ``marks`` collected; returns the corpus."""
     if marks is not None:
-        corpus.document_starts = marks.starts([sentence.line for sentence in corpus])
+        corpus.document_starts = marks.starts(len(corpus))
         note = marks.note()
         if note:
             corpus.notes.append(note)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import ConfigError, DataError
-from .documents import DOCUMENT_KEYS, is_docstart
+from .documents import find_document_key, is_docstart
 from .files import STDIN, stream_lines
 from .formats import format_by_name
 from .jsonl import parse_json
@@ -44,6 +44,8 @@ class Item:
     tokens: list[str] = field(default_factory=list)
     record: dict | None = None  # the JSON object it came from (jsonl)
     lines: list[str] = field(default_factory=list)  # conll: the original lines (raw: what to write)
+    document: str | int | None = None  # jsonl: the record's document id
+    docstart: bool = False  # raw: a -DOCSTART- line or record, where a document starts
 
 
 def guess_format(path: str | None) -> str:
@@ -83,8 +85,11 @@ def check_readable(path: str | None) -> None:
         next(iter(stream_lines(path)), None)
 
 
-def read_items(fmt: str, *, texts: Sequence[str] = (), path: str | None = None) -> Iterator[Item]:
-    """The items of ``texts`` (raw texts) or else of the file ``path`` (``None`` or ``-``: stdin)."""
+def read_items(fmt: str, *, texts: Sequence[str] = (), path: str | None = None,
+               document_key: str | None = None) -> Iterator[Item]:
+    """The items of ``texts`` (raw texts) or else of the file ``path`` (``None`` or ``-``: stdin);
+    ``document_key``: the JSON key of a document id (default: ``document_id`` or ``doc_id`` if the first
+    record has one)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown input format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
     if texts:
@@ -96,7 +101,7 @@ def read_items(fmt: str, *, texts: Sequence[str] = (), path: str | None = None) 
         raise DataError("no input given", fix="pass TEXT arguments, --input FILE, or pipe text on stdin")
     lines = stream_lines(path)
     if fmt == "jsonl":
-        return jsonl_items(lines, STDIN if path in (None, "-") else path)
+        return jsonl_items(lines, STDIN if path in (None, "-") else path, document_key)
     if fmt == "conll":
         return conll_items(lines)
     return (Item("text", text=line) for line in lines)
@@ -113,21 +118,40 @@ def _text_items(texts: Sequence[str]) -> Iterator[Item]:
         yield Item("text", text=text)
 
 
-def jsonl_items(lines: Iterable[str], where: str) -> Iterator[Item]:
-    """One item per JSON line: ``text`` items for ``{"text": ...}``, ``tokens`` for ``{"tokens": [...]}``."""
+def jsonl_items(lines: Iterable[str], where: str, document_key: str | None = None) -> Iterator[Item]:
+    """One item per JSON line: ``text`` items for ``{"text": ...}``, ``tokens`` for ``{"tokens": [...]}``;
+    a ``{"tokens": ["-DOCSTART-"]}`` record is passed through as a raw line where a document starts."""
+    key = first = None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         record = parse_json(line, path=where, line=number, invalid="not valid JSON")
+        if isinstance(record, dict) and is_docstart(record.get("tokens", record.get("words"))):
+            yield Item("raw", lines=[line], docstart=True)
+            continue
+        if isinstance(record, dict) and first is None:  # the document key is settled by the first record
+            first, key = number, find_document_key(list(record), document_key, path=where, line=number)
+        document = _document_of(record, key, where, number)
         if isinstance(record, dict) and isinstance(record.get("text"), str):
-            yield Item("text", text=record["text"], record=record)
+            yield Item("text", text=record["text"], record=record, document=document)
             continue
         tokens = record.get("tokens", record.get("words")) if isinstance(record, dict) else None
         if isinstance(tokens, list) and all(isinstance(t, str) for t in tokens):
-            yield Item("tokens", tokens=tokens, record=record)
+            yield Item("tokens", tokens=tokens, record=record, document=document)
             continue
         raise DataError("a line has neither a \"text\" string nor a \"tokens\" list of strings", path=where,
                         line=number, found=ascii(line[:80]), fix='write {"text": "..."} or {"tokens": ["...", ...]}')
+
+
+def _document_of(record, key: str | None, where: str, line: int):
+    if key is None or not isinstance(record, dict):
+        return None
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(f"the record's document id {key!r} is missing or not a string or an integer", path=where,
+                        line=line, expected=f"a {key!r} in every record, as the first record has",
+                        found=repr(value)[:40], fix="give every record its document id, or pass --document-key")
+    return value
 
 
 def conll_items(lines: Iterable[str]) -> Iterator[Item]:
@@ -141,7 +165,7 @@ def conll_items(lines: Iterable[str]) -> Iterator[Item]:
             if sentence:
                 yield _conll_sentence(sentence)
                 sentence = []
-            yield Item("raw", lines=[line])
+            yield Item("raw", lines=[line], docstart=token == "-DOCSTART-")
             continue
         sentence.append(line)
     if sentence:
@@ -177,17 +201,14 @@ def chunks(items: Iterable[Item]) -> Iterator[list[Item]]:
 
 
 def document_id(item: Item):
-    """The ``document_id``/``doc_id`` of a JSON record's item (None without one)."""
-    record = item.record or {}
-    return next((record[key] for key in DOCUMENT_KEYS if key in record), None)
+    """The document id of a JSON record's item (None without one)."""
+    return item.document
 
 
 def starts_document(previous: Item | None, item: Item) -> bool:
-    """Whether ``item`` begins a new document: a CoNLL ``-DOCSTART-`` line, a ``["-DOCSTART-"]``
-    record, or a record whose document id differs from the previous one's."""
+    """Whether ``item`` begins a new document: a ``-DOCSTART-`` line or record, or a record whose
+    document id differs from the previous record's."""
     if item.kind == "raw":
-        return bool(item.lines) and item.lines[0].split()[:1] == ["-DOCSTART-"]
-    if is_docstart(item.tokens):
-        return True
-    ours = document_id(item)
-    return ours is not None and previous is not None and previous.kind != "raw" and ours != document_id(previous)
+        return item.docstart
+    return (item.document is not None and previous is not None and previous.kind != "raw"
+            and item.document != previous.document)

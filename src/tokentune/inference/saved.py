@@ -54,3 +54,9 @@ def saved_context(model_dir: str) -> tuple[str, int]:
 def saved_precision(model_dir: str) -> str | None:
     """The ``precision`` the model was trained with (auto, fp32, bf16, fp16; None: not saved)."""
     return saved_setting(model_dir, "precision", ("auto", "fp32", "bf16", "fp16"))
+
+
+def saved_document_key(model_dir: str) -> str | None:
+    """The ``document_key`` the model's training data was read with (None: not saved, or the default)."""
+    saved = _saved_value(model_dir, "document_key")
+    return saved if isinstance(saved, str) and saved else None
