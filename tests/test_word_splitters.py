@@ -242,3 +242,50 @@ def test_serve_uses_the_splitter(char_model):
         response = http.post("/predict", json={"text": text})
         assert response.status_code == 200, response.text
         assert response.json()["results"][0]["entities"] == expected
+
+
+def test_raw_text_data_is_read_with_the_models_splitter(char_model, tmp_path):
+    """Character-span data (JSON text records) is split into words as the model splits text when it
+    predicts: evaluating the chars model on them equals evaluating it on the same sentences as columns."""
+    from tokentune.data import read_corpus
+    from tokentune.evaluation import evaluate
+
+    out, language = char_model
+    sentences = char_sentences(language, 20, seed=5)
+    records = []
+    for sentence in sentences:
+        text = "".join(c for c, _ in sentence)
+        spans, start = [], None
+        for i, (_, tag) in enumerate([*sentence, ("", "O")]):
+            if start is not None and not tag.startswith("I-"):
+                spans.append([start, i, sentence[start][1][2:]])
+                start = None
+            if tag.startswith("B-"):
+                start = i
+        records.append({"text": text, "entities": spans})
+    jsonl = tmp_path / "dev.jsonl"
+    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    columns = write_chars(tmp_path / "dev.conll", sentences)
+    assert [s.words for s in read_corpus(jsonl, word_splitter="chars")] == [tuple(c for c, _ in s) for s in sentences]
+    scores = [evaluate(out, str(path)) for path in (jsonl, columns)]
+    assert [{k: s[k] for k in ("precision", "recall", "f1", "accuracy")} for s in scores].count(
+        {k: scores[1][k] for k in ("precision", "recall", "f1", "accuracy")}) == 2
+    with pytest.raises(ConfigError, match="needs the model's tokenizer"):
+        read_corpus(jsonl, word_splitter="model")
+    tokenizer = Tagger.from_pretrained(out).tokenizer
+    assert read_corpus(jsonl, word_splitter=get_splitter("model", tokenizer)).num_tokens > 0
+
+
+def test_training_reads_raw_text_data_with_its_word_splitter(tmp_path):
+    from tokentune.config import TrainConfig
+    from tokentune.training.run import prepare_splits
+
+    data = tmp_path / "data"
+    data.mkdir()
+    record = {"text": "東京で山田が", "entities": [[0, 2, "LOC"], [3, 5, "PER"]]}
+    for name in ("train", "dev"):
+        (data / f"{name}.jsonl").write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    chars = prepare_splits(TrainConfig(data=str(data), output=str(tmp_path / "o"), word_splitter="chars"))
+    assert [s.words for s in chars.train] == [tuple("東京で山田が")]
+    default = prepare_splits(TrainConfig(data=str(data), output=str(tmp_path / "o")))
+    assert [s.words for s in default.train] == [("東京", "で", "山田", "が")]  # runs split at entity edges only

@@ -203,3 +203,13 @@ def get_splitter(name: str | None, tokenizer=None):
         model_pre_tokenizer(tokenizer)
     function = SPLITTERS[name]
     return lambda text: function(text, tokenizer)
+
+
+def splitter_for_reading(name: str | None, load_tokenizer):
+    """What raw-text data (character-span formats) is split with for a model whose word splitter is
+    ``name``, so that training and evaluation read words as prediction will: None for the default rules
+    (the readers' own), else ``text -> (words, offsets)``; ``load_tokenizer()`` is called only for ``model``."""
+    name = check_splitter(name)
+    if name == "default":
+        return None
+    return get_splitter(name, load_tokenizer() if name == "model" else None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from ..errors import ConfigError, DataError
 from ..schemes import Span
@@ -54,13 +54,30 @@ def check_choice(value: str | None, choices: tuple[str, ...], option: str) -> st
     return choice
 
 
+Splitter = Callable[[str], tuple[list[str], list[tuple[int, int]]]]
+
+
+def splitter_of(word_splitter: str | Splitter | None) -> Splitter:
+    """``text -> (words, offsets)`` for a reader's ``word_splitter``: None (the default rules), a name of
+    :data:`tokentune.words.SPLITTERS`, or such a function (``model`` needs the tokenizer, so only as one:
+    ``tokentune.words.get_splitter("model", tokenizer)``)."""
+    if word_splitter is None or callable(word_splitter):
+        return word_splitter or split_words
+    from ..words import check_splitter, get_splitter
+
+    if check_splitter(word_splitter) == "model":
+        raise ConfigError("the 'model' word splitter needs the model's tokenizer to read data",
+                          fix="pass word_splitter=tokentune.words.get_splitter('model', tokenizer)")
+    return get_splitter(word_splitter)
+
+
 def align(text: str, entities: list[CharSpan], *, alignment: str = "split", overlaps: str = "error",
-          counts: Counter | None = None) -> tuple[list[str], list[Span]]:
-    """Words of ``text`` and the entities as word spans; adjustments are added to ``counts``."""
+          counts: Counter | None = None, split: Splitter = split_words) -> tuple[list[str], list[Span]]:
+    """Words of ``text`` (by ``split``) and the entities as word spans; adjustments are added to ``counts``."""
     counts = Counter() if counts is None else counts
     trimmed = [t for t in (_trim(text, e) for e in entities) if t is not None]
     counts["spans_dropped_blank"] += len(entities) - len(trimmed)
-    words, offsets = split_words(text)
+    words, offsets = split(text)
     if alignment == "split":
         words, offsets, moved = _split_words(text, words, offsets, trimmed)
         counts["spans_split"] += moved

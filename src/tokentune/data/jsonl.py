@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from ..errors import DataError
 from ..schemes import spans_to_tags
-from .charspans import ALIGNMENTS, OVERLAP_POLICIES, CharSpan, Overlap, align, check_choice
+from .charspans import ALIGNMENTS, OVERLAP_POLICIES, CharSpan, Overlap, align, check_choice, splitter_of
 from .corpus import Corpus, Sentence
 from .documents import DocumentMarks, find_document_key, mark_documents
 from .files import read_text
@@ -160,6 +160,7 @@ def read_jsonl(
     alignment: str | None = "split",
     overlaps: str | None = "error",
     document_key: str | None = None,
+    word_splitter=None,
 ) -> Corpus:
     """Read JSON Lines / JSON records (pre-split words with tags, or raw text with char spans)."""
     path = os.fspath(path)
@@ -189,7 +190,8 @@ def read_jsonl(
                         fix="pass --format spacy (or --entities-key ents)")
     return mark_documents(_read_text_records(all_records(), path, text_key, entities_key,
                                              check_choice(alignment, ALIGNMENTS, "alignment"),
-                                             check_choice(overlaps, OVERLAP_POLICIES, "overlaps"), marks), marks)
+                                             check_choice(overlaps, OVERLAP_POLICIES, "overlaps"), marks,
+                                             splitter_of(word_splitter)), marks)
 
 
 def _check_object(item: tuple[int, Any], path: str) -> None:
@@ -278,7 +280,7 @@ def _short(number: int) -> str:
 
 
 def _read_text_records(records, path: str, text_key: str, entities_key: str, alignment: str, overlaps: str,
-                       marks: DocumentMarks) -> Corpus:
+                       marks: DocumentMarks, split) -> Corpus:
     sentences: list[Sentence] = []
     counts: Counter = Counter()
     for line, record in records:
@@ -291,7 +293,7 @@ def _read_text_records(records, path: str, text_key: str, entities_key: str, ali
                             fix="add the text, or name its key with --text-key")
         entities = char_entities(record.get(entities_key, []), text, path, line, entities_key)
         try:
-            words, spans = align(text, entities, alignment=alignment, overlaps=overlaps, counts=counts)
+            words, spans = align(text, entities, alignment=alignment, overlaps=overlaps, counts=counts, split=split)
         except Overlap as err:
             raise err.located(text, path, line) from None
         if not words:

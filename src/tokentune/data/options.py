@@ -14,7 +14,9 @@ from ..errors import ConfigError
 from ..settings import check_fields, setting
 
 COMMON = {"scheme", "repair"}
-CHARACTER_SPANS = {"alignment", "overlaps"}  # formats whose entities are character offsets into text
+# formats whose entities are character offsets into text; word_splitter (not a reading flag: training
+# passes the model's --word-splitter, evaluate the model's own) splits their text into words
+CHARACTER_SPANS = {"alignment", "overlaps", "word_splitter"}
 READER_OPTIONS: dict[str, set[str]] = {
     "conll": COMMON | {"token_column", "label_column", "on_bad_lines"},
     "jsonl": COMMON | CHARACTER_SPANS | {"tokens_key", "tags_key", "label_names", "text_key", "entities_key",

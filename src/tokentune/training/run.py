@@ -76,8 +76,15 @@ class _Prepared:
 
 def prepare_splits(config: TrainConfig) -> Splits:
     """Read the data the config names, check labels across splits, take the quick-run subset."""
+    from ..words import splitter_for_reading
+
+    def tokenizer():
+        from ..modeling import load_tokenizer
+
+        return load_tokenizer(config.model)
+
     splits = load_splits(config.data, train=config.train_file, dev=config.dev_file, test=config.test_file,
-                         **config.read_options())
+                         word_splitter=splitter_for_reading(config.word_splitter, tokenizer), **config.read_options())
     check_labels(splits)
     if config.max_train_samples and config.max_train_samples < len(splits.train):
         picked = sorted(random.Random(config.seed).sample(range(len(splits.train)), config.max_train_samples))
