@@ -26,8 +26,8 @@ HEADS = ("softmax", "crf")
 TRACKERS = ("none", "tensorboard", "mlflow", "wandb")
 WORD_SPLITTERS = tuple(SPLITTERS)  # the registry in tokentune.words
 # settings that may differ between an interrupted run and its --resume: they don't change what is trained
-RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "word_splitter", "report_to", "checkpoint_minutes",
-               "save_total_limit")
+# (not word_splitter: raw-text data is split into words with it)
+RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "report_to", "checkpoint_minutes", "save_total_limit")
 DATA, MODEL, OPT, SPEED, OUT = "data", "model", "optimisation (defaults: the recipe)", "speed and memory", "output"
 
 
