@@ -295,3 +295,18 @@ def test_search_options_are_checked_when_built():
         TuneOptions(pruner="random")
     with pytest.raises(ConfigError, match="timeout must be a finite number"):
         TuneOptions(timeout=float("nan"))
+
+
+def test_a_study_begun_before_the_word_splitter_counted_continues(tmp_path):
+    """The default splitter is left out of a study's identity (studies saved before it counted have
+    none); another splitter is in it, since it changes the words of raw-text data."""
+    from tokentune.config import TrainConfig
+    from tokentune.tuning.options import Search
+    from tokentune.tuning.search import study_signature
+
+    def signature(**changes):
+        config = TrainConfig(data="d", output=str(tmp_path / "o"), **changes)
+        return study_signature(Search(config, {}, "sqlite:///s.db", False, "s", "median", 2, None, str(tmp_path), 1))
+
+    assert "setting.word_splitter" not in signature()
+    assert signature(word_splitter="chars")["setting.word_splitter"] == "chars"

@@ -289,3 +289,34 @@ def test_training_reads_raw_text_data_with_its_word_splitter(tmp_path):
     assert [s.words for s in chars.train] == [tuple("東京で山田が")]
     default = prepare_splits(TrainConfig(data=str(data), output=str(tmp_path / "o")))
     assert [s.words for s in default.train] == [("東京", "で", "山田", "が")]  # runs split at entity edges only
+
+
+def test_the_reading_splitter_is_made_on_first_use(monkeypatch):
+    import sys
+
+    from tokentune.words import splitter_for_reading
+
+    loads = []
+    split = splitter_for_reading("model", lambda: loads.append(1) or bert_tokenizer(["a", "b"]))
+    assert loads == [] and split("a b")[0] == ["a", "b"] and split("b")[0] == ["b"] and loads == [1]
+    monkeypatch.setitem(sys.modules, "pythainlp", None)  # not installed: CoNLL data must still train
+    monkeypatch.setitem(sys.modules, "pythainlp.tokenize", None)
+    thai = splitter_for_reading("thai", lambda: None)
+    with pytest.raises(ConfigError, match="PyThaiNLP"):
+        thai("สวัสดี")
+    assert splitter_for_reading("default", lambda: None) is None
+    with pytest.raises(ConfigError, match="word splitter"):
+        splitter_for_reading("nope", lambda: None)
+
+
+def test_inspect_with_a_model_reads_raw_text_as_the_model_does(char_model, tmp_path):
+    from tokentune.data.stats import inspect_data
+
+    out, language = char_model
+    text = language["text"]
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"text": text, "entities": []}, ensure_ascii=False) + "\n", encoding="utf-8")
+    chars = len([c for c in text if not c.isspace()])
+    report = inspect_data(str(path), {}, model=out)
+    assert report["splits"]["t.jsonl"]["length_words"]["max"] == chars
+    assert inspect_data(str(path), {})["splits"]["t.jsonl"]["length_words"]["max"] < chars  # the default rules

@@ -208,8 +208,18 @@ def get_splitter(name: str | None, tokenizer=None):
 def splitter_for_reading(name: str | None, load_tokenizer):
     """What raw-text data (character-span formats) is split with for a model whose word splitter is
     ``name``, so that training and evaluation read words as prediction will: None for the default rules
-    (the readers' own), else ``text -> (words, offsets)``; ``load_tokenizer()`` is called only for ``model``."""
-    name = check_splitter(name)
+    (the readers' own), else ``text -> (words, offsets)``, made on first use, so that data without raw text
+    (CoNLL, Hugging Face) needs neither the splitter's package nor, for ``model``, ``load_tokenizer()``."""
+    from .settings import check_choice
+
+    name = check_choice(name, tuple(SPLITTERS), "word splitter", "--word-splitter")
     if name == "default":
         return None
-    return get_splitter(name, load_tokenizer() if name == "model" else None)
+    made: list = []
+
+    def split(text: str) -> Split:
+        if not made:
+            made.append(get_splitter(name, load_tokenizer() if name == "model" else None))
+        return made[0](text)
+
+    return split

@@ -132,18 +132,20 @@ def _require_dev(config: TrainConfig) -> None:
 PATH_SETTINGS = ("data", "train_file", "dev_file", "test_file", "model", "class_weights")
 
 
-def _signature(search: Search) -> dict:
+def study_signature(search: Search) -> dict:
     """What must not change when a study is continued: the fixed settings, the space and the pruner.
     Paths count by their last part: another machine may keep the same data elsewhere."""
     fixed = {k: os.path.basename(os.path.normpath(v)) if k in PATH_SETTINGS and isinstance(v, str) else v
              for k, v in search.config.to_dict().items() if k not in (*RESUME_FREE, "output", "report_to")}
+    if fixed.get("word_splitter") == "default":  # studies begun before it counted have none saved
+        del fixed["word_splitter"]
     return {**{f"setting.{k}": v for k, v in fixed.items() if k not in search.space},
             **{f"space.{name}": param.describe() for name, param in search.space.items()}, "pruner": search.pruner}
 
 
 def _open_study(search: Search, notes: list[str]):
     study = open_study(search)
-    check_same_search(study, _signature(search), search.url)
+    check_same_search(study, study_signature(search), search.url)
     if not search.shared:
         stale = fail_stale_trials(study)
         if stale:
