@@ -77,6 +77,9 @@ def _data_files(w) -> None:
     (w / "predict_bad.jsonl").write_text('{"text": "Alice met Bob"}\n{"text": "Bob\n')
     (w / "predict_wrong.jsonl").write_text('{"text": "Alice met Bob"}\n{"text": 42}\n')
     (w / "predict_tokens.jsonl").write_text('{"tokens": ["Alice", 7]}\n')
+    doc = '{{"doc_id": "{}", "tokens": ["Alice"], "tags": ["B-PER"]}}\n'
+    (w / "docs_back.jsonl").write_text(doc.format("a") + doc.format("b") + doc.format("a"))
+    (w / "docs_gap.jsonl").write_text(doc.format("a") + JSONL_OK)
     (w / "scored.txt").write_text("Alice B-PER B-PER\nmet O O\nBob B-PER O\n")
     (w / "bare.txt").write_text("Alice B-PER B-PER\nmet O O\nBob B- O\n")
     (w / "bare_i.txt").write_text("Alice B-PER B-PER\nmet O I-\n")
@@ -192,6 +195,14 @@ ROWS = [
     row("train-checkpoint-minutes-empty", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
                                            "--checkpoint-minutes", ""], "--checkpoint-minutes"),
     # the settings added for quality, documents and the annotation tools
+    row("train-document-key-empty", ["train", "--train", "{w}/docs_back.jsonl", "--output", "{w}/out", *TINY,
+                                     "--document-key", ""], "--document-key"),
+    row("train-document-key-missing", ["train", "--train", "{w}/docs_back.jsonl", "--output", "{w}/out", *TINY,
+                                       "--document-key", "article"], "{w}/docs_back.jsonl:1", "'article'"),
+    row("train-document-comes-back", ["train", "--train", "{w}/docs_back.jsonl", "--output", "{w}/out", *TINY],
+        "{w}/docs_back.jsonl:3", "comes back"),
+    row("train-document-id-missing", ["train", "--train", "{w}/docs_gap.jsonl", "--output", "{w}/out", *TINY],
+        "{w}/docs_gap.jsonl:2", "'doc_id'"),
     row("train-context-bogus", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--context", "page"],
         "--context"),
     row("train-context-size-negative", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--context",
@@ -351,6 +362,12 @@ ROWS = [
         "--input {w}/texts.txt"),
     row("predict-format-mismatch", ["predict", "{w}/model", "--input", "{w}/texts.txt", "--format", "jsonl",
                                     "--quiet"], "{w}/texts.txt:1"),
+    row("predict-document-key-empty", ["predict", "{w}/model", "--input", "{w}/docs_back.jsonl", "--document-key",
+                                       ""], "--document-key"),
+    row("predict-document-key-missing", ["predict", "{w}/model", "--input", "{w}/docs_back.jsonl", "--quiet",
+                                         "--document-key", "article"], "{w}/docs_back.jsonl:1", "'article'"),
+    row("predict-document-id-missing", ["predict", "{w}/model", "--input", "{w}/docs_gap.jsonl", "--quiet"],
+        "{w}/docs_gap.jsonl:2", "'doc_id'"),
     row("predict-batch-zero", ["predict", "{w}/model", "Alice met Bob", "--batch-size", "0"], "--batch-size"),
     row("predict-threads-zero", ["predict", "{w}/model", "Alice met Bob", "--threads", "0"], "--threads"),
     row("predict-stride-negative", ["predict", "{w}/model", "Alice met Bob", "--stride", "-1"], "--stride"),
@@ -387,6 +404,8 @@ ROWS = [
     row("score-column-not-int", ["score", "{w}/scored.txt", "--pred-column", "last"], "--pred-column"),
     # --------------------------------------------------------------------------------------- inspect
     row("inspect-missing", ["inspect", "{w}/missing"], "{w}/missing"),
+    row("inspect-document-key-empty", ["inspect", "{w}/docs_back.jsonl", "--document-key", " "], "--document-key"),
+    row("inspect-document-comes-back", ["inspect", "{w}/docs_back.jsonl"], "{w}/docs_back.jsonl:3"),
     row("inspect-empty-dir", ["inspect", "{w}/emptydir"], "{w}/emptydir"),
     row("inspect-empty-file", ["inspect", "{w}/empty.txt"], "{w}/empty.txt"),
     row("inspect-binary", ["inspect", "{w}/binary.bin"], "{w}/binary.bin"),

@@ -39,6 +39,7 @@ import sys
 import time
 from typing import IO, Iterable
 
+from ..data.documents import check_document_key
 from ..data.inputs import FORMATS, Item, check_readable, chunks, guess_format, read_items
 from ..inference.saved import saved_context, saved_document_key
 from ._common import add_precision_flag, add_text_flags
@@ -165,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"TEXT arguments and --input {args.input} both given; only one can be tagged",
                           fix="pass the texts as arguments, or put them in the --input file, not both")
+    check_document_key(args.document_key)
     if args.ray is None:  # (Ray reads Parquet and folders too: it checks the input itself)
         check_readable(args.input)  # say so before loading the model
     if args.output is not None:  # an existing file is replaced, never the input or the model read

@@ -26,6 +26,16 @@ def is_docstart(words: Any) -> bool:
     return isinstance(words, list) and len(words) == 1 and words[0] == DOCSTART
 
 
+def check_document_key(key: str | None) -> str | None:
+    """A ``--document-key`` as given: None (detect), or a name that is not blank."""
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--document-key must name a key or column, found {key!r}",
+                          fix="pass --document-key NAME (e.g. article_id), or leave it out to use document_id or doc_id")
+    return key
+
+
 def find_document_key(keys: Sequence[str], chosen: str | None, *, path: str, line: int | None = None) -> str | None:
     """The key of the document id: ``chosen`` (which the first record must have), else the first of
     :data:`DOCUMENT_KEYS` among ``keys``, else None."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..settings import check_fields, setting
+from .documents import check_document_key
 
 COMMON = {"scheme", "repair"}
 # formats whose entities are character offsets into text; word_splitter (not a reading flag: training
@@ -157,6 +158,7 @@ class ReadOptions:
             parse_label_map(self.label_map)
         if self.label_names is not None:
             parse_label_names(self.label_names)
+        check_document_key(self.document_key)
 
     def read_options(self) -> dict[str, Any]:
         """The options that were given, as keyword arguments of ``load_splits``/``read_corpus``."""
