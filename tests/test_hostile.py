@@ -286,6 +286,8 @@ ROWS = [
     row("train-model-truncated", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
                                   "--model", "{w}/truncated"], "{w}/truncated/model.safetensors"),
     # -------------------------------------------------------------------------------------- evaluate
+    row("evaluate-precision-empty", ["evaluate", "{w}/model", "--data", "{w}/data", "--precision", ""], "--precision",
+        fix=False),
     row("evaluate-model-missing", ["evaluate", "{w}/nomodel", "--data", "{w}/data"], "{w}/nomodel"),
     row("evaluate-model-is-file", ["evaluate", "{w}/train.txt", "--data", "{w}/data"], "{w}/train.txt"),
     row("evaluate-no-tokenizer", ["evaluate", "{w}/no_tokenizer", "--data", "{w}/data"], "{w}/no_tokenizer"),
@@ -368,6 +370,7 @@ ROWS = [
                                          "--document-key", "article"], "{w}/docs_back.jsonl:1", "'article'"),
     row("predict-document-id-missing", ["predict", "{w}/model", "--input", "{w}/docs_gap.jsonl", "--quiet"],
         "{w}/docs_gap.jsonl:2", "'doc_id'"),
+    row("predict-precision-nan", ["predict", "{w}/model", "text", "--precision", "nan"], "--precision", fix=False),
     row("predict-batch-zero", ["predict", "{w}/model", "Alice met Bob", "--batch-size", "0"], "--batch-size"),
     row("predict-threads-zero", ["predict", "{w}/model", "Alice met Bob", "--threads", "0"], "--threads"),
     row("predict-stride-negative", ["predict", "{w}/model", "Alice met Bob", "--stride", "-1"], "--stride"),
