@@ -137,7 +137,7 @@ def test_predict_passes_docstart_records_through_and_refuses_a_missing_id():
     out, words = predict_chunk(tagger, chunk)
     assert tagger.sentences == [["EU", "rejects"], ["German"], ["Peter"]] and tagger.documents == [(0, 2), (2, 3)]
     assert out[0] == out[3] == docstart and words == 4  # written back untouched, not tagged
-    with pytest.raises(DataError, match="document id 'doc_id' is missing") as caught:
+    with pytest.raises(DataError, match="has no document id 'doc_id', though earlier records have one") as caught:
         list(jsonl_items(['{"doc_id": 1, "tokens": ["a"]}', '{"tokens": ["b"]}'], "in.jsonl"))
     assert "in.jsonl:2" in str(caught.value)
 

@@ -167,11 +167,12 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
     from .data.options import ReadOptions
     from .data.splits import read_split
     from .inference import Tagger
+    from .inference.saved import reading_splitter
     from .inference.tagger import check_min_score
 
     min_score = check_min_score(min_score)
 
-    options = {**ReadOptions(**read_options).read_options(), "word_splitter": _model_splitter(model_dir)}
+    options = {**ReadOptions(**read_options).read_options(), "word_splitter": reading_splitter(model_dir)}
     if report is not None:
         from .io import check_output
 
@@ -202,12 +203,3 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
     if timed:
         metrics["time"] = clock.summary()
     return metrics
-
-
-def _model_splitter(model_dir: str):
-    """Raw-text data is split into words as the model splits text when it predicts (its saved splitter)."""
-    from .inference.saved import saved_word_splitter
-    from .modeling import load_tokenizer
-    from .words import splitter_for_reading
-
-    return splitter_for_reading(saved_word_splitter(model_dir), lambda: load_tokenizer(model_dir))

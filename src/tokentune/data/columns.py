@@ -16,9 +16,8 @@ import os
 from dataclasses import dataclass
 
 from ..errors import DataError
+from .documents import DOCSTART
 from .files import read_text
-
-DOCSTART = "-DOCSTART-"
 
 
 @dataclass

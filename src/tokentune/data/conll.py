@@ -18,12 +18,12 @@ from ..errors import DataError
 from ..schemes import spans_to_tags
 from ..settings import check_choice
 from .corpus import Corpus
+from .documents import DOCSTART
 from .files import text_lines
 from .tags import corpus_from_tags
 
 __all__ = ["DOCSTART", "read_conll", "read_conll_rows", "write_conll", "corpus_from_tags"]
 
-DOCSTART = "-DOCSTART-"
 BAD_LINE_POLICIES = ("error", "skip")  # pandas' on_bad_lines names
 
 

@@ -48,6 +48,19 @@ def find_document_key(keys: Sequence[str], chosen: str | None, *, path: str, lin
     return chosen
 
 
+def document_id(record: dict, key: str, *, path: str, line: int, where: str = "the record"):
+    """``record[key]``, a document id (a string or an integer), or a located DataError."""
+    if key not in record:
+        raise DataError(f"{where} has no document id {key!r}, though earlier records have one", path=path,
+                        line=line, expected=f"a {key!r} key in every record", found=f"keys {sorted(record)[:8]}",
+                        fix="add the document id to every record, or name another key with --document-key")
+    value = record[key]
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise DataError(f"{where}: document id {key!r} is not a string or an integer", path=path, line=line,
+                        found=repr(value)[:40], fix="write each document id as a string or an integer")
+    return value
+
+
 class DocumentMarks:
     """Collects, record by record, which document each kept sentence belongs to (in reading order: a
     line number is no key, since a minified JSON array holds every record on line 1)."""
@@ -73,14 +86,7 @@ class DocumentMarks:
             self.order.append(self.docstarts)
             return
         where = f"record {self._records}"
-        if self.key not in record:
-            raise DataError(f"{where} has no document id {self.key!r}, though earlier records have one",
-                            path=self.path, line=line, expected=f"a {self.key!r} key in every record",
-                            found=f"keys {sorted(record)[:8]}", fix="add the document id to every record")
-        value = record[self.key]
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise DataError(f"{where}: document id {self.key!r} is not a string or an integer", path=self.path,
-                            line=line, found=repr(value)[:40], fix="write each document id as a string or an integer")
+        value = document_id(record, self.key, path=self.path, line=line, where=where)
         if self.order and value != self.order[-1] and value in self._first:
             raise DataError(f"{where}: document {value!r} comes back after other documents", path=self.path,
                             line=line, expected="the sentences of a document one after the other",

@@ -7,7 +7,7 @@
   ``-DOCSTART-``, comment and blank lines are kept as raw lines, to be written back as they are.
 
 Documents (for a model trained with document context): CoNLL ``-DOCSTART-`` lines, and in JSON lines a
-change of ``document_id``/``doc_id`` or a ``{"tokens": ["-DOCSTART-"]}`` record (:func:`document_ids`).
+change of ``document_id``/``doc_id`` or a ``{"tokens": ["-DOCSTART-"]}`` record (:func:`jsonl_items`).
 
 Lines are streamed (:func:`tokentune.data.files.stream_lines`) and grouped into :func:`chunks`, so
 memory stays flat on millions of lines. Every problem is a located
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import ConfigError, DataError
-from .documents import find_document_key, is_docstart
+from .documents import DOCSTART, document_id, find_document_key, is_docstart
 from .files import STDIN, stream_lines
 from .formats import format_by_name
 from .jsonl import parse_json
@@ -45,7 +45,7 @@ class Item:
     record: dict | None = None  # the JSON object it came from (jsonl)
     lines: list[str] = field(default_factory=list)  # conll: the original lines (raw: what to write)
     document: str | int | None = None  # jsonl: the record's document id
-    docstart: bool = False  # raw: a -DOCSTART- line or record, where a document starts
+    docstart: bool = False  # a document starts here: a -DOCSTART- line or record, or a record of a new id
 
 
 def guess_format(path: str | None) -> str:
@@ -72,7 +72,7 @@ def looks_like_columns(lines: Sequence[str]) -> bool:
     """CoNLL columns rather than raw text: a ``-DOCSTART-`` line, or every line (blank and ``# ``
     comment lines aside) of the same two or more fields, the last one a tag (``O``, ``B-PER``, ...)."""
     filled = [line for line in lines if line.strip() and not line.startswith("# ")]
-    if any(line.split()[:1] == ["-DOCSTART-"] for line in filled):
+    if any(line.split()[:1] == [DOCSTART] for line in filled):
         return True
     rows = [line.split("\t") if "\t" in line else line.split() for line in filled]
     widths = {len(row) for row in rows}
@@ -121,37 +121,28 @@ def _text_items(texts: Sequence[str]) -> Iterator[Item]:
 def jsonl_items(lines: Iterable[str], where: str, document_key: str | None = None) -> Iterator[Item]:
     """One item per JSON line: ``text`` items for ``{"text": ...}``, ``tokens`` for ``{"tokens": [...]}``;
     a ``{"tokens": ["-DOCSTART-"]}`` record is passed through as a raw line where a document starts."""
-    key = first = None
+    key = first = previous = None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         record = parse_json(line, path=where, line=number, invalid="not valid JSON")
         if isinstance(record, dict) and is_docstart(record.get("tokens", record.get("words"))):
+            previous = None  # the next record's id starts nothing new: this line did
             yield Item("raw", lines=[line], docstart=True)
             continue
         if isinstance(record, dict) and first is None:  # the document key is settled by the first record
             first, key = number, find_document_key(list(record), document_key, path=where, line=number)
-        document = _document_of(record, key, where, number)
+        document = document_id(record, key, path=where, line=number) if key and isinstance(record, dict) else None
+        starts, previous = document is not None and document != previous and previous is not None, document
         if isinstance(record, dict) and isinstance(record.get("text"), str):
-            yield Item("text", text=record["text"], record=record, document=document)
+            yield Item("text", text=record["text"], record=record, document=document, docstart=starts)
             continue
         tokens = record.get("tokens", record.get("words")) if isinstance(record, dict) else None
         if isinstance(tokens, list) and all(isinstance(t, str) for t in tokens):
-            yield Item("tokens", tokens=tokens, record=record, document=document)
+            yield Item("tokens", tokens=tokens, record=record, document=document, docstart=starts)
             continue
         raise DataError("a line has neither a \"text\" string nor a \"tokens\" list of strings", path=where,
                         line=number, found=ascii(line[:80]), fix='write {"text": "..."} or {"tokens": ["...", ...]}')
-
-
-def _document_of(record, key: str | None, where: str, line: int):
-    if key is None or not isinstance(record, dict):
-        return None
-    value = record.get(key)
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise DataError(f"the record's document id {key!r} is missing or not a string or an integer", path=where,
-                        line=line, expected=f"a {key!r} in every record, as the first record has",
-                        found=repr(value)[:40], fix="give every record its document id, or pass --document-key")
-    return value
 
 
 def conll_items(lines: Iterable[str]) -> Iterator[Item]:
@@ -161,11 +152,11 @@ def conll_items(lines: Iterable[str]) -> Iterator[Item]:
         fields = line.split("\t") if "\t" in line else line.split()
         token = fields[0].strip() if fields else ""
         is_comment = not sentence and (line == "#" or line.startswith("# "))
-        if not token or token == "-DOCSTART-" or is_comment:
+        if not token or token == DOCSTART or is_comment:
             if sentence:
                 yield _conll_sentence(sentence)
                 sentence = []
-            yield Item("raw", lines=[line], docstart=token == "-DOCSTART-")
+            yield Item("raw", lines=[line], docstart=token == DOCSTART)
             continue
         sentence.append(line)
     if sentence:
@@ -182,16 +173,14 @@ def chunks(items: Iterable[Item]) -> Iterator[list[Item]]:
     input marks documents, at the first document start after that (within ``CHUNK_DOCUMENT_SLACK``
     times the size), so that a document is not cut in two."""
     chunk: list[Item] = []
-    size, marks_documents, previous = 0, False, None
+    size, marks_documents = 0, False
     for item in items:
-        starts = starts_document(previous, item)
-        marks_documents |= starts or document_id(item) is not None
-        if starts and (len(chunk) >= CHUNK_ITEMS or size >= CHUNK_CHARS):
+        marks_documents |= item.docstart or item.document is not None
+        if item.docstart and (len(chunk) >= CHUNK_ITEMS or size >= CHUNK_CHARS):
             yield chunk  # full, and a document ends here
             chunk, size = [], 0
         chunk.append(item)
         size += len(item.text) + sum(len(t) + 1 for t in item.tokens)
-        previous = item if item.kind != "raw" or starts else previous
         slack = CHUNK_DOCUMENT_SLACK if marks_documents else 1  # without documents: cut at once, read no further
         if len(chunk) >= CHUNK_ITEMS * slack or size >= CHUNK_CHARS * slack:
             yield chunk
@@ -199,16 +188,3 @@ def chunks(items: Iterable[Item]) -> Iterator[list[Item]]:
     if chunk:
         yield chunk
 
-
-def document_id(item: Item):
-    """The document id of a JSON record's item (None without one)."""
-    return item.document
-
-
-def starts_document(previous: Item | None, item: Item) -> bool:
-    """Whether ``item`` begins a new document: a ``-DOCSTART-`` line or record, or a record whose
-    document id differs from the previous record's."""
-    if item.kind == "raw":
-        return item.docstart
-    return (item.document is not None and previous is not None and previous.kind != "raw"
-            and item.document != previous.document)

@@ -80,12 +80,10 @@ def inspect_data(data: str, options: dict[str, Any], *, model: str | None = None
     from .splits import read_data, unseen_labels
 
     if model is not None:  # raw-text data is split into words as the model splits text
-        from ..inference.saved import saved_word_splitter
-        from ..words import splitter_for_reading
+        from ..inference.saved import reading_splitter
 
         model = model or str(embedded_model_path())
-        options = {**options, "word_splitter": splitter_for_reading(saved_word_splitter(model),
-                                                                    lambda: load_tokenizer(model))}
+        options = {**options, "word_splitter": reading_splitter(model)}
     corpora, notes = read_data(data, options)
     report: dict[str, Any] = {"splits": {name: corpus_stats(corpus) for name, corpus in corpora.items()}}
     if model is not None:

@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from ..data.inputs import Item, document_id, starts_document
+from ..data.inputs import Item
 from ..errors import ConfigError, TokentuneError
 
 # a worker process's settings and Tagger (loaded by the warm-up task, which reports a loading error)
@@ -39,16 +39,14 @@ class ChunkResult:
 def chunk_documents(chunk: list[Item]) -> list[tuple[int, int]] | None:
     """``[start, end)`` ranges of the chunk's sentences by document (CoNLL ``-DOCSTART-`` lines, JSON
     records' document ids or ``-DOCSTART-`` records; None where the chunk marks none)."""
-    starts, count, marked, previous = [0], 0, False, None
+    starts, count, marked = [0], 0, False
     for item in chunk:
-        begins = starts_document(previous, item)
-        marked |= begins
-        if begins and count:
+        marked |= item.docstart or item.document is not None
+        if item.docstart and count:
             starts.append(count)
         if item.kind == "tokens":
             count += 1
-        previous = item if item.kind != "raw" or begins else previous
-    if not marked and not any(document_id(item) is not None for item in chunk):
+    if not marked:
         return None
     bounds = sorted(set(starts)) + [count]
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]

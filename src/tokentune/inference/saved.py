@@ -60,3 +60,12 @@ def saved_document_key(model_dir: str) -> str | None:
     """The ``document_key`` the model's training data was read with (None: not saved, or the default)."""
     saved = _saved_value(model_dir, "document_key")
     return saved if isinstance(saved, str) and saved else None
+
+
+def reading_splitter(model_dir: str):
+    """What raw-text data is split with for this model (its saved word splitter; see
+    :func:`tokentune.words.splitter_for_reading`): None for the default rules."""
+    from ..modeling import load_tokenizer
+    from ..words import splitter_for_reading
+
+    return splitter_for_reading(saved_word_splitter(model_dir), lambda: load_tokenizer(model_dir))
