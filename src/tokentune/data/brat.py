@@ -24,7 +24,7 @@ from bisect import bisect_right
 from collections import Counter
 
 from ..errors import DataError
-from .charspans import ALIGNMENTS, OVERLAP_POLICIES, CharSpan, Overlap, align, check_choice, splitter_of
+from .charspans import CharSpan, Overlap, alignment_of
 from .corpus import Corpus, Sentence
 from .files import decode_utf8, read_bytes, read_text
 
@@ -48,9 +48,7 @@ def read_brat(path: str | os.PathLike, *, alignment: str = "split", overlaps: st
               word_splitter=None) -> Corpus:
     """Read every ``.ann`` file under the folder ``path`` (sorted by name) with its ``.txt``."""
     path = os.fspath(path)
-    alignment = check_choice(alignment, ALIGNMENTS, "alignment")
-    overlaps = check_choice(overlaps, OVERLAP_POLICIES, "overlaps")
-    split = splitter_of(word_splitter)
+    how = alignment_of(alignment, overlaps, word_splitter)
     if not os.path.isdir(path):
         raise DataError("a brat collection is a folder of .txt and .ann files", path=path,
                         fix="pass the folder that holds the NAME.txt and NAME.ann pairs")
@@ -59,7 +57,7 @@ def read_brat(path: str | os.PathLike, *, alignment: str = "split", overlaps: st
     for ann_path, txt_path in find_documents(path, counts):
         text = read_document(txt_path)
         entities = read_ann(ann_path, text, counts)
-        sentences.extend(_sentences(text, entities, ann_path, (alignment, overlaps, split), counts))
+        sentences.extend(_sentences(text, entities, ann_path, how, counts))
     if not sentences:
         raise DataError("no sentences found", path=path, expected="NAME.txt and NAME.ann pairs with text",
                         found=f"{sum(1 for _ in find_documents(path, Counter()))} documents, none with words",
@@ -170,7 +168,6 @@ def _segments(text: str, entities: list[CharSpan], counts: Counter) -> list[tupl
 
 
 def _sentences(text, entities, ann_path, how, counts) -> list[Sentence]:
-    alignment, overlaps, split = how  # the reading options: word alignment, overlap policy, word splitter
     trimmed = [t for t in (_trimmed(text, e) for e in entities) if t is not None]
     counts["spans_dropped_blank"] += len(entities) - len(trimmed)
     segments = _segments(text, trimmed, counts)
@@ -185,7 +182,7 @@ def _sentences(text, entities, ann_path, how, counts) -> list[Sentence]:
             continue
         shifted = [e._replace(start=e.start - start, end=e.end - start) for e in mine]
         try:
-            words, spans = align(piece, shifted, alignment=alignment, overlaps=overlaps, counts=counts, split=split)
+            words, spans = how.align(piece, shifted, counts)
         except Overlap as err:
             a, b = err.first, err.second
             raise DataError("overlapping entities", path=ann_path, line=b.index,

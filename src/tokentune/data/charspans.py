@@ -71,6 +71,25 @@ def splitter_of(word_splitter: str | Splitter | None) -> Splitter:
     return get_splitter(word_splitter)
 
 
+class Alignment(NamedTuple):
+    """How a reader turns raw text with character spans into words: ``policy`` (split or widen at entity
+    edges inside words), ``overlaps`` and the word splitter ``split``; made by :func:`alignment_of`."""
+
+    policy: str
+    overlaps: str
+    split: Splitter
+
+    def align(self, text: str, entities: list[CharSpan], counts: Counter) -> tuple[list[str], list[Span]]:
+        return align(text, entities, alignment=self.policy, overlaps=self.overlaps, counts=counts, split=self.split)
+
+
+def alignment_of(alignment: str | None, overlaps: str | None, word_splitter=None) -> Alignment:
+    """A reader's ``alignment``, ``overlaps`` and ``word_splitter`` options, checked."""
+    return Alignment(check_choice(alignment, ALIGNMENTS, "alignment"), check_choice(overlaps, OVERLAP_POLICIES,
+                                                                                     "overlaps"),
+                     splitter_of(word_splitter))
+
+
 def align(text: str, entities: list[CharSpan], *, alignment: str = "split", overlaps: str = "error",
           counts: Counter | None = None, split: Splitter = split_words) -> tuple[list[str], list[Span]]:
     """Words of ``text`` (by ``split``) and the entities as word spans; adjustments are added to ``counts``."""

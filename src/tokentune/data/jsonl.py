@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from ..errors import DataError
 from ..schemes import spans_to_tags
-from .charspans import ALIGNMENTS, OVERLAP_POLICIES, CharSpan, Overlap, align, check_choice, splitter_of
+from .charspans import Alignment, CharSpan, Overlap, alignment_of
 from .corpus import Corpus, Sentence
 from .documents import DocumentMarks, find_document_key, mark_documents
 from .files import read_text
@@ -188,10 +188,8 @@ def read_jsonl(
         raise DataError("the records keep their entities under \"ents\", as spaCy writes them", path=path,
                         line=first[0], expected=f"entities under {entities_key!r}",
                         fix="pass --format spacy (or --entities-key ents)")
-    return mark_documents(_read_text_records(all_records(), path, text_key, entities_key,
-                                             check_choice(alignment, ALIGNMENTS, "alignment"),
-                                             check_choice(overlaps, OVERLAP_POLICIES, "overlaps"), marks,
-                                             splitter_of(word_splitter)), marks)
+    how = alignment_of(alignment, overlaps, word_splitter)
+    return mark_documents(_read_text_records(all_records(), path, text_key, entities_key, how, marks), marks)
 
 
 def _check_object(item: tuple[int, Any], path: str) -> None:
@@ -279,8 +277,8 @@ def _short(number: int) -> str:
     return text if len(text) <= 20 else f"{text[:12]}... ({len(text)} digits)"
 
 
-def _read_text_records(records, path: str, text_key: str, entities_key: str, alignment: str, overlaps: str,
-                       marks: DocumentMarks, split) -> Corpus:
+def _read_text_records(records, path: str, text_key: str, entities_key: str, how: Alignment,
+                       marks: DocumentMarks) -> Corpus:
     sentences: list[Sentence] = []
     counts: Counter = Counter()
     for line, record in records:
@@ -293,7 +291,7 @@ def _read_text_records(records, path: str, text_key: str, entities_key: str, ali
                             fix="add the text, or name its key with --text-key")
         entities = char_entities(record.get(entities_key, []), text, path, line, entities_key)
         try:
-            words, spans = align(text, entities, alignment=alignment, overlaps=overlaps, counts=counts, split=split)
+            words, spans = how.align(text, entities, counts)
         except Overlap as err:
             raise err.located(text, path, line) from None
         if not words:

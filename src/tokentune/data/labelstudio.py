@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from ..errors import DataError
-from .charspans import ALIGNMENTS, OVERLAP_POLICIES, CharSpan, Overlap, align, check_choice, splitter_of
+from .charspans import CharSpan, Overlap, alignment_of
 from .corpus import Corpus, Sentence
 from .jsonl import iter_records
 
@@ -63,9 +63,7 @@ def read_label_studio(path: str | os.PathLike, *, alignment: str | None = "split
                       text_key: str = "text", word_splitter=None) -> Corpus:
     """Read a Label Studio JSON export (or a file of pre-annotated tasks) as a :class:`Corpus`."""
     path = os.fspath(path)
-    alignment = check_choice(alignment, ALIGNMENTS, "alignment")
-    overlaps = check_choice(overlaps, OVERLAP_POLICIES, "overlaps")
-    split = splitter_of(word_splitter)
+    how = alignment_of(alignment, overlaps, word_splitter)
     tasks = _tasks(path)
     source = "annotations" if any(_usable(task.get("annotations")) for _, _, task in tasks) else "predictions"
     counts: Counter = Counter()
@@ -77,7 +75,7 @@ def read_label_studio(path: str | os.PathLike, *, alignment: str | None = "split
             continue
         text, tokens = _text(task, text_key, path, line, where)
         entities = _entities(chosen, text, counts, path, line, where)
-        sentence = _sentence(text, tokens, entities, (alignment, overlaps, split), counts, path, line, where)
+        sentence = _sentence(text, tokens, entities, how, counts, path, line, where)
         if sentence is not None:
             sentences.append(sentence)
     if not sentences:
@@ -229,9 +227,8 @@ def _utf16_points(text: str) -> dict[int, int]:
 
 
 def _sentence(text, tokens, entities, how, counts, path, line, where) -> Sentence | None:
-    alignment, overlaps, split = how  # the reading options: word alignment, overlap policy, word splitter
     try:
-        words, spans = align(text, entities, alignment=alignment, overlaps=overlaps, counts=counts, split=split)
+        words, spans = how.align(text, entities, counts)
     except Overlap as err:
         raise err.located(text, path, line, where=f"{where}: ",
                           fix="remove one of them in Label Studio, or pass --overlaps keep-longest") from None

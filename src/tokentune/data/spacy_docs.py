@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError, DataError
 from .brat import NOTES
-from .charspans import ALIGNMENTS, OVERLAP_POLICIES, CharSpan, Overlap, align, check_choice, splitter_of
+from .charspans import Alignment, CharSpan, Overlap, alignment_of
 from .corpus import Corpus, Sentence
 from .files import read_bytes
 from .jsonl import char_entities, iter_records
@@ -52,12 +52,11 @@ def read_spacy(path: str | os.PathLike, *, alignment: str = "split", overlaps: s
                word_splitter=None) -> Corpus:
     """Read a ``.spacy`` DocBin or spaCy JSON Lines (chosen by the file's first bytes)."""
     path = os.fspath(path)
-    alignment = check_choice(alignment, ALIGNMENTS, "alignment")
-    overlaps = check_choice(overlaps, OVERLAP_POLICIES, "overlaps")
+    how = alignment_of(alignment, overlaps, word_splitter)
     raw = read_bytes(path)
     counts: Counter = Counter()
     if raw.lstrip()[:1] in (b"{", b"["):
-        sentences = _read_records(path, (alignment, overlaps, splitter_of(word_splitter)), counts)
+        sentences = _read_records(path, how, counts)
     else:
         sentences = _read_docbin(path, raw, counts)
     if not sentences:
@@ -108,8 +107,7 @@ def doc_words(doc, counts: Counter) -> tuple[list[str], list[tuple[str, int, int
     return [doc[i].text for i in keep], spans
 
 
-def _read_records(path: str, how: tuple, counts: Counter) -> list[Sentence]:
-    alignment, overlaps, split = how  # the reading options: word alignment, overlap policy, word splitter
+def _read_records(path: str, how: Alignment, counts: Counter) -> list[Sentence]:
     sentences = []
     for line, record in iter_records(path):
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
@@ -124,10 +122,9 @@ def _read_records(path: str, how: tuple, counts: Counter) -> list[Sentence]:
         try:
             if record.get("tokens") is not None:
                 offsets = _tokens(record["tokens"], text, path, line)
-                words, spans = token_spans(text, offsets, entities, alignment, overlaps, counts)
+                words, spans = token_spans(text, offsets, entities, how.policy, how.overlaps, counts)
             else:
-                words, spans = align(text, entities, alignment=alignment, overlaps=overlaps, counts=counts,
-                                     split=split)
+                words, spans = how.align(text, entities, counts)
         except Overlap as err:
             raise err.located(text, path, line) from None
         if words:
