@@ -104,3 +104,20 @@ def span_sentences(words, labels):
 
     return build()
 
+
+def write_documents(path, sentences, per_document=10):
+    """CoNLL-2003 columns with a -DOCSTART- before every ``per_document`` sentences."""
+    lines = []
+    for i, sentence in enumerate(sentences):
+        if i % per_document == 0:
+            lines += ["-DOCSTART- -X- -X- O", ""]
+        lines += [f"{w} NNP I-NP {t}" for w, t in sentence] + [""]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def document_splits(directory, train=120, dev=30, test=30):
+    """train/dev/test.txt in ``directory`` (made), CoNLL-2003 columns, ten sentences per document."""
+    directory.mkdir()
+    for name, count, seed in (("train", train, 1), ("dev", dev, 2), ("test", test, 3)):
+        write_documents(directory / f"{name}.txt", make_sentences(count, seed=seed))
+    return directory

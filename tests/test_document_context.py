@@ -150,15 +150,6 @@ def test_document_scores_are_sentence_scores_of_the_same_predictions(tiny_model,
     assert all(end <= len(p.words) for p in predictions for _, _, end in p.spans)  # spans stay in their sentence
 
 
-def _write_documents(path, sentences, per_document=10):
-    lines = []
-    for i, sentence in enumerate(sentences):
-        if i % per_document == 0:
-            lines += ["-DOCSTART- -X- -X- O", ""]
-        lines += [f"{w} NNP I-NP {t}" for w, t in sentence] + [""]
-    path.write_text("\n".join(lines) + "\n")
-
-
 @pytest.mark.parametrize("context_size", [0, 6])
 def test_a_document_context_model_trains_evaluates_and_predicts_with_documents(tiny_base_model, tmp_path, capsys,
                                                                                context_size):
@@ -166,12 +157,9 @@ def test_a_document_context_model_trains_evaluates_and_predicts_with_documents(t
 
     from tokentune.cli.main import main
 
-    from conftest import make_sentences
+    from conftest import document_splits
 
-    data = tmp_path / "data"
-    data.mkdir()
-    for name, count, seed in (("train", 120, 1), ("dev", 30, 2), ("test", 30, 3)):
-        _write_documents(data / f"{name}.txt", make_sentences(count, seed=seed))
+    data = document_splits(tmp_path / "data")
     out = tmp_path / "model"
     assert main(["train", "--data", str(data), "--model", tiny_base_model, "--output", str(out), "--context",
                  "document", "--context-size", str(context_size), "--max-length", "48", "--epochs", "3",

@@ -130,3 +130,21 @@ def test_resume_over_best_weights_alone_starts_over_without_them(tiny_data, tiny
                    max_train_samples=32, quiet=True, resume=True)
     assert any("no complete checkpoint" in note for note in result.notes)
     assert not stale.exists() and (tmp_path / "o" / "model.safetensors").exists()
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_at_its_old_value(tmp_path):
+    """A configuration saved before ``context_dropout`` existed had it at 0: resuming with the default
+    is allowed, with another value refused."""
+    from tokentune.config import TrainConfig
+    from tokentune.training.checkpoints import resumable_config
+
+    config = TrainConfig(data="d", output=str(tmp_path / "o"), context="document", context_size=8)
+    saved = config.to_dict()
+    del saved["context_dropout"]
+    path = tmp_path / "tokentune_config.json"
+    path.write_text(json.dumps(saved))
+    assert resumable_config(config, str(path)).context_dropout == 0.0
+    changed = TrainConfig(data="d", output=str(tmp_path / "o"), context="document", context_size=8,
+                          context_dropout=0.5)
+    with pytest.raises(ConfigError, match=r"other settings: context_dropout None \(now 0.5\)"):
+        resumable_config(changed, str(path))

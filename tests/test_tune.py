@@ -310,3 +310,5 @@ def test_a_study_begun_before_the_word_splitter_counted_continues(tmp_path):
 
     assert "setting.word_splitter" not in signature()
     assert signature(word_splitter="chars")["setting.word_splitter"] == "chars"
+    assert "setting.context_dropout" not in signature()  # added later still: at 0 it is left out too
+    assert signature(context="document", context_size=8, context_dropout=0.5)["setting.context_dropout"] == 0.5

@@ -28,6 +28,9 @@ WORD_SPLITTERS = tuple(SPLITTERS)  # the registry in tokentune.words
 # settings that may differ between an interrupted run and its --resume: they don't change what is trained
 # (not word_splitter: raw-text data is split into words with it)
 RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "report_to", "checkpoint_minutes", "save_total_limit")
+# settings added after runs and studies were saved without them, at the value those runs had in effect:
+# a saved configuration that lacks one is taken to have had this value (--resume, tune's study identity)
+ADDED_LATER = {"word_splitter": "default", "context_dropout": 0.0}
 DATA, MODEL, OPT, SPEED, OUT = "data", "model", "optimisation (defaults: the recipe)", "speed and memory", "output"
 
 
@@ -60,6 +63,10 @@ class TrainConfig(ReadOptions):
     context_size: int = setting(0, "with --context document: 0 = consecutive sentences fill each window; N = each "
                                    "sentence is its own window, read with up to N sub-tokens of its document on "
                                    "either side (FLERT's context)", metavar="N", minimum=0, group=MODEL)
+    context_dropout: float = setting(0.0, "with --context-size N: in training, each side's context is left out of a "
+                                          "window with this probability, drawn anew at every step (FLERT's context "
+                                          "dropout); evaluation and prediction read it all", metavar="P",
+                                     minimum=0.0, below=1.0, group=MODEL)
     word_splitter: str = setting("default", "how raw text is split into words when the model predicts: default "
                                             "(CoNLL-like rules), whitespace, chars (Chinese/Japanese character "
                                             "tagging), model (the tokenizer's pre-tokenizer) or thai; saved in the "
@@ -163,6 +170,10 @@ class TrainConfig(ReadOptions):
         if self.context_size and self.context != "document":
             raise ConfigError(f"--context-size {self.context_size} widens the windows of document context, but "
                               f"--context is {self.context}", fix="add --context document, or drop --context-size")
+        if self.context_dropout and not self.context_size:
+            raise ConfigError(f"--context-dropout {self.context_dropout:g} leaves out the context that --context-size "
+                              f"adds around each sentence, but --context-size is 0",
+                              fix="add --context document --context-size N (e.g. 64), or drop --context-dropout")
         if self.data is None and self.train_file is None:
             raise ConfigError("no training data given", fix="pass --data DIR (with train/dev/test files) or --train FILE")
 

@@ -67,6 +67,9 @@ class Windows:
     hi: np.ndarray
     own_lo: np.ndarray
     own_hi: np.ndarray
+    # with context (FLERT): the window before it was widened; [lo, core_lo) and [core_hi, hi) are context
+    core_lo: np.ndarray | None = None
+    core_hi: np.ndarray | None = None
 
 
 def plan_windows(piece_counts: Sequence[int], budget: int, stride: int) -> list[tuple[int, int]]:
@@ -221,7 +224,8 @@ class WindowEncoder:
         right_kept = np.minimum(right, room - left_kept)
         lo = pieces.word_start[np.searchsorted(pieces.word_start, windows.lo - left_kept, side="left")]
         hi = pieces.word_start[np.searchsorted(pieces.word_start, windows.hi + right_kept, side="right") - 1]
-        return Windows(np.minimum(lo, windows.lo), np.maximum(hi, windows.hi), windows.own_lo, windows.own_hi)
+        return Windows(np.minimum(lo, windows.lo), np.maximum(hi, windows.hi), windows.own_lo, windows.own_hi,
+                       windows.lo, windows.hi)
 
     def document_windows(self, pieces: Pieces, offsets: np.ndarray,
                          documents: Sequence[tuple[int, int]] | None = None, context: int = 0, *,
@@ -255,11 +259,15 @@ class WindowEncoder:
 
     def features(self, sentences: Sequence[Sequence[str]], word_label_ids: Sequence[Sequence[int]], *,
                  owned_only: bool, report: EncodeReport | None = None,
-                 documents: Sequence[tuple[int, int]] | None = None, context: int = 0) -> list[dict]:
+                 documents: Sequence[tuple[int, int]] | None = None, context: int = 0,
+                 mark_context: bool = False) -> list[dict]:
         """Training/evaluation features: ``input_ids``, ``attention_mask`` and ``labels`` (the word's label
         on its first piece, ``IGNORE`` elsewhere), one per window in sentence order. ``owned_only``
         labels each word in one window only (for evaluation, so no word counts twice); training
-        labels every word a window holds. ``documents`` and ``context``: see :meth:`document_windows`."""
+        labels every word a window holds. ``documents`` and ``context``: see :meth:`document_windows`.
+        ``mark_context`` (with ``context``): each feature also gets ``context`` = ``[a, b, c, d]``, its
+        document context being ``input_ids[a:b]`` (left) and ``input_ids[c:d]`` (right), which training's
+        context dropout (:mod:`tokentune.training.context`) may leave out."""
         offsets = sentence_offsets(sentences)
         pieces = self.pieces(sentences, offsets, report)
         windows = self.document_windows(pieces, offsets, documents, context, keep_empty=True, report=report)
@@ -269,8 +277,9 @@ class WindowEncoder:
         cls = [self.cls_id] if self.cls_id is not None else []
         sep = [self.sep_id] if self.sep_id is not None else []
         features = []
-        for lo, hi, own_lo, own_hi in zip(*(part.tolist() for part in (windows.lo, windows.hi, windows.own_lo,
-                                                                        windows.own_hi))):
+        marks = self._context_marks(windows, len(cls)) if mark_context and windows.core_lo is not None else None
+        for number, (lo, hi, own_lo, own_hi) in enumerate(zip(*(part.tolist() for part in (
+                windows.lo, windows.hi, windows.own_lo, windows.own_hi)))):
             row = piece_labels[lo:hi]
             if owned_only:
                 owned[lo:hi] = False
@@ -279,4 +288,12 @@ class WindowEncoder:
             ids = cls + pieces.ids[lo:hi].tolist() + sep
             features.append({"input_ids": ids, "attention_mask": [1] * len(ids),
                              "labels": [IGNORE] * len(cls) + row.tolist() + [IGNORE] * len(sep)})
+            if marks is not None:
+                features[-1]["context"] = marks[number]
         return features
+
+    @staticmethod
+    def _context_marks(windows: Windows, n_cls: int) -> list[list[int]]:
+        """Per window, ``[a, b, c, d]``: its left context at ``input_ids[a:b]``, its right at ``[c:d]``."""
+        table = np.stack([windows.lo, windows.core_lo, windows.core_hi, windows.hi], axis=1) - windows.lo[:, None]
+        return (table + n_cls).tolist()

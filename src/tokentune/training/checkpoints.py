@@ -18,7 +18,7 @@ import shutil
 import time
 import zipfile
 
-from ..config import RESUME_FREE, TrainConfig
+from ..config import ADDED_LATER, RESUME_FREE, TrainConfig
 from ..errors import ConfigError, ModelError
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -228,7 +228,7 @@ def resumable_config(config: TrainConfig, saved_path: str) -> TrainConfig:
         current["batch_size"] = saved["batch_size"]
         current["gradient_accumulation_steps"] = saved["gradient_accumulation_steps"]
     changed = [f"{k} {saved.get(k)!r} (now {v!r})" for k, v in current.items()
-               if k not in RESUME_FREE and saved.get(k) != v]
+               if k not in RESUME_FREE and saved.get(k, ADDED_LATER.get(k)) != v]
     if changed:
         raise ConfigError(f"--resume: the interrupted run in {os.path.dirname(saved_path)} was started with other "
                           f"settings: {', '.join(changed)}",

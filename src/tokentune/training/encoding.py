@@ -26,6 +26,9 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
     if flert:
         notes.append(f"{name}: document context: each of {len(corpus)} sentences is read with up to "
                      f"{config.context_size} sub-tokens of its document ({len(corpus.documents())}) on either side")
+        if config.context_dropout and not evaluation:
+            notes.append(f"{name}: context dropout {config.context_dropout:g}: at each step each side's context is "
+                         f"left out of a sentence's window with that probability")
     elif documents:  # a document is one sequence: consecutive sentences fill each window
         notes.append(f"{name}: document context: {len(corpus)} sentences read as {len(corpus.documents())} documents")
     elif config.context == "document":
@@ -40,7 +43,8 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
     stride = config.stride if evaluation or not documents or flert else 0
     encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride)
     features = encoder.features(words, labels, owned_only=evaluation or flert, report=report,
-                                documents=corpus.documents() if documents else None, context=config.context_size)
+                                documents=corpus.documents() if documents else None, context=config.context_size,
+                                mark_context=flert and not evaluation and config.context_dropout > 0)
     if not documents or flert:
         notes.extend(report.notes(name))
     if evaluation:  # sorted by length: evaluation batches carry little padding

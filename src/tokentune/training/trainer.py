@@ -51,6 +51,7 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
         # the best checkpoint is always kept besides these; with one process checkpoints.CheckpointPolicy keeps them
         save_total_limit=config.save_total_limit if world_size() > 1 else None,
         save_only_model=False,  # optimizer, scheduler and RNG states too: what --resume needs
+        remove_unused_columns=False,  # the features hold only the model's inputs, and context dropout's marks
         # packed batches are the recipe's random ones: grouping them by length would only cost variety
         train_sampling_strategy="group_by_length" if config.group_by_length and not packed else "random",
         disable_tqdm=config.quiet,
@@ -202,6 +203,11 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
             tokenizer.pad_token_id, pad_to_multiple_of=pad_multiple(config, precision, max_length),
             additive_mask=getattr(model.config, "_attn_implementation", "eager") == "eager",
             first_position=first_position)
+    if config.context_dropout:
+        from .context import ContextDropoutCollator
+
+        trainer.train_collator = ContextDropoutCollator(trainer.train_collator or trainer.data_collator,
+                                                        config.context_dropout, config.seed)
     # the loss above is already scaled for accumulation and processes; no per-step token count needed
     trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = True, False
     if config.token_weighted_loss:

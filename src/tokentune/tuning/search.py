@@ -15,7 +15,7 @@ import shutil
 import time
 from typing import Callable
 
-from ..config import RESUME_FREE, TrainConfig
+from ..config import ADDED_LATER, RESUME_FREE, TrainConfig
 from ..errors import ConfigError
 from ..io import empty_directory, staging_path, writing
 from .options import LOCK_FILE, TRIALS_DIR, Search, TuneOptions, TuneResult
@@ -137,8 +137,9 @@ def study_signature(search: Search) -> dict:
     Paths count by their last part: another machine may keep the same data elsewhere."""
     fixed = {k: os.path.basename(os.path.normpath(v)) if k in PATH_SETTINGS and isinstance(v, str) else v
              for k, v in search.config.to_dict().items() if k not in (*RESUME_FREE, "output", "report_to")}
-    if fixed.get("word_splitter") == "default":  # studies begun before it counted have none saved
-        del fixed["word_splitter"]
+    for name, value in ADDED_LATER.items():  # studies begun before these counted have none saved
+        if fixed.get(name) == value:
+            del fixed[name]
     return {**{f"setting.{k}": v for k, v in fixed.items() if k not in search.space},
             **{f"space.{name}": param.describe() for name, param in search.space.items()}, "pruner": search.pruner}
 

@@ -1,0 +1,105 @@
+"""Context dropout (``--context-dropout``): FLERT windows lose their context sides in training only."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tokentune.config import TrainConfig
+from tokentune.errors import ConfigError
+from tokentune.training.context import ContextDropoutCollator, cut_context
+from tokentune.windows import IGNORE, WindowEncoder
+
+SENTENCES = [["Alice", "met", "Bob"], ["in", "Paris"], ["Acme", "hired", "Alice"]]
+LABELS = [[1, 0, 1], [0, 3], [5, 0, 1]]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_base_model):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_base_model)
+
+
+def _features(tokenizer, **options):
+    encoder = WindowEncoder(tokenizer, max_length=40, stride=0)
+    return encoder.features(SENTENCES, LABELS, owned_only=True, documents=[(0, 3)], context=8, **options)
+
+
+def _tokens(tokenizer, feature):
+    return tokenizer.convert_ids_to_tokens(feature["input_ids"])
+
+
+def _pieces(tokenizer, *sentences):
+    return [piece for number in sentences for word in SENTENCES[number] for piece in tokenizer.tokenize(word)]
+
+
+def test_marks_locate_each_windows_context(tokenizer):
+    features = _features(tokenizer, mark_context=True)
+    middle = features[1]
+    left, own, right = (len(_pieces(tokenizer, n)) for n in range(3))
+    assert _tokens(tokenizer, middle) == ["[CLS]", *_pieces(tokenizer, 0, 1, 2), "[SEP]"]
+    assert middle["context"] == [1, 1 + left, 1 + left + own, 1 + left + own + right]
+    assert features[0]["context"][:2] == [1, 1]  # a document's first sentence has no left context
+    assert "context" not in _features(tokenizer)[0]  # marked only when asked
+
+
+@pytest.mark.parametrize("drop_left, drop_right, kept", [
+    (False, False, (0, 1, 2)), (True, False, (1, 2)), (False, True, (0, 1)), (True, True, (1,))])
+def test_cutting_context_keeps_the_sentence_and_every_label(tokenizer, drop_left, drop_right, kept):
+    feature = _features(tokenizer, mark_context=True)[1]
+    before = json.dumps(feature)
+    cut = cut_context(feature, drop_left, drop_right)
+    assert _tokens(tokenizer, cut) == ["[CLS]", *_pieces(tokenizer, *kept), "[SEP]"]
+    assert [label for label in cut["labels"] if label != IGNORE] == LABELS[1]
+    assert set(cut) == {"input_ids", "attention_mask", "labels"}
+    assert len(cut["attention_mask"]) == len(cut["labels"]) == len(cut["input_ids"])
+    assert json.dumps(feature) == before  # the dataset's feature is read again next epoch
+
+
+def test_the_collator_draws_each_side_anew_and_repeats_with_the_seed(tokenizer):
+    features = _features(tokenizer, mark_context=True)
+    seen = []
+    collator = ContextDropoutCollator(lambda batch: seen.append([len(f["input_ids"]) for f in batch]), 0.5, seed=7)
+    for _ in range(200):
+        collator(features)
+    left, own, right = (len(_pieces(tokenizer, n)) for n in range(3))
+    full_length = 2 + left + own + right
+    assert {lengths[1] for lengths in seen} == {full_length, full_length - left, full_length - right, 2 + own}
+    full = sum(lengths[1] == full_length for lengths in seen) / len(seen)
+    assert 0.15 < full < 0.35  # both kept: (1 - 0.5) ** 2
+    again = []
+    replay = ContextDropoutCollator(lambda batch: again.append([len(f["input_ids"]) for f in batch]), 0.5, seed=7)
+    for _ in range(200):
+        replay(features)
+    assert again == seen
+    kept = []
+    ContextDropoutCollator(lambda batch: kept.append([len(f["input_ids"]) for f in batch]), 0.0, seed=7)(features)
+    assert kept == [[len(f["input_ids"]) for f in features]]
+
+
+def test_context_dropout_needs_context_around_sentences(tmp_path):
+    with pytest.raises(ConfigError, match=r"--context-dropout 0.5 .* --context-size is 0.*--context-size N"):
+        TrainConfig(data=str(tmp_path), context="document", context_dropout=0.5)
+    with pytest.raises(ConfigError, match="context_dropout"):
+        TrainConfig(data=str(tmp_path), context="document", context_size=8, context_dropout=1.0)
+
+
+def test_a_model_trained_with_context_dropout_reads_full_context_after(tiny_base_model, tmp_path):
+    from tokentune.cli.main import main
+    from tokentune.inference import Tagger
+
+    from conftest import document_splits
+
+    data = document_splits(tmp_path / "data", 60, 20, 20)
+    out = tmp_path / "model"
+    assert main(["train", "--data", str(data), "--model", tiny_base_model, "--output", str(out), "--context",
+                 "document", "--context-size", "6", "--context-dropout", "0.5", "--max-length", "48", "--epochs",
+                 "2", "--learning-rate", "5e-3", "--quiet"]) == 0
+    notes = json.load(open(out / "metrics.json"))["notes"]
+    assert any("train: context dropout 0.5" in n for n in notes)
+    assert not any("dev: context dropout" in n for n in notes)
+    saved = json.load(open(out / "tokentune_config.json"))
+    assert saved["context_dropout"] == 0.5
+    tagger = Tagger.from_pretrained(str(out))
+    assert (tagger.context, tagger.context_size) == ("document", 6)
