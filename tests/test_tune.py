@@ -312,3 +312,18 @@ def test_a_study_begun_before_the_word_splitter_counted_continues(tmp_path):
     assert signature(word_splitter="chars")["setting.word_splitter"] == "chars"
     assert "setting.context_dropout" not in signature()  # added later still: at 0 it is left out too
     assert signature(context="document", context_size=8, context_dropout=0.5)["setting.context_dropout"] == 0.5
+
+
+def test_a_space_whose_settings_could_refuse_each_other_is_refused_before_any_trial():
+    base = TrainConfig(data="x", context="document", context_size=32)
+    context = {"context_size": {"type": "int", "low": 0, "high": 64},
+               "context_dropout": {"type": "float", "low": 0.0, "high": 0.5}}
+    with pytest.raises(ConfigError, match=r"space: a trial could draw context_size=0, context_dropout=0.5, which is "
+                                          r"not a valid setting \(--context-dropout 0.5 .*Fix: narrow the space"):
+        parse_space(context, base, source="space")
+    with pytest.raises(ConfigError, match=r"could draw head='crf', class_weights='auto'"):
+        parse_space({"head": {"type": "categorical", "choices": ["crf", "softmax"]},
+                     "class_weights": {"type": "categorical", "choices": ["auto"]}}, TrainConfig(data="x", head="softmax"),
+                    source="space")
+    narrowed = parse_space({**context, "context_size": {"type": "int", "low": 16, "high": 64}}, base, source="space")
+    assert narrowed["context_dropout"].describe() == "float from 0 to 0.5"

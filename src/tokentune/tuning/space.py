@@ -14,6 +14,7 @@ or a warmup ratio of 1 is refused at ``file:line``, not after an hour of search)
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,8 @@ KEYS = {"type", "low", "high", "log", "step", "choices"}
 # (dev_split, seed of the split) nor how it is written or logged
 SEARCHABLE = ("learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2",
               "adam_epsilon", "lr_scheduler", "gradient_accumulation_steps", "seed", "max_length", "stride", "head",
-              "crf_learning_rate", "class_weights", "context", "train_scheme", "freeze_embeddings",
+              "crf_learning_rate", "class_weights", "context", "context_size", "context_dropout", "train_scheme",
+              "freeze_embeddings",
               "token_weighted_loss", "packing", "group_by_length", "length_group_batches")
 
 
@@ -86,6 +88,7 @@ def parse_space(mapping: Any, base, *, source: str, lines: dict | None = None) -
     for name, spec in mapping.items():
         where = f"{source}:{lines[(name,)]}" if lines and (name,) in lines else source
         space[name] = _param(name, spec, base, where)
+    check_combinations(space, base, source)
     return space
 
 
@@ -118,6 +121,22 @@ def _check_values(param: Param, base, where: str) -> None:
                               fix="change the bounds or choices to valid values") from None
 
 
+def check_combinations(space: dict[str, Param], base, source: str, most: int = 1024) -> None:
+    """Every combination of the parameters' bounds and choices is a valid training setting, so that no
+    trial draws settings that refuse each other (``--context-dropout`` without ``--context-size``, class
+    weights with the CRF head) an hour into a search. Spaces with more combinations are left to the trials."""
+    edges = [[(name, value) for value in param.edge_values()] for name, param in space.items()]
+    if len(space) < 2 or math.prod(len(e) for e in edges) > most:
+        return
+    for combination in itertools.product(*edges):
+        try:
+            dataclasses.replace(base, **dict(combination))
+        except ConfigError as err:
+            drawn = ", ".join(f"{name}={value!r}" for name, value in combination)
+            raise ConfigError(f"{source}: a trial could draw {drawn}, which is not a valid setting ({err.message})",
+                              fix="narrow the space so that these settings cannot meet, or fix one of them") from None
+
+
 def check_space(space: dict, base, source: str = "space") -> dict[str, Param]:
     """A space given from Python: each entry a :class:`Param` named as its key, checked as a file's would be."""
     if not isinstance(space, dict) or not space:
@@ -127,6 +146,7 @@ def check_space(space: dict, base, source: str = "space") -> dict[str, Param]:
             raise ConfigError(f"{source}: {name!r} must map to a Param named {name!r}, found {param!r}",
                               fix=f"write {{'{name}': Param('{name}', 'float', low, high)}}")
         _param(name, _spec(param), base, source)
+    check_combinations(space, base, source)
     return space
 
 
