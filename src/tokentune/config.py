@@ -30,7 +30,7 @@ WORD_SPLITTERS = tuple(SPLITTERS)  # the registry in tokentune.words
 RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "report_to", "checkpoint_minutes", "save_total_limit")
 # settings added after runs and studies were saved without them, at the value those runs had in effect:
 # a saved configuration that lacks one is taken to have had this value (--resume, tune's study identity)
-ADDED_LATER = {"word_splitter": "default", "context_dropout": 0.0}
+ADDED_LATER = {"word_splitter": "default", "context_dropout": 0.0, "context_marker": False}
 DATA, MODEL, OPT, SPEED, OUT = "data", "model", "optimisation (defaults: the recipe)", "speed and memory", "output"
 
 
@@ -63,6 +63,9 @@ class TrainConfig(ReadOptions):
     context_size: int = setting(0, "with --context document: 0 = consecutive sentences fill each window; N = each "
                                    "sentence is its own window, read with up to N sub-tokens of its document on "
                                    "either side (FLERT's context)", metavar="N", minimum=0, group=MODEL)
+    context_marker: bool = setting(False, "with --context-size N: the sentence is set off from its context by the "
+                                          "tokenizer's separator token on either side (FLERT's context marker); saved "
+                                          "with the model, which reads every sentence so", group=MODEL)
     context_dropout: float = setting(0.0, "with --context-size N: in training, each side's context is left out of a "
                                           "window with this probability, drawn anew at every step (FLERT's context "
                                           "dropout); evaluation and prediction read it all", metavar="P",
@@ -170,6 +173,10 @@ class TrainConfig(ReadOptions):
         if self.context_size and self.context != "document":
             raise ConfigError(f"--context-size {self.context_size} widens the windows of document context, but "
                               f"--context is {self.context}", fix="add --context document, or drop --context-size")
+        if self.context_marker and not self.context_size:
+            raise ConfigError("--context-marker sets a sentence off from the context that --context-size adds around "
+                              "it, but --context-size is 0",
+                              fix="add --context document --context-size N (e.g. 64), or drop --context-marker")
         if self.context_dropout and not self.context_size:
             raise ConfigError(f"--context-dropout {self.context_dropout:g} leaves out the context that --context-size "
                               f"adds around each sentence, but --context-size is 0",

@@ -20,6 +20,8 @@ from typing import Sequence
 import numpy as np
 
 IGNORE = -100  # the label of pieces the loss and the metrics skip (transformers' convention)
+PAD, CLS, SEP, MARK = -1, -2, -3, -4  # WindowEncoder.layout's positions that hold no piece
+FEATURE_CHUNK = 2048  # windows laid out at once when training features are built
 
 
 @dataclass
@@ -136,14 +138,22 @@ def document_offsets(offsets: np.ndarray, documents: Sequence[tuple[int, int]]) 
     return offsets[[start for start, _ in documents] + [documents[-1][1] if documents else 0]]
 
 
+def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[index]`` where the index is a piece (>= 0); anything where it is not (the caller masks it)."""
+    return values[np.maximum(index, 0)] if len(values) else np.zeros(index.shape, dtype=values.dtype)
+
+
 class WindowEncoder:
     """Sentences of words -> :class:`Pieces` and :class:`Windows` for one tokenizer and window size."""
 
-    def __init__(self, tokenizer, *, max_length: int, stride: int) -> None:
+    def __init__(self, tokenizer, *, max_length: int, stride: int, context_marker: bool = False) -> None:
+        """``context_marker``: every window's sentence is set off from its context by the separator token
+        on either side, context or not (FLERT's context marker), two positions of ``max_length``."""
         self.tokenizer = tokenizer
         self.backend = private_backend(tokenizer)
         self.stride = stride
-        self.budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+        self.marker = int(bool(context_marker) and tokenizer.sep_token_id is not None)
+        self.budget = max_length - tokenizer.num_special_tokens_to_add(pair=False) - 2 * self.marker
         self.cls_id = tokenizer.cls_token_id
         self.sep_id = tokenizer.sep_token_id
         self.pad_id = tokenizer.pad_token_id or 0
@@ -241,21 +251,45 @@ class WindowEncoder:
         return self.with_context(pieces, self.windows(pieces, offsets, keep_empty=keep_empty, report=report), units,
                                  context)
 
+    def layout(self, windows: Windows, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The model input of the chosen windows as ``[windows, longest]`` flat piece indices, or
+        ``PAD``/``CLS``/``SEP``/``MARK`` (the context marker) where there is no piece; and their lengths."""
+        n_cls, n_sep, marker = int(self.cls_id is not None), int(self.sep_id is not None), self.marker
+        lo, hi = windows.lo[chosen], windows.hi[chosen]
+        lengths = hi - lo + n_cls + n_sep + 2 * marker
+        inner = np.arange(int(lengths.max()))[None, :] - n_cls  # the position in the window's body
+        piece = lo[:, None] + inner
+        mark = np.zeros(piece.shape, dtype=bool)
+        if marker:  # body: left context, MARK, the sentence, MARK, right context
+            core_lo = (windows.lo if windows.core_lo is None else windows.core_lo)[chosen]
+            core_hi = (windows.hi if windows.core_hi is None else windows.core_hi)[chosen]
+            first, second = (core_lo - lo)[:, None], (core_hi - lo + 1)[:, None]
+            piece = piece - (inner > first) - (inner > second)
+            mark = (inner == first) | (inner == second)
+        index = np.where((inner >= 0) & (inner < (hi - lo + 2 * marker)[:, None]), piece, PAD)
+        index[mark] = MARK
+        if n_cls:
+            index[:, 0] = CLS
+        if n_sep:
+            index[np.arange(len(chosen)), lengths - 1] = SEP
+        return index, lengths
+
     def inputs(self, pieces: Pieces, windows: Windows, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``input_ids`` and ``attention_mask`` of the chosen windows, right-padded to the longest."""
-        n_cls = int(self.cls_id is not None)
-        lo, hi = windows.lo[chosen], windows.hi[chosen]
-        lengths = hi - lo + n_cls + int(self.sep_id is not None)
-        position = np.arange(int(lengths.max()))[None, :]
-        inner = position - n_cls
-        inside = (inner >= 0) & (inner < (hi - lo)[:, None])
-        ids = np.full((len(chosen), position.shape[1]), self.pad_id, dtype=np.int64)
-        ids[inside] = pieces.ids[(lo[:, None] + inner)[inside]]
-        if n_cls:
-            ids[:, 0] = self.cls_id
-        if self.sep_id is not None:
-            ids[np.arange(len(chosen)), lengths - 1] = self.sep_id
-        return ids, (position < lengths[:, None]).astype(np.int64)
+        index, lengths = self.layout(windows, chosen)
+        return self._ids(pieces, index), (np.arange(index.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
+
+    def _ids(self, pieces: Pieces, index: np.ndarray) -> np.ndarray:
+        ids = np.where(index >= 0, _at(pieces.ids, index), self.pad_id)
+        for code, token in ((CLS, self.cls_id), (SEP, self.sep_id), (MARK, self.sep_id)):
+            if token is not None:
+                ids[index == code] = token
+        return ids
+
+    def first_column(self) -> int:
+        """The input position of a window's first owned piece, relative to its first piece: what comes
+        before the sentence's own pieces besides context ([CLS], the left marker)."""
+        return int(self.cls_id is not None) + self.marker
 
     def features(self, sentences: Sequence[Sequence[str]], word_label_ids: Sequence[Sequence[int]], *,
                  owned_only: bool, report: EncodeReport | None = None,
@@ -273,27 +307,26 @@ class WindowEncoder:
         windows = self.document_windows(pieces, offsets, documents, context, keep_empty=True, report=report)
         labels = np.fromiter(chain.from_iterable(word_label_ids), dtype=np.int64, count=int(offsets[-1]))
         piece_labels = np.where(pieces.first, labels[pieces.word] if len(labels) else IGNORE, IGNORE)
-        owned = np.zeros(len(pieces.ids), dtype=bool)
-        cls = [self.cls_id] if self.cls_id is not None else []
-        sep = [self.sep_id] if self.sep_id is not None else []
+        marks = self._context_marks(windows) if mark_context and windows.core_lo is not None else None
         features = []
-        marks = self._context_marks(windows, len(cls)) if mark_context and windows.core_lo is not None else None
-        for number, (lo, hi, own_lo, own_hi) in enumerate(zip(*(part.tolist() for part in (
-                windows.lo, windows.hi, windows.own_lo, windows.own_hi)))):
-            row = piece_labels[lo:hi]
+        for begin in range(0, len(windows.lo), FEATURE_CHUNK):  # a chunk at a time: [windows, longest] arrays
+            chosen = np.arange(begin, min(begin + FEATURE_CHUNK, len(windows.lo)))
+            index, lengths = self.layout(windows, chosen)
+            ids = self._ids(pieces, index)
+            labelled = index >= 0
             if owned_only:
-                owned[lo:hi] = False
-                owned[own_lo:own_hi] = True
-                row = np.where(owned[lo:hi], row, IGNORE)
-            ids = cls + pieces.ids[lo:hi].tolist() + sep
-            features.append({"input_ids": ids, "attention_mask": [1] * len(ids),
-                             "labels": [IGNORE] * len(cls) + row.tolist() + [IGNORE] * len(sep)})
-            if marks is not None:
-                features[-1]["context"] = marks[number]
+                labelled &= (index >= windows.own_lo[chosen, None]) & (index < windows.own_hi[chosen, None])
+            rows = np.where(labelled, _at(piece_labels, index), IGNORE)
+            for row, length in enumerate(lengths.tolist()):
+                features.append({"input_ids": ids[row, :length].tolist(), "attention_mask": [1] * length,
+                                 "labels": rows[row, :length].tolist()})
+                if marks is not None:
+                    features[-1]["context"] = marks[begin + row]
         return features
 
-    @staticmethod
-    def _context_marks(windows: Windows, n_cls: int) -> list[list[int]]:
-        """Per window, ``[a, b, c, d]``: its left context at ``input_ids[a:b]``, its right at ``[c:d]``."""
+    def _context_marks(self, windows: Windows) -> list[list[int]]:
+        """Per window, ``[a, b, c, d]``: its left context at ``input_ids[a:b]``, its right at ``[c:d]``
+        (the markers, if any, are between them and the sentence, and stay)."""
         table = np.stack([windows.lo, windows.core_lo, windows.core_hi, windows.hi], axis=1) - windows.lo[:, None]
-        return (table + n_cls).tolist()
+        table[:, 2:] += 2 * self.marker
+        return (table + int(self.cls_id is not None)).tolist()

@@ -51,6 +51,15 @@ def saved_context(model_dir: str) -> tuple[str, int]:
     return context, size or 0
 
 
+def saved_context_marker(model_dir: str) -> bool:
+    """Whether the model was trained with its sentences set off from their context (``context_marker``)."""
+    saved = _saved_value(model_dir, "context_marker")
+    if saved is not None and not isinstance(saved, bool):
+        raise ConfigError(f"{os.path.join(model_dir, 'tokentune_config.json')}: context_marker must be true or false, "
+                          f"found {saved!r}", fix="correct context_marker in the file, or remove it")
+    return bool(saved) and saved_context(model_dir)[1] > 0
+
+
 def saved_precision(model_dir: str) -> str | None:
     """The ``precision`` the model was trained with (auto, fp32, bf16, fp16; None: not saved)."""
     return saved_setting(model_dir, "precision", ("auto", "fp32", "bf16", "fp16"))

@@ -25,7 +25,7 @@ from ..settings import check_choice
 from ..windows import Pieces, WindowEncoder, Windows, sentence_offsets
 from ..words import Split, check_splitter, get_splitter
 from .runners import BACKENDS, Runner
-from .saved import CONTEXTS, saved_context, saved_number, saved_precision, saved_word_splitter
+from .saved import CONTEXTS, saved_context, saved_context_marker, saved_number, saved_precision, saved_word_splitter
 
 AGGREGATIONS = ("first", "average", "max")
 DECODINGS = ("viterbi", "argmax")
@@ -105,8 +105,8 @@ class Tagger:
     def __init__(self, runner: Runner, tokenizer, labels: Sequence[str], *, max_length: int, stride: int = 128,
                  batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first",
                  word_splitter: str | Callable[[str], Split] | None = "default", min_score: float = 0.0,
-                 crf=None, context: str = "sentence", context_size: int = 0, split_sentences: bool = True,
-                 precision: str | None = None) -> None:
+                 crf=None, context: str = "sentence", context_size: int = 0, context_marker: bool = False,
+                 split_sentences: bool = True, precision: str | None = None) -> None:
         """``word_splitter``: how raw text becomes words, a name of :data:`tokentune.words.SPLITTERS`
         (default, whitespace, chars, model, thai) or a function ``text -> (words, offsets)``.
 
@@ -118,7 +118,8 @@ class Tagger:
         ``context``: ``document`` when the model was trained reading sentences with their documents;
         callers that know the documents of pre-tokenised input (evaluation, CoNLL input) pass them.
         ``context_size``: 0 = a document's sentences fill each window; N = each sentence is read with up
-        to N sub-tokens of its document on either side (as the model was trained).
+        to N sub-tokens of its document on either side (as the model was trained); ``context_marker``:
+        the sentence is set off from that context by the separator token on either side (as trained).
 
         ``split_sentences``: raw text is cut into sentences (:mod:`tokentune.sentences`) and each is read
         alone, or with the rest of its text by a document-context model; entities never cross a cut.
@@ -133,6 +134,10 @@ class Tagger:
         self.context = check_choice(context, CONTEXTS, "context", "--context")
         check_sizes(context_size=context_size)
         self.context_size = context_size or 0
+        if not isinstance(context_marker, bool):
+            raise ConfigError(f"context_marker must be True or False, found {context_marker!r}",
+                              fix="pass context_marker=True (as a model trained with --context-marker) or False")
+        self.context_marker = context_marker
         if not isinstance(split_sentences, bool):
             raise ConfigError(f"split_sentences must be True or False, found {split_sentences!r}",
                               fix="pass split_sentences=True (the default) or False")
@@ -153,7 +158,7 @@ class Tagger:
         else:
             self.word_splitter = check_splitter(word_splitter)
             self.split_text = get_splitter(self.word_splitter, tokenizer)
-        self.encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride)
+        self.encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride, context_marker=context_marker)
         self._label_array = np.array(self.labels, dtype=object)
         self._types, self._label_info = label_table(self.labels, self.scheme)
 
@@ -179,6 +184,7 @@ class Tagger:
         saved = saved_context(model_dir)
         options["context"] = options.get("context") or saved[0]
         options.setdefault("context_size", saved[1] if options["context"] == saved[0] else 0)
+        options.setdefault("context_marker", saved_context_marker(model_dir) and options["context"] == saved[0])
         onnx_options = {key: options.pop(key) for key in ("quantize", "onnx_file", "threads") if key in options}
         precision = runners.check_precision(options.pop("precision", None))
         if backend == "onnx":
@@ -254,7 +260,7 @@ class Tagger:
             return
         rows = np.repeat(np.arange(len(chosen)), sizes)
         piece = np.repeat(own_lo, sizes) + np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        cols = piece - np.repeat(windows.lo[chosen], sizes) + int(self.encoder.cls_id is not None)
+        cols = piece - np.repeat(windows.lo[chosen], sizes) + self.encoder.first_column()
         first = pieces.first[piece]
         words = pieces.word[piece[first]]
         if self.aggregation == "first":

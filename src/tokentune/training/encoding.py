@@ -25,7 +25,8 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
     flert = documents and config.context_size > 0  # each sentence its own window, widened by its document
     if flert:
         notes.append(f"{name}: document context: each of {len(corpus)} sentences is read with up to "
-                     f"{config.context_size} sub-tokens of its document ({len(corpus.documents())}) on either side")
+                     f"{config.context_size} sub-tokens of its document ({len(corpus.documents())}) on either side"
+                     + (", set off from it by separator tokens" if config.context_marker else ""))
         if config.context_dropout and not evaluation:
             notes.append(f"{name}: context dropout {config.context_dropout:g}: at each step each side's context is "
                          f"left out of a sentence's window with that probability")
@@ -41,7 +42,7 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
     # each word is read from the window where it has the most context
     # (with context around each sentence, a window labels only the words it owns, in training too)
     stride = config.stride if evaluation or not documents or flert else 0
-    encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride)
+    encoder = WindowEncoder(tokenizer, max_length=max_length, stride=stride, context_marker=config.context_marker)
     features = encoder.features(words, labels, owned_only=evaluation or flert, report=report,
                                 documents=corpus.documents() if documents else None, context=config.context_size,
                                 mark_context=flert and not evaluation and config.context_dropout > 0)

@@ -266,7 +266,7 @@ def model_tagger(model, tokenizer, labels, config, max_length: int, crf=None):
     return Tagger(torch_runner(model, str(model.device), precision), tokenizer, labels, max_length=max_length,
                   stride=config.stride, batch_size=config.eval_batch_size * 2,
                   crf=crf.scores() if crf is not None else None, context=config.context,
-                  context_size=config.context_size, precision=precision)
+                  context_size=config.context_size, context_marker=config.context_marker, precision=precision)
 
 
 def final_evaluation(model, tokenizer, labels, splits, config, max_length, test_when=None, dev_scores=None) -> dict:

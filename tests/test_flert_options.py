@@ -1,8 +1,10 @@
-"""Context dropout (``--context-dropout``): FLERT windows lose their context sides in training only."""
+"""FLERT's options for sentences read with context: ``--context-dropout`` (windows lose their context sides
+in training only) and ``--context-marker`` (the sentence set off from its context by separator tokens)."""
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from tokentune.config import TrainConfig
@@ -21,8 +23,8 @@ def tokenizer(tiny_base_model):
     return AutoTokenizer.from_pretrained(tiny_base_model)
 
 
-def _features(tokenizer, **options):
-    encoder = WindowEncoder(tokenizer, max_length=40, stride=0)
+def _features(tokenizer, marker=False, **options):
+    encoder = WindowEncoder(tokenizer, max_length=40, stride=0, context_marker=marker)
     return encoder.features(SENTENCES, LABELS, owned_only=True, documents=[(0, 3)], context=8, **options)
 
 
@@ -85,7 +87,7 @@ def test_context_dropout_needs_context_around_sentences(tmp_path):
         TrainConfig(data=str(tmp_path), context="document", context_size=8, context_dropout=1.0)
 
 
-def test_a_model_trained_with_context_dropout_reads_full_context_after(tiny_base_model, tmp_path):
+def test_a_model_trained_with_context_dropout_and_markers_reads_as_trained(tiny_base_model, tmp_path, capsys):
     from tokentune.cli.main import main
     from tokentune.inference import Tagger
 
@@ -94,12 +96,53 @@ def test_a_model_trained_with_context_dropout_reads_full_context_after(tiny_base
     data = document_splits(tmp_path / "data", 60, 20, 20)
     out = tmp_path / "model"
     assert main(["train", "--data", str(data), "--model", tiny_base_model, "--output", str(out), "--context",
-                 "document", "--context-size", "6", "--context-dropout", "0.5", "--max-length", "48", "--epochs",
-                 "2", "--learning-rate", "5e-3", "--quiet"]) == 0
+                 "document", "--context-size", "6", "--context-dropout", "0.5", "--context-marker", "--max-length",
+                 "48", "--epochs", "2", "--learning-rate", "5e-3", "--quiet"]) == 0
     notes = json.load(open(out / "metrics.json"))["notes"]
     assert any("train: context dropout 0.5" in n for n in notes)
     assert not any("dev: context dropout" in n for n in notes)
     saved = json.load(open(out / "tokentune_config.json"))
-    assert saved["context_dropout"] == 0.5
+    assert saved["context_dropout"] == 0.5 and saved["context_marker"] is True
     tagger = Tagger.from_pretrained(str(out))
-    assert (tagger.context, tagger.context_size) == ("document", 6)
+    assert (tagger.context, tagger.context_size, tagger.context_marker) == ("document", 6, True)
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--data", str(data), "--json"]) == 0  # read as in training's scoring
+    assert json.loads(capsys.readouterr().out)["f1"] == json.load(open(out / "metrics.json"))["test"]["f1"]
+
+
+def test_markers_set_each_sentence_off_from_its_context(tokenizer):
+    features = _features(tokenizer, marker=True, mark_context=True)
+    middle = features[1]
+    assert _tokens(tokenizer, middle) == ["[CLS]", *_pieces(tokenizer, 0), "[SEP]", *_pieces(tokenizer, 1), "[SEP]",
+                                          *_pieces(tokenizer, 2), "[SEP]"]
+    assert _tokens(tokenizer, features[0])[:len(_pieces(tokenizer, 0)) + 3] == [
+        "[CLS]", "[SEP]", *_pieces(tokenizer, 0), "[SEP]"]  # no left context: the marker stays
+    assert [label for label in middle["labels"] if label != IGNORE] == LABELS[1]
+    for drop_left, drop_right, kept in ((True, True, ()), (True, False, (2,)), (False, True, (0,))):
+        cut = _tokens(tokenizer, cut_context(middle, drop_left, drop_right))
+        left = _pieces(tokenizer, 0) if 0 in kept else []
+        right = _pieces(tokenizer, 2) if 2 in kept else []
+        assert cut == ["[CLS]", *left, "[SEP]", *_pieces(tokenizer, 1), "[SEP]", *right, "[SEP]"]
+
+
+@pytest.mark.parametrize("documents", [None, [(0, 3)]])
+def test_markers_move_no_prediction_of_a_token_only_model(tokenizer, documents):
+    """A model whose scores depend on the token alone tags the same with and without markers: the
+    Tagger reads each word from the position the markers moved it to."""
+    from tokentune.inference import Tagger
+
+    rng = np.random.default_rng(2)
+    table = rng.dirichlet(np.ones(7), size=len(tokenizer)).astype(np.float32)
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    tagged = []
+    for marker in (False, True):
+        tagger = Tagger(lambda ids, mask: table[ids], tokenizer, labels, max_length=40, context_size=8,
+                        context_marker=marker)
+        tagged.append([(p.tags, np.round(p.scores, 6).tolist()) for p in
+                       tagger.predict_token_batches(SENTENCES, documents)])
+    assert tagged[0] == tagged[1]
+
+
+def test_a_marker_needs_context_around_sentences(tmp_path):
+    with pytest.raises(ConfigError, match=r"--context-marker .* --context-size is 0.*--context-size N"):
+        TrainConfig(data=str(tmp_path), context="document", context_marker=True)
