@@ -325,5 +325,7 @@ def test_a_space_whose_settings_could_refuse_each_other_is_refused_before_any_tr
         parse_space({"head": {"type": "categorical", "choices": ["crf", "softmax"]},
                      "class_weights": {"type": "categorical", "choices": ["auto"]}}, TrainConfig(data="x", head="softmax"),
                     source="space")
-    narrowed = parse_space({**context, "context_size": {"type": "int", "low": 16, "high": 64}}, base, source="space")
+    narrowed = parse_space({**context, "context_size": {"type": "int", "low": 16, "high": 64},
+                            "context_marker": {"type": "categorical", "choices": [False, True]}}, base, source="space")
     assert narrowed["context_dropout"].describe() == "float from 0 to 0.5"
+    assert narrowed["context_marker"].describe() == "one of False, True"
