@@ -41,7 +41,7 @@ def test_marks_locate_each_windows_context(tokenizer):
     middle = features[1]
     left, own, right = (len(_pieces(tokenizer, n)) for n in range(3))
     assert _tokens(tokenizer, middle) == ["[CLS]", *_pieces(tokenizer, 0, 1, 2), "[SEP]"]
-    assert middle["context"] == [1, 1 + left, 1 + left + own, 1 + left + own + right]
+    assert middle["context"] == [1, 1 + left, 1 + left + own, 1 + left + own + right, 1]  # ..., window number
     assert features[0]["context"][:2] == [1, 1]  # a document's first sentence has no left context
     assert "context" not in _features(tokenizer)[0]  # marked only when asked
 
@@ -59,25 +59,45 @@ def test_cutting_context_keeps_the_sentence_and_every_label(tokenizer, drop_left
     assert json.dumps(feature) == before  # the dataset's feature is read again next epoch
 
 
-def test_the_collator_draws_each_side_anew_and_repeats_with_the_seed(tokenizer):
-    features = _features(tokenizer, mark_context=True)
-    seen = []
-    collator = ContextDropoutCollator(lambda batch: seen.append([len(f["input_ids"]) for f in batch]), 0.5, seed=7)
-    for _ in range(200):
-        collator(features)
+def test_the_collator_draws_each_side_anew_each_epoch_whatever_the_batches(tokenizer):
+    window = _features(tokenizer, mark_context=True)[1]
     left, own, right = (len(_pieces(tokenizer, n)) for n in range(3))
-    full_length = 2 + left + own + right
-    assert {lengths[1] for lengths in seen} == {full_length, full_length - left, full_length - right, 2 + own}
-    full = sum(lengths[1] == full_length for lengths in seen) / len(seen)
-    assert 0.15 < full < 0.35  # both kept: (1 - 0.5) ** 2
-    again = []
-    replay = ContextDropoutCollator(lambda batch: again.append([len(f["input_ids"]) for f in batch]), 0.5, seed=7)
-    for _ in range(200):
-        replay(features)
-    assert again == seen
+    full = 2 + left + own + right
+    lengths = []
+    collator = ContextDropoutCollator(lambda batch: lengths.append(len(batch[0]["input_ids"])), 0.5, seed=7)
+    for epoch in range(200):
+        collator.epoch = epoch
+        collator([window])
+    assert set(lengths) == {full, full - left, full - right, 2 + own}  # full, one side, none
+    assert 0.15 < lengths.count(full) / len(lengths) < 0.35  # both sides kept: (1 - 0.5) ** 2
+    # a window's cut depends on (seed, epoch, window) alone: not on its batch, nor on what came before,
+    # so a run resumed mid-epoch cuts the rest as the uninterrupted run did
+    features = [dict(f, context=[*f["context"][:4], number]) for number, f in
+                enumerate(_features(tokenizer, mark_context=True) * 30)]
+    one_batch, batches = [], []
+    first = ContextDropoutCollator(lambda batch: one_batch.extend(f["input_ids"] for f in batch), 0.5, seed=7)
+    second = ContextDropoutCollator(lambda batch: batches.extend(f["input_ids"] for f in batch), 0.5, seed=7)
+    first.epoch = second.epoch = 3
+    first(features)
+    for start in range(len(features) - 1, -1, -7):  # other batches, in another order
+        second(features[max(0, start - 6):start + 1])
+    order = [i for start in range(len(features) - 1, -1, -7) for i in range(max(0, start - 6), start + 1)]
+    assert [one_batch[i] for i in order] == batches
     kept = []
     ContextDropoutCollator(lambda batch: kept.append([len(f["input_ids"]) for f in batch]), 0.0, seed=7)(features)
     assert kept == [[len(f["input_ids"]) for f in features]]
+
+
+def test_the_epoch_reaches_the_collator_also_in_a_resumed_epoch():
+    from types import SimpleNamespace
+
+    from tokentune.training.context import epoch_callback
+
+    collator = ContextDropoutCollator(lambda batch: batch, 0.5, seed=1)
+    callback = epoch_callback(collator)
+    for epoch, expected in ((0.0, 0), (1.0, 1), (2.4375, 2)):  # a resumed run begins mid-epoch
+        callback.on_epoch_begin(None, SimpleNamespace(epoch=epoch), None)
+        assert collator.epoch == expected
 
 
 def test_context_dropout_needs_context_around_sentences(tmp_path):

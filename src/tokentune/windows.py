@@ -299,9 +299,9 @@ class WindowEncoder:
         on its first piece, ``IGNORE`` elsewhere), one per window in sentence order. ``owned_only``
         labels each word in one window only (for evaluation, so no word counts twice); training
         labels every word a window holds. ``documents`` and ``context``: see :meth:`document_windows`.
-        ``mark_context`` (with ``context``): each feature also gets ``context`` = ``[a, b, c, d]``, its
-        document context being ``input_ids[a:b]`` (left) and ``input_ids[c:d]`` (right), which training's
-        context dropout (:mod:`tokentune.training.context`) may leave out."""
+        ``mark_context`` (with ``context``): each feature also gets ``context`` = ``[a, b, c, d, number]``,
+        its document context being ``input_ids[a:b]`` (left) and ``input_ids[c:d]`` (right), which
+        training's context dropout (:mod:`tokentune.training.context`) may leave out."""
         offsets = sentence_offsets(sentences)
         pieces = self.pieces(sentences, offsets, report)
         windows = self.document_windows(pieces, offsets, documents, context, keep_empty=True, report=report)
@@ -325,8 +325,9 @@ class WindowEncoder:
         return features
 
     def _context_marks(self, windows: Windows) -> list[list[int]]:
-        """Per window, ``[a, b, c, d]``: its left context at ``input_ids[a:b]``, its right at ``[c:d]``
-        (the markers, if any, are between them and the sentence, and stay)."""
+        """Per window, ``[a, b, c, d, number]``: its left context at ``input_ids[a:b]``, its right at
+        ``[c:d]`` (the markers, if any, are between them and the sentence, and stay), and the window's number."""
         table = np.stack([windows.lo, windows.core_lo, windows.core_hi, windows.hi], axis=1) - windows.lo[:, None]
         table[:, 2:] += 2 * self.marker
-        return (table + int(self.cls_id is not None)).tolist()
+        table += int(self.cls_id is not None)
+        return np.column_stack([table, np.arange(len(table))]).tolist()

@@ -17,7 +17,7 @@ CONTEXT_KEY = "context"  # the feature key of windows.WindowEncoder.features(mar
 def cut_context(feature: dict, drop_left: bool, drop_right: bool) -> dict:
     """A copy of ``feature`` without its left and/or right context and without the ``context`` marks
     (the dataset's feature is left as it is: it is read again next epoch)."""
-    a, b, c, d = feature[CONTEXT_KEY]
+    a, b, c, d = feature[CONTEXT_KEY][:4]
     keep = [(0, a if drop_left else b), (b, d if not drop_right else c), (d, len(feature["input_ids"]))]
     cut = {}
     for key, values in feature.items():
@@ -29,22 +29,32 @@ def cut_context(feature: dict, drop_left: bool, drop_right: bool) -> dict:
 class ContextDropoutCollator:
     """Wraps the training collator: cuts each window's context sides with ``probability``, then collates.
 
-    The draws come from a generator seeded with the run's seed, so a run repeats exactly (with the
-    default of no data loader worker processes)."""
+    Each window's draw depends only on (seed, epoch, window number), not on the order or grouping of the
+    batches: a run resumed mid-epoch cuts the remaining windows exactly as the uninterrupted run did, and
+    data-loader worker processes draw as the main process would. :func:`epoch_callback` keeps ``epoch``."""
 
     def __init__(self, collator, probability: float, seed: int) -> None:
         self.collator = collator
         self.probability = probability
-        self.random = random.Random(seed)
+        self.seed = seed
+        self.epoch = 0
+
+    def drops(self, window: int) -> tuple[bool, bool]:
+        """(leave the left context out, leave the right out) for this window in this epoch."""
+        draw = random.Random(f"{self.seed}/{self.epoch}/{window}")  # str seeds hash the same in every process
+        return draw.random() < self.probability, draw.random() < self.probability
 
     def __call__(self, features: list[dict]) -> dict:
-        cut = []
-        for feature in features:
-            if CONTEXT_KEY not in feature:
-                cut.append(feature)
-                continue
-            drop_left = self.random.random() < self.probability
-            drop_right = self.random.random() < self.probability
-            cut.append(cut_context(feature, drop_left, drop_right))
-        return self.collator(cut)
+        return self.collator([cut_context(f, *self.drops(f[CONTEXT_KEY][4])) if CONTEXT_KEY in f else f
+                              for f in features])
 
+
+def epoch_callback(collator: ContextDropoutCollator):
+    """A TrainerCallback that tells the collator the epoch about to begin (resumed epochs too)."""
+    from transformers import TrainerCallback
+
+    class CollatorEpoch(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            collator.epoch = int(state.epoch or 0)
+
+    return CollatorEpoch()

@@ -204,10 +204,11 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
             additive_mask=getattr(model.config, "_attn_implementation", "eager") == "eager",
             first_position=first_position)
     if config.context_dropout:
-        from .context import ContextDropoutCollator
+        from .context import ContextDropoutCollator, epoch_callback
 
         trainer.train_collator = ContextDropoutCollator(trainer.train_collator or trainer.data_collator,
                                                         config.context_dropout, config.seed)
+        trainer.add_callback(epoch_callback(trainer.train_collator))
     # the loss above is already scaled for accumulation and processes; no per-step token count needed
     trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = True, False
     if config.token_weighted_loss:
