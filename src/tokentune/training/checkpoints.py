@@ -227,7 +227,7 @@ def resumable_config(config: TrainConfig, saved_path: str) -> TrainConfig:
             config.batch_size * config.gradient_accumulation_steps:
         current["batch_size"] = saved["batch_size"]
         current["gradient_accumulation_steps"] = saved["gradient_accumulation_steps"]
-    changed = [f"{k} {saved.get(k)!r} (now {v!r})" for k, v in current.items()
+    changed = [f"{k} {saved.get(k, ADDED_LATER.get(k))!r} (now {v!r})" for k, v in current.items()
                if k not in RESUME_FREE and saved.get(k, ADDED_LATER.get(k)) != v]
     if changed:
         raise ConfigError(f"--resume: the interrupted run in {os.path.dirname(saved_path)} was started with other "
