@@ -57,7 +57,7 @@ def saved_context_marker(model_dir: str) -> bool:
     if saved is not None and not isinstance(saved, bool):
         raise ConfigError(f"{os.path.join(model_dir, 'tokentune_config.json')}: context_marker must be true or false, "
                           f"found {saved!r}", fix="correct context_marker in the file, or remove it")
-    return bool(saved) and saved_context(model_dir)[1] > 0
+    return bool(saved)
 
 
 def saved_precision(model_dir: str) -> str | None:

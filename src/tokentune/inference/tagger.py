@@ -184,7 +184,9 @@ class Tagger:
         saved = saved_context(model_dir)
         options["context"] = options.get("context") or saved[0]
         options.setdefault("context_size", saved[1] if options["context"] == saved[0] else 0)
-        options.setdefault("context_marker", saved_context_marker(model_dir) and options["context"] == saved[0])
+        # the marker sets sentences off from the context around them: only a model trained with one has it
+        options.setdefault("context_marker", options["context"] == saved[0] and saved[1] > 0
+                           and saved_context_marker(model_dir))
         onnx_options = {key: options.pop(key) for key in ("quantize", "onnx_file", "threads") if key in options}
         precision = runners.check_precision(options.pop("precision", None))
         if backend == "onnx":
