@@ -129,6 +129,25 @@ def load_trained(model_dir: str):
     return model, load_tokenizer(path)
 
 
+def load_for_prediction(model_dir: str):
+    """``(model, tokenizer, config)`` for prediction: a local BERT token classifier in plain torch, without
+    importing transformers (:mod:`tokentune.inference.bert`), checked as :func:`load_trained` checks it;
+    anything else through :func:`load_trained`."""
+    path = resolve_model(model_dir)
+    if os.path.isdir(path):
+        from .inference.bert import load_light_bert
+        from .inference.light import light_tokenizer
+
+        check_model_dir(path, head=True)
+        light = load_light_bert(path)
+        if light is not None:
+            model, config = light
+            check_labels(config, path)
+            return model, light_tokenizer(path) or load_tokenizer(path), config
+    model, tokenizer = load_trained(path)
+    return model, tokenizer, model.config
+
+
 def model_max_length(tokenizer, model_config, requested: int | None = None) -> int:
     """Sub-tokens per window: the smaller of the tokenizer's and the position embeddings' limits, or
     ``requested`` within them (more than the model can take is refused, not cut down in silence)."""

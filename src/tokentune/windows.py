@@ -256,7 +256,7 @@ class WindowEncoder:
         ``PAD``/``CLS``/``SEP``/``MARK`` (the context marker) where there is no piece; and their lengths."""
         n_cls, n_sep, marker = int(self.cls_id is not None), int(self.sep_id is not None), self.marker
         lo, hi = windows.lo[chosen], windows.hi[chosen]
-        lengths = hi - lo + n_cls + n_sep + 2 * marker
+        lengths = hi - lo + n_cls + n_sep + 2 * marker  # as input_lengths
         inner = np.arange(int(lengths.max()))[None, :] - n_cls  # the position in the window's body
         piece = lo[:, None] + inner
         mark = np.zeros(piece.shape, dtype=bool)
@@ -273,6 +273,10 @@ class WindowEncoder:
         if n_sep:
             index[np.arange(len(chosen)), lengths - 1] = SEP
         return index, lengths
+
+    def input_lengths(self, windows: Windows) -> np.ndarray:
+        """Each window's model input length: its pieces, [CLS], [SEP] and the context markers."""
+        return windows.hi - windows.lo + int(self.cls_id is not None) + int(self.sep_id is not None) + 2 * self.marker
 
     def inputs(self, pieces: Pieces, windows: Windows, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``input_ids`` and ``attention_mask`` of the chosen windows, right-padded to the longest."""

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 def quiet_libraries(quiet: bool = False) -> None:
     """Keep transformers' info/warning chatter (e.g. 'newly initialized classifier') off the terminal;
-    with ``quiet`` also its progress bars (weights loading and saving)."""
+    with ``quiet`` also its progress bars (weights loading and saving). Where transformers is not imported
+    yet, through the variables it reads when it is: a command that never needs it (prediction with a BERT
+    model, inference/bert.py) then does not pay about a second to import it here."""
+    import os
+    import sys
+
+    if "transformers" not in sys.modules and "huggingface_hub" not in sys.modules:  # both read these at import
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        if quiet:
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        return
     from transformers.utils import logging
 
     logging.set_verbosity_error()

@@ -60,8 +60,12 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def torch_runner(model, device: str | None = None, precision: str = "fp32") -> Runner:
-    """``precision`` (fp32, bf16, fp16): the forward runs under that autocast; the weights stay as they are."""
+def torch_runner(model, device: str | None = None, precision: str = "fp32", *, packing: bool = True) -> Runner:
+    """``precision`` (fp32, bf16, fp16): the forward runs under that autocast; the weights stay as they are.
+
+    ``packing``: where the model's position ids are known (:func:`packed_positions`), the runner also has
+    ``runner.packed(input_ids, attention_mask_4d, position_ids)`` and ``runner.first_position``, with
+    which the Tagger runs windows packed into rows (:mod:`.packed`)."""
     import torch
 
     device = device or default_device()
@@ -81,7 +85,36 @@ def torch_runner(model, device: str | None = None, precision: str = "fp32") -> R
                              attention_mask=torch.from_numpy(attention_mask).to(device)).logits
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
+    first_position = packed_positions(model.config) if packing else None
+    if first_position is None:
+        return run
+    additive = getattr(model.config, "_attn_implementation", None) == "eager"
+
+    def run_packed(input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        mask = torch.from_numpy(attention_mask)
+        if additive:  # eager attention adds its mask to the scores
+            mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)
+        with torch.inference_mode(), autocast():
+            logits = forward(input_ids=torch.from_numpy(input_ids).to(device), attention_mask=mask.to(device),
+                             position_ids=torch.from_numpy(position_ids).to(device)).logits
+        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+    run.packed, run.first_position = run_packed, first_position
     return run
+
+
+def packed_positions(model_config) -> int | None:
+    """The first position id of a window for a model that packed rows can run (its family's positions are
+    known, and its attention takes a 4D mask: eager or SDPA), else None."""
+    from ..errors import ConfigError
+    from ..training.packing import position_offset
+
+    if getattr(model_config, "_attn_implementation", None) not in ("eager", "sdpa"):
+        return None  # flash attention and others take no 4D mask
+    try:
+        return position_offset(model_config)
+    except ConfigError:
+        return None
 
 
 def physical_cores() -> int:

@@ -24,6 +24,7 @@ from ..sentences import sentence_ranges
 from ..settings import check_choice
 from ..windows import Pieces, WindowEncoder, Windows, sentence_offsets
 from ..words import Split, check_splitter, get_splitter
+from .packed import pack_inputs, plan_batches
 from .runners import BACKENDS, Runner
 from .saved import CONTEXTS, saved_context, saved_context_marker, saved_number, saved_precision, saved_word_splitter
 
@@ -106,7 +107,7 @@ class Tagger:
                  batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first",
                  word_splitter: str | Callable[[str], Split] | None = "default", min_score: float = 0.0,
                  crf=None, context: str = "sentence", context_size: int = 0, context_marker: bool = False,
-                 split_sentences: bool = True, precision: str | None = None) -> None:
+                 split_sentences: bool = True, precision: str | None = None, packing: bool = True) -> None:
         """``word_splitter``: how raw text becomes words, a name of :data:`tokentune.words.SPLITTERS`
         (default, whitespace, chars, model, thai) or a function ``text -> (words, offsets)``.
 
@@ -126,7 +127,8 @@ class Tagger:
         False: each text is read as one sequence.
 
         ``precision``: what the runner computes in (fp32, bf16, fp16, int8; None: not said), for reports;
-        the runner itself was built for it (:func:`tokentune.inference.runners.torch_runner`)."""
+        the runner itself was built for it (:func:`tokentune.inference.runners.torch_runner`).
+        ``packing``: windows packed into rows where the runner can (:mod:`.packed`), else padded batches."""
         aggregation = check_choice(aggregation, AGGREGATIONS, "aggregation")
         decoding = check_choice(decoding, DECODINGS, "decoding", "--decode")
         check_sizes(batch_size=batch_size, stride=stride, max_length=max_length)
@@ -137,7 +139,7 @@ class Tagger:
         if not isinstance(context_marker, bool):
             raise ConfigError(f"context_marker must be True or False, found {context_marker!r}",
                               fix="pass context_marker=True (as a model trained with --context-marker) or False")
-        self.context_marker = context_marker
+        self.context_marker, self.packing = context_marker, bool(packing)
         if not isinstance(split_sentences, bool):
             raise ConfigError(f"split_sentences must be True or False, found {split_sentences!r}",
                               fix="pass split_sentences=True (the default) or False")
@@ -174,7 +176,7 @@ class Tagger:
         ``quantize="int8"`` for ``model.int8.onnx`` or ``onnx_file=NAME`` for another file.
         """
         from ..crf import load_crf
-        from ..modeling import load_tokenizer, load_trained, model_max_length
+        from ..modeling import load_for_prediction, load_tokenizer, model_max_length
         from . import runners
 
         check_sizes(**{key: options.get(key) for key in ("batch_size", "stride", "max_length")})
@@ -208,8 +210,8 @@ class Tagger:
             if precision == "auto":  # a model trained in fp32 predicts in fp32
                 precision = runners.precision_after_training(saved_precision(model_dir) if os.path.isdir(model_dir) else None)
             options["precision"] = runners.inference_precision(precision, device)
-            model, tokenizer = load_trained(model_dir)
-            runner, config = runners.torch_runner(model, device, options["precision"]), model.config
+            model, tokenizer, config = load_for_prediction(model_dir)
+            runner = runners.torch_runner(model, device, options["precision"])
         else:
             raise ConfigError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(BACKENDS)}")
         labels = [config.id2label[i] for i in range(len(config.id2label))]
@@ -231,9 +233,16 @@ class Tagger:
         result = np.zeros((int(offsets[-1]), len(self.labels)), dtype=np.float32)
         pieces = self.encoder.pieces(sentences, offsets)
         windows = self.encoder.document_windows(pieces, offsets, documents, self.context_size)
-        for chosen in self._batches(windows.hi - windows.lo):
-            probs = self.runner(*self.encoder.inputs(pieces, windows, chosen))
-            self._store(pieces, windows, chosen, probs, result)
+        packed = getattr(self.runner, "packed", None) if self.packing else None
+        if packed is None:
+            for chosen in self._batches(windows.hi - windows.lo):
+                probs = self.runner(*self.encoder.inputs(pieces, windows, chosen))
+                self._store(pieces, windows, chosen, probs, result)
+            return result, offsets
+        for batch in plan_batches(self.encoder.input_lengths(windows), self.batch_size):
+            inputs = pack_inputs(*self.encoder.inputs(pieces, windows, batch.chosen), batch,
+                                 pad_id=self.encoder.pad_id, first_position=self.runner.first_position)
+            self._store(pieces, windows, batch.chosen, packed(*inputs), result, batch.row, batch.start)
         return result, offsets
 
     def _batches(self, lengths: np.ndarray, max_padding: float = 0.1) -> list[np.ndarray]:
@@ -254,15 +263,17 @@ class Tagger:
         return batches
 
     def _store(self, pieces: Pieces, windows: Windows, chosen: np.ndarray, probs: np.ndarray,
-               target: np.ndarray) -> None:
-        """Copy the owned words' probabilities of one batch into the flat array, aggregating pieces."""
+               target: np.ndarray, row: np.ndarray | None = None, start: np.ndarray | None = None) -> None:
+        """Copy the owned words' probabilities of one batch into the flat array, aggregating pieces.
+        ``row`` and ``start``: where each chosen window is in ``probs`` (packed rows; default: window i
+        is row i from column 0)."""
         own_lo, sizes = windows.own_lo[chosen], windows.own_hi[chosen] - windows.own_lo[chosen]
         total = int(sizes.sum())
         if not total:
             return
-        rows = np.repeat(np.arange(len(chosen)), sizes)
+        rows = np.repeat(np.arange(len(chosen)) if row is None else row, sizes)
         piece = np.repeat(own_lo, sizes) + np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        cols = piece - np.repeat(windows.lo[chosen], sizes) + self.encoder.first_column()
+        cols = piece - np.repeat(windows.lo[chosen] - (0 if start is None else start), sizes) + self.encoder.first_column()
         first = pieces.first[piece]
         words = pieces.word[piece[first]]
         if self.aggregation == "first":

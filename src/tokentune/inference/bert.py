@@ -1,0 +1,140 @@
+"""BERT token classification for prediction in plain torch, so `predict`, `evaluate` and `serve` need not
+import transformers.
+
+Importing transformers' BERT code imports much of transformers and of torch besides (dynamo, distributed
+tensors, sympy): about 4-6 s of a `tokentune predict` process that then tags CoNLL-2003 test in 8-10 s
+(docs/benchmarks.md, "Start-up without transformers"). The forward of a trained BERT token classifier is
+small: embeddings, self-attention through torch's scaled_dot_product_attention (as transformers' SDPA
+attention calls it), feed-forward, layer norms, the linear head. This module computes it with the same
+operations from the same ``model.safetensors``, for the configurations it knows exactly (:func:`supported`);
+any other model, file layout or setting is loaded by transformers as before. ``tests/test_light_bert.py``
+checks it against transformers' ``BertForTokenClassification`` (the oracle): logits, packed rows, bf16.
+"""
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+from .light import read_model_config
+
+WEIGHTS = "model.safetensors"
+# config.json settings whose other values change the forward: such a model goes through transformers
+REQUIRED = {"model_type": "bert", "position_embedding_type": "absolute", "hidden_act": "gelu",
+            "is_decoder": False, "add_cross_attention": False, "chunk_size_feed_forward": 0,
+            "architectures": ["BertForTokenClassification"]}
+SIZES = ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "vocab_size",
+         "max_position_embeddings", "type_vocab_size")
+DEFAULTS = {"position_embedding_type": "absolute", "is_decoder": False, "add_cross_attention": False,
+            "chunk_size_feed_forward": 0}  # what transformers' BertConfig takes where config.json is silent
+
+
+def supported(config) -> bool:
+    """Whether this module computes exactly what transformers does for a model of this config."""
+    settings = vars(config)
+    if any(settings.get(name, DEFAULTS.get(name)) != value for name, value in REQUIRED.items()):
+        return False
+    sizes = [settings.get(name) for name in SIZES]
+    if not all(isinstance(size, int) and size > 0 for size in sizes) or not isinstance(settings.get("layer_norm_eps"), float):
+        return False  # transformers would fill in its defaults: leave such a file to it
+    return settings["hidden_size"] % settings["num_attention_heads"] == 0
+
+
+def expected_shapes(config) -> dict[str, tuple[int, ...]]:
+    """Every tensor the forward reads, by its name in transformers' checkpoints, with its shape."""
+    hidden, inner, labels = config.hidden_size, config.intermediate_size, len(config.id2label)
+    shapes = {"bert.embeddings.word_embeddings.weight": (config.vocab_size, hidden),
+              "bert.embeddings.position_embeddings.weight": (config.max_position_embeddings, hidden),
+              "bert.embeddings.token_type_embeddings.weight": (config.type_vocab_size, hidden),
+              "bert.embeddings.LayerNorm.weight": (hidden,), "bert.embeddings.LayerNorm.bias": (hidden,),
+              "classifier.weight": (labels, hidden), "classifier.bias": (labels,)}
+    for layer in range(config.num_hidden_layers):
+        prefix = f"bert.encoder.layer.{layer}."
+        for name, (rows, cols) in {"attention.self.query": (hidden, hidden), "attention.self.key": (hidden, hidden),
+                                   "attention.self.value": (hidden, hidden), "attention.output.dense": (hidden, hidden),
+                                   "intermediate.dense": (inner, hidden), "output.dense": (hidden, inner)}.items():
+            shapes[f"{prefix}{name}.weight"], shapes[f"{prefix}{name}.bias"] = (rows, cols), (rows,)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[f"{prefix}{norm}.weight"], shapes[f"{prefix}{norm}.bias"] = (hidden,), (hidden,)
+    return shapes
+
+
+def load_light_bert(model_dir: str):
+    """``(model, config)`` of a local BERT token classifier in plain torch, or None where this module
+    cannot be sure to compute what transformers would (other architectures or settings, sharded or
+    non-fp32 weights, missing or extra tensors): the caller then loads it with transformers."""
+    path = os.path.join(model_dir, WEIGHTS)
+    if not os.path.isfile(path):
+        return None
+    config = read_model_config(model_dir)
+    if not supported(config):
+        return None
+    import torch
+    from safetensors import safe_open
+
+    shapes = expected_shapes(config)
+    with safe_open(path, framework="pt") as handle:
+        names = set(handle.keys()) - {name for name in handle.keys() if name.startswith("bert.pooler.")}
+        if names != set(shapes):
+            return None
+        state = {name: handle.get_tensor(name) for name in names}
+    if any(tuple(state[name].shape) != shape or state[name].dtype != torch.float32 for name, shape in shapes.items()):
+        return None
+    config._attn_implementation = "sdpa"
+    return _module(torch)(config, state).eval(), config
+
+
+def _module(torch):
+    """The module class, defined where torch is imported (this file is imported without it)."""
+    from torch import nn
+    from torch.nn import functional as F
+
+    class LightBertForTokenClassification(nn.Module):
+        def __init__(self, config, state: dict) -> None:
+            super().__init__()
+            self.config = config
+            self.heads = config.num_attention_heads
+            self.eps = config.layer_norm_eps
+            self.weights = nn.ParameterDict({name.replace(".", "/"): nn.Parameter(tensor, requires_grad=False)
+                                             for name, tensor in state.items()})
+
+        def _w(self, name: str):
+            return self.weights[name.replace(".", "/")]
+
+        def _linear(self, x, name: str):
+            return F.linear(x, self._w(name + ".weight"), self._w(name + ".bias"))
+
+        def _norm(self, x, name: str):
+            return F.layer_norm(x, x.shape[-1:], self._w(name + ".weight"), self._w(name + ".bias"), self.eps)
+
+        def forward(self, input_ids, attention_mask=None, position_ids=None):
+            batch, length = input_ids.shape
+            if position_ids is None:
+                position_ids = torch.arange(length, device=input_ids.device).expand(batch, length)
+            e = "bert.embeddings."
+            hidden = (F.embedding(input_ids, self._w(e + "word_embeddings.weight"))
+                      + self._w(e + "token_type_embeddings.weight")[0]
+                      + F.embedding(position_ids, self._w(e + "position_embeddings.weight")))
+            hidden = self._norm(hidden, e + "LayerNorm")
+            mask = None
+            if attention_mask is not None:
+                mask = attention_mask.bool()
+                mask = mask[:, None, None, :] if mask.dim() == 2 else mask  # [batch, 1, 1 or query, key]
+            for layer in range(self.config.num_hidden_layers):
+                hidden = self._layer(hidden, mask, f"bert.encoder.layer.{layer}.")
+            return SimpleNamespace(logits=self._linear(hidden, "classifier"))
+
+        def _layer(self, hidden, mask, prefix: str):
+            batch, length, size = hidden.shape
+
+            def heads(name):  # [batch, heads, length, head size]
+                return self._linear(hidden, prefix + name).view(batch, length, self.heads, -1).transpose(1, 2)
+
+            query, key, value = heads("attention.self.query"), heads("attention.self.key"), heads("attention.self.value")
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=query.shape[-1] ** -0.5)
+            context = context.transpose(1, 2).reshape(batch, length, size)
+            attended = self._norm(self._linear(context, prefix + "attention.output.dense") + hidden,
+                                  prefix + "attention.output.LayerNorm")
+            inner = F.gelu(self._linear(attended, prefix + "intermediate.dense"))
+            return self._norm(self._linear(inner, prefix + "output.dense") + attended, prefix + "output.LayerNorm")
+
+    return LightBertForTokenClassification

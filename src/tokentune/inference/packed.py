@@ -1,0 +1,95 @@
+"""Windows packed end to end into rows of one width for the model, as training's packed batches are.
+
+Sorted, padded batches (the Tagger's other path) come in as many shapes as there are window lengths
+and batch sizes; in bf16 on a CPU each new shape builds its kernels once, and every batch still carries
+some padding. Packed rows have one width per call and a fixed number of rows per batch, so nearly every
+batch has the same shape, and they are 99.8% full on CoNLL-2003 test (docs/benchmarks.md, "Packed
+prediction"). A block-diagonal attention mask keeps each window to itself and its position ids restart
+at the model's first position, so each window is computed as if it were alone, up to float rounding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_WIDTH = 128  # rows are at least this wide, so that calls with short windows share one shape
+WIDTH_STEP = 64  # and otherwise the longest window rounded up to a multiple of this
+TOKENS_PER_WINDOW = 64  # a batch of ``batch_size`` windows packs into about batch_size x 64 positions
+
+
+@dataclass(frozen=True)
+class PackedBatch:
+    chosen: np.ndarray  # [windows] window indices, in the order of their rows
+    row: np.ndarray  # [windows] the packed row of each chosen window
+    start: np.ndarray  # [windows] its first column in that row
+    rows: int
+    width: int
+
+
+def row_width(lengths: np.ndarray) -> int:
+    """The width of the rows for windows of these input lengths."""
+    longest = int(lengths.max()) if len(lengths) else 0
+    return max(MIN_WIDTH, -(-longest // WIDTH_STEP) * WIDTH_STEP)
+
+
+def fill_rows(lengths: np.ndarray, width: int) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into rows of at most ``width``: longest first, each into the row
+    with the least room that holds it (best fit decreasing), in time linear in the windows."""
+    by_room: list[list[int]] = [[] for _ in range(width + 1)]  # open rows, by the room they have left
+    count = np.zeros(width + 1, dtype=np.int64)
+    rows: list[list[int]] = []
+    for index in np.argsort(-lengths, kind="stable").tolist():
+        size = int(lengths[index])
+        fits = np.flatnonzero(count[size:])
+        if len(fits):
+            room = size + int(fits[0])
+            row = by_room[room].pop()
+            count[room] -= 1
+        else:
+            room, row = width, len(rows)
+            rows.append([])
+        rows[row].append(index)
+        by_room[room - size].append(row)
+        count[room - size] += 1
+    return rows
+
+
+def plan_batches(lengths: np.ndarray, batch_size: int) -> list[PackedBatch]:
+    """Batches of packed rows for windows of input lengths ``lengths``: ``batch_size`` x
+    :data:`TOKENS_PER_WINDOW` positions a batch, at least one row."""
+    width = row_width(lengths)
+    rows = fill_rows(lengths, width)
+    per_batch = max(1, batch_size * TOKENS_PER_WINDOW // width)
+    batches = []
+    for begin in range(0, len(rows), per_batch):
+        group = rows[begin:begin + per_batch]
+        chosen = np.array([index for members in group for index in members], dtype=np.int64)
+        row = np.repeat(np.arange(len(group)), [len(members) for members in group])
+        offset = np.cumsum(lengths[chosen]) - lengths[chosen]  # as if all rows were one
+        row_begins = np.concatenate([[0], np.flatnonzero(np.diff(row)) + 1])  # each row's first window
+        start = offset - offset[row_begins][row]
+        batches.append(PackedBatch(chosen, row, start, len(group), width))
+    return batches
+
+
+def pack_inputs(input_ids: np.ndarray, attention_mask: np.ndarray, batch: PackedBatch, *, pad_id: int,
+                first_position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(input_ids [rows, width], attention_mask [rows, 1, width, width] bool, position_ids)`` from the
+    right-padded inputs of ``batch.chosen``. Padding attends only to itself: a fully masked row of the
+    attention would give NaN."""
+    lengths = attention_mask.sum(axis=1)
+    total = int(lengths.sum())
+    source = np.repeat(np.arange(len(lengths)), lengths)
+    column = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # within its window
+    row, at = batch.row[source], batch.start[source] + column
+    shape = (batch.rows, batch.width)
+    ids = np.full(shape, pad_id, dtype=np.int64)
+    ids[row, at] = input_ids[source, column]
+    positions = np.zeros(shape, dtype=np.int64)
+    positions[row, at] = column + first_position
+    segment = np.full(shape, -1, dtype=np.int64)
+    segment[row, at] = source
+    mask = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)
+    mask |= np.eye(batch.width, dtype=bool)
+    return ids, mask[:, None], positions

@@ -1,0 +1,143 @@
+"""Prediction without transformers: the plain-torch BERT (inference/bert.py) against transformers'
+BertForTokenClassification, the oracle, and the models it must leave to transformers."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tokentune.inference import Tagger
+from tokentune.inference.bert import load_light_bert
+from tokentune.inference.packed import pack_inputs, plan_batches
+from tokentune.modeling import load_for_prediction
+
+
+def _save_classifier(directory, tokenizer_dir, **settings) -> str:
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=48, max_position_embeddings=64, id2label=dict(enumerate(labels)),
+                        label2id={label: i for i, label in enumerate(labels)}, **settings)
+    torch.manual_seed(3)
+    BertForTokenClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+def _oracle(model_dir):
+    from transformers import AutoModelForTokenClassification
+
+    return AutoModelForTokenClassification.from_pretrained(model_dir).eval()
+
+
+def _batch():
+    ids = torch.randint(5, 60, (3, 20))
+    mask = torch.ones_like(ids)
+    mask[1, 12:] = 0
+    mask[2, 4:] = 0
+    return ids.masked_fill(mask == 0, 0), mask
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["fp32", "bf16"])
+def test_logits_equal_transformers(tmp_path, tiny_base_model, dtype):
+    model_dir = _save_classifier(tmp_path / "model", tiny_base_model)
+    ours, config = load_light_bert(model_dir)
+    theirs = _oracle(model_dir)
+    ids, mask = _batch()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        a, b = ours(input_ids=ids, attention_mask=mask).logits, theirs(input_ids=ids, attention_mask=mask).logits
+    real = mask.bool()
+    assert a.dtype == b.dtype
+    tolerance = 1e-5 if dtype is None else 2e-2
+    torch.testing.assert_close(a[real].float(), b[real].float(), atol=tolerance, rtol=tolerance)
+    assert config.id2label[1] == "B-PER" and config._attn_implementation == "sdpa"
+
+
+def test_packed_rows_equal_transformers(tmp_path, tiny_base_model):
+    """Position ids and a 4D block-diagonal mask, as the Tagger packs windows (inference/packed.py)."""
+    model_dir = _save_classifier(tmp_path / "model", tiny_base_model)
+    ours, _ = load_light_bert(model_dir)
+    theirs = _oracle(model_dir)
+    ids, mask = (t.numpy() for t in _batch())
+    batch = plan_batches(mask.sum(1), batch_size=8)[0]
+    packed = [torch.from_numpy(a) for a in pack_inputs(ids[batch.chosen], mask[batch.chosen], batch, pad_id=0,
+                                                         first_position=0)]
+    inputs = {"input_ids": packed[0], "attention_mask": packed[1], "position_ids": packed[2]}
+    with torch.inference_mode():
+        torch.testing.assert_close(ours(**inputs).logits, theirs(**inputs).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_the_tagger_predicts_as_with_transformers(tiny_model):
+    """The trained tiny model: the Tagger loads it without transformers and tags as transformers' model does."""
+    from tokentune.inference.runners import torch_runner
+
+    model, tokenizer, config = load_for_prediction(tiny_model.output_dir)
+    assert type(model).__name__ == "LightBertForTokenClassification"
+    ours = Tagger.from_pretrained(tiny_model.output_dir, precision="fp32")
+    theirs = Tagger(torch_runner(_oracle(tiny_model.output_dir), "cpu"), tokenizer, ours.labels,
+                    max_length=ours.max_length, crf=ours.crf)
+    texts = ["Alice met Bob in Paris .", "Globex hired Erika Smith in Berlin and Madrid .", ""]
+    a, b = ours.predict_texts(texts), theirs.predict_texts(texts)
+    assert [[(e.label, e.start, e.end) for e in x] for x in a] == [[(e.label, e.start, e.end) for e in x] for x in b]
+    assert any(a)
+    np.testing.assert_allclose([e.score for x in a for e in x], [e.score for x in b for e in x], atol=2e-6)
+
+
+def test_prediction_imports_no_transformers(tiny_model):
+    code = ("import sys; from tokentune.inference import Tagger; "
+            f"print(Tagger.from_pretrained({tiny_model.output_dir!r}).predict_text('Alice met Bob in Paris .')); "
+            "print('transformers' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "False", result.stdout + result.stderr
+    assert "Entity(" in result.stdout
+
+
+@pytest.mark.parametrize("change", [
+    {"position_embedding_type": "relative_key"}, {"hidden_act": "gelu_new"}, {"hidden_act": "relu"},
+    {"architectures": ["BertModel"]}, {"layer_norm_eps": None}, {"num_hidden_layers": 3},
+    {"model_type": "roberta"}], ids=lambda change: next(iter(change)) + "=" + str(next(iter(change.values()))))
+def test_other_settings_are_left_to_transformers(tmp_path, tiny_base_model, change):
+    model_dir = _save_classifier(tmp_path / "model", tiny_base_model)
+    path = os.path.join(model_dir, "config.json")
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    config.update(change)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(config, handle)
+    assert load_light_bert(model_dir) is None
+
+
+def test_other_weight_files_are_left_to_transformers(tmp_path, tiny_base_model):
+    from safetensors.torch import load_file, save_file
+
+    model_dir = _save_classifier(tmp_path / "model", tiny_base_model)
+    weights = os.path.join(model_dir, "model.safetensors")
+    state = load_file(weights)
+    assert load_light_bert(model_dir) is not None
+    for changed in ({**state, "bert.extra.weight": torch.zeros(2)},  # a tensor it would not read
+                    {k: v for k, v in state.items() if k != "classifier.bias"},  # one missing
+                    {k: v.to(torch.bfloat16) for k, v in state.items()}):  # not fp32
+        save_file(changed, weights, metadata={"format": "pt"})
+        assert load_light_bert(model_dir) is None
+    os.remove(weights)  # e.g. sharded weights: no model.safetensors
+    assert load_light_bert(model_dir) is None
+
+
+def test_a_damaged_directory_is_refused_as_before(tmp_path, tiny_model):
+    from tokentune.errors import ModelError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model.output_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["id2label"] = {"0": "O"}  # fewer labels than the classifier has rows
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="id2label has 1 labels but the classifier"):
+        Tagger.from_pretrained(str(copy))

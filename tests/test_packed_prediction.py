@@ -1,0 +1,128 @@
+"""Packed prediction: windows laid end to end in rows of one width give the probabilities of sorted, padded
+batches (the oracle, ``packing=False``) up to float rounding, for every model family and option that
+changes the windows; models whose positions are unknown fall back to padded batches."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokentune.inference import Tagger
+from tokentune.inference.packed import MIN_WIDTH, fill_rows, pack_inputs, plan_batches, row_width
+from tokentune.training.packing import pack_rows
+
+from conftest import FILLER, PEOPLE, PLACES
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(2, 200), max_size=300))
+def test_rows_hold_every_window_once_within_the_width(lengths):
+    lengths = np.array(lengths, dtype=np.int64)
+    width = row_width(lengths)
+    rows = fill_rows(lengths, width)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    assert all(lengths[row].sum() <= width for row in rows)
+    # as full as training's first-fit decreasing packing (the reference), or fuller
+    assert len(rows) <= len(pack_rows(lengths.tolist(), width))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(2, 90), min_size=1, max_size=200), st.integers(1, 64))
+def test_batches_place_windows_side_by_side_without_overlap(lengths, batch_size):
+    lengths = np.array(lengths, dtype=np.int64)
+    batches = plan_batches(lengths, batch_size)
+    assert sorted(np.concatenate([b.chosen for b in batches]).tolist()) == list(range(len(lengths)))
+    for batch in batches:
+        assert batch.width == MIN_WIDTH and 1 <= batch.rows <= max(1, batch_size * 64 // batch.width)
+        cells = np.zeros((batch.rows, batch.width), dtype=np.int64)
+        for window, row, start in zip(batch.chosen, batch.row, batch.start):
+            cells[row, start:start + lengths[window]] += 1
+        assert cells.max() == 1 and cells.sum() == lengths[batch.chosen].sum()
+
+
+def test_packed_inputs_rebuild_each_window_and_keep_it_to_itself():
+    ids = np.array([[2, 10, 11, 3, 0], [2, 12, 3, 0, 0], [2, 13, 14, 15, 3]])
+    mask = (ids > 0).astype(np.int64)
+    lengths = mask.sum(1)
+    batch = plan_batches(lengths, batch_size=2)[0]
+    assert batch.rows == 1 and sorted(batch.chosen.tolist()) == [0, 1, 2]
+    # the inputs come in the batch's order, as the Tagger builds them for batch.chosen
+    packed, attention, positions = pack_inputs(ids[batch.chosen], mask[batch.chosen], batch, pad_id=0,
+                                               first_position=2)
+    assert packed.shape == (1, MIN_WIDTH) and attention.shape == (1, 1, MIN_WIDTH, MIN_WIDTH)
+    for window, row, start in zip(batch.chosen, batch.row, batch.start):
+        span = slice(start, start + lengths[window])
+        assert packed[row, span].tolist() == ids[window, :lengths[window]].tolist()
+        assert positions[row, span].tolist() == list(range(2, 2 + lengths[window]))
+        inside = np.zeros(MIN_WIDTH, dtype=bool)
+        inside[span] = True
+        assert (attention[row, 0, start] == inside).all()  # a window sees itself only
+    padding = np.flatnonzero(packed[0] == 0)
+    assert len(padding) == MIN_WIDTH - lengths.sum()
+    assert all(attention[0, 0, p].sum() == 1 and attention[0, 0, p, p] for p in padding)  # itself: no NaN
+
+
+def _sentences(count: int, seed: int) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    words = PEOPLE + PLACES + [w for w in FILLER if w != "."]
+    return [[str(w) for w in rng.choice(words, size=int(rng.integers(1, 40)))] for _ in range(count)]
+
+
+def _agree(packed: Tagger, padded: Tagger, sentences, documents=None) -> None:
+    assert packed.packing and not padded.packing
+    ours = packed.predict_with_probabilities(sentences, documents)
+    theirs = padded.predict_with_probabilities(sentences, documents)
+    np.testing.assert_allclose(ours[1], theirs[1], atol=2e-6)
+    assert [p.tags for p in ours[0]] == [p.tags for p in theirs[0]]
+
+
+@pytest.mark.parametrize("options", [{}, {"max_length": 16, "stride": 4}, {"aggregation": "average"},
+                                     {"batch_size": 1}, {"context": "document", "context_size": 6},
+                                     {"context": "document", "context_size": 6, "context_marker": True},
+                                     {"context": "document"}], ids=str)
+def test_packed_equals_padded_batches(tiny_model, options):
+    sentences = _sentences(70, seed=4)
+    documents = [(0, 30), (30, 31), (31, 70)] if options.get("context") else None
+    packed = Tagger.from_pretrained(tiny_model.output_dir, precision="fp32", **options)
+    padded = Tagger.from_pretrained(tiny_model.output_dir, precision="fp32", packing=False, **options)
+    assert packed.runner.first_position == 0
+    _agree(packed, padded, sentences, documents)
+    texts = [" ".join(s) for s in sentences[:20]]
+    ours, theirs = packed.predict_texts(texts), padded.predict_texts(texts)
+    assert [[(e.label, e.start, e.end) for e in found] for found in ours] == \
+        [[(e.label, e.start, e.end) for e in found] for found in theirs]
+    np.testing.assert_allclose([e.score for found in ours for e in found],
+                               [e.score for found in theirs for e in found], atol=2e-6)  # rounded to 6 places
+
+
+def test_eager_attention_and_roberta_positions_pack_too(tiny_base_model):
+    """Eager attention takes an additive mask; RoBERTa's positions start after its padding id."""
+    from transformers import AutoTokenizer, RobertaConfig, RobertaForTokenClassification
+
+    from tokentune.inference.runners import torch_runner
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_model)
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=80, pad_token_id=tokenizer.pad_token_id,
+                           num_labels=3, attn_implementation="eager")
+    model = RobertaForTokenClassification(config)
+    labels = ["O", "B-PER", "I-PER"]
+    runner = torch_runner(model, "cpu")
+    assert runner.first_position == tokenizer.pad_token_id + 1
+    packed = Tagger(runner, tokenizer, labels, max_length=60)
+    padded = Tagger(runner, tokenizer, labels, max_length=60, packing=False)
+    _agree(packed, padded, _sentences(40, seed=5))
+
+
+def test_a_model_of_unknown_positions_runs_padded_batches(tiny_base_model):
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForTokenClassification
+
+    from tokentune.inference.runners import torch_runner
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_model)
+    config = DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=2, hidden_dim=64, num_labels=3)
+    runner = torch_runner(DistilBertForTokenClassification(config), "cpu")
+    assert not hasattr(runner, "packed")
+    tagger = Tagger(runner, tokenizer, ["O", "B-PER", "I-PER"], max_length=60)
+    assert len(tagger.predict_token_batches(_sentences(5, seed=6))) == 5
