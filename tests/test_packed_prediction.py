@@ -34,7 +34,7 @@ def test_batches_place_windows_side_by_side_without_overlap(lengths, batch_size)
     batches = plan_batches(lengths, batch_size)
     assert sorted(np.concatenate([b.chosen for b in batches]).tolist()) == list(range(len(lengths)))
     for batch in batches:
-        assert batch.width == MIN_WIDTH and 1 <= batch.rows <= max(1, batch_size * 64 // batch.width)
+        assert batch.width == row_width(lengths) and 1 <= batch.rows <= max(1, batch_size * 64 // batch.width)
         cells = np.zeros((batch.rows, batch.width), dtype=np.int64)
         for window, row, start in zip(batch.chosen, batch.row, batch.start):
             cells[row, start:start + lengths[window]] += 1
@@ -50,17 +50,27 @@ def test_packed_inputs_rebuild_each_window_and_keep_it_to_itself():
     # the inputs come in the batch's order, as the Tagger builds them for batch.chosen
     packed, attention, positions = pack_inputs(ids[batch.chosen], mask[batch.chosen], batch, pad_id=0,
                                                first_position=2)
-    assert packed.shape == (1, MIN_WIDTH) and attention.shape == (1, 1, MIN_WIDTH, MIN_WIDTH)
+    width = batch.width
+    assert width == 16  # 12 positions in all: one row, rounded up to 8
+    assert packed.shape == (1, width) and attention.shape == (1, 1, width, width)
     for window, row, start in zip(batch.chosen, batch.row, batch.start):
         span = slice(start, start + lengths[window])
         assert packed[row, span].tolist() == ids[window, :lengths[window]].tolist()
         assert positions[row, span].tolist() == list(range(2, 2 + lengths[window]))
-        inside = np.zeros(MIN_WIDTH, dtype=bool)
+        inside = np.zeros(width, dtype=bool)
         inside[span] = True
         assert (attention[row, 0, start] == inside).all()  # a window sees itself only
     padding = np.flatnonzero(packed[0] == 0)
-    assert len(padding) == MIN_WIDTH - lengths.sum()
+    assert len(padding) == width - lengths.sum()
     assert all(attention[0, 0, p].sum() == 1 and attention[0, 0, p, p] for p in padding)  # itself: no NaN
+
+
+def test_row_width_is_shared_by_long_calls_and_tight_for_short_ones():
+    assert row_width(np.array([30] * 10)) == MIN_WIDTH  # 300 positions: rows of 128
+    assert row_width(np.array([140, 60, 50])) == 192  # the longest, rounded up to 64
+    assert row_width(np.array([140, 20])) == 160  # both fit one row
+    assert row_width(np.array([9])) == 16 and row_width(np.array([9, 40])) == 56  # one row: no more than needed
+    assert plan_batches(np.array([], dtype=np.int64), 32) == []
 
 
 def _sentences(count: int, seed: int) -> list[list[str]]:

@@ -15,6 +15,7 @@ import numpy as np
 
 MIN_WIDTH = 128  # rows are at least this wide, so that calls with short windows share one shape
 WIDTH_STEP = 64  # and otherwise the longest window rounded up to a multiple of this
+SMALL_STEP = 8  # the width of a call whose windows fill less than one row
 TOKENS_PER_WINDOW = 64  # a batch of ``batch_size`` windows packs into about batch_size x 64 positions
 
 
@@ -28,9 +29,13 @@ class PackedBatch:
 
 
 def row_width(lengths: np.ndarray) -> int:
-    """The width of the rows for windows of these input lengths."""
+    """The width of the rows for windows of these input lengths: :data:`MIN_WIDTH`, or the longest window
+    rounded up to :data:`WIDTH_STEP`; where all windows fit one row (a request to ``serve``), just their
+    total rounded up to 8, so that one short sentence is not run as a row of 128."""
     longest = int(lengths.max()) if len(lengths) else 0
-    return max(MIN_WIDTH, -(-longest // WIDTH_STEP) * WIDTH_STEP)
+    width = max(MIN_WIDTH, -(-longest // WIDTH_STEP) * WIDTH_STEP)
+    total = int(lengths.sum())
+    return -(-total // SMALL_STEP) * SMALL_STEP if total <= width else width
 
 
 def fill_rows(lengths: np.ndarray, width: int) -> list[list[int]]:
@@ -58,6 +63,8 @@ def fill_rows(lengths: np.ndarray, width: int) -> list[list[int]]:
 def plan_batches(lengths: np.ndarray, batch_size: int) -> list[PackedBatch]:
     """Batches of packed rows for windows of input lengths ``lengths``: ``batch_size`` x
     :data:`TOKENS_PER_WINDOW` positions a batch, at least one row."""
+    if not len(lengths):
+        return []
     width = row_width(lengths)
     rows = fill_rows(lengths, width)
     per_batch = max(1, batch_size * TOKENS_PER_WINDOW // width)
