@@ -121,3 +121,17 @@ def document_splits(directory, train=120, dev=30, test=30):
     for name, count, seed in (("train", train, 1), ("dev", dev, 2), ("test", test, 3)):
         write_documents(directory / f"{name}.txt", make_sentences(count, seed=seed))
     return directory
+
+
+def assert_same_entities(ours, theirs, score_tolerance: float = 1e-4) -> None:
+    """Entities (``Entity`` or their dicts), per text, equal in label, offsets and text, and in score up to
+    ``score_tolerance``: in bf16 (``precision auto`` on an AMX CPU) a text's scores depend a little on what
+    else is in its batch (packed rows, inference/packed.py), as they do on the batch size."""
+    def fields(entity):
+        entity = entity if isinstance(entity, dict) else entity.to_dict()
+        return (entity["label"], entity["start"], entity["end"], entity["text"]), entity["score"]
+
+    ours, theirs = [[fields(e) for e in found] for found in ours], [[fields(e) for e in found] for found in theirs]
+    assert [[key for key, _ in found] for found in ours] == [[key for key, _ in found] for found in theirs]
+    for mine, other in zip(ours, theirs):
+        assert all(abs(a - b) <= score_tolerance for (_, a), (_, b) in zip(mine, other)), (mine, other)

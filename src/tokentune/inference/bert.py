@@ -2,13 +2,14 @@
 import transformers.
 
 Importing transformers' BERT code imports much of transformers and of torch besides (dynamo, distributed
-tensors, sympy): about 4-6 s of a `tokentune predict` process that then tags CoNLL-2003 test in 8-10 s
-(docs/benchmarks.md, "Start-up without transformers"). The forward of a trained BERT token classifier is
-small: embeddings, self-attention through torch's scaled_dot_product_attention (as transformers' SDPA
-attention calls it), feed-forward, layer norms, the linear head. This module computes it with the same
-operations from the same ``model.safetensors``, for the configurations it knows exactly (:func:`supported`);
-any other model, file layout or setting is loaded by transformers as before. ``tests/test_light_bert.py``
-checks it against transformers' ``BertForTokenClassification`` (the oracle): logits, packed rows, bf16.
+tensors, sympy): about 4-6 s of a `tokentune predict` process that then tags CoNLL-2003 test in about 9 s
+(docs/benchmarks.md, "Packed prediction, and start-up without transformers"). The forward of a trained
+BERT token classifier is small: embeddings, self-attention through torch's scaled_dot_product_attention
+(as transformers' SDPA attention calls it), feed-forward, layer norms, the linear head. This module
+computes it with the same operations from the same ``model.safetensors``, for the configurations it knows
+exactly (:func:`supported`); any other model, file layout or setting is loaded by transformers as before.
+``tests/test_light_bert.py`` checks it against transformers' ``BertForTokenClassification`` (the oracle):
+logits, packed rows, bf16.
 """
 from __future__ import annotations
 

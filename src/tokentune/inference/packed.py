@@ -4,8 +4,9 @@ Sorted, padded batches (the Tagger's other path) come in as many shapes as there
 and batch sizes; in bf16 on a CPU each new shape builds its kernels once, and every batch still carries
 some padding. Packed rows have one width per call and a fixed number of rows per batch, so nearly every
 batch has the same shape, and they are 99.8% full on CoNLL-2003 test (docs/benchmarks.md, "Packed
-prediction"). A block-diagonal attention mask keeps each window to itself and its position ids restart
-at the model's first position, so each window is computed as if it were alone, up to float rounding.
+prediction, and start-up without transformers"). A block-diagonal attention mask keeps each window to
+itself and its position ids restart at the model's first position, so each window is computed as if it
+were alone, up to float rounding (in bf16 a window's scores so depend a little on its neighbours).
 """
 from __future__ import annotations
 
