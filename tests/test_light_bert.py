@@ -141,3 +141,17 @@ def test_a_damaged_directory_is_refused_as_before(tmp_path, tiny_model):
     (copy / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match="id2label has 1 labels but the classifier"):
         Tagger.from_pretrained(str(copy))
+
+
+def test_weights_safetensors_cannot_read_are_left_to_transformers(tmp_path, tiny_base_model):
+    """A damaged weights file: transformers' loader reports it, with the fix, as before."""
+    from tokentune.errors import ModelError
+
+    model_dir = _save_classifier(tmp_path / "model", tiny_base_model)
+    weights = os.path.join(model_dir, "model.safetensors")
+    data = open(weights, "rb").read()
+    with open(weights, "wb") as handle:
+        handle.write(data[: len(data) // 2])  # cut short
+    assert load_light_bert(model_dir) is None
+    with pytest.raises(ModelError):
+        Tagger.from_pretrained(model_dir)

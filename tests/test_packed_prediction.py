@@ -34,7 +34,8 @@ def test_batches_place_windows_side_by_side_without_overlap(lengths, batch_size)
     batches = plan_batches(lengths, batch_size)
     assert sorted(np.concatenate([b.chosen for b in batches]).tolist()) == list(range(len(lengths)))
     for batch in batches:
-        assert batch.width == row_width(lengths) and 1 <= batch.rows <= max(1, batch_size * 64 // batch.width)
+        budget = int(batch_size * max(64, lengths.mean()))  # positions: never more than padded windows take
+        assert batch.width == row_width(lengths) and 1 <= batch.rows <= max(1, budget // batch.width)
         cells = np.zeros((batch.rows, batch.width), dtype=np.int64)
         for window, row, start in zip(batch.chosen, batch.row, batch.start):
             cells[row, start:start + lengths[window]] += 1
@@ -123,6 +124,37 @@ def test_eager_attention_and_roberta_positions_pack_too(tiny_base_model):
     packed = Tagger(runner, tokenizer, labels, max_length=60)
     padded = Tagger(runner, tokenizer, labels, max_length=60, packing=False)
     _agree(packed, padded, _sentences(40, seed=5))
+
+
+def test_long_windows_keep_batches_of_about_batch_size_windows():
+    batches = plan_batches(np.full(100, 500), batch_size=32)  # document context at a 512 limit
+    assert batches[0].width == 512 and len(batches[0].chosen) == 31  # 32 x 500 positions in rows of 512
+
+
+def test_a_bf16_model_with_eager_attention_runs_packed_without_autocast(tiny_base_model):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    from tokentune.inference.runners import torch_runner
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_model)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=3, attn_implementation="eager")
+    model = BertForTokenClassification(config).to(torch.bfloat16)
+    tagger = Tagger(torch_runner(model, "cpu"), tokenizer, ["O", "B-PER", "I-PER"], max_length=60)
+    probabilities = tagger.word_probabilities(_sentences(6, seed=8))
+    assert len(probabilities) == 6 and all(np.isfinite(p).all() for p in probabilities)
+
+
+def test_roformer_runs_padded_batches():
+    """RoFormer's classifier takes no position ids: packed, its rotary positions would be the columns."""
+    from types import SimpleNamespace
+
+    from tokentune.inference.runners import packed_positions
+
+    assert packed_positions(SimpleNamespace(model_type="roformer", _attn_implementation="eager")) is None
+    assert packed_positions(SimpleNamespace(model_type="bert", _attn_implementation="eager")) == 0
+    assert packed_positions(SimpleNamespace(model_type="bert", _attn_implementation="flash_attention_2")) is None
 
 
 def test_a_model_of_unknown_positions_runs_padded_batches(tiny_base_model):

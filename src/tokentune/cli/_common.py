@@ -4,22 +4,10 @@ from __future__ import annotations
 
 def quiet_libraries(quiet: bool = False) -> None:
     """Keep transformers' info/warning chatter (e.g. 'newly initialized classifier') off the terminal;
-    with ``quiet`` also its progress bars (weights loading and saving). Where transformers is not imported
-    yet, through the variables it reads when it is: a command that never needs it (prediction with a BERT
-    model, inference/bert.py) then does not pay about a second to import it here."""
-    import os
-    import sys
+    with ``quiet`` also its progress bars (weights loading and saving), without importing it (quiet.py)."""
+    from ..quiet import quiet_transformers
 
-    if "transformers" not in sys.modules and "huggingface_hub" not in sys.modules:  # both read these at import
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        if quiet:
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        return
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    if quiet:
-        logging.disable_progress_bar()
+    quiet_transformers(progress_bars=not quiet)
 
 
 def add_text_flags(group, *, min_score_help: str) -> None:

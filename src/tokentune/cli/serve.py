@@ -102,9 +102,9 @@ def _configure_logging(level: str) -> None:
 
 def _no_progress_bars() -> None:
     """A server's log is read line by line: transformers' 'Loading weights' bar would garble it."""
-    from transformers.utils import logging as hf_logging
+    from ..quiet import quiet_transformers
 
-    hf_logging.disable_progress_bar()
+    quiet_transformers(progress_bars=False)
 
 
 def _is_loopback(host: str) -> bool:

@@ -62,13 +62,16 @@ def fill_rows(lengths: np.ndarray, width: int) -> list[list[int]]:
 
 
 def plan_batches(lengths: np.ndarray, batch_size: int) -> list[PackedBatch]:
-    """Batches of packed rows for windows of input lengths ``lengths``: ``batch_size`` x
-    :data:`TOKENS_PER_WINDOW` positions a batch, at least one row."""
+    """Batches of packed rows for windows of input lengths ``lengths``: ``batch_size`` x the larger of
+    :data:`TOKENS_PER_WINDOW` and the mean length positions a batch (so at most what ``batch_size`` padded
+    windows would take), at least one row."""
     if not len(lengths):
         return []
     width = row_width(lengths)
     rows = fill_rows(lengths, width)
-    per_batch = max(1, batch_size * TOKENS_PER_WINDOW // width)
+    # about batch_size windows of their mean length, and never fewer positions than TOKENS_PER_WINDOW
+    # each: long windows (document context) keep batches as large as padded ones, short ones fill rows
+    per_batch = max(1, int(batch_size * max(TOKENS_PER_WINDOW, float(lengths.mean()))) // width)
     batches = []
     for begin in range(0, len(rows), per_batch):
         group = rows[begin:begin + per_batch]

@@ -229,10 +229,9 @@ def _start_worker(settings: dict, threads: int, ready) -> None:
         import torch
 
         torch.set_num_threads(threads)
-    from transformers.utils import logging
+    from ..quiet import quiet_transformers
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+    quiet_transformers(progress_bars=False)  # without importing it (quiet.py)
     _STATE.update(settings=settings, ready=ready)
 
 

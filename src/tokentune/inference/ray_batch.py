@@ -305,10 +305,9 @@ class TaggerActor:
             import torch
 
             torch.set_num_threads(self.threads)
-        from transformers.utils import logging
+        from ..quiet import quiet_transformers
 
-        logging.set_verbosity_error()
-        logging.disable_progress_bar()
+        quiet_transformers(progress_bars=False)  # without importing it (quiet.py)
         return load_tagger(settings)
 
     def _values(self, batch) -> list:

@@ -89,11 +89,12 @@ def torch_runner(model, device: str | None = None, precision: str = "fp32", *, p
     if first_position is None:
         return run
     additive = getattr(model.config, "_attn_implementation", None) == "eager"
+    weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
     def run_packed(input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         mask = torch.from_numpy(attention_mask)
-        if additive:  # eager attention adds its mask to the scores
-            mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)
+        if additive:  # eager attention adds its mask to the scores, in the weights' dtype (without autocast)
+            mask = torch.zeros(mask.shape, dtype=weights).masked_fill(~mask, torch.finfo(weights).min)
         with torch.inference_mode(), autocast():
             logits = forward(input_ids=torch.from_numpy(input_ids).to(device), attention_mask=mask.to(device),
                              position_ids=torch.from_numpy(position_ids).to(device)).logits
@@ -101,6 +102,11 @@ def torch_runner(model, device: str | None = None, precision: str = "fp32", *, p
 
     run.packed, run.first_position = run_packed, first_position
     return run
+
+
+# families whose token classifier takes no position ids (RoFormer: rotary positions from the column, and a
+# row wider than its sinusoid table would fail): their windows run padded
+IGNORE_POSITION_IDS = {"roformer"}
 
 
 def packed_positions(model_config) -> int | None:
@@ -111,6 +117,8 @@ def packed_positions(model_config) -> int | None:
 
     if getattr(model_config, "_attn_implementation", None) not in ("eager", "sdpa"):
         return None  # flash attention and others take no 4D mask
+    if getattr(model_config, "model_type", None) in IGNORE_POSITION_IDS:
+        return None
     try:
         return position_offset(model_config)
     except ConfigError:
