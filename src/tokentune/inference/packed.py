@@ -17,7 +17,7 @@ import numpy as np
 MIN_WIDTH = 128  # rows are at least this wide, so that calls with short windows share one shape
 WIDTH_STEP = 64  # and otherwise the longest window rounded up to a multiple of this
 SMALL_STEP = 8  # the width of a call whose windows fill less than one row
-TOKENS_PER_WINDOW = 64  # a batch of ``batch_size`` windows packs into about batch_size x 64 positions
+TOKENS_PER_WINDOW = 64  # a batch: batch_size x (the mean window length, at least this) positions
 
 
 @dataclass(frozen=True)
