@@ -168,3 +168,16 @@ def test_a_model_of_unknown_positions_runs_padded_batches(tiny_base_model):
     assert not hasattr(runner, "packed")
     tagger = Tagger(runner, tokenizer, ["O", "B-PER", "I-PER"], max_length=60)
     assert len(tagger.predict_token_batches(_sentences(5, seed=6))) == 5
+
+
+def test_one_window_runs_as_it_is(tiny_model):
+    """A call of one window (a serve request of one sentence) has nothing to pack: its padded batch is
+    already exact, and cheaper than building a packed row and its mask."""
+    tagger = Tagger.from_pretrained(tiny_model.output_dir, precision="fp32")
+    calls = []
+    packed = tagger.runner.packed
+    tagger.runner.packed = lambda *inputs: calls.append(inputs[0].shape) or packed(*inputs)
+    tagger.predict_text("Alice met Bob in Paris")
+    assert calls == []
+    tagger.predict_texts(["Alice met Bob in Paris", "Globex said today"])
+    assert len(calls) == 1 and calls[0][0] == 1  # two windows: one packed row

@@ -234,7 +234,7 @@ class Tagger:
         pieces = self.encoder.pieces(sentences, offsets)
         windows = self.encoder.document_windows(pieces, offsets, documents, self.context_size)
         packed = getattr(self.runner, "packed", None) if self.packing else None
-        if packed is None:
+        if packed is None or len(windows.lo) < 2:  # one window (a serve request): nothing to pack it with
             for chosen in self._batches(windows.hi - windows.lo):
                 probs = self.runner(*self.encoder.inputs(pieces, windows, chosen))
                 self._store(pieces, windows, chosen, probs, result)
