@@ -73,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
     sock = bind_socket(args.host, args.port)  # before loading the model: a port in use fails at once
     try:
         _configure_logging(args.log_level)
-        quiet_libraries()
-        _no_progress_bars()
+        quiet_libraries(True)  # a server's log is read line by line: no 'Loading weights' bar in it
         api_key = args.api_key if args.api_key is not None else (os.environ.get(API_KEY_ENV) or None)
         app = create_app(args.model_dir, limits=limits, api_key=api_key, backend=args.backend,
                          tagger_options={"batch_size": args.batch_size, "decoding": args.decode,
@@ -98,13 +97,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def _no_progress_bars() -> None:
-    """A server's log is read line by line: transformers' 'Loading weights' bar would garble it."""
-    from ..quiet import quiet_transformers
-
-    quiet_transformers(progress_bars=False)
 
 
 def _is_loopback(host: str) -> bool:

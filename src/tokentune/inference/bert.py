@@ -25,14 +25,14 @@ REQUIRED = {"model_type": "bert", "position_embedding_type": "absolute", "hidden
             "architectures": ["BertForTokenClassification"]}
 SIZES = ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "vocab_size",
          "max_position_embeddings", "type_vocab_size")
-DEFAULTS = {"position_embedding_type": "absolute", "is_decoder": False, "add_cross_attention": False,
-            "chunk_size_feed_forward": 0}  # what transformers' BertConfig takes where config.json is silent
+# settings config.json may leave out: transformers' BertConfig then takes the value required above
+MAY_BE_ABSENT = {"position_embedding_type", "is_decoder", "add_cross_attention", "chunk_size_feed_forward"}
 
 
 def supported(config) -> bool:
     """Whether this module computes exactly what transformers does for a model of this config."""
     settings = vars(config)
-    if any(settings.get(name, DEFAULTS.get(name)) != value for name, value in REQUIRED.items()):
+    if any(settings.get(name, value if name in MAY_BE_ABSENT else None) != value for name, value in REQUIRED.items()):
         return False
     sizes = [settings.get(name) for name in SIZES]
     if not all(isinstance(size, int) and size > 0 for size in sizes) or not isinstance(settings.get("layer_norm_eps"), float):

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..training.packing import block_diagonal_mask
+
 MIN_WIDTH = 128  # rows are at least this wide, so that calls with short windows share one shape
 WIDTH_STEP = 64  # and otherwise the longest window rounded up to a multiple of this
 SMALL_STEP = 8  # the width of a call whose windows fill less than one row
@@ -25,8 +27,11 @@ class PackedBatch:
     chosen: np.ndarray  # [windows] window indices, in the order of their rows
     row: np.ndarray  # [windows] the packed row of each chosen window
     start: np.ndarray  # [windows] its first column in that row
-    rows: int
     width: int
+
+    @property
+    def rows(self) -> int:
+        return int(self.row[-1]) + 1  # rows are numbered in order from 0
 
 
 def row_width(lengths: np.ndarray) -> int:
@@ -80,15 +85,14 @@ def plan_batches(lengths: np.ndarray, batch_size: int) -> list[PackedBatch]:
         offset = np.cumsum(lengths[chosen]) - lengths[chosen]  # as if all rows were one
         row_begins = np.concatenate([[0], np.flatnonzero(np.diff(row)) + 1])  # each row's first window
         start = offset - offset[row_begins][row]
-        batches.append(PackedBatch(chosen, row, start, len(group), width))
+        batches.append(PackedBatch(chosen, row, start, width))
     return batches
 
 
 def pack_inputs(input_ids: np.ndarray, attention_mask: np.ndarray, batch: PackedBatch, *, pad_id: int,
                 first_position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(input_ids [rows, width], attention_mask [rows, 1, width, width] bool, position_ids)`` from the
-    right-padded inputs of ``batch.chosen``. Padding attends only to itself: a fully masked row of the
-    attention would give NaN."""
+    right-padded inputs of ``batch.chosen`` (the mask: training's :func:`block_diagonal_mask`)."""
     lengths = attention_mask.sum(axis=1)
     total = int(lengths.sum())
     source = np.repeat(np.arange(len(lengths)), lengths)
@@ -101,6 +105,4 @@ def pack_inputs(input_ids: np.ndarray, attention_mask: np.ndarray, batch: Packed
     positions[row, at] = column + first_position
     segment = np.full(shape, -1, dtype=np.int64)
     segment[row, at] = source
-    mask = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)
-    mask |= np.eye(batch.width, dtype=bool)
-    return ids, mask[:, None], positions
+    return ids, block_diagonal_mask(segment), positions

@@ -88,13 +88,15 @@ def torch_runner(model, device: str | None = None, precision: str = "fp32", *, p
     first_position = packed_positions(model.config) if packing else None
     if first_position is None:
         return run
+    from ..training.packing import additive_mask
+
     additive = getattr(model.config, "_attn_implementation", None) == "eager"
     weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
     def run_packed(input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         mask = torch.from_numpy(attention_mask)
         if additive:  # eager attention adds its mask to the scores, in the weights' dtype (without autocast)
-            mask = torch.zeros(mask.shape, dtype=weights).masked_fill(~mask, torch.finfo(weights).min)
+            mask = additive_mask(mask, weights)
         with torch.inference_mode(), autocast():
             logits = forward(input_ids=torch.from_numpy(input_ids).to(device), attention_mask=mask.to(device),
                              position_ids=torch.from_numpy(position_ids).to(device)).logits

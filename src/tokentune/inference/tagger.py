@@ -86,6 +86,13 @@ def check_min_score(value, flag: str = "--min-score") -> float:
     return float(value)
 
 
+def check_flag(name: str, value, note: str) -> bool:
+    """A True/False option, refused when it is anything else (a string "false" would be true)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, found {value!r}", fix=f"pass {name}=True {note} or False")
+    return value
+
+
 def check_documents(documents: Sequence[tuple[int, int]], sentences: int) -> None:
     """``documents`` must be consecutive ``[start, end)`` ranges covering sentences ``0..sentences``."""
     end = 0
@@ -136,14 +143,9 @@ class Tagger:
         self.context = check_choice(context, CONTEXTS, "context", "--context")
         check_sizes(context_size=context_size)
         self.context_size = context_size or 0
-        if not isinstance(context_marker, bool):
-            raise ConfigError(f"context_marker must be True or False, found {context_marker!r}",
-                              fix="pass context_marker=True (as a model trained with --context-marker) or False")
-        self.context_marker, self.packing = context_marker, bool(packing)
-        if not isinstance(split_sentences, bool):
-            raise ConfigError(f"split_sentences must be True or False, found {split_sentences!r}",
-                              fix="pass split_sentences=True (the default) or False")
-        self.split_sentences = split_sentences
+        self.context_marker = check_flag("context_marker", context_marker, "(as a model trained with --context-marker)")
+        self.split_sentences = check_flag("split_sentences", split_sentences, "(the default)")
+        self.packing = bool(packing)
         self.precision = precision
         self.crf = crf  # a CRF head's learned scores (tokentune.crf.CrfScores), added to the scheme's masks
         self.runner = runner

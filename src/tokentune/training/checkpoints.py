@@ -227,8 +227,8 @@ def resumable_config(config: TrainConfig, saved_path: str) -> TrainConfig:
             config.batch_size * config.gradient_accumulation_steps:
         current["batch_size"] = saved["batch_size"]
         current["gradient_accumulation_steps"] = saved["gradient_accumulation_steps"]
-    changed = [f"{k} {saved.get(k, ADDED_LATER.get(k))!r} (now {v!r})" for k, v in current.items()
-               if k not in RESUME_FREE and saved.get(k, ADDED_LATER.get(k)) != v]
+    before = {k: saved.get(k, ADDED_LATER.get(k)) for k in current}  # a setting added later: its old value
+    changed = [f"{k} {before[k]!r} (now {v!r})" for k, v in current.items() if k not in RESUME_FREE and before[k] != v]
     if changed:
         raise ConfigError(f"--resume: the interrupted run in {os.path.dirname(saved_path)} was started with other "
                           f"settings: {', '.join(changed)}",

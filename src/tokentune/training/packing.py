@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from ..windows import IGNORE
 
 # Where each architecture's absolute positions start, when position ids are passed in. Packing needs
@@ -74,6 +76,22 @@ def pack_rows(lengths: Sequence[int], width: int) -> list[list[int]]:
     return rows
 
 
+def block_diagonal_mask(segment: np.ndarray) -> np.ndarray:
+    """``[rows, 1, width, width]`` bool attention mask from ``segment`` ``[rows, width]`` (each position's
+    sequence number in its row, -1 for padding): a sequence attends to itself only, and padding only to
+    itself, since a fully masked row of the attention would give NaN."""
+    same = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)
+    return (same | np.eye(segment.shape[1], dtype=bool))[:, None]
+
+
+def additive_mask(mask, dtype=None):
+    """A bool attention mask as eager attention takes it: 0 where attended, the dtype's lowest elsewhere."""
+    import torch
+
+    dtype = dtype or torch.float32
+    return torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+
+
 class PackingCollator:
     """Collates training features (``input_ids``, ``labels``) into packed rows.
 
@@ -100,7 +118,7 @@ class PackingCollator:
         input_ids = torch.full(shape, self.pad_token_id, dtype=torch.long)
         labels = torch.full(shape, IGNORE, dtype=torch.long)
         position_ids = torch.zeros(shape, dtype=torch.long)
-        segment = torch.full(shape, -1, dtype=torch.long)
+        segment = np.full(shape, -1, dtype=np.int64)
         for row, members in enumerate(rows):
             start = 0
             for number, index in enumerate(members):
@@ -110,8 +128,7 @@ class PackingCollator:
                 position_ids[row, start:end] = torch.arange(end - start) + self.first_position
                 segment[row, start:end] = number
                 start = end
-        same = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)
-        mask = (same | torch.eye(width, dtype=torch.bool)).unsqueeze(1)
+        mask = torch.from_numpy(block_diagonal_mask(segment))
         if self.additive_mask:
-            mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)
+            mask = additive_mask(mask)
         return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "attention_mask": mask}
