@@ -181,3 +181,12 @@ def test_one_window_runs_as_it_is(tiny_model):
     assert calls == []
     tagger.predict_texts(["Alice met Bob in Paris", "Globex said today"])
     assert len(calls) == 1 and calls[0][0] == 1  # two windows: one packed row
+
+
+@pytest.mark.parametrize("value", ["false", None, float("nan"), 0])
+def test_packing_takes_true_or_false_only(tiny_model, value):
+    """A string "false" would be true: refused with the fix, like the Tagger's other True/False options."""
+    from tokentune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"packing must be True or False, found .*pass packing=True"):
+        Tagger.from_pretrained(tiny_model.output_dir, packing=value)

@@ -145,7 +145,7 @@ class Tagger:
         self.context_size = context_size or 0
         self.context_marker = check_flag("context_marker", context_marker, "(as a model trained with --context-marker)")
         self.split_sentences = check_flag("split_sentences", split_sentences, "(the default)")
-        self.packing = bool(packing)
+        self.packing = check_flag("packing", packing, "(the default)")
         self.precision = precision
         self.crf = crf  # a CRF head's learned scores (tokentune.crf.CrfScores), added to the scheme's masks
         self.runner = runner
