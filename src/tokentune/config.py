@@ -30,7 +30,7 @@ WORD_SPLITTERS = tuple(SPLITTERS)  # the registry in tokentune.words
 RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "report_to", "checkpoint_minutes", "save_total_limit")
 # settings added after runs and studies were saved without them, at the value those runs had in effect:
 # a saved configuration that lacks one is taken to have had this value (--resume, tune's study identity)
-ADDED_LATER = {"word_splitter": "default", "context_dropout": 0.0, "context_marker": False}
+ADDED_LATER = {"word_splitter": "default", "context_dropout": 0.0, "context_marker": False, "fast_dropout": False}
 DATA, MODEL, OPT, SPEED, OUT = "data", "model", "optimisation (defaults: the recipe)", "speed and memory", "output"
 
 
@@ -124,6 +124,9 @@ class TrainConfig(ReadOptions):
     freeze_embeddings: bool = setting(False, "don't train the word-embedding matrix (faster steps, less optimizer "
                                              "memory)", group=SPEED)
     torch_compile: bool = setting(False, "compile the model with torch.compile (pays only on long runs)", group=SPEED)
+    fast_dropout: bool = setting(True, "on a CPU, dropout masks drawn from numpy's PCG64 (seeded from torch's "
+                                       "generator) instead of torch's bernoulli: 3x faster masks, steps about 15 percent "
+                                       "faster; the same dropout, other random draws", group=SPEED)
     pad_to_multiple_of: int | None = setting(None, "round batch lengths up to a multiple of N (default: 8 under "
                                                    "bf16/fp16, else 1)", metavar="N", minimum=1, group=SPEED)
     token_weighted_loss: bool = setting(True, "every labelled sub-token weighs the same in the loss (off: the mean "

@@ -4,7 +4,7 @@ Imported only when a run builds its Trainer (``trainer.trainer_class``): importi
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
@@ -22,6 +22,7 @@ class TokentuneTrainer(Trainer):
     dev_evaluator = None  # devscore.DevEvaluator: dev scored as `evaluate` scores it (one process)
     checkpoint_policy = None  # checkpoints.CheckpointPolicy: what each save writes (one process)
     clock = None  # timing.RunClock of the run
+    cpu_dropout = None  # dropout.CpuDropout: faster dropout for the training forward on a CPU
 
     def create_optimizer(self, model=None):  # the CRF's scores in a group of their own
         return crf_parameter_group(super().create_optimizer(model), self)
@@ -81,7 +82,9 @@ class TokentuneTrainer(Trainer):
         length-grouped batches make common. Otherwise: the batch mean, averaged over accumulation.
         (transformers takes models with ``**kwargs`` to scale their own loss; BERT's doesn't.)
         """
-        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+        swap = self.cpu_dropout.training_forward() if self.cpu_dropout and model.training else nullcontext()
+        with swap:
+            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
         total, loss = head_loss(self, outputs.logits, inputs)
         if model.training and self.tokens_per_step:
             loss = total / self.tokens_per_step

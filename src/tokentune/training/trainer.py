@@ -166,6 +166,7 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
                   max_length: int | None = None, extra_callbacks=()):
     from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback
 
+    from .dropout import cpu_dropout
     from .packing import PackingCollator, packing_plan
     from .tracking import tracking_callbacks
 
@@ -196,6 +197,7 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
         callbacks=callbacks,
     )
     _set_head(trainer, config, model, labels, train_features)
+    trainer.cpu_dropout = cpu_dropout(config, model, notes)
     trainer.tokentune_log = log
     trainer.length_group_batches = config.length_group_batches
     if first_position is not None:
