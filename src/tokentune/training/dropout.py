@@ -109,7 +109,8 @@ class CpuDropout:
 
     @contextmanager
     def training_forward(self):
-        for parent, name, _, fast in self.layers:
+        for parent, name, plain, fast in self.layers:
+            fast.training = plain.training  # a layer the user put in eval mode stays so
             setattr(parent, name, fast)
         if self.attention:
             self.config._attn_implementation = ATTENTION
