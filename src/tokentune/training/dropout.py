@@ -1,19 +1,23 @@
 """Faster dropout for training on a CPU (``--fast-dropout``, the default).
 
-torch draws a CPU dropout mask with ``bernoulli_``, at about 10 ns an element: the 20 dropout layers of a
-MiniLM training step (6 of them over attention probabilities) took about a quarter of the step (profile
-in docs/benchmarks.md, "Dropout masks on a CPU"). Here a mask comes from numpy's PCG64 bit generator,
-64 random bits for four elements: an element is kept when its 16 bits are at least round(p x 65536), and
+torch draws a CPU dropout mask with ``bernoulli_``, at about 10 ns an element: the 20 dropout layers of
+a MiniLM training step (6 of them over attention probabilities) took up to a quarter of the step
+(docs/benchmarks.md, "Dropout masks on a CPU"). Here a mask comes from numpy's PCG64 bit generator, 64
+random bits for four elements: an element is kept when its 16 bits are at least round(p x 65536), and
 kept elements are scaled by 65536 / (65536 - that). So it is dropout with the probability rounded to
-1/65536 (0.1 becomes 0.10000610), unbiased: the expected output is the input. Each mask's PCG64 seed is
-drawn from torch's generator, so a run with a seed repeats, and so does ``--resume``, which restores
-torch's generator.
+1/65536 (0.1 becomes 0.10000610; below 1/131072 it rounds to none), unbiased: the expected output is
+the input. Each mask's PCG64 seed is drawn from torch's generator, so a run with a seed repeats, and
+so does ``--resume``, which restores torch's generator.
 
 The layers are swapped in only for the training forward (:class:`CpuDropout`), so evaluation, the saved
 model and anything else reading the model see the plain modules. Attention dropout happens inside
 transformers' SDPA call, which takes no mask: for families whose attention goes through transformers'
 attention functions with ``sdpa``, that forward runs :func:`attention_with_dropout`, which does what
-SDPA's own math path does when it drops (fp32 scores, softmax, dropout, weighted sum).
+SDPA's own math path does when it drops (fp32 scores, softmax, dropout, weighted sum); a causal
+(decoder-configured) model keeps transformers' SDPA call and torch's dropout there.
+
+Runs and tune studies begun before this setting existed used torch's dropout: they continue with
+``--no-fast-dropout`` (config.ADDED_LATER), so that a resumed run still ends where an uninterrupted one would.
 """
 from __future__ import annotations
 
@@ -64,7 +68,8 @@ def attention_with_dropout(module, query, key, value, attention_mask, dropout: f
     """transformers' attention-function signature; SDPA's math path with :func:`keep_scale`'s dropout."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    plain = (not dropout or query.device.type != "cpu" or is_causal or key.shape[1] != query.shape[1]
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)  # as sdpa resolves it
+    plain = (not dropout or query.device.type != "cpu" or causal or key.shape[1] != query.shape[1]
              or any(kwargs.get(name) is not None for name in ("position_bias", "softcap", "sliding_window")))
     if plain:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
@@ -112,13 +117,14 @@ class CpuDropout:
         for parent, name, plain, fast in self.layers:
             fast.training = plain.training  # a layer the user put in eval mode stays so
             setattr(parent, name, fast)
+        before = self.config._attn_implementation if self.attention else None
         if self.attention:
             self.config._attn_implementation = ATTENTION
         try:
             yield
         finally:
             if self.attention:
-                self.config._attn_implementation = "sdpa"
+                self.config._attn_implementation = before
             for parent, name, plain, _ in self.layers:
                 setattr(parent, name, plain)
 
