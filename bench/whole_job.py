@@ -17,7 +17,9 @@
 Every command is its own process; its wall time runs from the start to the exit; peak RSS and bytes
 written (blocks sent to the disk) come from the kernel's accounting of that process (``wait4``). The
 parts come from each command's own report: the plain scripts print theirs, ``tokentune train`` writes
-them in metrics.json (``time``), ``tokentune predict`` prints its throughput line.
+them in metrics.json (``time``), ``tokentune predict`` prints its throughput line. CPU time (user +
+system) comes from the same accounting, and steal (CPU seconds the hypervisor gave this VM's cores to
+others while the command ran, from /proc/stat) says which rows ran on a slowed machine.
 
 Run alone (the machine is shared): ``flock /tmp/tokentune-cpu.lock .venv/bin/python bench/whole_job.py
 [--only 2000 seed evaluate predict]``. Prints Markdown tables; ``--json FILE`` keeps the records.
@@ -44,20 +46,33 @@ REGIMES = {
 THROUGHPUT = re.compile(r"(\d+) words in ([\d.]+) s")
 
 
+def steal_seconds() -> float | None:
+    """CPU seconds the hypervisor gave this VM's cores to others so far (all cores; /proc/stat's steal
+    column), None where there is no such file: a row measured while it grew ran on a slowed machine."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def measured(command: list[str], log: str, source: str | None = None) -> dict:
     """Wall seconds, peak RSS (MB) and MB written of one process, and what it printed; ``source``: a
     tokentune source folder to run instead of the installed one (an earlier commit's ``src``)."""
     env = {**os.environ, "PYTHONPATH": source} if source else None
-    started = time.perf_counter()
+    started, steal = time.perf_counter(), steal_seconds()
     with open(log, "w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
+    stolen = None if steal is None else steal_seconds() - steal
     text = open(log, encoding="utf-8", errors="replace").read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed; see {log}:\n{text[-3000:]}")
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
-            "written_mb": round(usage.ru_oublock * 512 / 1e6), "output": text}
+            "written_mb": round(usage.ru_oublock * 512 / 1e6), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+            "steal_seconds": None if stolen is None else round(stolen, 1), "output": text}
 
 
 def last_json(text: str) -> dict:
@@ -177,12 +192,13 @@ def print_tables(rows: list[dict]) -> None:
         base = group[0]["seconds"]
         quality = "dev F1" if "dev_f1" in group[0] else "entity F1"
         print(f"\n### {job}\n\n| engine | whole process | x {group[0]['engine']} | {quality} | peak RSS | written |"
-              f" parts (s) |\n|---|---:|---:|---:|---:|---:|---|")
+              f" CPU time | steal | parts (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for row in group:
             score = row.get("dev_f1", row.get("f1"))
             parts = ", ".join(f"{k} {v}" for k, v in row["parts"].items() if k != "total")
             print(f"| {row['engine']} | {row['seconds']:.1f} s | {base / row['seconds']:.2f}x | {score:.4f} | "
-                  f"{row['peak_rss_mb']:,} MB | {row['written_mb']:,} MB | {parts} |")
+                  f"{row['peak_rss_mb']:,} MB | {row['written_mb']:,} MB | {row['cpu_seconds']:.1f} s | "
+                  f"{'n/a' if row['steal_seconds'] is None else format(row['steal_seconds'], '.1f') + ' s'} | {parts} |")
         for row in group:
             if row.get("note"):
                 print(f"\n{row['note']}")
