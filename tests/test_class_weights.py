@@ -32,7 +32,7 @@ def loss_of(weights, *, tokens_per_step=None, training=True, accumulation=1):
     logits = torch.tensor([[[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [1.0, 1.0, 1.0]]])
     labels = torch.tensor([[0, 2, IGNORE]])
     model = Logits(logits).train(training)
-    trainer = SimpleNamespace(crf=None, class_weights=None if weights is None else torch.tensor(weights),
+    trainer = SimpleNamespace(crf=None, cpu_dropout=None, class_weights=None if weights is None else torch.tensor(weights),
                               tokens_per_step=tokens_per_step, current_gradient_accumulation_steps=accumulation)
     loss = trainer_class().compute_loss(trainer, model, {"input_ids": labels * 0, "labels": labels})
     return float(loss)
