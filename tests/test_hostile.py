@@ -95,6 +95,9 @@ def _config_files(w) -> None:
     (w / "unknown.yaml").write_text("learning_rte: 5.0e-5\n")
     (w / "liststr.yaml").write_text("scheme: [IOB2]\n")
     (w / "nan.yaml").write_text("learning_rate: .nan\n")
+    (w / "dropout_nan.yaml").write_text("fast_dropout: .nan\n")
+    (w / "dropout_empty.yaml").write_text("fast_dropout: ''\n")
+    (w / "dropout_word.yaml").write_text("fast_dropout: fast\n")
     (w / "latin1.yaml").write_bytes("# caf\xe9\nepochs: 1\n".encode("latin-1"))
     (w / "bad.json").write_text('{"epochs": 1,')
     (w / "unreadable.yaml").write_text("epochs: 1\n")
@@ -268,6 +271,9 @@ ROWS = [
                                          "--output", "{w}/out"], "{w}/liststr.yaml", "scheme"),
     row("train-config-nan", ["train", "--data", "{w}/data", "--config", "{w}/nan.yaml", "--output", "{w}/out"],
         "{w}/nan.yaml", "learning_rate"),
+    *[row(f"train-config-fast-dropout-{kind}", ["train", "--data", "{w}/data", "--config", f"{{w}}/dropout_{kind}.yaml",
+                                                 "--output", "{w}/out"], f"{{w}}/dropout_{kind}.yaml", "fast_dropout",
+          "--no-fast-dropout") for kind in ("nan", "empty", "word")],
     row("train-config-latin1", ["train", "--config", "{w}/latin1.yaml", "--output", "{w}/out"], "{w}/latin1.yaml"),
     row("train-config-is-dir", ["train", "--config", "{w}/emptydir", "--output", "{w}/out"], "{w}/emptydir"),
     row("train-config-unreadable", ["train", "--config", "{w}/unreadable.yaml", "--output", "{w}/out"],

@@ -65,6 +65,14 @@ def add_flags(parser: argparse.ArgumentParser, settings_class, *, only: set[str]
         _add_flag(group, field, (rename or {}).get(field.name))
 
 
+def _switch_flags(field: dataclasses.Field, flag: str) -> str:
+    """The flags a true/false setting has: a default-true switch has only its --no- form (_add_flag)."""
+    if not flag.startswith("--"):
+        return flag
+    negative = "--no-" + flag[2:]
+    return {True: negative, False: flag}.get(field.default, f"{flag} / {negative}")
+
+
 def _add_flag(group, field: dataclasses.Field, renamed: str | None) -> None:
     meta, kind = field.metadata, base_type(field)
     flag = renamed or flag_of(field)
@@ -101,7 +109,8 @@ def check_fields(settings) -> None:
         kind, meta = base_type(field), field.metadata
         flag = flag_of(field) if meta.get("cli") else field.name
         if kind == "bool" and not isinstance(value, bool):
-            raise ConfigError(f"{field.name} must be true or false, got {value!r}", fix=f"set {flag} or leave it out")
+            raise ConfigError(f"{field.name} must be true or false, got {value!r}",
+                              fix=f"write {field.name}: true or false, use {_switch_flags(field, flag)}, or leave it out")
         if kind == "str" and not isinstance(value, str):
             raise ConfigError(f"{field.name} must be a string, got {type(value).__name__} {value!r}",
                               fix=f"give {flag} a text value")
