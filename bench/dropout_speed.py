@@ -48,7 +48,7 @@ def _mask_cells(shape, dtype) -> list[float]:
     return [timed(lambda: torch.nn.functional.dropout(x, 0.1, True)), timed(lambda: x * keep_scale(shape, 0.1, x.dtype))]
 
 
-def _train_step(model, optimizer, dtype, batch: dict, context) -> None:
+def train_step(model, optimizer, dtype, batch: dict, context) -> None:
     import torch
 
     with context(), torch.autocast("cpu", dtype=dtype, enabled=dtype == torch.bfloat16):
@@ -86,12 +86,12 @@ def step_table(shapes: list[tuple[int, int]], rounds: int) -> None:
                  "attention_mask": torch.ones(rows, 1, width, width, dtype=torch.bool)}
         seconds = {name: [] for name in modes}
         for context in modes.values():
-            _train_step(model, optimizer, dtype, batch, context)  # warm-up: kernels for this shape
+            train_step(model, optimizer, dtype, batch, context)  # warm-up: kernels for this shape
         for _ in range(rounds):
             for name, context in modes.items():
                 started = time.perf_counter()
                 for _ in range(5):
-                    _train_step(model, optimizer, dtype, batch, context)
+                    train_step(model, optimizer, dtype, batch, context)
                 seconds[name].append((time.perf_counter() - started) / 5 * 1000)
         medians = [statistics.median(seconds[name]) for name in modes]
         fastest = [min(seconds[name]) for name in modes]  # interference only adds time: the least-disturbed round

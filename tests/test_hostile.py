@@ -98,6 +98,9 @@ def _config_files(w) -> None:
     (w / "dropout_nan.yaml").write_text("fast_dropout: .nan\n")
     (w / "dropout_empty.yaml").write_text("fast_dropout: ''\n")
     (w / "dropout_word.yaml").write_text("fast_dropout: fast\n")
+    (w / "rows_nan.yaml").write_text("embedding_rows: .nan\n")
+    (w / "rows_empty.yaml").write_text("embedding_rows: ''\n")
+    (w / "rows_word.yaml").write_text("embedding_rows: used\n")
     (w / "latin1.yaml").write_bytes("# caf\xe9\nepochs: 1\n".encode("latin-1"))
     (w / "bad.json").write_text('{"epochs": 1,')
     (w / "unreadable.yaml").write_text("epochs: 1\n")
@@ -274,6 +277,9 @@ ROWS = [
     *[row(f"train-config-fast-dropout-{kind}", ["train", "--data", "{w}/data", "--config", f"{{w}}/dropout_{kind}.yaml",
                                                  "--output", "{w}/out"], f"{{w}}/dropout_{kind}.yaml", "fast_dropout",
           "--no-fast-dropout") for kind in ("nan", "empty", "word")],
+    *[row(f"train-config-embedding-rows-{kind}", ["train", "--data", "{w}/data", "--config", f"{{w}}/rows_{kind}.yaml",
+                                                  "--output", "{w}/out"], f"{{w}}/rows_{kind}.yaml", "embedding_rows",
+          "--no-embedding-rows") for kind in ("nan", "empty", "word")],
     row("train-config-latin1", ["train", "--config", "{w}/latin1.yaml", "--output", "{w}/out"], "{w}/latin1.yaml"),
     row("train-config-is-dir", ["train", "--config", "{w}/emptydir", "--output", "{w}/out"], "{w}/emptydir"),
     row("train-config-unreadable", ["train", "--config", "{w}/unreadable.yaml", "--output", "{w}/out"],

@@ -30,7 +30,8 @@ WORD_SPLITTERS = tuple(SPLITTERS)  # the registry in tokentune.words
 RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "report_to", "checkpoint_minutes", "save_total_limit")
 # settings added after runs and studies were saved without them, at the value those runs had in effect:
 # a saved configuration that lacks one is taken to have had this value (--resume, tune's study identity)
-ADDED_LATER = {"word_splitter": "default", "context_dropout": 0.0, "context_marker": False, "fast_dropout": False}
+ADDED_LATER = {"word_splitter": "default", "context_dropout": 0.0, "context_marker": False, "fast_dropout": False,
+               "embedding_rows": False}
 DATA, MODEL, OPT, SPEED, OUT = "data", "model", "optimisation (defaults: the recipe)", "speed and memory", "output"
 
 
@@ -129,6 +130,11 @@ class TrainConfig(ReadOptions):
                                        "about 5 percent faster (more on wider rows); the same dropout, other random "
                                        "draws (runs begun before this setting existed resume with "
                                        "--no-fast-dropout)", group=SPEED)
+    embedding_rows: bool = setting(True, "train the word-embedding rows that the training data uses as a matrix of "
+                                         "their own: the rows no batch holds get no gradient and would not move, so "
+                                         "the result is the same with less work per step (off with weight decay or "
+                                         "optimizers that move such rows; runs begun before this setting existed "
+                                         "resume with --no-embedding-rows)", group=SPEED)
     pad_to_multiple_of: int | None = setting(None, "round batch lengths up to a multiple of N (default: 8 under "
                                                    "bf16/fp16, else 1)", metavar="N", minimum=1, group=SPEED)
     token_weighted_loss: bool = setting(True, "every labelled sub-token weighs the same in the loss (off: the mean "

@@ -23,9 +23,13 @@ class TokentuneTrainer(Trainer):
     checkpoint_policy = None  # checkpoints.CheckpointPolicy: what each save writes (one process)
     clock = None  # timing.RunClock of the run
     cpu_dropout = None  # dropout.CpuDropout: faster dropout for the training forward on a CPU
+    embedding_rows = None  # rows.EmbeddingRows: the word-embedding rows the data uses, trained alone
 
     def create_optimizer(self, model=None):  # the CRF's scores in a group of their own
-        return crf_parameter_group(super().create_optimizer(model), self)
+        optimizer = crf_parameter_group(super().create_optimizer(model), self)
+        if self.embedding_rows is not None:
+            self.embedding_rows.follow(optimizer)  # the full matrix gets the rows' values after every step
+        return optimizer
 
     def get_train_dataloader(self):
         if self.train_collator is None:

