@@ -6,7 +6,7 @@ word-embedding gradient of each step (30,522 x 384 floats, 47 MB) is faulted in 
 bench runs training steps of the embedded MiniLM as the Trainer runs them (bench/dropout_speed.py's step,
 fast dropout, bf16 autocast where ``precision auto`` picks it) in one process, switching the thresholds
 between rounds of 5 steps: "kernel" (mmap threshold 32 MB, trim 64 MB: what glibc's dynamic thresholds
-reach at most) and "kept" (1 GB, as the command sets). Median (fastest) ms a step.
+reach at most) and "kept" (256 MB, as the command sets). Median (fastest) ms a step.
 
     flock /tmp/tokentune-cpu.lock .venv/bin/python bench/allocator_speed.py [--shapes 7x48 4x96] [--rounds 8]
 """
@@ -20,7 +20,7 @@ import time
 from dropout_speed import train_step
 from tokentune.cli.main import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 
-MODES = {"kernel": (32 << 20, 64 << 20), "kept": (1 << 30, 1 << 30)}
+MODES = {"kernel": (32 << 20, 64 << 20), "kept": (256 << 20, 256 << 20)}
 
 
 def main() -> None:

@@ -76,43 +76,97 @@ def test_evaluation_reads_the_full_matrix_with_the_trained_rows():
     assert torch.equal(model.get_input_embeddings()(unseen), expected)
 
 
-def test_saved_without_the_rows_module(tmp_path):
+def test_saved_without_the_rows_module_after_training(tmp_path):
+    from safetensors.torch import load_file
     from transformers import AutoModelForTokenClassification
 
     model = _tiny_bert()
     _train(model, [torch.randint(5, 30, (2, 6))], attach=True)
-    rows = embedding_rows.without_rows(model)
-    model.save_pretrained(tmp_path)
-    setattr(model, embedding_rows.ATTRIBUTE, rows)
-    loaded = AutoModelForTokenClassification.from_pretrained(tmp_path)
-    assert not hasattr(loaded, embedding_rows.ATTRIBUTE)
+    model.save_pretrained(tmp_path / "checkpoint")  # a checkpoint while training holds the rows and their ids
+    assert {"tokentune_embedding_rows.rows", "tokentune_embedding_rows.ids"} <= set(
+        load_file(tmp_path / "checkpoint" / "model.safetensors"))
+    embedding_rows.finish_rows(model)
+    model.save_pretrained(tmp_path / "final")
+    assert not any(embedding_rows.ATTRIBUTE in key for key in load_file(tmp_path / "final" / "model.safetensors"))
+    loaded = AutoModelForTokenClassification.from_pretrained(tmp_path / "final")
     assert torch.equal(loaded.get_input_embeddings().weight, model.get_input_embeddings().weight)
 
 
-def test_settings_under_which_the_whole_matrix_trains():
-    from tokentune.config import TrainConfig
+def test_a_padding_id_outside_the_data_still_gets_no_gradient_and_nothing_else_loses_one():
+    """The model's pad id need not be the tokenizer's: it is among the rows all the same, so F.embedding's
+    padding_idx never becomes -1 (the last row, which would silently stop training)."""
+    model = _tiny_bert()
+    model.bert.embeddings.word_embeddings.padding_idx = 59  # the config's pad id, in no batch
+    rows = embedding_rows.attach_rows(model, [{"input_ids": [5, 9, 29]}], special_ids=[0])
+    assert 59 in rows.ids.tolist() and rows.padding_idx == rows.ids.tolist().index(59)
+    model.train()
+    model(input_ids=torch.tensor([[5, 9, 29, 59]])).logits.sum().backward()
+    grad = dict(zip(rows.ids.tolist(), rows.rows.grad))
+    assert grad[29].abs().sum() > 0 and grad[59].abs().sum() == 0
 
-    base = dict(data="d", output="o")
-    assert embedding_rows.why_not(TrainConfig(**base), _tiny_bert()) is None
-    assert embedding_rows.why_not(TrainConfig(**base, trainer=["optim=sgd"]), _tiny_bert()) is None
-    for setting, reason in (({"embedding_rows": False}, "--no-embedding-rows"),
-                            ({"freeze_embeddings": True}, "--freeze-embeddings"),
-                            ({"torch_compile": True}, "--torch-compile"),
-                            ({"weight_decay": 0.01}, "weight decay"),
-                            ({"trainer": ["optim=adafactor"]}, "optimizer adafactor")):
-        assert reason in embedding_rows.why_not(TrainConfig(**base, **setting), _tiny_bert())
-    config = TrainConfig(**base)
+
+def test_special_ids_beyond_the_matrix_are_left_out():
+    ids = embedding_rows.used_ids([{"input_ids": [2, 9]}], [0, 3, 60, 250_000, None], vocabulary=60)
+    assert ids.tolist() == [0, 2, 3, 9]
+
+
+def test_resuming_with_other_training_data_is_refused():
+    from tokentune.errors import ModelError
+
+    first, second = _tiny_bert(), _tiny_bert()
+    embedding_rows.attach_rows(first, [{"input_ids": [5, 6, 7]}], special_ids=[0])
+    embedding_rows.attach_rows(second, [{"input_ids": [5, 6, 8]}], special_ids=[0])
+    with pytest.raises(ModelError, match="training data changed since the checkpoint"):
+        second.load_state_dict(first.state_dict())
+    third = _tiny_bert()
+    embedding_rows.attach_rows(third, [{"input_ids": [7, 6, 5]}], special_ids=[0])
+    third.load_state_dict(first.state_dict())  # the same ids: loads
+
+
+def test_a_model_that_bypasses_its_embedding_layer_is_stopped_at_the_first_step():
+    from tokentune.errors import ModelError
+
+    model = _tiny_bert()
+    rows = embedding_rows.attach_rows(model, [{"input_ids": [5, 6, 7]}], special_ids=[0])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    rows.follow(optimizer)
+    model.train()
+    embeds = nn.functional.embedding(torch.tensor([[5, 6, 7]]), model.get_input_embeddings().weight)
+    model(inputs_embeds=embeds, labels=torch.tensor([[1, 2, 3]])).loss.backward()
+    with pytest.raises(ModelError, match="without calling its embedding layer"):
+        optimizer.step()
+
+
+def test_settings_under_which_the_whole_matrix_trains(tmp_path):
+    from tokentune.config import TrainConfig
+    from tokentune.training.trainer import training_arguments
+
+    def reason(model=None, **setting):
+        config = TrainConfig(data="d", output="o", **setting)
+        return embedding_rows.why_not(config, training_arguments(config, str(tmp_path), False), model or _tiny_bert())
+
+    assert reason() is None and reason(trainer=["optim=sgd"]) is None
+    for setting, expected in (({"embedding_rows": False}, "--no-embedding-rows"),
+                              ({"freeze_embeddings": True}, "--freeze-embeddings"),
+                              ({"torch_compile": True}, "--torch-compile"),
+                              ({"weight_decay": 0.01}, "weight decay"),
+                              ({"trainer": ["optim=adafactor"]}, "optimizer adafactor")):
+        assert expected in reason(**setting)
+    from types import SimpleNamespace
+
+    sharded = SimpleNamespace(optim="adamw_torch_fused", weight_decay=0.0, fsdp="full_shard", deepspeed=None)
+    assert "sharded" in embedding_rows.why_not(TrainConfig(data="d", output="o"), sharded, _tiny_bert())
     scaled = _tiny_bert()
     scaled.bert.embeddings.word_embeddings.max_norm = 1.0
-    assert "not a plain lookup" in embedding_rows.why_not(config, scaled)
+    assert "not a plain lookup" in reason(scaled)
     tied = _tiny_bert()
     tied.classifier = nn.Linear(32, 60, bias=False)
     tied.classifier.weight = tied.bert.embeddings.word_embeddings.weight
-    assert "shared" in embedding_rows.why_not(config, tied)
+    assert "shared" in reason(tied)
 
 
 def test_used_ids_cover_the_features_and_the_special_tokens():
-    ids = embedding_rows.used_ids([{"input_ids": [2, 9, 9, 3]}, {"input_ids": [2, 14, 3, 0]}], [0, 1, 2, 3, None])
+    ids = embedding_rows.used_ids([{"input_ids": [2, 9, 9, 3]}, {"input_ids": [2, 14, 3, 0]}], [0, 1, 2, 3, None], 60)
     assert ids.tolist() == [0, 1, 2, 3, 9, 14]
 
 
@@ -133,6 +187,20 @@ def test_train_cli_notes_it_and_gives_the_whole_matrix_result(tiny_data, tiny_ba
         torch.testing.assert_close(rows[key], weight, atol=1e-5, rtol=1e-4, msg=key)
 
 
-@pytest.mark.parametrize("optimizer", ["adamw_torch", "sgd"])
-def test_optimizer_names_with_zero_updates_are_accepted(optimizer):
-    assert optimizer in embedding_rows.ZERO_STAYS_ZERO
+def test_notes_say_what_was_done_and_why_not_once(tmp_path):
+    from types import SimpleNamespace
+
+    from tokentune.config import TrainConfig
+    from tokentune.training.trainer import training_arguments
+
+    tokenizer, features = SimpleNamespace(all_special_ids=[0]), [{"input_ids": [5, 6, 7]}]
+    notes = []
+    for setting in ({}, {}, {"weight_decay": 0.01}, {"weight_decay": 0.01}, {"embedding_rows": False}):
+        config = TrainConfig(data="d", output="o", **setting)
+        embedding_rows.train_used_rows(config, training_arguments(config, str(tmp_path), False), _tiny_bert(),
+                                       tokenizer, features, notes)
+    assert notes == [
+        "word embeddings: the 4 of 60 rows that the training data uses are trained as a matrix of their own, the "
+        "same result with less work (--no-embedding-rows trains all)",
+        "word embeddings: every row trained (weight decay shrinks the rows that get no gradient), not only the "
+        "rows the training data uses"]  # once each; nothing for the user's own --no-embedding-rows

@@ -74,14 +74,15 @@ def reuse_freed_memory() -> bool:
     Returns whether the C library took it (only glibc has mallopt; elsewhere nothing changes).
     """
     import ctypes
-    import ctypes.util
 
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
-    except (OSError, AttributeError):  # no C library by that name, or one without mallopt (musl)
+        libc = ctypes.CDLL(None)  # the process's own symbols: the C library it runs on
+        # 256 MB: above the largest block a step frees (the 47 MB gradient, or a larger model's), and a
+        # bound on the free memory the process keeps
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 256 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 256 << 20))
+    except (OSError, AttributeError):  # no mallopt in this C library (musl has it as a no-op returning 0)
         return False
 
 

@@ -247,7 +247,7 @@ def _set_step_savings(trainer, config, model, tokenizer, train_features, notes) 
     from .rows import train_used_rows
 
     trainer.cpu_dropout = cpu_dropout(config, model, notes)
-    trainer.embedding_rows = train_used_rows(config, model, tokenizer, train_features, notes)
+    trainer.embedding_rows = train_used_rows(config, trainer.args, model, tokenizer, train_features, notes)
 
 
 def pad_multiple(config, precision: str, max_length: int | None = None) -> int | None:
