@@ -22,7 +22,9 @@ system) comes from the same accounting, and steal (CPU seconds the hypervisor ga
 others while the command ran, from /proc/stat) says which rows ran on a slowed machine.
 
 Run alone (the machine is shared): ``flock /tmp/tokentune-cpu.lock .venv/bin/python bench/whole_job.py
-[--only 2000 seed evaluate predict]``. Prints Markdown tables; ``--json FILE`` keeps the records.
+[--only 2000 seed evaluate predict]``; ``--pairs N --compare before SRC`` runs only ``tokentune train`` on
+2,000 sentences, the engines taking turns N times (a change's effect, with the machine's drift spread).
+Prints Markdown tables; ``--json FILE`` keeps the records.
 """
 from __future__ import annotations
 
@@ -95,15 +97,32 @@ def train_rows(name: str, data: str, work: str, engines: list[tuple[str, str | N
     plain.update(parts=report["seconds"], dev_f1=dev_f1(os.path.join(plain_out, "model"), data))
     rows = [{"job": f"train {name}", "engine": "plain recipe", **plain}]
     for label, source in engines:
-        ours_out = os.path.join(work, f"tokentune-{name}" + (f"-{label}" if source else ""))
-        samples = ["--max-train-samples", str(regime["train_samples"])] if regime["train_samples"] else []
-        ours = measured([os.path.join(BIN, "tokentune"), "train", "--data", data, "--output", ours_out, "--quiet",
-                         *samples, *regime["flags"]], ours_out + ".log", source)
-        metrics = json.load(open(os.path.join(ours_out, "metrics.json")))
-        ours.update(parts=metrics.get("time", {}).get("seconds", {}), dev_f1=metrics["dev"]["f1"])
         rows.append({"job": f"train {name}", "engine": f"tokentune train{' (' + label + ')' if source else ''}",
-                     **ours})
+                     **tokentune_train(name, data, work, label, source)})
     return rows
+
+
+def tokentune_train(name: str, data: str, work: str, label: str, source: str | None) -> dict:
+    regime = REGIMES[name]
+    out = os.path.join(work, f"tokentune-{name}" + (f"-{label}" if source else ""))
+    samples = ["--max-train-samples", str(regime["train_samples"])] if regime["train_samples"] else []
+    ours = measured([os.path.join(BIN, "tokentune"), "train", "--data", data, "--output", out, "--quiet", "--overwrite",
+                     *samples, *regime["flags"]], out + ".log", source)
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    ours.update(parts=metrics.get("time", {}).get("seconds", {}), dev_f1=metrics["dev"]["f1"])
+    return ours
+
+
+def train_pairs(rounds: int, data: str, work: str, engines: list[tuple[str, str | None]]) -> None:
+    """``tokentune train`` of the 2,000-sentence regime from each engine in turn, ``rounds`` times: the
+    difference between two commits with the machine's drift spread over both."""
+    print("\n### train 2000, engines taking turns\n\n| round | engine | whole process | training | CPU time | steal "
+          "| peak RSS |\n|---:|---|---:|---:|---:|---:|---:|")
+    for number in range(1, rounds + 1):
+        for label, source in engines:
+            row = tokentune_train("2000", data, work, label, source)
+            print(f"| {number} | {label} | {row['seconds']:.1f} s | {row['parts'].get('training', 0):.1f} s | "
+                  f"{row['cpu_seconds']:.1f} s | {row['steal_seconds']} s | {row['peak_rss_mb']:,} MB |", flush=True)
 
 
 def write_texts(path: str) -> list[list[tuple[str, int, int]]]:
@@ -213,10 +232,14 @@ def main() -> None:
     parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("LABEL", "SRC"),
                         help="also run tokentune from another source folder (e.g. a worktree of an earlier commit's "
                              "src), shown as 'tokentune ... (LABEL)'")
+    parser.add_argument("--pairs", type=int, default=0, metavar="N",
+                        help="only `tokentune train` on 2,000 sentences, each engine in turn, N rounds")
     args = parser.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="tokentune-whole-job-")
     os.makedirs(work, exist_ok=True)
     rows, engines = [], [("installed", None), *[(label, os.path.abspath(src)) for label, src in args.compare]]
+    if args.pairs:
+        return train_pairs(args.pairs, DATA, work, engines)
     model = os.path.join(work, "tokentune-2000")
     if "2000" in args.only or not os.path.exists(model):
         rows += train_rows("2000", DATA, work, engines)
