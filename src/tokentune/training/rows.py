@@ -54,7 +54,7 @@ class EmbeddingRows(nn.Module):
         self.embedding = [embedding]  # in a list: not a submodule, so its weight is saved once, under its own name
         self._hooks = [embedding.register_forward_hook(self._lookup, with_kwargs=True)]
         self._optimizers = weakref.WeakSet()
-        self._steps = 0
+        self._stepped = False
 
     def _lookup(self, module, args, kwargs, output):
         if not module.training:  # evaluation reads the full matrix, kept up to date by write_back
@@ -71,14 +71,17 @@ class EmbeddingRows(nn.Module):
                              fix="resume with the data the run began with, or start afresh without --resume")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    @torch.no_grad()
     def write_back(self, *_) -> None:
         """Copy the trained rows into the full matrix (after every optimizer step)."""
-        if self._steps == 0 and self.rows.grad is None and self.rows.requires_grad:
+        if not self._stepped and self.rows.grad is None and self.rows.requires_grad:
             raise ModelError("the model reads its word embeddings without calling its embedding layer, so training "
                              "only the rows the data uses would leave them untrained",
                              fix="train with --no-embedding-rows")
-        self._steps += 1
+        self._stepped = True
+        self._copy_into_matrix()
+
+    @torch.no_grad()
+    def _copy_into_matrix(self) -> None:
         self.embedding[0].weight[self.ids] = self.rows.to(self.embedding[0].weight.dtype)
 
     def follow(self, optimizer) -> None:
@@ -89,8 +92,7 @@ class EmbeddingRows(nn.Module):
 
     def remove(self) -> None:
         """Undo: the full matrix holds the rows' values and trains again; the hooks are gone."""
-        with torch.no_grad():
-            self.embedding[0].weight[self.ids] = self.rows.to(self.embedding[0].weight.dtype)
+        self._copy_into_matrix()
         for hook in self._hooks:
             hook.remove()
         self.embedding[0].weight.requires_grad_(True)
