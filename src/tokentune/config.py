@@ -85,6 +85,9 @@ class TrainConfig(ReadOptions):
     crf_learning_rate: float | None = setting(None, "learning rate of the CRF's transition scores (default: 100 x "
                                                     "--learning-rate: at the recipe's rate they would barely move)",
                                               above=0.0, group=MODEL)
+    head_lr_factor: float = setting(1.0, "learning rate of the task layer around the encoder (BERT's classifier) "
+                                         "as a multiple of --learning-rate (1 = the same rate, as in the recipe)",
+                                    metavar="X", above=0.0, group=MODEL)
     class_weights: str | None = setting(None, "per-label weights in the cross-entropy: 'auto' = (count + 1)^-0.5 of "
                                               "each label over the training sub-tokens' labels, scaled so the mean "
                                               "weight over labelled tokens is 1; or a JSON/YAML FILE mapping label "

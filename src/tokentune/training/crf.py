@@ -120,13 +120,35 @@ def save_without_crf(model, directory: str, labels: Sequence[str]) -> None:
 
 def split_crf_parameters(optimizer, crf: LinearChainCRF, learning_rate: float) -> None:
     """Move the CRF's parameters into their own group (its own learning rate, no weight decay)."""
-    if any(group.get("crf") for group in optimizer.param_groups):
-        return  # done already (the Trainer asks for its optimizer more than once)
-    own = {id(p) for p in crf.parameters()}
+    own_rate_groups(optimizer, list(crf.parameters()), learning_rate, "crf", weight_decay=0.0)
+
+
+def own_rate_groups(optimizer, params, learning_rate: float, tag: str, weight_decay: float | None = None) -> None:
+    """Move ``params`` out of the optimizer's groups into groups of their own at ``learning_rate``, tagged
+    ``tag``; each keeps the settings (weight decay) of the group it came from unless ``weight_decay`` is given.
+    Done once: the Trainer asks for its optimizer more than once. The scheduler, built after, scales each
+    group from its own rate."""
+    if any(group.get(tag) for group in optimizer.param_groups) or not params:
+        return
+    own = {id(p) for p in params}
+    moved = []
     for group in optimizer.param_groups:
-        group["params"] = [p for p in group["params"] if id(p) not in own]
-    optimizer.add_param_group({"params": list(crf.parameters()), "weight_decay": 0.0, "lr": learning_rate,
-                               "crf": True})
+        taken = [p for p in group["params"] if id(p) in own]
+        if taken:
+            group["params"] = [p for p in group["params"] if id(p) not in own]
+            settings = {k: v for k, v in group.items() if k not in ("params", "lr", "initial_lr")}
+            if weight_decay is not None:
+                settings["weight_decay"] = weight_decay
+            moved.append({**settings, "params": taken, "lr": learning_rate, tag: True})
+    placed = {id(p) for group in moved for p in group["params"]}
+    missing = [p for p in params if id(p) not in placed]  # not in the optimizer yet (the CRF at first)
+    if missing:
+        moved.append({"params": missing, "lr": learning_rate, tag: True,
+                      **({"weight_decay": weight_decay} if weight_decay is not None else {})})
+    if weight_decay is not None and len(moved) > 1:  # one group is enough when the decay is the same
+        moved = [{**moved[0], "params": [p for group in moved for p in group["params"]]}]
+    for group in moved:
+        optimizer.add_param_group(group)
 
 
 def viterbi_ids(logits: torch.Tensor, labels: torch.Tensor, crf: LinearChainCRF, label_names: Sequence[str],

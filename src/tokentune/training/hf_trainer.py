@@ -19,6 +19,7 @@ class TokentuneTrainer(Trainer):
     train_collator = None  # packing.PackingCollator with --packing; evaluation keeps the plain one
     # --head crf: a training.crf.LinearChainCRF (also model.crf) and its learning rate; --class-weights: a tensor
     crf = crf_learning_rate = class_weights = None
+    head_learning_rate = None  # --head-lr-factor x --learning-rate for the layers outside the encoder, or None
     dev_evaluator = None  # devscore.DevEvaluator: dev scored as `evaluate` scores it (one process)
     checkpoint_policy = None  # checkpoints.CheckpointPolicy: what each save writes (one process)
     clock = None  # timing.RunClock of the run
@@ -107,11 +108,24 @@ def timed_part(trainer, name: str):
 
 
 def crf_parameter_group(optimizer, trainer):
-    if trainer.crf is not None and trainer.crf_learning_rate:
-        from .crf import split_crf_parameters
+    """The CRF's scores, then the classifier (with ``--head-lr-factor``), in groups of their own rate."""
+    from .crf import own_rate_groups, split_crf_parameters
 
+    if trainer.crf is not None and trainer.crf_learning_rate:
         split_crf_parameters(optimizer, trainer.crf, trainer.crf_learning_rate)
+    if trainer.head_learning_rate:
+        own_rate_groups(optimizer, head_parameters(trainer.model), trainer.head_learning_rate, "head")
     return optimizer
+
+
+def head_parameters(model) -> list:
+    """The task layers around the pretrained encoder (BERT's ``classifier``): every trainable parameter
+    outside ``model.base_model``, other than tokentune's own modules (the CRF, the embedding rows)."""
+    prefix = getattr(model, "base_model_prefix", "")
+    if not prefix or getattr(model, prefix, None) is None:
+        return []
+    skip = (prefix + ".", "crf.", "tokentune_embedding_rows.")
+    return [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith(skip)]
 
 
 def head_loss(trainer, logits, inputs):

@@ -226,6 +226,8 @@ def _set_head(trainer, config, model, labels, train_features) -> None:
     """The CRF (``--head crf``: attached as ``model.crf``, dev F1 from Viterbi) or the class weights."""
     import torch
 
+    if config.head_lr_factor != 1.0:
+        trainer.head_learning_rate = config.learning_rate * config.head_lr_factor
     if config.head == "crf":
         from .crf import CRF_LR_FACTOR, attach_crf, crf_of
 

@@ -27,9 +27,9 @@ KEYS = {"type", "low", "high", "log", "step", "choices"}
 # (dev_split, seed of the split) nor how it is written or logged
 SEARCHABLE = ("learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2",
               "adam_epsilon", "lr_scheduler", "gradient_accumulation_steps", "seed", "max_length", "stride", "head",
-              "crf_learning_rate", "class_weights", "context", "context_size", "context_dropout", "context_marker",
-              "train_scheme", "freeze_embeddings", "token_weighted_loss", "packing", "group_by_length",
-              "length_group_batches")
+              "crf_learning_rate", "head_lr_factor", "class_weights", "context", "context_size", "context_dropout",
+              "context_marker", "train_scheme", "freeze_embeddings", "token_weighted_loss", "packing",
+              "group_by_length", "length_group_batches")
 
 
 @dataclass(frozen=True)

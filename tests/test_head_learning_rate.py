@@ -1,0 +1,79 @@
+"""--head-lr-factor: the task layer around the encoder learns at its own rate, in groups of its own."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tokentune.training.crf import own_rate_groups
+
+
+def recorded_optimizer(monkeypatch) -> dict:
+    from tokentune.training.hf_trainer import TokentuneTrainer
+
+    seen = {}
+    real = TokentuneTrainer.create_optimizer
+
+    def record(self, model=None):
+        seen["optimizer"] = optimizer = real(self, model)
+        seen["model"] = self.model
+        return optimizer
+
+    monkeypatch.setattr(TokentuneTrainer, "create_optimizer", record)
+    return seen
+
+
+def groups_by_name(seen) -> dict[str, list[dict]]:
+    names = {id(p): name for name, p in seen["model"].named_parameters()}
+    return {name: [g for g in seen["optimizer"].param_groups if any(id(p) == pid for p in g["params"])]
+            for pid, name in names.items()}
+
+
+@pytest.mark.parametrize("head", ["crf", "softmax"])
+def test_classifier_learns_at_its_own_rate_and_every_weight_is_in_one_group(tiny_data, tiny_base_model, tmp_path,
+                                                                           monkeypatch, head):
+    import tokentune
+
+    seen = recorded_optimizer(monkeypatch)
+    tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=1, learning_rate=1e-3,
+                    batch_size=8, quiet=True, head=head, max_train_samples=16, head_lr_factor=20, weight_decay=0.01)
+    groups = groups_by_name(seen)
+    trainable = {name for name, p in seen["model"].named_parameters() if p.requires_grad}
+    for name, holding in groups.items():
+        assert len(holding) == (name in trainable), f"{name} is in {len(holding)} groups"
+    rates = {name: holding[0]["initial_lr"] for name, holding in groups.items() if holding}
+    assert rates["classifier.weight"] == rates["classifier.bias"] == pytest.approx(2e-2)
+    assert groups["classifier.weight"][0]["weight_decay"] == 0.01  # the decay of the group it came from
+    assert groups["classifier.bias"][0]["weight_decay"] == 0.0
+    assert rates["bert.encoder.layer.0.attention.self.query.weight"] == pytest.approx(1e-3)
+    if head == "crf":
+        assert rates["crf.transitions"] == pytest.approx(1e-1)  # the CRF keeps its 100 x
+    else:
+        assert "crf.transitions" not in rates
+
+
+def test_factor_one_leaves_the_recipes_groups(tiny_data, tiny_base_model, tmp_path, monkeypatch):
+    import tokentune
+
+    seen = recorded_optimizer(monkeypatch)
+    tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=1, learning_rate=1e-3,
+                    batch_size=8, quiet=True, head="softmax", max_train_samples=16)
+    assert not any(group.get("head") for group in seen["optimizer"].param_groups)
+    assert {group["initial_lr"] for group in seen["optimizer"].param_groups} == {1e-3}
+
+
+def test_own_rate_groups_moves_each_parameter_once_and_only_once():
+    a, b, c = (torch.nn.Parameter(torch.zeros(2)) for _ in range(3))
+    optimizer = torch.optim.AdamW([{"params": [a, b], "weight_decay": 0.1}, {"params": [c], "weight_decay": 0.0}],
+                                  lr=1.0)
+    own_rate_groups(optimizer, [b, c], 5.0, "head")
+    own_rate_groups(optimizer, [b, c], 7.0, "head")  # asked again: nothing moves twice
+    assert [([id(p) for p in g["params"]], g["lr"], g["weight_decay"]) for g in optimizer.param_groups] == [
+        ([id(a)], 1.0, 0.1), ([], 1.0, 0.0), ([id(b)], 5.0, 0.1), ([id(c)], 5.0, 0.0)]
+
+
+def test_config_refuses_a_factor_that_is_not_positive():
+    from tokentune.config import TrainConfig
+    from tokentune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="head_lr_factor|head-lr-factor"):
+        TrainConfig(train_file="x.txt", head_lr_factor=0.0)
