@@ -1,6 +1,8 @@
 """--head-lr-factor: the task layer around the encoder learns at its own rate, in groups of its own."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -77,3 +79,18 @@ def test_config_refuses_a_factor_that_is_not_positive():
 
     with pytest.raises(ConfigError, match="head_lr_factor|head-lr-factor"):
         TrainConfig(train_file="x.txt", head_lr_factor=0.0)
+
+
+def test_a_run_saved_before_the_setting_resumes_at_the_recipes_rate(tmp_path):
+    from tokentune.config import TrainConfig
+    from tokentune.errors import ConfigError
+    from tokentune.training.checkpoints import resumable_config
+
+    config = TrainConfig(train_file="train.txt", output=str(tmp_path / "o"), learning_rate=1e-3, head_lr_factor=1.0)
+    saved = config.to_dict()
+    del saved["head_lr_factor"]  # as written by a run begun before the setting existed
+    (tmp_path / "tokentune_config.json").write_text(json.dumps(saved))
+    assert resumable_config(config, str(tmp_path / "tokentune_config.json")).head_lr_factor == 1.0
+    other = TrainConfig(train_file="train.txt", output=str(tmp_path / "o"), learning_rate=1e-3, head_lr_factor=20.0)
+    with pytest.raises(ConfigError, match=r"head_lr_factor 1.0 \(now 20.0\)"):
+        resumable_config(other, str(tmp_path / "tokentune_config.json"))

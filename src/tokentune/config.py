@@ -31,7 +31,7 @@ RESUME_FREE = ("resume", "overwrite", "quiet", "logging_steps", "report_to", "ch
 # settings added after runs and studies were saved without them, at the value those runs had in effect:
 # a saved configuration that lacks one is taken to have had this value (--resume, tune's study identity)
 ADDED_LATER = {"word_splitter": "default", "context_dropout": 0.0, "context_marker": False, "fast_dropout": False,
-               "embedding_rows": False}
+               "embedding_rows": False, "head_lr_factor": 1.0}
 DATA, MODEL, OPT, SPEED, OUT = "data", "model", "optimisation (defaults: the recipe)", "speed and memory", "output"
 
 
