@@ -94,3 +94,18 @@ def test_a_run_saved_before_the_setting_resumes_at_the_recipes_rate(tmp_path):
     other = TrainConfig(train_file="train.txt", output=str(tmp_path / "o"), learning_rate=1e-3, head_lr_factor=20.0)
     with pytest.raises(ConfigError, match=r"head_lr_factor 1.0 \(now 20.0\)"):
         resumable_config(other, str(tmp_path / "tokentune_config.json"))
+
+
+def test_sharded_training_keeps_one_rate_and_says_so():
+    from types import SimpleNamespace
+
+    from tokentune.config import TrainConfig
+    from tokentune.training.trainer import set_head
+
+    trainer = SimpleNamespace(args=SimpleNamespace(fsdp="full_shard", deepspeed=None), head_learning_rate=None)
+    config = TrainConfig(train_file="train.txt", learning_rate=1e-3, head_lr_factor=20.0, head="softmax")
+    notes: list[str] = []
+    set_head(trainer, config, model=None, labels=["O"], train_features=[], notes=notes)
+    set_head(trainer, config, model=None, labels=["O"], train_features=[], notes=notes)  # an OOM retry
+    assert trainer.head_learning_rate is None
+    assert len(notes) == 1 and notes[0].startswith("--head-lr-factor 20 not applied: FSDP and DeepSpeed")

@@ -20,6 +20,7 @@ class TokentuneTrainer(Trainer):
     # --head crf: a training.crf.LinearChainCRF (also model.crf) and its learning rate; --class-weights: a tensor
     crf = crf_learning_rate = class_weights = None
     head_learning_rate = None  # --head-lr-factor x --learning-rate for the layers outside the encoder, or None
+    head_parameters = ()  # those layers' parameters (hf_trainer.head_parameters of the unwrapped model)
     dev_evaluator = None  # devscore.DevEvaluator: dev scored as `evaluate` scores it (one process)
     checkpoint_policy = None  # checkpoints.CheckpointPolicy: what each save writes (one process)
     clock = None  # timing.RunClock of the run
@@ -114,7 +115,8 @@ def crf_parameter_group(optimizer, trainer):
     if trainer.crf is not None and trainer.crf_learning_rate:
         split_crf_parameters(optimizer, trainer.crf, trainer.crf_learning_rate)
     if trainer.head_learning_rate:
-        own_rate_groups(optimizer, head_parameters(trainer.model), trainer.head_learning_rate, "head")
+        own_rate_groups(optimizer, list(trainer.head_parameters), trainer.head_learning_rate, "head",
+                        add_missing=False)
     return optimizer
 
 

@@ -195,7 +195,7 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
         preprocess_logits_for_metrics=_argmax_logits,
         callbacks=callbacks,
     )
-    _set_head(trainer, config, model, labels, train_features)
+    set_head(trainer, config, model, labels, train_features, notes)
     _set_step_savings(trainer, config, model, tokenizer, train_features, notes)
     trainer.tokentune_log = log
     trainer.length_group_batches = config.length_group_batches
@@ -222,12 +222,21 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
     return trainer
 
 
-def _set_head(trainer, config, model, labels, train_features) -> None:
-    """The CRF (``--head crf``: attached as ``model.crf``, dev F1 from Viterbi) or the class weights."""
+def set_head(trainer, config, model, labels, train_features, notes) -> None:
+    """The CRF (``--head crf``: attached as ``model.crf``, dev F1 from Viterbi) or the class weights, and
+    the classifier's own learning rate (``--head-lr-factor``)."""
     import torch
 
-    if config.head_lr_factor != 1.0:
+    from .hf_trainer import head_parameters
+
+    if config.head_lr_factor != 1.0 and (trainer.args.fsdp or trainer.args.deepspeed):
+        note = (f"--head-lr-factor {config.head_lr_factor:g} not applied: FSDP and DeepSpeed flatten the "
+                f"parameters, so the classifier trains at --learning-rate like the encoder")
+        if note not in notes:
+            notes.append(note)
+    elif config.head_lr_factor != 1.0:
         trainer.head_learning_rate = config.learning_rate * config.head_lr_factor
+        trainer.head_parameters = head_parameters(model)  # the model as built, before any wrapping
     if config.head == "crf":
         from .crf import CRF_LR_FACTOR, attach_crf, crf_of
 
