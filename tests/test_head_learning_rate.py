@@ -36,8 +36,10 @@ def test_classifier_learns_at_its_own_rate_and_every_weight_is_in_one_group(tiny
     import tokentune
 
     seen = recorded_optimizer(monkeypatch)
-    tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=1, learning_rate=1e-3,
-                    batch_size=8, quiet=True, head=head, max_train_samples=16, head_lr_factor=20, weight_decay=0.01)
+    result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=1,
+                             learning_rate=1e-3, batch_size=8, quiet=True, head=head, max_train_samples=16,
+                             weight_decay=0.01)  # the default factor, 20
+    assert sum(note.startswith("classifier learning rate 0.02: 20 x --learning-rate") for note in result.notes) == 1
     groups = groups_by_name(seen)
     trainable = {name for name, p in seen["model"].named_parameters() if p.requires_grad}
     for name, holding in groups.items():
@@ -58,7 +60,7 @@ def test_factor_one_leaves_the_recipes_groups(tiny_data, tiny_base_model, tmp_pa
 
     seen = recorded_optimizer(monkeypatch)
     tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=1, learning_rate=1e-3,
-                    batch_size=8, quiet=True, head="softmax", max_train_samples=16)
+                    batch_size=8, quiet=True, head="softmax", max_train_samples=16, head_lr_factor=1.0)
     assert not any(group.get("head") for group in seen["optimizer"].param_groups)
     assert {group["initial_lr"] for group in seen["optimizer"].param_groups} == {1e-3}
 

@@ -237,6 +237,10 @@ def set_head(trainer, config, model, labels, train_features, notes) -> None:
     elif config.head_lr_factor != 1.0:
         trainer.head_learning_rate = config.learning_rate * config.head_lr_factor
         trainer.head_parameters = head_parameters(model)  # the model as built, before any wrapping
+        note = (f"classifier learning rate {trainer.head_learning_rate:g}: {config.head_lr_factor:g} x "
+                f"--learning-rate (--head-lr-factor; 1 gives the recipe's one rate for all)")
+        if note not in notes:
+            notes.append(note)
     if config.head == "crf":
         from .crf import CRF_LR_FACTOR, attach_crf, crf_of
 
