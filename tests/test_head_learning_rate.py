@@ -10,6 +10,8 @@ from tokentune.training.crf import own_rate_groups
 
 
 def recorded_optimizer(monkeypatch) -> dict:
+    """The optimizer the Trainer builds, with each parameter's name and trainability at that moment (after
+    training the embedding rows are gone and the full matrix is trainable again)."""
     from tokentune.training.hf_trainer import TokentuneTrainer
 
     seen = {}
@@ -17,7 +19,8 @@ def recorded_optimizer(monkeypatch) -> dict:
 
     def record(self, model=None):
         seen["optimizer"] = optimizer = real(self, model)
-        seen["model"] = self.model
+        seen["names"] = {id(p): name for name, p in self.model.named_parameters()}
+        seen["trainable"] = {name for name, p in self.model.named_parameters() if p.requires_grad}
         return optimizer
 
     monkeypatch.setattr(TokentuneTrainer, "create_optimizer", record)
@@ -25,34 +28,37 @@ def recorded_optimizer(monkeypatch) -> dict:
 
 
 def groups_by_name(seen) -> dict[str, list[dict]]:
-    names = {id(p): name for name, p in seen["model"].named_parameters()}
     return {name: [g for g in seen["optimizer"].param_groups if any(id(p) == pid for p in g["params"])]
-            for pid, name in names.items()}
+            for pid, name in seen["names"].items()}
 
 
-@pytest.mark.parametrize("head", ["crf", "softmax"])
+@pytest.mark.parametrize("head,weight_decay", [("crf", 0.0), ("crf", 0.01), ("softmax", 0.01)])
 def test_classifier_learns_at_its_own_rate_and_every_weight_is_in_one_group(tiny_data, tiny_base_model, tmp_path,
-                                                                           monkeypatch, head):
+                                                                           monkeypatch, head, weight_decay):
     import tokentune
 
     seen = recorded_optimizer(monkeypatch)
     result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=1,
                              learning_rate=1e-3, batch_size=8, quiet=True, head=head, max_train_samples=16,
-                             weight_decay=0.01)  # the default factor, 20
+                             weight_decay=weight_decay)  # the default factor, 20
     assert sum(note.startswith("classifier learning rate 0.02: 20 x --learning-rate") for note in result.notes) == 1
     groups = groups_by_name(seen)
-    trainable = {name for name, p in seen["model"].named_parameters() if p.requires_grad}
     for name, holding in groups.items():
-        assert len(holding) == (name in trainable), f"{name} is in {len(holding)} groups"
+        assert len(holding) == (name in seen["trainable"]), f"{name} is in {len(holding)} groups"
+    if weight_decay == 0.0:  # the default: the used embedding rows train as a parameter of their own
+        assert "tokentune_embedding_rows.rows" in seen["trainable"]
+        assert "bert.embeddings.word_embeddings.weight" not in seen["trainable"]
     rates = {name: holding[0]["initial_lr"] for name, holding in groups.items() if holding}
     assert rates["classifier.weight"] == rates["classifier.bias"] == pytest.approx(2e-2)
-    assert groups["classifier.weight"][0]["weight_decay"] == 0.01  # the decay of the group it came from
+    assert groups["classifier.weight"][0]["weight_decay"] == weight_decay  # the decay of the group it came from
     assert groups["classifier.bias"][0]["weight_decay"] == 0.0
     assert rates["bert.encoder.layer.0.attention.self.query.weight"] == pytest.approx(1e-3)
-    if head == "crf":
-        assert rates["crf.transitions"] == pytest.approx(1e-1)  # the CRF keeps its 100 x
+    crf_groups = [g for g in seen["optimizer"].param_groups if g.get("crf")]
+    if head == "crf":  # as before the option: one group, the CRF's 100 x, no weight decay
+        assert len(crf_groups) == 1 and crf_groups[0]["weight_decay"] == 0.0
+        assert rates["crf.transitions"] == rates["crf.start"] == pytest.approx(1e-1)
     else:
-        assert "crf.transitions" not in rates
+        assert not crf_groups and "crf.transitions" not in rates
 
 
 def test_factor_one_leaves_the_recipes_groups(tiny_data, tiny_base_model, tmp_path, monkeypatch):
@@ -94,7 +100,8 @@ def test_a_run_saved_before_the_setting_resumes_at_the_recipes_rate(tmp_path):
     (tmp_path / "tokentune_config.json").write_text(json.dumps(saved))
     assert resumable_config(config, str(tmp_path / "tokentune_config.json")).head_lr_factor == 1.0
     other = TrainConfig(train_file="train.txt", output=str(tmp_path / "o"), learning_rate=1e-3, head_lr_factor=20.0)
-    with pytest.raises(ConfigError, match=r"head_lr_factor 1.0 \(now 20.0\)"):
+    with pytest.raises(ConfigError, match=r"head_lr_factor 1.0 \(now 20.0\).*resume with the settings it ran "
+                                          r"with \(--head-lr-factor 1.0\)"):
         resumable_config(other, str(tmp_path / "tokentune_config.json"))
 
 
@@ -111,3 +118,18 @@ def test_sharded_training_keeps_one_rate_and_says_so():
     set_head(trainer, config, model=None, labels=["O"], train_features=[], notes=notes)  # an OOM retry
     assert trainer.head_learning_rate is None
     assert len(notes) == 1 and notes[0].startswith("--head-lr-factor 20 not applied: FSDP and DeepSpeed")
+
+
+def test_a_model_without_a_layer_outside_its_encoder_keeps_one_rate_and_says_so():
+    from types import SimpleNamespace
+
+    from tokentune.config import TrainConfig
+    from tokentune.training.trainer import set_head
+
+    trainer = SimpleNamespace(args=SimpleNamespace(fsdp="", deepspeed=None), head_learning_rate=None)
+    config = TrainConfig(train_file="train.txt", learning_rate=1e-3, head="softmax")
+    notes: list[str] = []
+    set_head(trainer, config, model=torch.nn.Linear(2, 2), labels=["O"], train_features=[], notes=notes)
+    assert trainer.head_learning_rate is None
+    assert notes == ["--head-lr-factor 20 not applied: the model has no trainable layer outside its encoder "
+                     "(model.base_model), so every weight trains at --learning-rate"]

@@ -14,6 +14,8 @@ import numpy as np
 
 from .schemes import OUTSIDE, Scheme, get_scheme, is_valid_transition, split_tag
 
+SCORE_DIGITS = 6  # entity scores are shown, and compared with --min-score, to this many decimals
+
 FORBIDDEN = -1e9  # the additive score of a transition the scheme does not allow
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import os
 from typing import Sequence
 
+from .decoding import SCORE_DIGITS
 from .schemes import spans_to_tags
 
 # the thresholds of the curve in reports: 0.0, 0.05, ..., 0.95
@@ -33,7 +34,7 @@ def filter_predictions(predictions: Sequence, min_score: float, outside: str | N
     gives them: the words of a dropped span are tagged ``outside`` (``None``: tags left as they are)."""
     out = []
     for prediction in predictions:
-        keep = [score >= min_score for score in prediction.scores]
+        keep = [round(score, SCORE_DIGITS) >= min_score for score in prediction.scores]  # as the Tagger compares
         if all(keep):
             out.append(prediction)
             continue

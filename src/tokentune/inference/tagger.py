@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..decoding import crf_marginals, cut_spans, label_table, viterbi_batch
+from ..decoding import SCORE_DIGITS, crf_marginals, cut_spans, label_table, viterbi_batch
 from ..errors import ConfigError
 from ..schemes import Span, scheme_of_labels
 from ..sentences import sentence_ranges
@@ -319,7 +319,7 @@ class Tagger:
 
     def _confident(self, flat: _Flat) -> _Flat:
         """``flat`` without the spans scoring below ``min_score``; their words become ``O``."""
-        drop = flat.span_score < self.min_score
+        drop = np.round(flat.span_score, SCORE_DIGITS) < self.min_score  # as the score is shown: 1.0 keeps 1.0
         if not drop.any():
             return flat
         ids = flat.ids
@@ -389,7 +389,7 @@ class Tagger:
             offsets = split[index][1]
             char_start, char_end = offsets[first + start][0], offsets[first + end - 1][1]
             results[index].append(Entity(self._types[kind], char_start, char_end, texts[index][char_start:char_end],
-                                         round(score, 6)))
+                                         round(score, SCORE_DIGITS)))
         return results
 
     def predict_text(self, text: str) -> list[Entity]:

@@ -137,7 +137,7 @@ def own_rate_groups(optimizer, params, learning_rate: float, tag: str, weight_de
         taken = [p for p in group["params"] if id(p) in own]
         if taken:
             group["params"] = [p for p in group["params"] if id(p) not in own]
-            settings = {k: v for k, v in group.items() if k not in ("params", "lr", "initial_lr")}
+            settings = {k: v for k, v in group.items() if k not in ("params", "param_names", "lr", "initial_lr")}
             if weight_decay is not None:
                 settings["weight_decay"] = weight_decay
             moved.append({**settings, "params": taken, "lr": learning_rate, tag: True})

@@ -227,20 +227,8 @@ def set_head(trainer, config, model, labels, train_features, notes) -> None:
     the classifier's own learning rate (``--head-lr-factor``)."""
     import torch
 
-    from .hf_trainer import head_parameters
-
-    if config.head_lr_factor != 1.0 and (trainer.args.fsdp or trainer.args.deepspeed):
-        note = (f"--head-lr-factor {config.head_lr_factor:g} not applied: FSDP and DeepSpeed flatten the "
-                f"parameters, so the classifier trains at --learning-rate like the encoder")
-        if note not in notes:
-            notes.append(note)
-    elif config.head_lr_factor != 1.0:
-        trainer.head_learning_rate = config.learning_rate * config.head_lr_factor
-        trainer.head_parameters = head_parameters(model)  # the model as built, before any wrapping
-        note = (f"classifier learning rate {trainer.head_learning_rate:g}: {config.head_lr_factor:g} x "
-                f"--learning-rate (--head-lr-factor; 1 gives the recipe's one rate for all)")
-        if note not in notes:
-            notes.append(note)
+    if config.head_lr_factor != 1.0:
+        head_rate(trainer, config, model, notes)
     if config.head == "crf":
         from .crf import CRF_LR_FACTOR, attach_crf, crf_of
 
@@ -263,6 +251,27 @@ def _set_step_savings(trainer, config, model, tokenizer, train_features, notes) 
 
     trainer.cpu_dropout = cpu_dropout(config, model, notes)
     trainer.embedding_rows = train_used_rows(config, trainer.args, model, tokenizer, train_features, notes)
+
+
+def head_rate(trainer, config, model, notes) -> None:
+    """``--head-lr-factor``: the layers outside the encoder (taken from the model as built, before any
+    wrapping) at their own rate, or a note that says why not."""
+    from .hf_trainer import head_parameters
+
+    sharded = (getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)
+               or trainer.args.fsdp or trainer.args.deepspeed)  # accelerate's config can turn them on too
+    params = [] if sharded else head_parameters(model)
+    if params:
+        trainer.head_learning_rate, trainer.head_parameters = config.learning_rate * config.head_lr_factor, params
+        note = (f"classifier learning rate {trainer.head_learning_rate:g}: {config.head_lr_factor:g} x "
+                f"--learning-rate (--head-lr-factor; 1 gives the recipe's one rate for all)")
+    else:
+        why = ("FSDP and DeepSpeed flatten the parameters" if sharded
+               else "the model has no trainable layer outside its encoder (model.base_model)")
+        note = (f"--head-lr-factor {config.head_lr_factor:g} not applied: {why}, so every weight trains at "
+                f"--learning-rate")
+    if note not in notes:
+        notes.append(note)
 
 
 def pad_multiple(config, precision: str, max_length: int | None = None) -> int | None:
