@@ -28,6 +28,8 @@ TINY = ["--model", "{w}/base", "--epochs", "1", "--batch-size", "8", "--quiet"]
 JSONL_OK = '{"tokens": ["Alice", "met", "Bob"], "tags": ["B-PER", "O", "B-PER"]}\n'
 DEFAULT_ON_SWITCHES = ("fast_dropout", "embedding_rows")  # train settings whose only flag is --no-...
 BAD_SWITCH_VALUES = {"nan": ".nan", "empty": "''", "word": "maybe"}
+FACTOR_SETTINGS = ("head_lr_factor",)  # positive numbers read from a config file
+BAD_FACTOR_VALUES = {"nan": ".nan", "empty": "''", "word": "fast", "negative": "-2"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -99,6 +101,9 @@ def _config_files(w) -> None:
     (w / "nan.yaml").write_text("learning_rate: .nan\n")
     for setting in DEFAULT_ON_SWITCHES:
         for kind, value in BAD_SWITCH_VALUES.items():
+            (w / f"{setting}_{kind}.yaml").write_text(f"{setting}: {value}\n")
+    for setting in FACTOR_SETTINGS:
+        for kind, value in BAD_FACTOR_VALUES.items():
             (w / f"{setting}_{kind}.yaml").write_text(f"{setting}: {value}\n")
     (w / "latin1.yaml").write_bytes("# caf\xe9\nepochs: 1\n".encode("latin-1"))
     (w / "bad.json").write_text('{"epochs": 1,')
@@ -284,6 +289,10 @@ ROWS = [
           ["train", "--data", "{w}/data", "--config", f"{{w}}/{setting}_{kind}.yaml", "--output", "{w}/out"],
           f"{{w}}/{setting}_{kind}.yaml", setting, f"--no-{setting.replace('_', '-')}")
       for setting in DEFAULT_ON_SWITCHES for kind in BAD_SWITCH_VALUES],
+    *[row(f"train-config-{setting.replace('_', '-')}-{kind}",
+          ["train", "--data", "{w}/data", "--config", f"{{w}}/{setting}_{kind}.yaml", "--output", "{w}/out"],
+          f"{{w}}/{setting}_{kind}.yaml", setting)
+      for setting in FACTOR_SETTINGS for kind in BAD_FACTOR_VALUES],
     row("train-config-latin1", ["train", "--config", "{w}/latin1.yaml", "--output", "{w}/out"], "{w}/latin1.yaml"),
     row("train-config-is-dir", ["train", "--config", "{w}/emptydir", "--output", "{w}/out"], "{w}/emptydir"),
     row("train-config-unreadable", ["train", "--config", "{w}/unreadable.yaml", "--output", "{w}/out"],

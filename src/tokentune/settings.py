@@ -65,11 +65,23 @@ def add_flags(parser: argparse.ArgumentParser, settings_class, *, only: set[str]
         _add_flag(group, field, (rename or {}).get(field.name))
 
 
+def negative_flag(flag: str) -> str:
+    return "--no-" + flag[2:]
+
+
+def flag_for_value(field: dataclasses.Field, value: Any) -> str:
+    """The command-line words that set ``field`` to ``value``: ``--head-lr-factor 1.0``, ``--no-embedding-rows``."""
+    flag = flag_of(field)
+    if isinstance(value, bool):
+        return flag if value else negative_flag(flag)
+    return f"{flag} {value}"
+
+
 def _switch_flags(field: dataclasses.Field, flag: str) -> str:
     """The flags a true/false setting has: a default-true switch has only its --no- form (_add_flag)."""
     if not flag.startswith("--"):
         return flag
-    negative = "--no-" + flag[2:]
+    negative = negative_flag(flag)
     return {True: negative, False: flag}.get(field.default, f"{flag} / {negative}")
 
 
@@ -79,7 +91,7 @@ def _add_flag(group, field: dataclasses.Field, renamed: str | None) -> None:
     names = [flag] + ([meta["short"]] if meta["short"] else [])
     help_text = meta["help"] + _describe_default(field)
     if kind == "bool":
-        positive, negative = flag, "--no-" + flag[2:]
+        positive, negative = flag, negative_flag(flag)
         if field.default is not True:
             group.add_argument(*names, dest=field.name, action="store_const", const=True, default=None, help=help_text)
         if field.default is not False:

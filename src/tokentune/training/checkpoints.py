@@ -20,6 +20,7 @@ import zipfile
 
 from ..config import ADDED_LATER, RESUME_FREE, TrainConfig
 from ..errors import ConfigError, ModelError
+from ..settings import flag_for_value
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -230,25 +231,14 @@ def resumable_config(config: TrainConfig, saved_path: str) -> TrainConfig:
     before = {k: saved.get(k, ADDED_LATER.get(k)) for k in current}  # a setting added later: its old value
     keys = [k for k, v in current.items() if k not in RESUME_FREE and before[k] != v]
     if keys:
-        later = [setting_flag(k, before[k]) for k in keys if k not in saved and k in ADDED_LATER]
+        later = [flag_for_value(TrainConfig.__dataclass_fields__[k], before[k])
+                 for k in keys if k not in saved and k in ADDED_LATER]
         same = f"resume with the settings it ran with ({' '.join(later)})" if later else "resume with the same settings"
         raise ConfigError(f"--resume: the interrupted run in {os.path.dirname(saved_path)} was started with other "
                           f"settings: {', '.join(f'{k} {before[k]!r} (now {current[k]!r})' for k in keys)}",
                           fix=f"{same}, or drop --resume to train from the start")
     return dataclasses.replace(config, batch_size=current["batch_size"],
                                gradient_accumulation_steps=current["gradient_accumulation_steps"])
-
-
-def setting_flag(name: str, value) -> str:
-    """The command-line words that set ``name`` to ``value`` (``--head-lr-factor 1.0``, ``--no-embedding-rows``)."""
-    import dataclasses
-
-    from ..settings import flag_of
-
-    flag = flag_of({f.name: f for f in dataclasses.fields(TrainConfig)}[name])
-    if isinstance(value, bool):
-        return flag if value else "--no-" + flag[2:]
-    return f"{flag} {value}"
 
 
 def raise_resume_error(err: Exception, checkpoint: str | None) -> None:

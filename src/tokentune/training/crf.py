@@ -123,12 +123,12 @@ def split_crf_parameters(optimizer, crf: LinearChainCRF, learning_rate: float) -
     own_rate_groups(optimizer, list(crf.parameters()), learning_rate, "crf", weight_decay=0.0)
 
 
-def own_rate_groups(optimizer, params, learning_rate: float, tag: str, weight_decay: float | None = None,
-                    add_missing: bool = True) -> None:
+def own_rate_groups(optimizer, params, learning_rate: float, tag: str, weight_decay: float | None = None) -> None:
     """Move ``params`` out of the optimizer's groups into groups of their own at ``learning_rate``, tagged
-    ``tag``; each keeps the settings (weight decay) of the group it came from unless ``weight_decay`` is given.
-    Those in no group are added (``add_missing``) or left out. Done once: the Trainer asks for its optimizer
-    more than once. The scheduler, built after, scales each group from its own rate."""
+    ``tag``. With ``weight_decay``: one group holding all of ``params`` (found in the optimizer or not);
+    without: one group per group they came from, keeping its settings (its weight decay), and ``params``
+    the optimizer does not hold are left out. Done once: the Trainer asks for its optimizer more than once.
+    The scheduler, built after, scales each group from its own rate."""
     if any(group.get(tag) for group in optimizer.param_groups) or not params:
         return
     own = {id(p) for p in params}
@@ -137,19 +137,12 @@ def own_rate_groups(optimizer, params, learning_rate: float, tag: str, weight_de
         taken = [p for p in group["params"] if id(p) in own]
         if taken:
             group["params"] = [p for p in group["params"] if id(p) not in own]
-            settings = {k: v for k, v in group.items() if k not in ("params", "param_names", "lr", "initial_lr")}
-            if weight_decay is not None:
-                settings["weight_decay"] = weight_decay
-            moved.append({**settings, "params": taken, "lr": learning_rate, tag: True})
-    placed = {id(p) for group in moved for p in group["params"]}
-    missing = [p for p in params if id(p) not in placed]  # not in the optimizer yet (the CRF at first)
-    if missing and add_missing:
-        moved.append({"params": missing, "lr": learning_rate, tag: True,
-                      **({"weight_decay": weight_decay} if weight_decay is not None else {})})
-    if weight_decay is not None and len(moved) > 1:  # one group is enough when the decay is the same
-        moved = [{**moved[0], "params": [p for group in moved for p in group["params"]]}]
+            moved.append({k: v for k, v in group.items() if k not in ("param_names", "lr", "initial_lr")} |
+                         {"params": taken})
+    if weight_decay is not None:
+        moved = [{"params": list(params), "weight_decay": weight_decay}]
     for group in moved:
-        optimizer.add_param_group(group)
+        optimizer.add_param_group({**group, "lr": learning_rate, tag: True})
 
 
 def viterbi_ids(logits: torch.Tensor, labels: torch.Tensor, crf: LinearChainCRF, label_names: Sequence[str],

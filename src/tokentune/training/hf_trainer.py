@@ -27,8 +27,8 @@ class TokentuneTrainer(Trainer):
     cpu_dropout = None  # dropout.CpuDropout: faster dropout for the training forward on a CPU
     embedding_rows = None  # rows.EmbeddingRows: the word-embedding rows the data uses, trained alone
 
-    def create_optimizer(self, model=None):  # the CRF's scores in a group of their own
-        optimizer = crf_parameter_group(super().create_optimizer(model), self)
+    def create_optimizer(self, model=None):  # the CRF's scores and the classifier at rates of their own
+        optimizer = own_rate_parameter_groups(super().create_optimizer(model), self)
         if self.embedding_rows is not None:
             self.embedding_rows.follow(optimizer)  # the full matrix gets the rows' values after every step
         return optimizer
@@ -108,15 +108,14 @@ def timed_part(trainer, name: str):
             yield
 
 
-def crf_parameter_group(optimizer, trainer):
+def own_rate_parameter_groups(optimizer, trainer):
     """The CRF's scores, then the classifier (with ``--head-lr-factor``), in groups of their own rate."""
     from .crf import own_rate_groups, split_crf_parameters
 
     if trainer.crf is not None and trainer.crf_learning_rate:
         split_crf_parameters(optimizer, trainer.crf, trainer.crf_learning_rate)
     if trainer.head_learning_rate:
-        own_rate_groups(optimizer, list(trainer.head_parameters), trainer.head_learning_rate, "head",
-                        add_missing=False)
+        own_rate_groups(optimizer, list(trainer.head_parameters), trainer.head_learning_rate, "head")
     return optimizer
 
 
