@@ -23,10 +23,15 @@ def main() -> None:
     parser.add_argument("texts")
     parser.add_argument("output")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default=None, help="default: cuda when available (as a GPU user passes it), else cpu")
     args = parser.parse_args()
     times = {"start-up": time.perf_counter() - STARTED}
     clock = time.perf_counter()
-    tagger = pipeline("token-classification", model=args.model, aggregation_strategy="first", device="cpu")
+    if args.device is None:
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    tagger = pipeline("token-classification", model=args.model, aggregation_strategy="first", device=args.device)
     times["model"] = time.perf_counter() - clock
     clock = time.perf_counter()
     with open(args.texts, encoding="utf-8") as handle:

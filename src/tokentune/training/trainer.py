@@ -38,7 +38,7 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
         warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
         lr_scheduler_type=config.lr_scheduler,
         gradient_accumulation_steps=accumulation or config.gradient_accumulation_steps,
-        activation_checkpointing=config.gradient_checkpointing,
+        **_checkpointing_setting(TrainingArguments, config.gradient_checkpointing),
         torch_compile=config.torch_compile,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
@@ -65,6 +65,15 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
         **_ddp_settings(config),
         **(config.trainer or {}),  # --trainer-arg: checked against TrainingArguments when the config was built
     )
+
+
+def _checkpointing_setting(arguments_class, enabled: bool) -> dict:
+    """transformers renamed ``gradient_checkpointing`` to ``activation_checkpointing`` during 5.x (the old
+    name stays a deprecated alias): the name this version knows (5.17 and 5.25 tested)."""
+    import dataclasses
+
+    names = {field.name for field in dataclasses.fields(arguments_class)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
 
 def _ddp_settings(config: TrainConfig) -> dict:
