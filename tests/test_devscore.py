@@ -59,8 +59,13 @@ def test_dev_loss_is_the_cross_entropy_over_labelled_sub_tokens(tiny_data, tiny_
     assert ours.evaluate(model, 0)["eval_loss"] == pytest.approx(total / count, rel=1e-5)
 
 
-def test_crf_dev_loss_is_the_chain_likelihood_it_trains_with(tiny_data, tiny_base_model):
-    """With the CRF head, eval_loss is the training loss (LinearChainCRF.nll per labelled token) on dev."""
+ON_GPU = pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=ON_GPU)])
+def test_crf_dev_loss_is_the_chain_likelihood_it_trains_with(tiny_data, tiny_base_model, device):
+    """With the CRF head, eval_loss is the training loss (LinearChainCRF.nll per labelled token) on dev,
+    also where the model and its CRF sit on a GPU (the probabilities come back on the CPU)."""
     import torch
 
     from tokentune.config import TrainConfig
@@ -84,8 +89,10 @@ def test_crf_dev_loss_is_the_chain_likelihood_it_trains_with(tiny_data, tiny_bas
             logits = model(input_ids=torch.tensor([feature["input_ids"]])).logits
             nll, tokens = crf.nll(logits, torch.tensor([feature["labels"]]))
             total, count = total + float(nll), count + tokens
+    model.to(device)  # the CRF is part of the model: it moves with it
     ours = DevEvaluator(prep.dev, prep.tokenizer, prep.labels, config, prep.max_length, whole_split=True)
-    assert ours.evaluate(model, 0, crf)["eval_loss"] == pytest.approx(total / count, rel=1e-5)
+    assert crf.start.device.type == device
+    assert ours.evaluate(model, 0, crf)["eval_loss"] == pytest.approx(total / count, rel=1e-5 if device == "cpu" else 1e-4)
 
 
 def test_a_cut_dev_split_is_evaluated_again_whole(tiny_data, tiny_base_model, tmp_path):

@@ -90,9 +90,11 @@ class DevEvaluator:
         if not len(self.gold):
             return 0.0
         sizes = self.lengths[self.lengths > 0].tolist()
-        log_probs = torch.from_numpy(np.log(np.clip(probabilities, np.finfo(np.float32).tiny, None)))
+        device = crf.start.device  # the CRF trains where the model does (a GPU); the probabilities come back on the CPU
+        log_probs = torch.from_numpy(np.log(np.clip(probabilities, np.finfo(np.float32).tiny, None))).to(device)
         emissions = pad_sequence(torch.split(log_probs, sizes), batch_first=True)
-        labels = pad_sequence(torch.split(torch.from_numpy(self.gold), sizes), batch_first=True, padding_value=IGNORE)
+        gold = torch.from_numpy(self.gold).to(device)
+        labels = pad_sequence(torch.split(gold, sizes), batch_first=True, padding_value=IGNORE)
         with torch.no_grad():
             total, words = crf.nll(emissions, labels)
         return float(total) / words
