@@ -23,9 +23,13 @@ def amx_cpu(monkeypatch):
 
 @pytest.fixture
 def plain_cpu(monkeypatch):
+    """A CPU without native bf16, and no GPU (on a GPU machine auto would pick the GPU and bf16)."""
+    import torch
+
     import tokentune.training.hardware as hardware
 
     monkeypatch.setattr(hardware, "cpu_bf16", lambda: None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
 def test_auto_is_bf16_with_amx_and_fp32_without(monkeypatch):
@@ -134,8 +138,10 @@ def test_training_evaluates_in_the_precision_evaluate_picks(tiny_data, tiny_base
     assert fp32["computed_in"] == "fp32"
 
 
-def test_serve_refuses_fp16_on_a_cpu_and_frees_the_port(tiny_model, capsys):
+def test_serve_refuses_fp16_on_a_cpu_and_frees_the_port(tiny_model, capsys, plain_cpu):
     import socket
+
+    pytest.importorskip("fastapi")  # without it serve stops earlier, saying so
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

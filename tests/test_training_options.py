@@ -148,7 +148,11 @@ def test_token_weighted_loss_does_not_depend_on_how_a_step_is_split(tiny_data, t
         trainer.current_gradient_accumulation_steps = accumulation
         collate = DataCollatorForTokenClassification(load_tokenizer(tiny_base_model))
         model.train()
-        return sum(float(trainer.compute_loss(model, collate(prep.train_features[a:b]))) for a, b in rows), trainer
+
+        def batch(a, b):  # on the model's device, as the Trainer's loop puts it (a GPU where there is one)
+            return {key: value.to(model.device) for key, value in collate(prep.train_features[a:b]).items()}
+
+        return sum(float(trainer.compute_loss(model, batch(a, b))) for a, b in rows), trainer
 
     whole, trainer = loss_of(8, 1, [(0, 8)])
     halves, other = loss_of(4, 2, [(0, 4), (4, 8)])
