@@ -103,17 +103,20 @@ def test_learned_scores_change_the_path_but_never_break_the_scheme():
     assert forced.tolist() != [0, 2]
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_nll_equals_brute_force_log_sum_exp(seed):
+@pytest.mark.parametrize("tree", [False, True], ids=["stepwise", "tree"])
+@pytest.mark.parametrize("lengths", [[1, 3, 4, 2], [5, 1, 2], [1], [3, 3]])
+@pytest.mark.parametrize("seed", range(3))
+def test_nll_equals_brute_force_log_sum_exp(seed, lengths, tree):
+    """Both ways of computing log Z (one step at a time, and the step matrices multiplied as a tree, with
+    odd widths padded) against every path enumerated."""
     rng = np.random.default_rng(seed)
     count = 3
     start, trans, end = (torch.tensor(v) for v in random_scores(rng, count))
-    lengths = [1, 3, 4, 2]
     width = max(lengths)
     emissions = torch.tensor(rng.normal(size=(len(lengths), width, count)))
     tags = torch.tensor(rng.integers(0, count, size=(len(lengths), width)))
     mask = torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
-    nll = sequence_nll(emissions, tags, mask, start, trans, end)
+    nll = sequence_nll(emissions, tags, mask, start, trans, end, tree=tree)
     for row, length in enumerate(lengths):
         e = emissions[row, :length].numpy()
         scores = [path_score(e, path, start.numpy(), trans.numpy(), end.numpy())
@@ -121,6 +124,29 @@ def test_nll_equals_brute_force_log_sum_exp(seed):
         gold = path_score(e, tags[row, :length].tolist(), start.numpy(), trans.numpy(), end.numpy())
         expected = float(np.logaddexp.reduce(scores) - gold)
         assert float(nll[row]) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_tree_and_stepwise_nll_agree_in_fp32_with_their_gradients():
+    """The tree (taken off the CPU) and the stepwise forward give the same loss and gradients in fp32 at
+    a training batch's size, both as close to float64 as the other."""
+    torch.manual_seed(0)
+    count, width, labels = 48, 40, 9
+    mask = torch.arange(width)[None] < torch.randint(1, width + 1, (count,))[:, None]
+    tags = torch.randint(0, labels, (count, width)) * mask
+    inputs = [torch.randn(count, width, labels) * 3, torch.randn(labels), torch.randn(labels, labels) * 2,
+              torch.randn(labels)]
+
+    def run(tree, dtype):
+        leaves = [value.to(dtype).clone().requires_grad_(True) for value in inputs]
+        emissions, start, trans, end = leaves
+        nll = sequence_nll(emissions, tags, mask, start, trans, end, tree=tree)
+        nll.sum().backward()
+        return [nll.detach(), *(leaf.grad for leaf in leaves)]
+
+    exact = run(False, torch.float64)
+    for tree in (False, True):
+        for got, want in zip(run(tree, torch.float32), exact):
+            assert torch.allclose(got.double(), want, rtol=1e-5, atol=1e-3)
 
 
 def test_chains_take_first_pieces_and_keep_packed_sentences_apart():

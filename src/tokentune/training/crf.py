@@ -74,22 +74,60 @@ def chains(logits: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tenso
     return emissions, tags, mask
 
 
-def sequence_nll(emissions, tags, mask, start, transitions, end) -> torch.Tensor:
-    """Per-chain ``log Z - score(gold)``: the forward algorithm over left-aligned chains (mask is a
-    prefix of each row)."""
-    count, width, _ = emissions.shape
-    rows = torch.arange(count, device=emissions.device)
-    gold = start[tags[:, 0]] + emissions[rows, 0, tags[:, 0]]
+def sequence_nll(emissions, tags, mask, start, transitions, end, *, tree: bool | None = None) -> torch.Tensor:
+    """Per-chain ``log Z - score(gold)`` over left-aligned chains (mask is a prefix of each row).
+
+    ``tree``: how log Z is computed. The forward algorithm is a product of per-step matrices in the
+    (logsumexp, +) semiring; taken one step at a time it costs about 20 operators per step of the
+    longest chain (forward and backward), multiplied pairwise as a tree about 20 per halving. A GPU
+    pays per operator launched for a model as small as the embedded one (bench/ops_per_step.py), a CPU
+    per arithmetic (the tree does ``labels`` times more): None takes the tree off the CPU, where it fits
+    in ``TREE_ELEMENTS``."""
+    count, width, labels = emissions.shape
+    if tree is None:
+        tree = emissions.device.type != "cpu" and count * width * labels ** 3 <= TREE_ELEMENTS
+    log_z = (tree_log_partition if tree else stepwise_log_partition)(emissions, mask, start, transitions, end)
+    return log_z - gold_scores(emissions, tags, mask, start, transitions, end)
+
+
+TREE_ELEMENTS = 1 << 24  # the tree's first level holds chains x steps / 2 x labels^3 numbers (64 MB in fp32)
+IMPOSSIBLE = -1e4  # off the diagonal of the identity step: exp() of it is 0 in fp32, and sums of it stay finite
+
+
+def gold_scores(emissions, tags, mask, start, transitions, end) -> torch.Tensor:
+    """Score of each chain's gold path: start + emissions + transitions between live steps + end."""
+    rows = torch.arange(len(tags), device=tags.device)
+    emitted = (emissions.gather(2, tags.unsqueeze(2)).squeeze(2) * mask).sum(1)
+    moved = (transitions[tags[:, :-1], tags[:, 1:]] * mask[:, 1:]).sum(1)
+    return start[tags[:, 0]] + emitted + moved + end[tags[rows, mask.sum(1) - 1]]
+
+
+def stepwise_log_partition(emissions, mask, start, transitions, end) -> torch.Tensor:
+    """The forward algorithm one step at a time; each chain's alpha is read at its last step."""
     alpha = start + emissions[:, 0]
-    for t in range(1, width):
-        live = mask[:, t]
-        step_gold = transitions[tags[:, t - 1], tags[:, t]] + emissions[rows, t, tags[:, t]]
-        gold = gold + torch.where(live, step_gold, torch.zeros_like(step_gold))
-        moved = torch.logsumexp(alpha[:, :, None] + transitions[None], dim=1) + emissions[:, t]
-        alpha = torch.where(live[:, None], moved, alpha)
-    last = tags[rows, mask.sum(1) - 1]
-    gold = gold + end[last]
-    return torch.logsumexp(alpha + end, dim=1) - gold
+    alphas = [alpha]
+    for t in range(1, emissions.shape[1]):
+        alpha = torch.logsumexp(alpha.unsqueeze(2) + transitions, dim=1) + emissions[:, t]
+        alphas.append(alpha)
+    last = torch.stack(alphas, 1)[torch.arange(len(alpha), device=alpha.device), mask.sum(1) - 1]
+    return torch.logsumexp(last + end, dim=1)
+
+
+def tree_log_partition(emissions, mask, start, transitions, end) -> torch.Tensor:
+    """The same log Z from the step matrices multiplied in pairs: steps past a chain's end are the
+    semiring's identity (0 on the diagonal, IMPOSSIBLE elsewhere), as is the padding of an odd count."""
+    count, width, labels = emissions.shape
+    alpha = start + emissions[:, 0]
+    if width > 1:
+        identity = torch.full((labels, labels), IMPOSSIBLE, dtype=emissions.dtype, device=emissions.device)
+        identity.fill_diagonal_(0.0)
+        steps = torch.where(mask[:, 1:, None, None], transitions + emissions[:, 1:, None, :], identity)
+        while steps.shape[1] > 1:
+            if steps.shape[1] % 2:
+                steps = torch.cat([steps, identity.expand(count, 1, labels, labels)], 1)
+            steps = torch.logsumexp(steps[:, 0::2, :, :, None] + steps[:, 1::2, None, :, :], dim=3)
+        alpha = torch.logsumexp(alpha.unsqueeze(2) + steps[:, 0], dim=1)
+    return torch.logsumexp(alpha + end, dim=1)
 
 
 def attach_crf(model, num_labels: int) -> LinearChainCRF:
