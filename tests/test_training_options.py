@@ -158,3 +158,24 @@ def test_token_weighted_loss_does_not_depend_on_how_a_step_is_split(tiny_data, t
     halves, other = loss_of(4, 2, [(0, 4), (4, 8)])
     assert trainer.tokens_per_step == pytest.approx(other.tokens_per_step)
     assert whole == pytest.approx(halves, rel=1e-5)
+
+
+def test_gradient_checkpointing_goes_by_the_name_the_installed_transformers_knows():
+    """transformers renamed the argument during 5.x (5.17 knows only gradient_checkpointing): the
+    setting goes under whichever name TrainingArguments has, never one it would refuse."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    from tokentune.training.trainer import checkpointing_setting
+
+    @dataclasses.dataclass
+    class Older:
+        gradient_checkpointing: bool = False
+
+    assert checkpointing_setting(Older, True) == {"gradient_checkpointing": True}
+    names = {field.name for field in dataclasses.fields(TrainingArguments)}
+    (name,) = checkpointing_setting(TrainingArguments, True)
+    assert name in names
+    if "activation_checkpointing" in names:
+        assert name == "activation_checkpointing"  # the new name, not the deprecated alias

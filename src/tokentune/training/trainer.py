@@ -38,7 +38,7 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
         warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
         lr_scheduler_type=config.lr_scheduler,
         gradient_accumulation_steps=accumulation or config.gradient_accumulation_steps,
-        **_checkpointing_setting(TrainingArguments, config.gradient_checkpointing),
+        **checkpointing_setting(TrainingArguments, config.gradient_checkpointing),
         torch_compile=config.torch_compile,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
@@ -67,7 +67,7 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
     )
 
 
-def _checkpointing_setting(arguments_class, enabled: bool) -> dict:
+def checkpointing_setting(arguments_class, enabled: bool) -> dict:
     """transformers renamed ``gradient_checkpointing`` to ``activation_checkpointing`` during 5.x (the old
     name stays a deprecated alias): the name this version knows (5.17 and 5.25 tested)."""
     import dataclasses
