@@ -245,7 +245,7 @@ def main() -> None:
     if args.pairs:
         return train_pairs(args.pairs, DATA, work, engines)
     model = os.path.join(work, "tokentune-2000")
-    if "2000" in args.only or not os.path.exists(model):
+    if "2000" in args.only or ({"evaluate", "predict"} & set(args.only) and not os.path.exists(model)):
         rows += train_rows("2000", DATA, work, engines)
     if "seed" in args.only:
         rows += train_rows("seed", write_slice(os.path.join(work, "seed-data"), 42, 200), work, engines)

@@ -299,3 +299,16 @@ def test_crf_on_unpacked_batches_trains_too(tiny_data, tiny_base_model, tmp_path
                              max_train_samples=40, crf_learning_rate=0.1)
     assert os.path.isfile(os.path.join(result.output_dir, CRF_FILE))
     assert json.load(open(os.path.join(result.output_dir, "tokentune_config.json")))["head"] == "crf"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tree_nll_holds_with_widely_spread_scores(dtype):
+    """A short chain's padding steps are the identity: with start and end scores spread by 6,000 (a fixed
+    -1e4 off the identity's diagonal leaked into log Z there), the tree equals the stepwise forward."""
+    spread = 6e3
+    tags, mask = torch.tensor([[0, 0], [0, 1]]), torch.tensor([[True, False], [True, True]])
+    start, end = torch.tensor([spread, -spread], dtype=dtype), torch.tensor([-spread, spread], dtype=dtype)
+    emissions, trans = torch.zeros(2, 2, 2, dtype=dtype), torch.zeros(2, 2, dtype=dtype)
+    stepwise = sequence_nll(emissions, tags, mask, start, trans, end, tree=False)
+    tree = sequence_nll(emissions, tags, mask, start, trans, end, tree=True)
+    assert torch.isfinite(tree).all() and torch.allclose(tree, stepwise, rtol=1e-6, atol=1e-3)

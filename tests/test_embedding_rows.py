@@ -156,6 +156,8 @@ def test_settings_under_which_the_whole_matrix_trains(tmp_path):
 
     sharded = SimpleNamespace(optim="adamw_torch_fused", weight_decay=0.0, fsdp="full_shard", deepspeed=None)
     assert "sharded" in embedding_rows.why_not(TrainConfig(data="d", output="o"), sharded, _tiny_bert())
+    replicated = SimpleNamespace(optim="adamw_torch_fused", weight_decay=0.0, fsdp="", deepspeed=None, n_gpu=2)
+    assert "DataParallel" in embedding_rows.why_not(TrainConfig(data="d", output="o"), replicated, _tiny_bert())
     scaled = _tiny_bert()
     scaled.bert.embeddings.word_embeddings.max_norm = 1.0
     assert "not a plain lookup" in reason(scaled)

@@ -90,8 +90,9 @@ def sequence_nll(emissions, tags, mask, start, transitions, end, *, tree: bool |
     return log_z - gold_scores(emissions, tags, mask, start, transitions, end)
 
 
-TREE_ELEMENTS = 1 << 24  # the tree's first level holds chains x steps / 2 x labels^3 numbers (64 MB in fp32)
-IMPOSSIBLE = -1e4  # off the diagonal of the identity step: exp() of it is 0 in fp32, and sums of it stay finite
+# the tree's first level holds chains x steps / 2 x labels^3 numbers: at most 32 MB in fp32, and the
+# backward keeps about as much again over all the levels
+TREE_ELEMENTS = 1 << 24
 
 
 def gold_scores(emissions, tags, mask, start, transitions, end) -> torch.Tensor:
@@ -115,11 +116,14 @@ def stepwise_log_partition(emissions, mask, start, transitions, end) -> torch.Te
 
 def tree_log_partition(emissions, mask, start, transitions, end) -> torch.Tensor:
     """The same log Z from the step matrices multiplied in pairs: steps past a chain's end are the
-    semiring's identity (0 on the diagonal, IMPOSSIBLE elsewhere), as is the padding of an odd count."""
+    semiring's identity (0 on the diagonal, impossible elsewhere), as is the padding of an odd count."""
     count, width, labels = emissions.shape
     alpha = start + emissions[:, 0]
     if width > 1:
-        identity = torch.full((labels, labels), IMPOSSIBLE, dtype=emissions.dtype, device=emissions.device)
+        # off the diagonal: a score no path can reach, yet finite when two of them are added (a fixed -1e4
+        # leaked through `end` once learned scores spread by more than that)
+        impossible = torch.finfo(emissions.dtype).min / 4
+        identity = torch.full((labels, labels), impossible, dtype=emissions.dtype, device=emissions.device)
         identity.fill_diagonal_(0.0)
         steps = torch.where(mask[:, 1:, None, None], transitions + emissions[:, 1:, None, :], identity)
         while steps.shape[1] > 1:
