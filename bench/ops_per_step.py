@@ -20,10 +20,8 @@ the gradient clipping: the same in every row), and the tree of the CRF is chosen
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 
-from small_data_tune import DATA
+from train_step_profile import profiled_training
 
 # operators that launch no kernel: views, metadata, allocation
 NO_KERNEL = {
@@ -69,33 +67,17 @@ def count_ops(samples: int, options: dict) -> tuple[float, dict]:
     from collections import Counter
     from functools import partial
 
-    from torch.profiler import ProfilerActivity, profile
-    from transformers import Trainer
-
-    import tokentune
     from tokentune.training import crf
 
     options = dict(options)
     tree = options.pop("crf_tree", False)
-
-    seen = {}
-    real_train = Trainer.train
-
-    def profiled_train(self, *a, **k):
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            output = real_train(self, *a, **k)
-        seen["profile"], seen["steps"] = prof, self.state.global_step
-        return output
-
-    Trainer.train, stepwise = profiled_train, crf.sequence_nll
+    stepwise = crf.sequence_nll
     if hasattr(crf, "tree_log_partition"):  # an earlier commit's src (PYTHONPATH) has one way only
         crf.sequence_nll = partial(stepwise, tree=tree)
     try:
-        out = os.path.join(tempfile.mkdtemp(prefix="tokentune-ops-"), "model")
-        tokentune.train(train_file=os.path.join(DATA, "train.txt"), output=out, epochs=1, learning_rate=5e-5,
-                        max_train_samples=samples, quiet=True, **options)
+        seen = profiled_training(samples, **options)
     finally:
-        Trainer.train, crf.sequence_nll = real_train, stepwise
+        crf.sequence_nll = stepwise
     launches = Counter()
     for event in seen["profile"].events():
         if event.cpu_parent is None:

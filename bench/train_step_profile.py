@@ -25,15 +25,42 @@ GROUPS = (
 )
 
 
+def profiled_training(samples: int, **options) -> dict:
+    """``tokentune.train`` on ``samples`` CoNLL-2003 training sentences (1 epoch, lr 5e-5, no dev or test:
+    training alone) with torch.profiler recording ``Trainer.train``: ``{"profile", "seconds", "optimizer",
+    "steps"}``. ``options``: more ``tokentune.train`` settings."""
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import Trainer
+
+    import tokentune
+
+    seen = {}
+    real_train = Trainer.train
+
+    def profiled_train(self, *a, **k):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            started = time.perf_counter()
+            output = real_train(self, *a, **k)
+            seen["seconds"] = time.perf_counter() - started
+        seen.update(profile=prof, optimizer=self.optimizer, steps=self.state.global_step)
+        return output
+
+    Trainer.train = profiled_train
+    try:
+        out = os.path.join(tempfile.mkdtemp(prefix="tokentune-profile-"), "model")
+        tokentune.train(train_file=os.path.join(DATA, "train.txt"), output=out, epochs=1, learning_rate=5e-5,
+                        max_train_samples=samples, quiet=True, **options)
+    finally:
+        Trainer.train = real_train
+    return seen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=640)
     args = parser.parse_args()
     import torch
-    from torch.profiler import ProfilerActivity, profile
-    from transformers import Trainer
 
-    import tokentune
     from tokentune.training import packing
 
     collate_seconds = [0.0]
@@ -47,21 +74,10 @@ def main() -> None:
             collate_seconds[0] += time.perf_counter() - started
 
     packing.PackingCollator.__call__ = timed_call
-    seen = {}
-    real_train = Trainer.train
-
-    def profiled_train(self, *a, **k):
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            started = time.perf_counter()
-            output = real_train(self, *a, **k)
-            seen["seconds"] = time.perf_counter() - started
-        seen["profile"], seen["optimizer"] = prof, self.optimizer
-        return output
-
-    Trainer.train = profiled_train
-    out = os.path.join(tempfile.mkdtemp(prefix="tokentune-profile-"), "model")
-    tokentune.train(train_file=os.path.join(DATA, "train.txt"), output=out, epochs=1, learning_rate=5e-5,
-                    max_train_samples=args.samples, quiet=True)  # no dev or test: the profile is training alone
+    try:
+        seen = profiled_training(args.samples)
+    finally:
+        packing.PackingCollator.__call__ = real_call
     events = seen["profile"].key_averages()
     total = seen["seconds"]
     optimizer = seen["optimizer"]

@@ -154,7 +154,7 @@ def test_settings_under_which_the_whole_matrix_trains(tmp_path):
         assert expected in reason(**setting)
     from types import SimpleNamespace
 
-    sharded = SimpleNamespace(optim="adamw_torch_fused", weight_decay=0.0, fsdp="full_shard", deepspeed=None)
+    sharded = SimpleNamespace(optim="adamw_torch_fused", weight_decay=0.0, fsdp="full_shard", deepspeed=None, n_gpu=1)
     assert "sharded" in embedding_rows.why_not(TrainConfig(data="d", output="o"), sharded, _tiny_bert())
     replicated = SimpleNamespace(optim="adamw_torch_fused", weight_decay=0.0, fsdp="", deepspeed=None, n_gpu=2)
     assert "DataParallel" in embedding_rows.why_not(TrainConfig(data="d", output="o"), replicated, _tiny_bert())

@@ -115,7 +115,7 @@ def why_not(config, args, model) -> str | None:
         (bool(args.fsdp or args.deepspeed), "sharded training (FSDP or DeepSpeed)"),
         # one process driving several GPUs replicates the model at each step (DataParallel): the replicas
         # would share this hook and its id map, which sit on the first GPU only
-        (getattr(args, "n_gpu", 1) > 1, "several GPUs in one process (DataParallel)"),
+        (args.n_gpu > 1, "several GPUs in one process (DataParallel)"),
         (args.weight_decay != 0, "weight decay shrinks the rows that get no gradient"),
         (optimizer not in ZERO_STAYS_ZERO, f"optimizer {optimizer} may move the rows that get no gradient"),
         (type(embedding) is not nn.Embedding or embedding.max_norm is not None or embedding.scale_grad_by_freq
