@@ -15,7 +15,7 @@ from tokentune.crf import CRF_FILE, CrfScores, load_crf, save_crf
 from tokentune.decoding import SCORE_DIGITS, crf_marginals, transition_masks, viterbi_batch
 from tokentune.errors import ConfigError, ModelError
 from tokentune.schemes import get_scheme
-from tokentune.training.crf import LinearChainCRF, chain_index, sequence_nll
+from tokentune.training.crf import SLOTS, TAGS, ChainLayoutCollator, LinearChainCRF, chain_index, sequence_nll
 from tokentune.windows import IGNORE
 
 LABELS = ["O", "B-X", "I-X", "B-Y", "I-Y"]
@@ -168,6 +168,61 @@ def test_chains_take_first_pieces_and_keep_packed_sentences_apart():
     apart[0, :5], apart[1, :5] = labels[0, :5], labels[0, 5:]
     alone, _ = crf.nll(torch.stack([logits[0, :5], logits[0, 5:]]), apart)
     assert tokens == 4 and float(packed.detach()) == pytest.approx(float(alone.detach()), rel=1e-6)
+
+
+SYNCING = {"item", "tolist", "nonzero", "bincount", "unique", "__bool__", "__int__", "__float__", "__index__"}
+
+
+class SyncCalls(torch.overrides.TorchFunctionMode):
+    """Counts the tensor calls that read a value back to the host (on a GPU: wait for the device)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in SYNCING or (name == "__getitem__" and any(
+                isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1:2] if len(args) > 1 else ()))):
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_chain_layout_from_the_host_gives_the_same_loss_and_never_waits_on_the_device(packed):
+    labels = torch.tensor([[IGNORE, 1, IGNORE, 2, IGNORE, IGNORE, 0, 0, IGNORE, IGNORE],
+                           [IGNORE, 3, 3, 0, IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, IGNORE]])
+    positions = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3, 0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]) if packed else None
+    batch = {"input_ids": torch.ones_like(labels), "labels": labels}
+    if packed:
+        batch["position_ids"] = positions
+    laid_out = ChainLayoutCollator(lambda features: batch)([{}])
+    assert set(laid_out) == {*batch, SLOTS, TAGS}
+    crf = LinearChainCRF(4)
+    with torch.no_grad():
+        for parameter in crf.parameters():
+            parameter.normal_()
+    logits = torch.randn(2, 10, 4, requires_grad=True)
+    want, tokens = crf.nll(logits, labels, positions)
+    with SyncCalls() as calls:
+        got, counted = crf.nll_of_layout(logits, laid_out[SLOTS], laid_out[TAGS])
+        got.backward()
+    assert calls.seen == [] and counted.dim() == 0 and int(counted) == tokens == 7
+    assert float(got) == pytest.approx(float(want), rel=1e-6)
+    grad, logits.grad = logits.grad.clone(), None
+    want.backward()
+    assert torch.allclose(grad, logits.grad, atol=1e-6)
+    with SyncCalls() as calls:  # the old way reads chain sizes back: the reason for the layout
+        crf.nll(logits, labels, positions)
+    assert {"nonzero", "__int__"} <= set(calls.seen)
+
+
+def test_chain_layout_of_a_batch_without_labelled_tokens():
+    labels = torch.full((2, 4), IGNORE)
+    laid_out = ChainLayoutCollator(lambda features: {"labels": labels})([{}])
+    assert laid_out[SLOTS].shape == (0, 0)
+    total, tokens = LinearChainCRF(3).nll_of_layout(torch.randn(2, 4, 3), laid_out[SLOTS], laid_out[TAGS])
+    assert float(total) == 0.0 and int(tokens) == 0
 
 
 def test_crf_file_round_trip_and_checks(tmp_path):

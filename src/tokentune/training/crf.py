@@ -22,6 +22,9 @@ from ..crf import CrfScores, save_crf
 from ..windows import IGNORE
 
 CRF_LR_FACTOR = 100.0  # default --crf-learning-rate: this many times --learning-rate
+# a training batch's chains, laid out on the host by ChainLayoutCollator: for each step of each chain the
+# flat position of its token in the batch (-1 past the chain's end), and its gold tag
+SLOTS, TAGS = "tokentune_chain_slots", "tokentune_chain_tags"
 
 
 class LinearChainCRF(nn.Module):
@@ -41,6 +44,18 @@ class LinearChainCRF(nn.Module):
         if not len(tags):
             return logits.float().sum() * 0.0, 0
         return sequence_nll(emissions, tags, mask, self.start, self.transitions, self.end).sum(), int(mask.sum())
+
+    def nll_of_layout(self, logits: torch.Tensor, slots: torch.Tensor,
+                      tags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`nll` from chains laid out on the host (:func:`chain_layout`): the same figures, but
+        nothing here waits for the device (finding the chains in device tensors reads their sizes back,
+        which on a GPU stalls the host until the forward pass has run). Labelled tokens as a tensor."""
+        mask = slots >= 0
+        if not slots.numel():
+            return logits.float().sum() * 0.0, mask.sum()
+        flat = logits.float().reshape(-1, logits.shape[-1])
+        emissions = torch.where(mask.unsqueeze(2), flat[slots.clamp(min=0)], 0.0)
+        return sequence_nll(emissions, tags, mask, self.start, self.transitions, self.end).sum(), mask.sum()
 
 
 def chain_index(labels: torch.Tensor, position_ids: torch.Tensor | None = None):
@@ -72,6 +87,31 @@ def chains(logits: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tenso
     mask = torch.zeros(count, width, dtype=torch.bool, device=labels.device)
     mask[chain, step] = True
     return emissions, tags, mask
+
+
+def chain_layout(labels: torch.Tensor, position_ids: torch.Tensor | None = None) -> dict:
+    """``{SLOTS: [chains, steps], TAGS: [chains, steps]}`` of a batch's labels (and packed position ids), on
+    the labels' device: each chain step's flat position ``row x width + column`` (-1 past the chain's end)
+    and gold tag, as :func:`chains` lays them out."""
+    rows, cols, chain, step, lengths = chain_index(labels, position_ids)
+    count, width = len(lengths), int(lengths.max()) if len(lengths) else 0
+    slots = torch.full((count, width), -1, dtype=torch.long, device=labels.device)
+    slots[chain, step] = rows * labels.shape[1] + cols
+    tags = labels.new_zeros(count, width)
+    tags[chain, step] = labels[rows, cols]
+    return {SLOTS: slots, TAGS: tags}
+
+
+class ChainLayoutCollator:
+    """Wraps the training collator: adds the batch's :func:`chain_layout`, computed on the host before the
+    batch moves to the device (the CRF's loss then reads it instead of finding the chains itself)."""
+
+    def __init__(self, collator) -> None:
+        self.collator = collator
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = self.collator(features)
+        return {**batch, **chain_layout(batch["labels"], batch.get("position_ids"))}
 
 
 def sequence_nll(emissions, tags, mask, start, transitions, end, *, tree: bool | None = None) -> torch.Tensor:

@@ -11,6 +11,9 @@ from transformers import Trainer
 
 from ..windows import IGNORE
 from .batches import MEGABATCH, LengthGroupedSampler
+from .crf import SLOTS, TAGS
+
+NOT_MODEL_INPUTS = ("labels", SLOTS, TAGS)  # batch entries the loss reads, not the model
 
 
 class TokentuneTrainer(Trainer):
@@ -90,7 +93,7 @@ class TokentuneTrainer(Trainer):
         """
         swap = self.cpu_dropout.training_forward() if self.cpu_dropout and model.training else nullcontext()
         with swap:
-            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+            outputs = model(**{k: v for k, v in inputs.items() if k not in NOT_MODEL_INPUTS})
         total, loss = head_loss(self, outputs.logits, inputs)
         if model.training and self.tokens_per_step:
             loss = total / self.tokens_per_step
@@ -136,6 +139,9 @@ def head_loss(trainer, logits, inputs):
     import torch.nn.functional as F
 
     labels = inputs["labels"]
+    if trainer.crf is not None and SLOTS in inputs:  # a training batch (ChainLayoutCollator)
+        total, tokens = trainer.crf.nll_of_layout(logits, inputs[SLOTS], inputs[TAGS])
+        return total, total / tokens.clamp(min=1)
     if trainer.crf is not None:
         total, tokens = trainer.crf.nll(logits, labels, inputs.get("position_ids"))
         return total, total / max(1, tokens)
@@ -143,6 +149,8 @@ def head_loss(trainer, logits, inputs):
     weight = None if trainer.class_weights is None else trainer.class_weights.to(logits.device)
     flat = labels.view(-1)
     total = F.cross_entropy(logits, flat, weight=weight, ignore_index=IGNORE, reduction="sum")
-    kept = flat[flat != IGNORE]
-    denominator = weight[kept].sum().clamp(min=1e-12) if weight is not None else max(1, kept.numel())
-    return total, total / denominator
+    # the mean's denominator without reading the labels back from the device (a GPU stall)
+    labelled = flat != IGNORE
+    if weight is not None:
+        return total, total / (weight[flat.clamp(min=0)] * labelled).sum().clamp(min=1e-12)
+    return total, total / labelled.sum().clamp(min=1)

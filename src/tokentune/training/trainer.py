@@ -219,6 +219,10 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
         trainer.train_collator = ContextDropoutCollator(trainer.train_collator or trainer.data_collator,
                                                         config.context_dropout, config.seed)
         trainer.add_callback(epoch_callback(trainer.train_collator))
+    if trainer.crf is not None:  # the chains are found on the host, so the loss never waits for the device
+        from .crf import ChainLayoutCollator
+
+        trainer.train_collator = ChainLayoutCollator(trainer.train_collator or trainer.data_collator)
     # the loss above is already scaled for accumulation and processes; no per-step token count needed
     trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = True, False
     if config.token_weighted_loss:
