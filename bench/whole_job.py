@@ -66,7 +66,9 @@ def steal_seconds() -> float | None:
 def measured(command: list[str], log: str, source: str | None = None) -> dict:
     """Wall seconds, peak RSS (MB) and MB written of one process, and what it printed; ``source``: a
     tokentune source folder to run instead of the installed one (an earlier commit's ``src``)."""
-    env = {**os.environ, "PYTHONPATH": source} if source else None
+    # the other source first, before whatever the path already holds (where the bench's own packages may be)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (source, os.environ.get("PYTHONPATH"))))} \
+        if source else None
     started, steal = time.perf_counter(), steal_seconds()
     with open(log, "w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
