@@ -3,13 +3,13 @@
 For a model as small as the embedded MiniLM a GPU step can wait on the host (Python, dispatch, kernel
 launches) rather than on the device's arithmetic, and every host-device synchronisation inside the step
 stops the host from queueing ahead. This runs ``tokentune.train`` on ``--samples`` CoNLL-2003 sentences
-(batch 16, 1 epoch, no dev) under torch.profiler with CUDA activity, for tokentune's defaults and with
+(batch 16, 1 epoch, no dev) with torch.profiler (CUDA activity) recording ``--active`` steps, for tokentune's defaults and with
 options turned back to the plain recipe's choices (the configurations of ``ops_per_step.py``), and prints
 per optimizer step: wall milliseconds (median, after ``--warmup`` steps), the device's busy milliseconds
 (kernels and copies), kernel launches, synchronisations (stream, device, event) with the host's seconds
 spent in them, and where ``torch.cuda.set_sync_debug_mode`` saw the synchronising calls.
 
-    python3 bench/gpu_step_profile.py [--samples 640] [--only defaults fp32 softmax plain]
+    python3 bench/gpu_step_profile.py [--samples 320] [--only defaults fp32 softmax plain]
 
 On a machine without CUDA it profiles the CPU only (launches and device time then read 0).
 """
@@ -31,10 +31,11 @@ CONFIGS = {"defaults": GPU, "fp32": {**GPU, "precision": "fp32"}, "softmax": {**
 SYNCS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
 
 
-def profiled_steps(samples: int, options: dict) -> dict:
-    """``tokentune.train`` under the profiler: ``{"profile", "step_ends", "steps", "sync_sites"}``."""
+def profiled_steps(samples: int, options: dict, warmup: int, active: int) -> dict:
+    """``tokentune.train`` with the profiler recording ``active`` steps after ``warmup``:
+    ``{"profile", "step_ends", "steps", "sync_sites"}`` (``steps``: those recorded)."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import ProfilerActivity, profile, schedule
     from transformers import Trainer, TrainerCallback
 
     import tokentune
@@ -47,6 +48,7 @@ def profiled_steps(samples: int, options: dict) -> dict:
     class StepClock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             seen["step_ends"].append(time.perf_counter())
+            seen["profiler"].step()
 
     cuda = torch.cuda.is_available()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
@@ -57,8 +59,10 @@ def profiled_steps(samples: int, options: dict) -> dict:
         if cuda:
             torch.cuda.set_sync_debug_mode("warn")
         try:
-            with warnings.catch_warnings(record=True) as caught, profile(activities=activities) as prof:
+            with warnings.catch_warnings(record=True) as caught, profile(
+                    activities=activities, schedule=schedule(wait=warmup, warmup=1, active=active)) as prof:
                 warnings.simplefilter("always")
+                seen["profiler"] = prof
                 output = real_train(self, *a, **k)
         finally:
             if cuda:
@@ -67,7 +71,8 @@ def profiled_steps(samples: int, options: dict) -> dict:
             if "synchroniz" in str(warning.message):
                 seen["sync_sites"][f"{os.path.relpath(warning.filename, os.path.dirname(tokentune.__path__[0]))}"
                                    f":{warning.lineno}"] += 1
-        seen.update(profile=prof, steps=self.state.global_step)
+        seen.update(profile=prof, steps=min(active, max(1, self.state.global_step - warmup - 1)),
+                    all_steps=max(1, self.state.global_step))
         return output
 
     Trainer.train = profiled_train
@@ -83,7 +88,7 @@ def profiled_steps(samples: int, options: dict) -> dict:
 
 
 def summarise(seen: dict, warmup: int) -> dict:
-    steps = max(seen["steps"], 1)
+    steps = seen["steps"]
     ends = seen["step_ends"]
     gaps = [(b - a) * 1e3 for a, b in zip(ends[warmup:], ends[warmup + 1:])] or [float("nan")]
     events = seen["profile"].key_averages()
@@ -93,17 +98,20 @@ def summarise(seen: dict, warmup: int) -> dict:
     return {"wall_ms": statistics.median(gaps), "device_ms": device_us / 1e3 / steps,
             "launches": launches / steps, "syncs": sum(e.count for e in syncs) / steps,
             "sync_ms": sum(e.cpu_time_total for e in syncs) / 1e3 / steps,
-            "sites": seen["sync_sites"].most_common(8), "events": events, "steps": steps}
+            "sites": [(site, count / seen["all_steps"]) for site, count in seen["sync_sites"].most_common(8)],
+            "events": events}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=640, help="training sentences (batch 16)")
-    parser.add_argument("--warmup", type=int, default=5, help="steps left out of the wall-time median")
+    parser.add_argument("--samples", type=int, default=320, help="training sentences (batch 16)")
+    parser.add_argument("--warmup", type=int, default=5, help="steps left out of the wall-time median and the profile")
+    parser.add_argument("--active", type=int, default=8, help="steps profiled after the warm-up (and one more)")
     parser.add_argument("--only", nargs="+", choices=tuple(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--table", action="store_true", help="also print the top operators of each configuration")
     args = parser.parse_args()
-    rows = {name: summarise(profiled_steps(args.samples, CONFIGS[name]), args.warmup) for name in args.only}
+    rows = {name: summarise(profiled_steps(args.samples, CONFIGS[name], args.warmup, args.active), args.warmup)
+            for name in args.only}
     print(f"\n{args.samples} CoNLL-2003 sentences, batch 16, embedded MiniLM; per optimizer step\n")
     print("| configuration | wall ms (median) | device busy ms | kernel launches | syncs | host ms in syncs |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -111,7 +119,7 @@ def main() -> None:
         print(f"| {name} | {row['wall_ms']:.1f} | {row['device_ms']:.1f} | {row['launches']:.0f} | {row['syncs']:.1f} "
               f"| {row['sync_ms']:.1f} |")
     for name, row in rows.items():
-        sites = ", ".join(f"{site} x{count / row['steps']:.1f}" for site, count in row["sites"]) or "none seen"
+        sites = ", ".join(f"{site} x{count:.1f}" for site, count in row["sites"]) or "none seen"
         print(f"\n{name}: synchronising calls per step: {sites}")
         if args.table:
             print(row["events"].table(sort_by="cpu_time_total", row_limit=25, max_name_column_width=60))

@@ -32,6 +32,17 @@ def resolve_model(name: str | None) -> str:
     return name
 
 
+def peek_config(name: str | None):
+    """The model's transformers config, read before the model is (its size decides ``precision auto`` on
+    a GPU); None where it cannot be read: loading the model says why, with its fix."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(resolve_model(name), trust_remote_code=False)
+    except (ModelError, *_loading_errors()):
+        return None
+
+
 def base_model_name(name: str | None) -> str:
     """The name to record as the base model in configs and model cards."""
     if name is None or name.lower() in EMBEDDED_ALIASES:

@@ -21,13 +21,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def inference_precision(requested: str | None, device: str) -> str:
+def inference_precision(requested: str | None, device: str, model_config=None) -> str:
     """The precision a torch model predicts in: ``fp32``, ``bf16`` or ``fp16`` (CUDA) autocast, or ``auto``:
     bf16 where training's ``precision auto`` picks it (CUDA GPUs with bf16, CPUs with AMX-BF16), fp32
     elsewhere. On an AMX CPU bf16 made MiniLM's forward 2.0-3.1x faster at fixed shapes, a whole CoNLL-2003
     evaluation 1.3-1.4x (each new shape compiles its kernels once), and moved test F1 by 0.02 points
-    (docs/benchmarks.md, "Whole jobs"); logits become fp32 before the softmax."""
-    from ..training.hardware import cpu_bf16
+    (docs/benchmarks.md, "Whole jobs"); logits become fp32 before the softmax. On a GPU, auto keeps fp32
+    for a model as small as the embedded one (``model_config``: its config; training.hardware.gpu_bf16_pays)."""
+    from ..training.hardware import cpu_bf16, gpu_bf16_pays
 
     requested = check_precision(requested)
     cuda = device.startswith("cuda")
@@ -38,7 +39,8 @@ def inference_precision(requested: str | None, device: str) -> str:
     if cuda:  # Ampere and later compute in bf16; older GPUs only emulate it, slower than fp32
         import torch
 
-        return "bf16" if torch.cuda.get_device_capability(torch.device(device))[0] >= 8 else "fp32"
+        ampere = torch.cuda.get_device_capability(torch.device(device))[0] >= 8
+        return "bf16" if ampere and gpu_bf16_pays(model_config) else "fp32"
     return "bf16" if cpu_bf16() == "amx" else "fp32"
 
 

@@ -211,7 +211,9 @@ class Tagger:
             device = device or runners.default_device()
             if precision == "auto":  # a model trained in fp32 predicts in fp32
                 precision = runners.precision_after_training(saved_precision(model_dir) if os.path.isdir(model_dir) else None)
-            options["precision"] = runners.inference_precision(precision, device)
+            from .saved import saved_model_config
+
+            options["precision"] = runners.inference_precision(precision, device, saved_model_config(model_dir))
             model, tokenizer, config = load_for_prediction(model_dir)
             runner = runners.torch_runner(model, device, options["precision"])
         else:

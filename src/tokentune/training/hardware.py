@@ -7,6 +7,12 @@ are small), training 1.10x faster than fp32 at +0.23 points of dev F1 (docs/benc
 CPUs with AVX512-BF16 but no AMX run bf16 on the vector units: on one (a 2-core AMD EPYC) torch's bf16
 matrix products ran at 0.3-2.4 GFLOP/s against 90-116 in fp32 (docs/benchmarks.md, "Whole jobs"), so
 ``auto`` keeps fp32 there (``--bf16`` forces bf16).
+
+On a GPU, a model as small as the embedded MiniLM keeps the device waiting on kernel launches rather
+than arithmetic, and bf16 autocast adds a cast before most operators: on an H200 MiniLM trained 2.8x
+slower in bf16 than in fp32 (11.3 against 4.1 s for 2,000 CoNLL-2003 sentences) and predicted 1.8x
+slower (docs/benchmarks.md, "On a GPU"). So ``auto`` picks bf16 on a GPU only for a model whose layers
+hold at least :data:`GPU_BF16_MIN_WEIGHTS` weights (:func:`layer_weights`), or whose size is unknown.
 """
 from __future__ import annotations
 
@@ -43,14 +49,35 @@ def cpu_bf16() -> str | None:
     return None
 
 
+GPU_BF16_MIN_WEIGHTS = 50_000_000  # the embedded MiniLM's layers hold 10.6M; bert-base's 85M
+
+
+def layer_weights(model_config) -> int | None:
+    """About how many weights the encoder's layers multiply by: 12 x layers x hidden size squared (four
+    attention matrices and two feed-forward ones four times as wide, as BERT and its kin are shaped);
+    None where the model's config (a transformers config or its config.json as a dict) does not say."""
+    read = model_config.get if isinstance(model_config, dict) else (lambda key: getattr(model_config, key, None))
+    hidden, layers = read("hidden_size"), read("num_hidden_layers")
+    if not isinstance(hidden, int) or not isinstance(layers, int):
+        return None
+    return 12 * layers * hidden * hidden
+
+
+def gpu_bf16_pays(model_config) -> bool:
+    """Whether bf16 autocast is expected to make this model faster on a GPU (see the module's note)."""
+    weights = layer_weights(model_config) if model_config is not None else None
+    return weights is None or weights >= GPU_BF16_MIN_WEIGHTS
+
+
 def has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
 
 
-def resolve_precision(requested: str) -> tuple[str, str]:
-    """The precision to train in (fp32, bf16 or fp16) and a note saying why."""
+def resolve_precision(requested: str, model_config=None) -> tuple[str, str]:
+    """The precision to train in (fp32, bf16 or fp16) and a note saying why; ``model_config``: the model's
+    (its size decides ``auto`` on a GPU), None where unknown."""
     import torch
 
     cuda = has_cuda()
@@ -63,6 +90,9 @@ def resolve_precision(requested: str) -> tuple[str, str]:
     if requested != "auto":
         return requested, f"precision: {requested} (asked for)"
     if cuda:
+        if torch.cuda.is_bf16_supported(including_emulation=False) and not gpu_bf16_pays(model_config):
+            return "fp32", (f"precision: fp32 (auto: on a GPU a model this small, {layer_weights(model_config) / 1e6:.1f}M "
+                            "weights in its layers, waits on kernel launches, which bf16's casts add to; --bf16 forces bf16)")
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return "bf16", "precision: bf16 autocast (auto: the GPU supports bf16)"
         return "fp32", "precision: fp32 (auto: the GPU has no bf16; --fp16 is available)"

@@ -311,7 +311,8 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, cl
     always; ``tune`` evaluates it only for a trial that is the best so far). ``clock``: a
     :class:`~tokentune.timing.RunClock` started earlier (a command's, counting its start-up).
     """
-    from .hardware import resolve_precision
+    from ..modeling import peek_config
+    from .hardware import has_cuda, resolve_precision
     from .tracking import check_trackers, end_failed_runs
 
     config = config if config is not None else TrainConfig(**settings)
@@ -325,7 +326,7 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, cl
     with clock.part("reading"):
         prep = prepare_data(config)
     config = _document_batch(config, prep)
-    precision, precision_note = resolve_precision(config.precision)
+    precision, precision_note = resolve_precision(config.precision, peek_config(config.model) if has_cuda() else None)
     prep.notes.append(precision_note)
     final, staging = _staging_dir(config, notes=prep.notes)
     try:

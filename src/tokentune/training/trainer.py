@@ -311,7 +311,7 @@ def model_tagger(model, tokenizer, labels, config, max_length: int, crf=None):
     from ..inference import Tagger
     from ..inference.runners import inference_precision, precision_after_training, torch_runner
 
-    precision = inference_precision(precision_after_training(config.precision), str(model.device))
+    precision = inference_precision(precision_after_training(config.precision), str(model.device), model.config)
     return Tagger(torch_runner(model, str(model.device), precision), tokenizer, labels, max_length=max_length,
                   stride=config.stride, batch_size=config.eval_batch_size * 2,
                   crf=crf.scores() if crf is not None else None, context=config.context,
