@@ -3,11 +3,13 @@
 For a model as small as the embedded MiniLM a GPU step can wait on the host (Python, dispatch, kernel
 launches) rather than on the device's arithmetic, and every host-device synchronisation inside the step
 stops the host from queueing ahead. This runs ``tokentune.train`` on ``--samples`` CoNLL-2003 sentences
-(batch 16, 1 epoch, no dev) with torch.profiler (CUDA activity) recording ``--active`` steps, for tokentune's defaults and with
-options turned back to the plain recipe's choices (the configurations of ``ops_per_step.py``), and prints
-per optimizer step: wall milliseconds (median, after ``--warmup`` steps), the device's busy milliseconds
-(kernels and copies), kernel launches, synchronisations (stream, device, event) with the host's seconds
-spent in them, and where ``torch.cuda.set_sync_debug_mode`` saw the synchronising calls.
+(batch 16, 1 epoch, no dev) with torch.profiler (CUDA activity) recording ``--active`` steps, for
+tokentune's defaults and with options turned back to the plain recipe's choices (the configurations of
+``ops_per_step.py``; "defaults" is bf16, as ``auto`` picked on GPUs before), and prints per optimizer
+step: wall milliseconds (median of the steps after ``--warmup`` and outside the recorded window), the
+device's busy milliseconds (its kernels and copies, as the profiler's table sums them), kernel launches,
+synchronisations (stream, device, event) with the host's milliseconds spent in them, and where
+``torch.cuda.set_sync_debug_mode`` saw the synchronising calls (per step, over all steps).
 
     python3 bench/gpu_step_profile.py [--samples 320] [--only defaults fp32 softmax plain]
 
@@ -90,9 +92,17 @@ def profiled_steps(samples: int, options: dict, warmup: int, active: int) -> dic
 def summarise(seen: dict, warmup: int) -> dict:
     steps = seen["steps"]
     ends = seen["step_ends"]
-    gaps = [(b - a) * 1e3 for a, b in zip(ends[warmup:], ends[warmup + 1:])] or [float("nan")]
+    gaps = [(b - a) * 1e3 for a, b in zip(ends, ends[1:])]
+    # the steps after the warm-up and outside the recorded window (recording slows a step)
+    recorded = range(warmup, warmup + 1 + seen["steps"] + 1)
+    gaps = [gap for index, gap in enumerate(gaps, 1) if index >= warmup and index not in recorded] or [float("nan")]
     events = seen["profile"].key_averages()
-    device_us = sum(getattr(e, "self_device_time_total", 0) for e in events)
+    from torch.autograd import DeviceType
+
+    # as the profiler's own table sums it: the device's events only (a CPU operator's device time repeats
+    # its kernels', and user annotations such as ProfilerStep span whole steps)
+    device_us = sum(e.self_device_time_total for e in events
+                    if e.device_type == DeviceType.CUDA and not e.is_user_annotation)
     launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel"))
     syncs = [e for e in events if e.key in SYNCS]
     return {"wall_ms": statistics.median(gaps), "device_ms": device_us / 1e3 / steps,

@@ -125,7 +125,8 @@ class TrainConfig(ReadOptions):
     packing: bool | None = setting(None, "the recipe's random batches with several sentences per row (little "
                                          "padding, block-diagonal attention); the default where the model family "
                                          "allows it", group=SPEED)
-    precision: str = setting("auto", "auto: bf16 autocast on GPUs with bf16 and CPUs with AMX-BF16, else fp32",
+    precision: str = setting("auto", "auto: bf16 autocast on CPUs with AMX-BF16, and on GPUs with bf16 for models "
+                             "larger than bert-base; else fp32",
                              choices=PRECISIONS, consts={"--bf16": "bf16", "--fp16": "fp16"}, group=SPEED)
     freeze_embeddings: bool = setting(False, "don't train the word-embedding matrix (faster steps, less optimizer "
                                              "memory)", group=SPEED)

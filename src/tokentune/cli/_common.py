@@ -30,5 +30,5 @@ def add_precision_flag(group) -> None:
     """``--precision`` of the commands that run a saved model (predict, evaluate, serve)."""
     group.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
                        help="torch backend: auto (default; fp32 for a model trained with --precision fp32) runs in "
-                            "bf16 autocast on GPUs with bf16 and CPUs with AMX-BF16 (on one such CPU the model ran 2-3x "
-                            "faster, whole commands about 1.2x), else fp32")
+                            "bf16 autocast on CPUs with AMX-BF16 (on one such CPU the model ran 2-3x faster, whole "
+                            "commands about 1.2x) and, for models larger than bert-base, GPUs with bf16; else fp32")

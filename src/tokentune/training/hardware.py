@@ -8,11 +8,15 @@ CPUs with AVX512-BF16 but no AMX run bf16 on the vector units: on one (a 2-core 
 matrix products ran at 0.3-2.4 GFLOP/s against 90-116 in fp32 (docs/benchmarks.md, "Whole jobs"), so
 ``auto`` keeps fp32 there (``--bf16`` forces bf16).
 
-On a GPU, a model as small as the embedded MiniLM keeps the device waiting on kernel launches rather
-than arithmetic, and bf16 autocast adds a cast before most operators: on an H200 MiniLM trained 2.8x
-slower in bf16 than in fp32 (11.3 against 4.1 s for 2,000 CoNLL-2003 sentences) and predicted 1.8x
-slower (docs/benchmarks.md, "On a GPU"). So ``auto`` picks bf16 on a GPU only for a model whose layers
-hold at least :data:`GPU_BF16_MIN_WEIGHTS` weights (:func:`layer_weights`), or whose size is unknown.
+On a GPU, models of bert-base's size and smaller keep the device waiting on the host rather than on
+arithmetic at the batch sizes of token classification, and bf16 autocast adds a cast before most
+operators (and, in torch 2.11, routes attention to cuDNN, whose host-side set-up took about 4.5 ms a call
+with the varying shapes of training batches). On an H200 the embedded MiniLM trained 2.8x slower in bf16
+than in fp32 (11.3 against 4.1 s for 2,000 CoNLL-2003 sentences; 1.95 against 1.61 s for 800 in another
+run) and predicted 1.8x slower; a model of bert-base's shape trained 1.2x slower (3.04 against 2.51 s for
+800 sentences; docs/benchmarks.md, "On a GPU"). So ``auto`` picks bf16 on a GPU only for a model whose
+layers hold at least :data:`GPU_BF16_MIN_WEIGHTS` weights (:func:`layer_weights`: bert-large's 302M
+do; not measured there), or whose size is unknown.
 """
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ def cpu_bf16() -> str | None:
     return None
 
 
-GPU_BF16_MIN_WEIGHTS = 50_000_000  # the embedded MiniLM's layers hold 10.6M; bert-base's 85M
+GPU_BF16_MIN_WEIGHTS = 100_000_000  # the embedded MiniLM's layers hold 10.6M, bert-base's 85M: both faster in fp32
 
 
 def layer_weights(model_config) -> int | None:
@@ -91,8 +95,8 @@ def resolve_precision(requested: str, model_config=None) -> tuple[str, str]:
         return requested, f"precision: {requested} (asked for)"
     if cuda:
         if torch.cuda.is_bf16_supported(including_emulation=False) and not gpu_bf16_pays(model_config):
-            return "fp32", (f"precision: fp32 (auto: on a GPU a model this small, {layer_weights(model_config) / 1e6:.1f}M "
-                            "weights in its layers, waits on kernel launches, which bf16's casts add to; --bf16 forces bf16)")
+            return "fp32", (f"precision: fp32 (auto: on a GPU a model this size, {layer_weights(model_config) / 1e6:.1f}M "
+                            "weights in its layers, trains faster in fp32 than in bf16 autocast; --bf16 forces bf16)")
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return "bf16", "precision: bf16 autocast (auto: the GPU supports bf16)"
         return "fp32", "precision: fp32 (auto: the GPU has no bf16; --fp16 is available)"
