@@ -367,3 +367,39 @@ def test_tree_nll_holds_with_widely_spread_scores(dtype):
     stepwise = sequence_nll(emissions, tags, mask, start, trans, end, tree=False)
     tree = sequence_nll(emissions, tags, mask, start, trans, end, tree=True)
     assert torch.isfinite(tree).all() and torch.allclose(tree, stepwise, rtol=1e-6, atol=1e-3)
+
+
+def test_a_crf_run_collates_its_chains_on_the_host_and_the_loss_reads_them(tiny_data, tiny_base_model, tmp_path):
+    """The CRF trainer's training batches carry their chain layout, and its loss is the same with it as
+    without it (the loss's fallback, which evaluation batches take); where accelerate cuts batches between
+    processes the layout of the whole batch would not fit a slice, so none is made."""
+    from types import SimpleNamespace
+
+    from tokentune.modeling import build_model
+    from tokentune.training.hf_trainer import head_loss
+    from tokentune.training.run import prepare_data
+    from tokentune.training.trainer import build_trainer
+
+    config = TrainConfig(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "o"), quiet=True,
+                         head="crf", precision="fp32")
+    prep = prepare_data(config)
+    model = build_model(tiny_base_model, prep.labels)
+    trainer = build_trainer(config, model, prep.tokenizer, prep.labels, prep.train_features, None, str(tmp_path), [])
+    assert isinstance(trainer.train_collator, ChainLayoutCollator)
+    with torch.no_grad():
+        for parameter in trainer.crf.parameters():
+            parameter.normal_()
+    batch = trainer.train_collator(prep.train_features[:6])
+    assert SLOTS in batch and TAGS in batch
+    logits = torch.randn(*batch["labels"].shape, len(prep.labels))
+    with_layout, mean = head_loss(trainer, logits, batch)
+    without, plain_mean = head_loss(trainer, logits, {k: v for k, v in batch.items() if k not in (SLOTS, TAGS)})
+    assert float(with_layout) == pytest.approx(float(without), rel=1e-6)
+    assert float(mean) == pytest.approx(float(plain_mean), rel=1e-6)
+
+    trainer.args.accelerator_config = SimpleNamespace(split_batches=True)  # as --trainer-arg would set it
+    from tokentune.training.trainer import set_train_collator
+
+    trainer.train_collator = None
+    set_train_collator(trainer, config, model, prep.tokenizer, "fp32", 512, None)
+    assert not isinstance(trainer.train_collator, ChainLayoutCollator)

@@ -65,17 +65,36 @@ def test_auto_on_a_gpu_keeps_fp32_up_to_bert_base_size(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
-    minilm = {"hidden_size": 384, "num_hidden_layers": 6}
-    base = {"hidden_size": 768, "num_hidden_layers": 12}
-    large = {"hidden_size": 1024, "num_hidden_layers": 24}
-    assert hardware.layer_weights(minilm) == 10_616_832 and hardware.layer_weights({"hidden_size": 384}) is None
-    for config, expected in ((minilm, "fp32"), (base, "fp32"), (large, "bf16"), (None, "bf16"), ({}, "bf16")):
+    from types import SimpleNamespace
+
+    from transformers import DistilBertConfig
+
+    minilm = SimpleNamespace(hidden_size=384, num_hidden_layers=6)  # as the light loader reads config.json
+    base = SimpleNamespace(hidden_size=768, num_hidden_layers=12)
+    large = SimpleNamespace(hidden_size=1024, num_hidden_layers=24)
+    distil = DistilBertConfig()  # saves dim and n_layers; its attribute map answers hidden_size
+    assert hardware.layer_weights(minilm) == 10_616_832 and hardware.layer_weights(distil) == 12 * 6 * 768 ** 2
+    assert hardware.layer_weights(SimpleNamespace(hidden_size=384)) is None
+    assert hardware.layer_weights(distil.to_dict()) is None  # a dict misses such names: not what it takes
+    for config, expected in ((minilm, "fp32"), (base, "fp32"), (distil, "fp32"), (large, "bf16"), (None, "bf16"),
+                             (SimpleNamespace(), "bf16")):
         assert inference_precision("auto", "cuda", config) == expected
         precision, note = hardware.resolve_precision("auto", config)
         assert precision == expected
         assert ("M weights in its layers" in note) == (expected == "fp32")
     assert hardware.resolve_precision("bf16", minilm)[0] == "bf16"  # asked for: kept
     assert inference_precision("bf16", "cuda", minilm) == "bf16"
+
+
+def test_training_sizes_the_model_from_its_config_before_loading_it(tiny_model, tmp_path):
+    """What training's auto reads on a GPU: the model's transformers config, or None (never an error)
+    where it cannot be read, so that loading the model gives the usual message."""
+    from tokentune.modeling import peek_config
+
+    config = peek_config(tiny_model.output_dir)
+    assert config.hidden_size > 0 and config.num_hidden_layers > 0
+    (tmp_path / "empty").mkdir()
+    assert peek_config(str(tmp_path / "empty")) is None
 
 
 def test_bad_precisions_are_refused_with_the_fix():

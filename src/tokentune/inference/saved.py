@@ -60,17 +60,6 @@ def saved_context_marker(model_dir: str) -> bool:
     return bool(saved)
 
 
-def saved_model_config(model_dir: str) -> dict | None:
-    """The model's ``config.json`` as a dict, read before the model loads (its size decides ``precision
-    auto`` on a GPU); None where it cannot be read: loading the model says why."""
-    try:
-        with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return config if isinstance(config, dict) else None
-
-
 def saved_precision(model_dir: str) -> str | None:
     """The ``precision`` the model was trained with (auto, fp32, bf16, fp16; None: not saved)."""
     return saved_setting(model_dir, "precision", ("auto", "fp32", "bf16", "fp16"))

@@ -211,10 +211,10 @@ class Tagger:
             device = device or runners.default_device()
             if precision == "auto":  # a model trained in fp32 predicts in fp32
                 precision = runners.precision_after_training(saved_precision(model_dir) if os.path.isdir(model_dir) else None)
-            from .saved import saved_model_config
-
-            options["precision"] = runners.inference_precision(precision, device, saved_model_config(model_dir))
+            runners.inference_precision(precision, device)  # a precision this device lacks: refused before loading
             model, tokenizer, config = load_for_prediction(model_dir)
+            # auto by the loaded config, as training sized the same model: dev figures and `evaluate` agree
+            options["precision"] = runners.inference_precision(precision, device, config)
             runner = runners.torch_runner(model, device, options["precision"])
         else:
             raise ConfigError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(BACKENDS)}")

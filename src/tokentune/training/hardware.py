@@ -59,9 +59,11 @@ GPU_BF16_MIN_WEIGHTS = 100_000_000  # the embedded MiniLM's layers hold 10.6M, b
 def layer_weights(model_config) -> int | None:
     """About how many weights the encoder's layers multiply by: 12 x layers x hidden size squared (four
     attention matrices and two feed-forward ones four times as wide, as BERT and its kin are shaped);
-    None where the model's config (a transformers config or its config.json as a dict) does not say."""
-    read = model_config.get if isinstance(model_config, dict) else (lambda key: getattr(model_config, key, None))
-    hidden, layers = read("hidden_size"), read("num_hidden_layers")
+    None where the model's config does not say. ``model_config``: an object with attributes (a
+    transformers config, whose attribute map gives DistilBERT's ``dim`` as ``hidden_size``), not the
+    dict of config.json, which would miss such names."""
+    hidden = getattr(model_config, "hidden_size", None)
+    layers = getattr(model_config, "num_hidden_layers", None)
     if not isinstance(hidden, int) or not isinstance(layers, int):
         return None
     return 12 * layers * hidden * hidden

@@ -175,7 +175,7 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
                   max_length: int | None = None, extra_callbacks=()):
     from transformers import DataCollatorForTokenClassification, EarlyStoppingCallback
 
-    from .packing import PackingCollator, packing_plan
+    from .packing import packing_plan
     from .tracking import tracking_callbacks
 
     has_dev = dev_features is not None
@@ -208,6 +208,23 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
     _set_step_savings(trainer, config, model, tokenizer, train_features, notes)
     trainer.tokentune_log = log
     trainer.length_group_batches = config.length_group_batches
+    set_train_collator(trainer, config, model, tokenizer, precision, max_length, first_position)
+    # the loss above is already scaled for accumulation and processes; no per-step token count needed
+    trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = True, False
+    if config.token_weighted_loss:
+        trainer.tokens_per_step = tokens_per_step(train_features, args.per_device_train_batch_size,
+                                                  args.gradient_accumulation_steps)
+    if config.quiet:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def set_train_collator(trainer, config, model, tokenizer, precision, max_length, first_position) -> None:
+    """The training batches' collator, layer on layer: packed rows, context dropout, the CRF's chains."""
+    from .packing import PackingCollator
+
     if first_position is not None:
         trainer.train_collator = PackingCollator(
             tokenizer.pad_token_id, pad_to_multiple_of=pad_multiple(config, precision, max_length),
@@ -219,20 +236,20 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
         trainer.train_collator = ContextDropoutCollator(trainer.train_collator or trainer.data_collator,
                                                         config.context_dropout, config.seed)
         trainer.add_callback(epoch_callback(trainer.train_collator))
-    if trainer.crf is not None:  # the chains are found on the host, so the loss never waits for the device
+    if trainer.crf is not None and not slices_batches(trainer.args):
+        # the chains found on the host, so that the loss never waits for the device
         from .crf import ChainLayoutCollator
 
         trainer.train_collator = ChainLayoutCollator(trainer.train_collator or trainer.data_collator)
-    # the loss above is already scaled for accumulation and processes; no per-step token count needed
-    trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = True, False
-    if config.token_weighted_loss:
-        trainer.tokens_per_step = tokens_per_step(train_features, args.per_device_train_batch_size,
-                                                  args.gradient_accumulation_steps)
-    if config.quiet:
-        from transformers.trainer_callback import PrinterCallback
 
-        trainer.remove_callback(PrinterCallback)
-    return trainer
+
+def slices_batches(args) -> bool:
+    """Whether accelerate cuts each collated batch between processes (``--trainer-arg`` with
+    ``accelerator_config`` split_batches or dispatch_batches, or context parallelism): a chain layout
+    made for the whole batch would then not match a process's slice of it."""
+    accelerator = getattr(args, "accelerator_config", None)
+    return bool(getattr(accelerator, "split_batches", False) or getattr(accelerator, "dispatch_batches", False)
+                or getattr(args, "parallelism_config", None))
 
 
 def set_head(trainer, config, model, labels, train_features, notes) -> None:
