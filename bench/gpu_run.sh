@@ -28,21 +28,10 @@ PY=$(python3 -c 'import sys; print(sys.executable)')
 printf '#!%s\nimport sys\nfrom tokentune.cli.main import main\nsys.exit(main())\n' "$PY" > "$(dirname "$PY")/tokentune"
 chmod +x "$(dirname "$PY")/tokentune"
 mkdir -p ../shared/data && tar -C ../shared/data -xJf .gpu/conll2003.tar.xz || exit 1
-python3 - <<'PYEOF' || exit 1
-import os, shutil, torch
-from safetensors.torch import load_file, save_file
-source, target = ".gpu/minilm16", "/tmp/minilm"
-os.makedirs(target, exist_ok=True)
-weights = load_file(os.path.join(source, "model.safetensors"))
-save_file({k: v.float() if v.is_floating_point() else v for k, v in weights.items()},
-          os.path.join(target, "model.safetensors"), metadata={"format": "pt"})
-for name in os.listdir(source):
-    if name != "model.safetensors" and os.path.isfile(os.path.join(source, name)):
-        shutil.copy(os.path.join(source, name), target)
-import transformers, accelerate, datasets, tokentune.cli.main
-print("torch", torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "NO CUDA",
-      "transformers", transformers.__version__, "accelerate", accelerate.__version__)
-PYEOF
+python3 bench/gpu_weights.py fp32 .gpu/minilm16 /tmp/minilm || exit 1
+python3 -c "import torch, transformers, accelerate, datasets, tokentune.cli.main
+print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'NO CUDA',
+      'transformers', transformers.__version__, 'accelerate', accelerate.__version__)" || exit 1
 W=/tmp/wj
 if wanted train; then
   say "whole_job: train 2000 and the seed's regime"
