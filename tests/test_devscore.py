@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 import tokentune
 from tokentune.timing import PARTS, describe
@@ -121,60 +122,89 @@ class _State:
     def __init__(self):
         self.global_step, self.best_global_step, self.best_model_checkpoint = 0, None, None
 
+    def save_to_json(self, path):
+        with open(path, "w") as handle:
+            json.dump({"global_step": self.global_step, "best_model_checkpoint": self.best_model_checkpoint}, handle)
+
 
 class _Args:
     def __init__(self, folder):
         self.output_dir, self.save_only_model = folder, False
 
 
+class _Model(torch.nn.Linear):
+    """A model with transformers' save_pretrained(state_dict=...) as far as the policy uses it."""
+
+    def save_pretrained(self, path, state_dict=None, safe_serialization=True):
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in (state_dict or self.state_dict()).items()},
+                  os.path.join(path, "model.safetensors"))
+
+
 class _FakeTrainer:
-    """Saves as transformers does: weights, optimizer unless save_only_model, trainer_state.json last."""
+    """Saves as transformers does: weights, optimizer unless save_only_model, trainer_state.json last; its
+    model's weight is the step it was trained to."""
 
     def __init__(self, folder):
-        self.state, self.args = _State(), _Args(folder)
+        self.state, self.args, self.model = _State(), _Args(folder), _Model(1, 1, bias=False)
 
     def save(self):
         path = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}")
         os.makedirs(path)
-        open(os.path.join(path, "model.safetensors"), "w").close()
+        self.model.save_pretrained(path)
         if not self.args.save_only_model:
             for name in ("optimizer.pt", "scheduler.pt"):
                 open(os.path.join(path, name), "w").close()
-        if self.state.best_global_step is not None:
-            self.state.best_model_checkpoint = os.path.join(self.args.output_dir,
-                                                            f"checkpoint-{self.state.best_global_step}")
-        with open(os.path.join(path, "trainer_state.json"), "w") as handle:
-            json.dump({"global_step": self.state.global_step,
-                       "best_model_checkpoint": self.state.best_model_checkpoint}, handle)
+        self.state.save_to_json(os.path.join(path, "trainer_state.json"))
 
     def step(self, policy, step, best):
         self.state.global_step = step
-        if best:
+        with torch.no_grad():
+            self.model.weight.fill_(step)
+        if best:  # as the Trainer's _determine_best_metric does before it saves
             self.state.best_global_step = step
+            self.state.best_model_checkpoint = os.path.join(self.args.output_dir, f"checkpoint-{step}")
         policy.save(self, self.save)
         return sorted(os.listdir(self.args.output_dir), key=lambda name: int(name.split("-")[1]))
 
 
-def test_between_full_checkpoints_only_the_best_weights_are_written(tmp_path):
+def _weight_in(checkpoint) -> float:
+    from safetensors.torch import load_file
+
+    return float(load_file(os.path.join(checkpoint, "model.safetensors"))["weight"])
+
+
+def test_between_full_checkpoints_the_best_weights_stay_in_memory(tmp_path):
     trainer, policy = _FakeTrainer(str(tmp_path)), CheckpointPolicy(minutes=10, keep=1)
-    assert trainer.step(policy, 10, best=True) == ["checkpoint-10"]
-    assert is_weights_only(str(tmp_path / "checkpoint-10"))
-    assert trainer.step(policy, 20, best=False) == ["checkpoint-10"]  # nothing written
-    assert trainer.step(policy, 30, best=True) == ["checkpoint-30"]  # the old best is gone
+    assert trainer.step(policy, 10, best=True) == []  # nothing written
+    assert policy.best_weights(10) is not None and policy.best_weights(20) is None
+    assert trainer.step(policy, 20, best=False) == []
+    assert trainer.step(policy, 30, best=True) == []
+    kept = policy.best_weights(30)
+    assert float(kept.weights["weight"]) == 30.0  # a copy: training on does not change it
+    trainer.step(policy, 40, best=False)
+    kept.load_into(trainer.model)
+    assert float(trainer.model.weight) == 30.0
     assert last_checkpoint(str(tmp_path)) is None  # nothing to --resume from yet: a failed run leaves nothing
 
 
-def test_a_due_full_checkpoint_keeps_the_best_it_recorded(tmp_path):
+def test_a_due_full_checkpoint_first_writes_the_best_it_records(tmp_path):
     trainer, policy = _FakeTrainer(str(tmp_path)), CheckpointPolicy(minutes=10, keep=1)
     trainer.step(policy, 10, best=True)
     policy.interval = 0  # the time has come: every save is now full
     assert trainer.step(policy, 20, best=False) == ["checkpoint-10", "checkpoint-20"]
-    assert not is_weights_only(str(tmp_path / "checkpoint-20"))
+    assert is_weights_only(str(tmp_path / "checkpoint-10")) and not is_weights_only(str(tmp_path / "checkpoint-20"))
+    assert _weight_in(tmp_path / "checkpoint-10") == 10.0  # the best's weights, not the model's of step 20
+    assert json.load(open(tmp_path / "checkpoint-20" / "trainer_state.json"))["best_model_checkpoint"] == \
+        str(tmp_path / "checkpoint-10")
     assert last_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-20")
+    assert policy.best_weights(10) is None  # on disk now
     policy.interval = 600
-    # a new best: kept are the newest full checkpoint, the best, and the best that checkpoint recorded
-    assert trainer.step(policy, 30, best=True) == ["checkpoint-10", "checkpoint-20", "checkpoint-30"]
-    assert trainer.step(policy, 40, best=True) == ["checkpoint-10", "checkpoint-20", "checkpoint-40"]
+    # new bests in memory again; kept on disk: the newest full checkpoint and the best it recorded
+    assert trainer.step(policy, 30, best=True) == ["checkpoint-10", "checkpoint-20"]
+    assert trainer.step(policy, 40, best=True) == ["checkpoint-10", "checkpoint-20"]
+    assert policy.best_weights(40) is not None
 
 
 def test_zero_minutes_writes_a_full_checkpoint_at_every_save(tmp_path):
@@ -183,20 +213,60 @@ def test_zero_minutes_writes_a_full_checkpoint_at_every_save(tmp_path):
         trainer.step(policy, step, best=step == 5)
     assert sorted(os.listdir(tmp_path)) == ["checkpoint-10", "checkpoint-15", "checkpoint-5"]
     assert all(not is_weights_only(str(tmp_path / name)) for name in os.listdir(tmp_path))
+    assert policy.best_weights(5) is None
 
 
-def test_a_short_run_writes_no_optimizer_state(tiny_data, tiny_base_model, tmp_path, monkeypatch):
-    """The default policy in a real run: each new best's weights, no optimizer state (runs < 10 minutes)."""
-    import torch
+def test_a_short_run_writes_no_checkpoint(tiny_data, tiny_base_model, tmp_path, monkeypatch):
+    """The default policy in a real run (< 10 minutes): no optimizer state and no weights written while it
+    trains (each new best's weights kept in memory), and the kept model is the best evaluation's."""
+    from tokentune.training.checkpoints import CheckpointPolicy
 
+    folders = []
+    real_policy_save = CheckpointPolicy.save
+
+    def save(self, trainer, save):
+        real_policy_save(self, trainer, save)
+        folders.extend(os.listdir(trainer.args.output_dir) if os.path.isdir(trainer.args.output_dir) else [])
+
+    monkeypatch.setattr(CheckpointPolicy, "save", save)
     saved = []
     real_save = torch.save
     monkeypatch.setattr(torch, "save", lambda obj, path, *a, **k: (saved.append(str(path)), real_save(obj, path, *a, **k)))
     result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=2,
                              learning_rate=5e-3, batch_size=8, quiet=True, eval_steps=5)
     assert not [path for path in saved if path.endswith("optimizer.pt")], saved
+    assert folders == []
     assert result.run["best_step"] in [r["step"] for r in result.log_history if "eval_f1" in r]
     assert np.isfinite(result.metrics["dev"]["f1"])
+
+
+def test_the_kept_model_is_the_best_evaluations_when_it_came_early(tiny_data, tiny_base_model, tmp_path,
+                                                                    monkeypatch):
+    """The best evaluation is made to be the first (dev F1 falls after it): the saved model has the
+    weights the model had then, restored from memory, the word-embedding matrix included."""
+    from safetensors.torch import load_file
+
+    from tokentune.training.devscore import DevEvaluator
+
+    real_evaluate, seen = DevEvaluator.evaluate, {}
+
+    def evaluate(self, model, step, crf=None):
+        metrics = real_evaluate(self, model, step, crf)
+        if not seen:
+            seen.update({name: tensor.detach().clone() for name, tensor in model.state_dict().items()})
+        metrics["eval_f1"] = 1.0 / (1 + len(seen.setdefault("steps", []))) - 1e-3 * step
+        seen["steps"].append(step)
+        return metrics
+
+    monkeypatch.setattr(DevEvaluator, "evaluate", evaluate)
+    result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=2,
+                             learning_rate=5e-2, batch_size=8, quiet=True, eval_steps=3)
+    assert len(seen["steps"]) >= 3 and result.run["best_step"] == seen["steps"][0]
+    saved = load_file(os.path.join(result.output_dir, "model.safetensors"))
+    compared = [name for name in saved if name in seen and seen[name].is_floating_point()]
+    assert any("word_embeddings" in name for name in compared) and len(compared) > 10
+    for name in compared:
+        assert torch.equal(saved[name], seen[name]), name
 
 
 def test_evaluate_says_where_its_time_went(tiny_model, tiny_data, capsys):

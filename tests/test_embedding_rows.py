@@ -206,3 +206,33 @@ def test_notes_say_what_was_done_and_why_not_once(tmp_path):
         "same result with less work (--no-embedding-rows trains all)",
         "word embeddings: every row trained (weight decay shrinks the rows that get no gradient), not only the "
         "rows the training data uses"]  # once each; nothing for the user's own --no-embedding-rows
+
+
+def test_best_weights_kept_in_memory_leave_the_matrix_out_and_restore_or_write_it_whole(tmp_path):
+    """The checkpoint policy's copy of a new best (checkpoints.KeptWeights) holds the trained rows but not
+    the vocabulary-sized matrix; loading it back, or writing it as a checkpoint, gives the whole matrix as
+    it was at that step."""
+    from types import SimpleNamespace
+
+    from safetensors.torch import load_file
+
+    from tokentune.training.checkpoints import KeptWeights
+
+    batches = [torch.tensor([[5, 6, 7, 0], [9, 8, 7, 6]]), torch.tensor([[6, 5, 7, 0], [9, 9, 8, 6]])]
+    model = _train(_tiny_bert(), batches[:1], attach=True)
+    then = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    state = SimpleNamespace(global_step=1, save_to_json=lambda path: open(path, "w").write("{}"))
+    kept = KeptWeights(model, state)
+    matrix = "bert.embeddings.word_embeddings.weight"
+    assert kept.matrix_name == matrix and matrix not in kept.weights
+    assert any(name.endswith("tokentune_embedding_rows.rows") for name in kept.weights)
+
+    _train(model, batches[1:], attach=False)  # trains on: the rows too, written into the matrix below
+    embedding_rows.rows_of(model).write_back()
+    assert not torch.equal(model.state_dict()[matrix], then[matrix])
+    kept.write(model, str(tmp_path / "checkpoint-1"))
+    written = load_file(str(tmp_path / "checkpoint-1" / "model.safetensors"))
+    kept.load_into(model)
+    for name, tensor in then.items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+        assert torch.equal(written[name], tensor), name

@@ -11,6 +11,7 @@ whole torch archives; transformers then reads them with ``torch.load(weights_onl
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -82,31 +83,47 @@ class CheckpointPolicy:
     """What each of the Trainer's saves (one per evaluation, or per epoch without dev) writes.
 
     A full checkpoint (weights, optimizer, scheduler, RNG: what ``--resume`` needs, about 3x the model's
-    size) once ``minutes`` of training have passed since the last one (0: at every save); otherwise the
-    model's weights alone if the evaluation just made is the best so far (what the end of training loads
-    back); otherwise nothing. Old checkpoints are then removed: kept are the newest ``keep`` full ones, the
-    best, and the best that each kept full checkpoint recorded (a run resumed from it may load that one).
+    size) once ``minutes`` of training have passed since the last one (0: at every save). Between full
+    checkpoints a new best evaluation's weights are kept in memory (:class:`KeptWeights`), not written
+    (written alone, as the Trainer saves them, where DeepSpeed or FSDP shard them):
+    the end of training loads them back from there (``TokentuneTrainer._load_best_model``), and a full
+    checkpoint first writes them as the weights-only checkpoint its state records as the best, which a run
+    resumed from it may load. Old checkpoints are then removed: kept are the newest ``keep`` full ones, the
+    best, and the best that each kept full checkpoint recorded.
     """
 
     def __init__(self, minutes: float, keep: int) -> None:
         self.interval, self.keep = minutes * 60.0, keep
         self.last_full = time.monotonic()
+        self.kept: KeptWeights | None = None  # the best evaluation's weights, when no checkpoint holds them
 
     def save(self, trainer, save) -> None:
         """``save()``: the Trainer's own checkpoint save, full unless ``args.save_only_model``."""
         state, args = trainer.state, trainer.args
+        best_now = state.best_global_step == state.global_step
         if self.interval <= 0 or time.monotonic() - self.last_full >= self.interval:
+            if self.kept is not None and not best_now:
+                self.kept.write(trainer.model, os.path.join(args.output_dir, f"checkpoint-{self.kept.step}"))
+            self.kept = None
             save()
             self.last_full = time.monotonic()
-        elif state.best_global_step == state.global_step:
-            only_model, args.save_only_model = args.save_only_model, True
+            self.rotate(args.output_dir, state.best_model_checkpoint)
+        elif best_now and (getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False)):
+            only_model, args.save_only_model = args.save_only_model, True  # sharded weights: the Trainer's own save
             try:
                 save()
             finally:
                 args.save_only_model = only_model
-        else:
-            return
-        self.rotate(args.output_dir, state.best_model_checkpoint)
+            self.rotate(args.output_dir, state.best_model_checkpoint)
+        elif best_now:
+            self.kept = KeptWeights(trainer.model, state)
+            # where the Trainer looks for the best at the end (it records only folders that exist): our
+            # _load_best_model finds the kept weights for it, and a later full checkpoint writes them there
+            state.best_model_checkpoint = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+
+    def best_weights(self, step: int | None) -> KeptWeights | None:
+        """The weights kept in memory for the evaluation at ``step``, if they are that one's."""
+        return self.kept if self.kept is not None and self.kept.step == step else None
 
     def rotate(self, folder: str, best: str | None) -> None:
         found = _checkpoints(folder)
@@ -121,6 +138,49 @@ class CheckpointPolicy:
         for path in found:
             if os.path.basename(path) not in kept:
                 shutil.rmtree(path, ignore_errors=True)
+
+
+class KeptWeights:
+    """A copy of the model's weights on the CPU, taken at a new best evaluation. A word-embedding matrix
+    whose used rows train as their own parameter (training/rows.py) is left out: its other rows never
+    change, and the rows are in the copy (about half of MiniLM's weights are that matrix)."""
+
+    def __init__(self, model, state) -> None:
+        from .rows import rows_of
+
+        self.step, self.state = state.global_step, copy.deepcopy(state)  # the Trainer's state at that evaluation
+        rows = rows_of(model)
+        named = model.state_dict(keep_vars=True)
+        self.matrix_name = None if rows is None else next(n for n, t in named.items() if t is rows.embedding[0].weight)
+        self.weights = {name: tensor.detach().to("cpu", copy=True)
+                        for name, tensor in named.items() if name != self.matrix_name}
+
+    def load_into(self, model) -> None:
+        """Make ``model`` the one these weights were taken from (its matrix rebuilt from the kept rows)."""
+        from .rows import rows_of
+
+        missing, unexpected = model.load_state_dict(self.weights, strict=False)
+        if unexpected or missing != ([self.matrix_name] if self.matrix_name else []):
+            raise ModelError(f"the best weights kept in memory do not fit the model (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})", fix="train with --checkpoint-minutes 0")
+        if self.matrix_name is not None:
+            rows_of(model).write_back()
+
+    def write(self, model, path: str) -> None:
+        """A weights-only checkpoint of these weights at ``path``, as the Trainer writes one (weights, then
+        ``trainer_state.json``), for a run resumed from a later full checkpoint that records it as the best."""
+        from .rows import rows_of
+
+        weights = dict(self.weights)
+        if self.matrix_name is not None:  # the matrix as it was: today's, with the kept rows written in
+            rows = rows_of(model)
+            matrix = rows.embedding[0].weight.detach().to("cpu", copy=True)
+            kept_rows = next(self.weights[n] for n, t in model.state_dict(keep_vars=True).items() if t is rows.rows)
+            matrix[rows.ids.cpu()] = kept_rows.to(matrix.dtype)
+            weights[self.matrix_name] = matrix
+        os.makedirs(path, exist_ok=True)
+        model.save_pretrained(path, state_dict=weights, safe_serialization=True)
+        self.state.save_to_json(os.path.join(path, STATE_FILE))
 
 
 def drop_later_checkpoints(folder: str, step: int) -> None:

@@ -82,6 +82,13 @@ class TokentuneTrainer(Trainer):
                 return super()._save_checkpoint(model, trial)
             self.checkpoint_policy.save(self, lambda: super(TokentuneTrainer, self)._save_checkpoint(model, trial))
 
+    def _load_best_model(self):
+        """The best evaluation's weights from memory where the checkpoint policy kept them there."""
+        kept = self.checkpoint_policy.best_weights(self.state.best_global_step) if self.checkpoint_policy else None
+        if kept is None:
+            return super()._load_best_model()
+        kept.load_into(self.model)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Cross-entropy over labelled sub-tokens, scaled here for accumulation and processes.
 
