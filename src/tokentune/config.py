@@ -159,8 +159,9 @@ class TrainConfig(ReadOptions):
                                     minimum=1, group=OUT)
     checkpoint_minutes: float = setting(10.0, "write a full checkpoint for --resume (weights, optimizer, scheduler) "
                                               "at the first evaluation or epoch end after M minutes since the last; "
-                                              "0: at every one. Between them only the best model's weights are "
-                                              "written", metavar="M", minimum=0, group=OUT)
+                                              "0: at every one. Between them a new best model's weights are kept "
+                                              "in memory, written with the next full checkpoint", metavar="M",
+                                        minimum=0, group=OUT)
     quiet: bool = setting(False, "no progress bars", short="-q", group=OUT)
     report_to: list | None = setting(None, "also log the run to an experiment tracker (repeatable): tensorboard "
                                            "(event files in OUTPUT/runs), mlflow (MLFLOW_TRACKING_URI, "
