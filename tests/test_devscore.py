@@ -153,6 +153,9 @@ class _FakeTrainer:
         path = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}")
         os.makedirs(path)
         self.model.save_pretrained(path)
+        best = os.path.join(self.args.output_dir, f"checkpoint-{self.state.best_global_step}")
+        if self.state.best_global_step and os.path.exists(best):  # as _save_checkpoint records it
+            self.state.best_model_checkpoint = best
         if not self.args.save_only_model:
             for name in ("optimizer.pt", "scheduler.pt"):
                 open(os.path.join(path, name), "w").close()
@@ -164,7 +167,6 @@ class _FakeTrainer:
             self.model.weight.fill_(step)
         if best:  # as the Trainer's _determine_best_metric does before it saves
             self.state.best_global_step = step
-            self.state.best_model_checkpoint = os.path.join(self.args.output_dir, f"checkpoint-{step}")
         policy.save(self, self.save)
         return sorted(os.listdir(self.args.output_dir), key=lambda name: int(name.split("-")[1]))
 
@@ -182,8 +184,9 @@ def test_between_full_checkpoints_the_best_weights_stay_in_memory(tmp_path):
     assert trainer.step(policy, 20, best=False) == []
     assert trainer.step(policy, 30, best=True) == []
     kept = policy.best_weights(30)
-    assert float(kept.weights["weight"]) == 30.0  # a copy: training on does not change it
-    trainer.step(policy, 40, best=False)
+    assert trainer.state.best_model_checkpoint == str(tmp_path / "checkpoint-30")  # where the end looks
+    trainer.step(policy, 40, best=False)  # trains on: the copy stays as it was
+    assert float(kept.weights["weight"]) == 30.0
     kept.load_into(trainer.model)
     assert float(trainer.model.weight) == 30.0
     assert last_checkpoint(str(tmp_path)) is None  # nothing to --resume from yet: a failed run leaves nothing
@@ -262,6 +265,45 @@ def test_the_kept_model_is_the_best_evaluations_when_it_came_early(tiny_data, ti
     result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=2,
                              learning_rate=5e-2, batch_size=8, quiet=True, eval_steps=3)
     assert len(seen["steps"]) >= 3 and result.run["best_step"] == seen["steps"][0]
+    saved = load_file(os.path.join(result.output_dir, "model.safetensors"))
+    compared = [name for name in saved if name in seen and seen[name].is_floating_point()]
+    assert any("word_embeddings" in name for name in compared) and len(compared) > 10
+    for name in compared:
+        assert torch.equal(saved[name], seen[name]), name
+
+
+def test_a_best_kept_in_memory_is_written_by_the_next_full_checkpoint_and_loaded_from_there(
+        tiny_data, tiny_base_model, tmp_path, monkeypatch):
+    """The first evaluation is the best; a full checkpoint falls due at the second: it first writes the
+    kept weights as the best's folder, which the end of training loads (the Trainer's own way)."""
+    from safetensors.torch import load_file
+
+    from tokentune.training.checkpoints import CheckpointPolicy
+    from tokentune.training.devscore import DevEvaluator
+
+    real_evaluate, real_save, seen = DevEvaluator.evaluate, CheckpointPolicy.save, {}
+
+    def evaluate(self, model, step, crf=None):
+        metrics = real_evaluate(self, model, step, crf)
+        if not seen:
+            seen.update({name: tensor.detach().clone() for name, tensor in model.state_dict().items()})
+        seen.setdefault("steps", []).append(step)
+        metrics["eval_f1"] = 1.0 / len(seen["steps"])
+        return metrics
+
+    def save(self, trainer, save):
+        real_save(self, trainer, save)
+        seen.setdefault("folders", []).append(sorted(os.listdir(trainer.args.output_dir))
+                                              if os.path.isdir(trainer.args.output_dir) else [])
+        self.interval = 0  # from now on every save is a full checkpoint
+
+    monkeypatch.setattr(DevEvaluator, "evaluate", evaluate)
+    monkeypatch.setattr(CheckpointPolicy, "save", save)
+    result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "m"), epochs=2,
+                             learning_rate=5e-2, batch_size=8, quiet=True, eval_steps=3)
+    first, second = seen["steps"][:2]
+    assert seen["folders"][0] == [] and f"checkpoint-{first}" in seen["folders"][1]
+    assert f"checkpoint-{second}" in seen["folders"][1] and result.run["best_step"] == first
     saved = load_file(os.path.join(result.output_dir, "model.safetensors"))
     compared = [name for name in saved if name in seen and seen[name].is_floating_point()]
     assert any("word_embeddings" in name for name in compared) and len(compared) > 10

@@ -116,10 +116,11 @@ class CheckpointPolicy:
                 args.save_only_model = only_model
             self.rotate(args.output_dir, state.best_model_checkpoint)
         elif best_now:
-            self.kept = KeptWeights(trainer.model, state)
             # where the Trainer looks for the best at the end (it records only folders that exist): our
             # _load_best_model finds the kept weights for it, and a later full checkpoint writes them there
             state.best_model_checkpoint = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+            self.kept = None  # one copy in memory at a time
+            self.kept = KeptWeights(trainer.model, state)
 
     def best_weights(self, step: int | None) -> KeptWeights | None:
         """The weights kept in memory for the evaluation at ``step``, if they are that one's."""
@@ -151,7 +152,7 @@ class KeptWeights:
         self.step, self.state = state.global_step, copy.deepcopy(state)  # the Trainer's state at that evaluation
         rows = rows_of(model)
         named = model.state_dict(keep_vars=True)
-        self.matrix_name = None if rows is None else next(n for n, t in named.items() if t is rows.embedding[0].weight)
+        self.matrix_name = None if rows is None else _name_of(named, rows.embedding[0].weight)
         self.weights = {name: tensor.detach().to("cpu", copy=True)
                         for name, tensor in named.items() if name != self.matrix_name}
 
@@ -164,7 +165,7 @@ class KeptWeights:
             raise ModelError(f"the best weights kept in memory do not fit the model (missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]})", fix="train with --checkpoint-minutes 0")
         if self.matrix_name is not None:
-            rows_of(model).write_back()
+            rows_of(model).copy_into_matrix()
 
     def write(self, model, path: str) -> None:
         """A weights-only checkpoint of these weights at ``path``, as the Trainer writes one (weights, then
@@ -175,12 +176,21 @@ class KeptWeights:
         if self.matrix_name is not None:  # the matrix as it was: today's, with the kept rows written in
             rows = rows_of(model)
             matrix = rows.embedding[0].weight.detach().to("cpu", copy=True)
-            kept_rows = next(self.weights[n] for n, t in model.state_dict(keep_vars=True).items() if t is rows.rows)
+            kept_rows = self.weights[_name_of(model.state_dict(keep_vars=True), rows.rows)]
             matrix[rows.ids.cpu()] = kept_rows.to(matrix.dtype)
             weights[self.matrix_name] = matrix
         os.makedirs(path, exist_ok=True)
         model.save_pretrained(path, state_dict=weights, safe_serialization=True)
         self.state.save_to_json(os.path.join(path, STATE_FILE))
+
+
+def _name_of(named: dict, tensor) -> str:
+    """The state-dict name under which ``tensor`` is held (a module's own tensors, found by identity)."""
+    name = next((key for key, value in named.items() if value is tensor), None)
+    if name is None:
+        raise ModelError("the word-embedding rows are not among the model's weights, so the best weights cannot "
+                         "be kept in memory", fix="train with --no-embedding-rows")
+    return name
 
 
 def drop_later_checkpoints(folder: str, step: int) -> None:

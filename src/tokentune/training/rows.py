@@ -78,10 +78,11 @@ class EmbeddingRows(nn.Module):
                              "only the rows the data uses would leave them untrained",
                              fix="train with --no-embedding-rows")
         self._stepped = True
-        self._copy_into_matrix()
+        self.copy_into_matrix()
 
     @torch.no_grad()
-    def _copy_into_matrix(self) -> None:
+    def copy_into_matrix(self) -> None:
+        """The rows' values into the full matrix (which evaluation, checkpoints and the saved model read)."""
         self.embedding[0].weight[self.ids] = self.rows.to(self.embedding[0].weight.dtype)
 
     def follow(self, optimizer) -> None:
@@ -92,7 +93,7 @@ class EmbeddingRows(nn.Module):
 
     def remove(self) -> None:
         """Undo: the full matrix holds the rows' values and trains again; the hooks are gone."""
-        self._copy_into_matrix()
+        self.copy_into_matrix()
         for hook in self._hooks:
             hook.remove()
         self.embedding[0].weight.requires_grad_(True)
