@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
 import warnings
 from collections import Counter
 
 from ops_per_step import GPU, PLAIN
-from small_data_tune import DATA
+from train_step_profile import profiled_training
 
 CONFIGS = {"defaults": GPU, "fp32": {**GPU, "precision": "fp32"}, "softmax": {**GPU, "head": "softmax"},
            "plain": PLAIN}
@@ -35,57 +34,45 @@ SYNCS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize
 
 def profiled_steps(samples: int, options: dict, warmup: int, active: int) -> dict:
     """``tokentune.train`` with the profiler recording ``active`` steps after ``warmup``:
-    ``{"profile", "step_ends", "steps", "sync_sites"}`` (``steps``: those recorded)."""
+    ``{"profile", "step_ends", "steps", "all_steps", "sync_sites"}`` (``steps``: those recorded)."""
+    from contextlib import contextmanager
+
     import torch
-    from torch.profiler import ProfilerActivity, profile, schedule
-    from transformers import Trainer, TrainerCallback
+    from torch.profiler import ProfilerActivity, schedule
+    from transformers import TrainerCallback
 
     import tokentune
-    from tokentune.training import crf
 
-    options = dict(options)
-    tree = options.pop("crf_tree", None)
     seen = {"step_ends": [], "sync_sites": Counter()}
+    cuda = torch.cuda.is_available()
 
     class StepClock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             seen["step_ends"].append(time.perf_counter())
             seen["profiler"].step()
 
-    cuda = torch.cuda.is_available()
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    real_train, real_nll = Trainer.train, crf.sequence_nll
-
-    def profiled_train(self, *a, **k):
-        self.add_callback(StepClock())
+    @contextmanager
+    def sync_warnings():  # where torch's sync debug mode saw a synchronising call, by file and line
         if cuda:
             torch.cuda.set_sync_debug_mode("warn")
         try:
-            with warnings.catch_warnings(record=True) as caught, profile(
-                    activities=activities, schedule=schedule(wait=warmup, warmup=1, active=active)) as prof:
+            with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                seen["profiler"] = prof
-                output = real_train(self, *a, **k)
+                yield
         finally:
             if cuda:
                 torch.cuda.set_sync_debug_mode(0)
+        root = os.path.dirname(tokentune.__path__[0])
         for warning in caught:
             if "synchroniz" in str(warning.message):
-                seen["sync_sites"][f"{os.path.relpath(warning.filename, os.path.dirname(tokentune.__path__[0]))}"
-                                   f":{warning.lineno}"] += 1
-        seen.update(profile=prof, steps=min(active, max(1, self.state.global_step - warmup - 1)),
-                    all_steps=max(1, self.state.global_step))
-        return output
+                seen["sync_sites"][f"{os.path.relpath(warning.filename, root)}:{warning.lineno}"] += 1
 
-    Trainer.train = profiled_train
-    if tree is not None:
-        crf.sequence_nll = lambda *a, **k: real_nll(*a, **{**k, "tree": tree})
-    try:
-        out = os.path.join(tempfile.mkdtemp(prefix="tokentune-gpu-profile-"), "model")
-        tokentune.train(train_file=os.path.join(DATA, "train.txt"), output=out, epochs=1, learning_rate=5e-5,
-                        max_train_samples=samples, quiet=True, **options)
-    finally:
-        Trainer.train, crf.sequence_nll = real_train, real_nll
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    profiled_training(samples, seen=seen, around=sync_warnings, callbacks=[StepClock()],
+                      profile_options={"activities": activities,
+                                       "schedule": schedule(wait=warmup, warmup=1, active=active)}, **options)
+    seen["all_steps"] = max(1, seen["steps"])
+    seen["steps"] = min(active, max(1, seen["steps"] - warmup - 1))
     return seen
 
 

@@ -65,19 +65,8 @@ def count_launches(event, launches) -> int:
 def count_ops(samples: int, options: dict) -> tuple[float, dict]:
     """(kernel-launching operators per optimizer step, the 8 commonest of them per step)."""
     from collections import Counter
-    from functools import partial
 
-    from tokentune.training import crf
-
-    options = dict(options)
-    tree = options.pop("crf_tree", False)
-    stepwise = crf.sequence_nll
-    if hasattr(crf, "tree_log_partition"):  # an earlier commit's src (PYTHONPATH) has one way only
-        crf.sequence_nll = partial(stepwise, tree=tree)
-    try:
-        seen = profiled_training(samples, **options)
-    finally:
-        crf.sequence_nll = stepwise
+    seen = profiled_training(samples, **options)
     launches = Counter()
     for event in seen["profile"].events():
         if event.cpu_parent is None:

@@ -25,20 +25,30 @@ GROUPS = (
 )
 
 
-def profiled_training(samples: int, **options) -> dict:
+def profiled_training(samples: int, *, profile_options: dict | None = None, around=None, seen: dict | None = None,
+                      crf_tree: bool | None = None, callbacks=(), **options) -> dict:
     """``tokentune.train`` on ``samples`` CoNLL-2003 training sentences (1 epoch, lr 5e-5, no dev or test:
-    training alone) with torch.profiler recording ``Trainer.train``: ``{"profile", "seconds", "optimizer",
-    "steps"}``. ``options``: more ``tokentune.train`` settings."""
+    training alone) with torch.profiler recording ``Trainer.train``: ``seen`` (a new dict by default) filled
+    with ``{"profile", "seconds", "optimizer", "steps"}``, and ``"profiler"`` (the live one) while it runs.
+    ``profile_options``: torch.profiler.profile's (default: CPU activity); ``around``: a context manager
+    factory entered inside ``Trainer.train`` around the profile; ``crf_tree``: the CRF's log Z as a tree or
+    step by step (None: as the device decides); ``callbacks``: TrainerCallbacks; ``options``: more
+    ``tokentune.train`` settings."""
+    from contextlib import nullcontext
+    from functools import partial
+
     from torch.profiler import ProfilerActivity, profile
     from transformers import Trainer
 
     import tokentune
+    from tokentune.training import crf
 
-    seen = {}
-    real_train = Trainer.train
+    seen = {} if seen is None else seen
+    real_train, real_nll = Trainer.train, crf.sequence_nll
 
     def profiled_train(self, *a, **k):
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with (around or nullcontext)(), profile(**(profile_options or {"activities": [ProfilerActivity.CPU]})) as prof:
+            seen["profiler"] = prof
             started = time.perf_counter()
             output = real_train(self, *a, **k)
             seen["seconds"] = time.perf_counter() - started
@@ -46,12 +56,14 @@ def profiled_training(samples: int, **options) -> dict:
         return output
 
     Trainer.train = profiled_train
+    if crf_tree is not None and "tree" in (real_nll.__kwdefaults__ or {}):  # an earlier commit's src has one way only
+        crf.sequence_nll = partial(real_nll, tree=crf_tree)
     try:
         out = os.path.join(tempfile.mkdtemp(prefix="tokentune-profile-"), "model")
         tokentune.train(train_file=os.path.join(DATA, "train.txt"), output=out, epochs=1, learning_rate=5e-5,
-                        max_train_samples=samples, quiet=True, **options)
+                        max_train_samples=samples, quiet=True, callbacks=callbacks, **options)
     finally:
-        Trainer.train = real_train
+        Trainer.train, crf.sequence_nll = real_train, real_nll
     return seen
 
 

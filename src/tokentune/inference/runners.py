@@ -31,18 +31,24 @@ def inference_precision(requested: str | None, device: str, model_config=None) -
     for a model as small as the embedded one (``model_config``: its config; training.hardware.gpu_bf16_pays)."""
     from ..training.hardware import cpu_bf16, gpu_bf16_pays
 
-    requested = check_precision(requested)
-    cuda = device.startswith("cuda")
-    if requested == "fp16" and not cuda:
-        raise ConfigError("fp16 prediction needs a CUDA GPU", fix="use --precision bf16 or fp32 on a CPU")
+    requested = check_device_precision(requested, device)
     if requested != "auto":
         return requested
-    if cuda:  # Ampere and later compute in bf16; older GPUs only emulate it, slower than fp32
+    if device.startswith("cuda"):  # Ampere and later compute in bf16; older GPUs only emulate it, slower than fp32
         import torch
 
         ampere = torch.cuda.get_device_capability(torch.device(device))[0] >= 8
         return "bf16" if ampere and gpu_bf16_pays(model_config) else "fp32"
     return "bf16" if cpu_bf16() == "amx" else "fp32"
+
+
+def check_device_precision(requested: str | None, device: str) -> str:
+    """``requested`` checked as :func:`check_precision` does and against the device (fp16 needs CUDA),
+    before any model loads; ``auto`` stays ``auto``."""
+    requested = check_precision(requested)
+    if requested == "fp16" and not device.startswith("cuda"):
+        raise ConfigError("fp16 prediction needs a CUDA GPU", fix="use --precision bf16 or fp32 on a CPU")
+    return requested
 
 
 def check_precision(requested: str | None) -> str:

@@ -211,7 +211,7 @@ class Tagger:
             device = device or runners.default_device()
             if precision == "auto":  # a model trained in fp32 predicts in fp32
                 precision = runners.precision_after_training(saved_precision(model_dir) if os.path.isdir(model_dir) else None)
-            runners.inference_precision(precision, device)  # a precision this device lacks: refused before loading
+            runners.check_device_precision(precision, device)  # refused before the model loads
             model, tokenizer, config = load_for_prediction(model_dir)
             # auto by the loaded config, as training sized the same model: dev figures and `evaluate` agree
             options["precision"] = runners.inference_precision(precision, device, config)

@@ -153,6 +153,7 @@ class KeptWeights:
         rows = rows_of(model)
         named = model.state_dict(keep_vars=True)
         self.matrix_name = None if rows is None else _name_of(named, rows.embedding[0].weight)
+        self.rows_name = None if rows is None else _name_of(named, rows.rows)
         self.weights = {name: tensor.detach().to("cpu", copy=True)
                         for name, tensor in named.items() if name != self.matrix_name}
 
@@ -176,8 +177,7 @@ class KeptWeights:
         if self.matrix_name is not None:  # the matrix as it was: today's, with the kept rows written in
             rows = rows_of(model)
             matrix = rows.embedding[0].weight.detach().to("cpu", copy=True)
-            kept_rows = self.weights[_name_of(model.state_dict(keep_vars=True), rows.rows)]
-            matrix[rows.ids.cpu()] = kept_rows.to(matrix.dtype)
+            matrix[rows.ids.cpu()] = self.weights[self.rows_name].to(matrix.dtype)
             weights[self.matrix_name] = matrix
         os.makedirs(path, exist_ok=True)
         model.save_pretrained(path, state_dict=weights, safe_serialization=True)

@@ -39,11 +39,11 @@ class LinearChainCRF(nn.Module):
 
     def nll(self, logits: torch.Tensor, labels: torch.Tensor,
             position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
-        """(summed negative log-likelihood of the gold chains, labelled tokens) for a batch."""
-        emissions, tags, mask = chains(logits.float(), labels, position_ids)
-        if not len(tags):
-            return logits.float().sum() * 0.0, 0
-        return sequence_nll(emissions, tags, mask, self.start, self.transitions, self.end).sum(), int(mask.sum())
+        """(summed negative log-likelihood of the gold chains, labelled tokens) for a batch, its chains found
+        in ``labels`` here (training batches bring them laid out: :meth:`nll_of_layout`)."""
+        layout = chain_layout(labels, position_ids)
+        total, tokens = self.nll_of_layout(logits, layout[SLOTS], layout[TAGS])
+        return total, int(tokens)
 
     def nll_of_layout(self, logits: torch.Tensor, slots: torch.Tensor,
                       tags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,23 +76,10 @@ def chain_index(labels: torch.Tensor, position_ids: torch.Tensor | None = None):
     return rows, cols, chain, step, lengths
 
 
-def chains(logits: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None):
-    """Emissions ``[chains, steps, L]``, gold tags ``[chains, steps]`` and the mask of real steps."""
-    rows, cols, chain, step, lengths = chain_index(labels, position_ids)
-    count, width = len(lengths), int(lengths.max()) if len(lengths) else 0
-    emissions = logits.new_zeros(count, width, logits.shape[-1])
-    emissions[chain, step] = logits[rows, cols]
-    tags = labels.new_zeros(count, width)
-    tags[chain, step] = labels[rows, cols]
-    mask = torch.zeros(count, width, dtype=torch.bool, device=labels.device)
-    mask[chain, step] = True
-    return emissions, tags, mask
-
-
 def chain_layout(labels: torch.Tensor, position_ids: torch.Tensor | None = None) -> dict:
     """``{SLOTS: [chains, steps], TAGS: [chains, steps]}`` of a batch's labels (and packed position ids), on
     the labels' device: each chain step's flat position ``row x width + column`` (-1 past the chain's end)
-    and gold tag, as :func:`chains` lays them out."""
+    and gold tag, chains left-aligned."""
     rows, cols, chain, step, lengths = chain_index(labels, position_ids)
     count, width = len(lengths), int(lengths.max()) if len(lengths) else 0
     slots = torch.full((count, width), -1, dtype=torch.long, device=labels.device)

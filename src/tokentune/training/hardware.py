@@ -71,7 +71,7 @@ def layer_weights(model_config) -> int | None:
 
 def gpu_bf16_pays(model_config) -> bool:
     """Whether bf16 autocast is expected to make this model faster on a GPU (see the module's note)."""
-    weights = layer_weights(model_config) if model_config is not None else None
+    weights = layer_weights(model_config)  # None for no config too
     return weights is None or weights >= GPU_BF16_MIN_WEIGHTS
 
 
@@ -96,12 +96,12 @@ def resolve_precision(requested: str, model_config=None) -> tuple[str, str]:
     if requested != "auto":
         return requested, f"precision: {requested} (asked for)"
     if cuda:
-        if torch.cuda.is_bf16_supported(including_emulation=False) and not gpu_bf16_pays(model_config):
+        if not torch.cuda.is_bf16_supported(including_emulation=False):
+            return "fp32", "precision: fp32 (auto: the GPU has no bf16; --fp16 is available)"
+        if not gpu_bf16_pays(model_config):
             return "fp32", (f"precision: fp32 (auto: on a GPU a model this size, {layer_weights(model_config) / 1e6:.1f}M "
                             "weights in its layers, trains faster in fp32 than in bf16 autocast; --bf16 forces bf16)")
-        if torch.cuda.is_bf16_supported(including_emulation=False):
-            return "bf16", "precision: bf16 autocast (auto: the GPU supports bf16)"
-        return "fp32", "precision: fp32 (auto: the GPU has no bf16; --fp16 is available)"
+        return "bf16", "precision: bf16 autocast (auto: the GPU supports bf16)"
     kind = cpu_bf16()
     if kind == "amx":
         return "bf16", "precision: bf16 autocast (auto: the CPU has AMX-BF16)"
