@@ -1,5 +1,6 @@
-"""Prediction precision: ``auto`` picks bf16 autocast where training's auto does (AMX CPUs, GPUs with
-bf16), a model trained in fp32 predicts in fp32, and every command says which it used."""
+"""Prediction precision: ``auto`` picks bf16 autocast where training's auto does (AMX CPUs, AVX512-BF16
+CPUs where bf16 measured faster, GPUs with bf16), a model trained in fp32 predicts in fp32, and every
+command says which it used."""
 from __future__ import annotations
 
 import json
@@ -32,13 +33,17 @@ def plain_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
-def test_auto_is_bf16_with_amx_and_fp32_without(monkeypatch):
+def test_auto_is_bf16_with_amx_or_fast_avx512_bf16_and_fp32_without(monkeypatch):
     import tokentune.training.hardware as hardware
 
-    for kind, expected in (("amx", "bf16"), ("avx512", "fp32"), (None, "fp32")):
+    probed = []
+    for kind, speedup, expected in (("amx", 0.01, "bf16"), ("avx512", 2.3, "bf16"), ("avx512", 1.2, "fp32"),
+                                    ("avx512", 0.02, "fp32"), (None, 4.0, "fp32")):
         monkeypatch.setattr(hardware, "cpu_bf16", lambda kind=kind: kind)
+        monkeypatch.setattr(hardware, "bf16_matmul_speedup", lambda speedup=speedup, kind=kind: probed.append(kind) or speedup)
         assert inference_precision("auto", "cpu") == expected
         assert inference_precision(None, "cpu") == expected
+    assert set(probed) == {"avx512"}, "only AVX512-BF16 without AMX is measured"
     assert inference_precision("bf16", "cpu") == "bf16"  # asked for: kept, AMX or not
     assert inference_precision("FP32", "cpu") == "fp32"
 
@@ -158,7 +163,7 @@ def test_evaluate_says_what_it_computed_in(tiny_model, tiny_data, capsys, plain_
     assert bf16["computed_in"] == "bf16"
     assert main(["evaluate", tiny_model.output_dir, "--data", tiny_data]) == 0
     out = capsys.readouterr().out
-    assert "computed in fp32" in out  # auto on a CPU without AMX
+    assert "computed in fp32" in out  # auto on a CPU without native bf16
     assert main(["predict", tiny_model.output_dir, "Alice met Bob .", "--precision", "fp16"]) == 2
     err = capsys.readouterr().err
     assert "fp16 prediction needs a CUDA GPU" in err and "Traceback" not in err
@@ -192,3 +197,12 @@ def test_serve_refuses_fp16_on_a_cpu_and_frees_the_port(tiny_model, capsys, plai
     assert "fp16 prediction needs a CUDA GPU" in capsys.readouterr().err
     with socket.socket() as again:  # the port bound before the model loaded was closed
         again.bind(("127.0.0.1", port))
+
+
+def test_the_cpu_bf16_probe_measures_once_per_process():
+    from tokentune.training import hardware
+
+    hardware.bf16_matmul_speedup.cache_clear()
+    speedup = hardware.bf16_matmul_speedup()
+    assert speedup > 0 and hardware.bf16_matmul_speedup() == speedup
+    assert hardware.bf16_matmul_speedup.cache_info().misses == 1

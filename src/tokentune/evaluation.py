@@ -160,8 +160,9 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
     write metrics.json, errors.jsonl, plots and report.html into (replaced as a whole), the report with
     the precision/recall curve over :data:`THRESHOLDS`. ``min_score`` scores with entities below that
     score dropped; ``curve`` adds that curve to the result as ``"threshold_curve"``. Notes on what
-    reading changed are under ``"notes"``. ``precision`` (torch backend): auto (default: bf16 autocast with
-    AMX or a GPU, unless the model was trained in fp32), fp32, bf16 or fp16; the one used is under
+    reading changed are under ``"notes"``. ``precision`` (torch backend): auto (default: bf16 autocast where
+    training's auto picks it: AMX, fast AVX512-BF16 or a GPU, unless the model was trained in fp32), fp32,
+    bf16 or fp16; the one used is under
     ``"computed_in"``. ``clock``: a :class:`~tokentune.timing.RunClock`; the result
     then holds the seconds of each part (reading, model, evaluation, reports) under ``"time"``.
     """

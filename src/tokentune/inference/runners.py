@@ -23,13 +23,14 @@ Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def inference_precision(requested: str | None, device: str, model_config=None) -> str:
     """The precision a torch model predicts in: ``fp32``, ``bf16`` or ``fp16`` (CUDA) autocast, or ``auto``:
-    bf16 where training's ``precision auto`` picks it (CPUs with AMX-BF16; CUDA GPUs with bf16 for models
-    whose layers hold 100M weights or more, or of unknown size), fp32
+    bf16 where training's ``precision auto`` picks it (CPUs with AMX-BF16, and CPUs with AVX512-BF16 where
+    a bf16 matrix product measured at least 1.5x as fast as fp32: training.hardware.cpu_bf16_pays; CUDA
+    GPUs with bf16 for models whose layers hold 100M weights or more, or of unknown size), fp32
     elsewhere. On an AMX CPU bf16 made MiniLM's forward 2.0-3.1x faster at fixed shapes, a whole CoNLL-2003
     evaluation 1.3-1.4x (each new shape compiles its kernels once), and moved test F1 by 0.02 points
     (docs/benchmarks.md, "Whole jobs"); logits become fp32 before the softmax. On a GPU, auto keeps fp32
     for a model as small as the embedded one (``model_config``: its config; training.hardware.gpu_bf16_pays)."""
-    from ..training.hardware import cpu_bf16, gpu_bf16_pays
+    from ..training.hardware import cpu_bf16_pays, gpu_bf16_pays
 
     requested = check_device_precision(requested, device)
     if requested != "auto":
@@ -39,7 +40,7 @@ def inference_precision(requested: str | None, device: str, model_config=None) -
 
         ampere = torch.cuda.get_device_capability(torch.device(device))[0] >= 8
         return "bf16" if ampere and gpu_bf16_pays(model_config) else "fp32"
-    return "bf16" if cpu_bf16() == "amx" else "fp32"
+    return "bf16" if cpu_bf16_pays()[0] else "fp32"
 
 
 def check_device_precision(requested: str | None, device: str) -> str:
@@ -59,7 +60,7 @@ def check_precision(requested: str | None) -> str:
 def precision_after_training(trained: str | None) -> str:
     """What a model predicts in by default: fp32 when it was trained with ``--precision fp32`` (its user
     asked for fp32 figures), else ``auto``. Training's dev evaluation and a later ``evaluate`` on the same
-    machine so compute the same figures; a forced ``--bf16`` on a CPU without AMX (slow there) is not kept."""
+    machine so compute the same figures; a forced ``--bf16`` (slow on some CPUs) is not kept."""
     return "fp32" if trained == "fp32" else "auto"
 
 

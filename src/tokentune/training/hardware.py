@@ -4,9 +4,13 @@
 usual practice) and CPUs with AMX-BF16 (Sapphire Rapids and later). On such a CPU bench/train_speed.py
 measured a bf16 matrix product at 3.9x the fp32 rate and, on CoNLL-2003 with MiniLM (whose matrices
 are small), training 1.10x faster than fp32 at +0.23 points of dev F1 (docs/benchmarks.md, "Training").
-CPUs with AVX512-BF16 but no AMX run bf16 on the vector units: on one (a 2-core AMD EPYC) torch's bf16
-matrix products ran at 0.3-2.4 GFLOP/s against 90-116 in fp32 (docs/benchmarks.md, "Whole jobs"), so
-``auto`` keeps fp32 there (``--bf16`` forces bf16).
+CPUs with AVX512-BF16 but no AMX run bf16 on the vector units, and there torch's speed has differed
+between machines of the same flags: on one 2-core AMD EPYC bf16 matrix products ran at 0.3-2.4 GFLOP/s
+against 90-116 in fp32; on another (AMD EPYC, family 25 model 17) at 410 against 105-187, and MiniLM's
+evaluation of CoNLL-2003 dev took 7.5-8.0 s in bf16 against 13.4 s in fp32 (docs/benchmarks.md, "Whole
+jobs"). So on such a CPU ``auto`` measures once per process (:func:`bf16_matmul_speedup`, a few
+milliseconds) and picks bf16 where a product of a transformer layer's shape runs at least
+:data:`CPU_BF16_MIN_SPEEDUP` times as fast as in fp32 (``--bf16`` forces bf16, ``--precision fp32`` fp32).
 
 On a GPU, models of bert-base's size and smaller keep the device waiting on the host rather than on
 arithmetic at the batch sizes of token classification, and bf16 autocast adds a cast before most
@@ -51,6 +55,46 @@ def cpu_bf16() -> str | None:
     if "avx512_bf16" in flags:
         return "avx512"
     return None
+
+
+CPU_BF16_MIN_SPEEDUP = 1.5  # measured 2.2-3.9x where bf16 is native, 0.01-0.03x where it is not: far apart
+
+
+@functools.lru_cache(maxsize=1)
+def bf16_matmul_speedup() -> float:
+    """How many times as fast a bf16 matrix product runs as an fp32 one on this CPU, with torch's threads:
+    a 64-row batch through a 384 x 1536 layer (MiniLM's feed-forward shape), best of three after a first
+    call that builds the kernels. Measured once per process; about 5 ms where bf16 is fast."""
+    import time
+
+    import torch
+
+    def best_seconds(dtype) -> float:
+        generator = torch.Generator().manual_seed(0)
+        rows = torch.randn(64, 384, generator=generator).to(dtype)
+        weight = torch.randn(1536, 384, generator=generator).to(dtype)
+        torch.nn.functional.linear(rows, weight)
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            torch.nn.functional.linear(rows, weight)
+            best = min(best, time.perf_counter() - started)
+        return max(best, 1e-9)
+
+    return best_seconds(torch.float32) / best_seconds(torch.bfloat16)
+
+
+def cpu_bf16_pays() -> tuple[bool, str]:
+    """Whether bf16 autocast makes a model faster on this CPU, and why (see the module's note)."""
+    kind = cpu_bf16()
+    if kind == "amx":
+        return True, "the CPU has AMX-BF16"
+    if kind is None:
+        return False, "the CPU has no native bf16"
+    speedup = bf16_matmul_speedup()
+    verdict = "at least" if speedup >= CPU_BF16_MIN_SPEEDUP else "under"
+    return speedup >= CPU_BF16_MIN_SPEEDUP, (f"AVX512-BF16, and a bf16 matrix product ran {speedup:.1f}x as fast as "
+                                             f"fp32 here, {verdict} {CPU_BF16_MIN_SPEEDUP}x")
 
 
 GPU_BF16_MIN_WEIGHTS = 100_000_000  # the embedded MiniLM's layers hold 10.6M, bert-base's 85M: both faster in fp32
@@ -102,10 +146,9 @@ def resolve_precision(requested: str, model_config=None) -> tuple[str, str]:
             return "fp32", (f"precision: fp32 (auto: on a GPU a model this size, {layer_weights(model_config) / 1e6:.1f}M "
                             "weights in its layers, trains faster in fp32 than in bf16 autocast; --bf16 forces bf16)")
         return "bf16", "precision: bf16 autocast (auto: the GPU supports bf16)"
-    kind = cpu_bf16()
-    if kind == "amx":
-        return "bf16", "precision: bf16 autocast (auto: the CPU has AMX-BF16)"
-    reason = "AVX512-BF16 without AMX, not measured to help" if kind else "the CPU has no native bf16"
+    pays, reason = cpu_bf16_pays()
+    if pays:
+        return "bf16", f"precision: bf16 autocast (auto: {reason}; --precision fp32 for fp32)"
     return "fp32", f"precision: fp32 (auto: {reason}; --bf16 forces bf16)"
 
 

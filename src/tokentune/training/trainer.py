@@ -324,7 +324,7 @@ def effective_batch_size(args) -> int:
 def model_tagger(model, tokenizer, labels, config, max_length: int, crf=None):
     """The Tagger that scores the model being trained (dev during training, dev and test at the end):
     whole sentences, ``eval_batch_size * 2`` windows a batch, the CRF's current scores if any, in the
-    precision a later ``evaluate`` of the saved model picks on this machine (bf16 with AMX or a GPU)."""
+    precision a later ``evaluate`` of the saved model picks on this machine (bf16 where training's auto picks it)."""
     from ..inference import Tagger
     from ..inference.runners import inference_precision, precision_after_training, torch_runner
 
