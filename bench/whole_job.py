@@ -69,6 +69,8 @@ def measured(command: list[str], log: str, source: str | None = None) -> dict:
     # the other source first, before whatever the path already holds (where the bench's own packages may be)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (source, os.environ.get("PYTHONPATH"))))} \
         if source else None
+    if source and command[0] == os.path.join(BIN, "tokentune"):  # the entry point as that source defines it
+        command = [os.path.join(BIN, "python"), "-m", "tokentune.cli.main", *command[1:]]
     started, steal = time.perf_counter(), steal_seconds()
     with open(log, "w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)

@@ -111,3 +111,21 @@ def test_commands_let_waiting_openmp_threads_sleep(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split()[-2] == "ACTIVE"  # the user's choice stands
+
+
+def test_the_command_freezes_the_heap_before_shutting_down_and_keeps_its_exit_code():
+    """The console script is console_main: main's exit code, then gc.freeze (shutdown's repeated collections
+    over torch's and transformers' objects took about a second); main itself, called in-process, freezes
+    nothing."""
+    import tomllib
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as handle:
+        scripts = tomllib.load(handle)["project"]["scripts"]
+    assert scripts["tokentune"] == "tokentune.cli.main:console_main"
+    code = ("import gc, sys; from tokentune.cli.main import main, console_main; sys.argv = ['tokentune', 'score']; "
+            "n = gc.get_freeze_count(); rc = main(['--version']); print(rc, gc.get_freeze_count() == n); "
+            "rc = console_main(); print(rc, gc.get_freeze_count() > n)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split()[-4:] == ["0", "True", "2", "True"], done.stderr
+    assert "Traceback" not in done.stderr
