@@ -206,3 +206,26 @@ def test_the_cpu_bf16_probe_measures_once_per_process():
     speedup = hardware.bf16_matmul_speedup()
     assert speedup > 0 and hardware.bf16_matmul_speedup() == speedup
     assert hardware.bf16_matmul_speedup.cache_info().misses == 1
+
+
+def test_the_cpu_bf16_probe_stops_early_where_bf16_is_emulated(monkeypatch):
+    """Where bf16 runs at a fraction of fp32's speed each call is long: one timed turn is enough."""
+    import time
+
+    import torch
+
+    from tokentune.training import hardware
+
+    calls = []
+
+    def linear(rows, weight):
+        calls.append(rows.dtype)
+        time.sleep(0.02 if rows.dtype == torch.bfloat16 else 0.001)
+
+    monkeypatch.setattr(torch.nn.functional, "linear", linear)
+    hardware.bf16_matmul_speedup.cache_clear()
+    try:
+        assert hardware.bf16_matmul_speedup() < 0.2
+    finally:
+        hardware.bf16_matmul_speedup.cache_clear()
+    assert calls.count(torch.bfloat16) == 2, "the call that builds the kernels, then one timed turn"

@@ -106,10 +106,10 @@ def test_precision_auto_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(hardware, "cpu_bf16", lambda: "avx512")
     monkeypatch.setattr(hardware, "bf16_matmul_speedup", lambda: 0.02)  # bf16 on the vector units, emulated
     precision, note = hardware.resolve_precision("auto")
-    assert precision == "fp32" and "--bf16 forces" in note and "0.0x as fast as fp32 here, under 1.5x" in note
+    assert precision == "fp32" and "--bf16 forces" in note and "0.0x as fast as fp32 here, under 1.3x" in note
     monkeypatch.setattr(hardware, "bf16_matmul_speedup", lambda: 2.34)
     precision, note = hardware.resolve_precision("auto")
-    assert precision == "bf16" and "2.3x as fast as fp32 here, at least 1.5x" in note and "--precision fp32" in note
+    assert precision == "bf16" and "2.3x as fast as fp32 here, at least 1.3x" in note and "--precision fp32" in note
     monkeypatch.setattr(hardware, "cpu_bf16", lambda: None)
     assert hardware.resolve_precision("auto")[0] == "fp32"
     assert hardware.resolve_precision("bf16")[0] == "bf16"

@@ -126,7 +126,7 @@ class TrainConfig(ReadOptions):
                                          "padding, block-diagonal attention); the default where the model family "
                                          "allows it", group=SPEED)
     precision: str = setting("auto", "auto: bf16 autocast on CPUs with AMX-BF16 or with AVX512-BF16 where a bf16 "
-                             "matrix product measures 1.5x as fast as fp32, and on GPUs with bf16 for models whose "
+                             "matrix product measures 1.3x as fast as fp32, and on GPUs with bf16 for models whose "
                              "layers hold 100M weights or more (larger than bert-base); else fp32",
                              choices=PRECISIONS, consts={"--bf16": "bf16", "--fp16": "fp16"}, group=SPEED)
     freeze_embeddings: bool = setting(False, "don't train the word-embedding matrix (faster steps, less optimizer "

@@ -24,7 +24,7 @@ Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 def inference_precision(requested: str | None, device: str, model_config=None) -> str:
     """The precision a torch model predicts in: ``fp32``, ``bf16`` or ``fp16`` (CUDA) autocast, or ``auto``:
     bf16 where training's ``precision auto`` picks it (CPUs with AMX-BF16, and CPUs with AVX512-BF16 where
-    a bf16 matrix product measured at least 1.5x as fast as fp32: training.hardware.cpu_bf16_pays; CUDA
+    a bf16 matrix product measured at least 1.3x as fast as fp32: training.hardware.cpu_bf16_pays; CUDA
     GPUs with bf16 for models whose layers hold 100M weights or more, or of unknown size), fp32
     elsewhere. On an AMX CPU bf16 made MiniLM's forward 2.0-3.1x faster at fixed shapes, a whole CoNLL-2003
     evaluation 1.3-1.4x (each new shape compiles its kernels once), and moved test F1 by 0.02 points

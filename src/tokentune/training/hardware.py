@@ -8,7 +8,7 @@ CPUs with AVX512-BF16 but no AMX run bf16 on the vector units, and there torch's
 between machines of the same flags: on one 2-core AMD EPYC bf16 matrix products ran at 0.3-2.4 GFLOP/s
 against 90-116 in fp32; on another (AMD EPYC, family 25 model 17) at 410 against 105-187, and MiniLM's
 evaluation of CoNLL-2003 dev took 7.5-8.0 s in bf16 against 13.4 s in fp32 (docs/benchmarks.md, "Whole
-jobs"). So on such a CPU ``auto`` measures once per process (:func:`bf16_matmul_speedup`, a few
+jobs"). So on such a CPU ``auto`` measures once per process (:func:`bf16_matmul_speedup`, about 30
 milliseconds) and picks bf16 where a product of a transformer layer's shape runs at least
 :data:`CPU_BF16_MIN_SPEEDUP` times as fast as in fp32 (``--bf16`` forces bf16, ``--precision fp32`` fp32).
 
@@ -57,31 +57,34 @@ def cpu_bf16() -> str | None:
     return None
 
 
-CPU_BF16_MIN_SPEEDUP = 1.5  # measured 2.2-3.9x where bf16 is native, 0.01-0.03x where it is not: far apart
+CPU_BF16_MIN_SPEEDUP = 1.3  # measured 2.1-2.7x where bf16 is native, under 0.03x where it is not: far apart
 
 
 @functools.lru_cache(maxsize=1)
 def bf16_matmul_speedup() -> float:
     """How many times as fast a bf16 matrix product runs as an fp32 one on this CPU, with torch's threads:
-    a 64-row batch through a 384 x 1536 layer (MiniLM's feed-forward shape), best of three after a first
-    call that builds the kernels. Measured once per process; about 5 ms where bf16 is fast."""
+    256 rows through a 384 x 1536 layer (MiniLM's feed-forward shape), the two taking turns, best of five
+    each, after a first call of each that builds the kernels. Measured once per process: about 30 ms where
+    bf16 is native. Smaller products measured too noisily here (64 rows: 1.7-2.7x between processes, with
+    OpenMP's threads asleep between calls); where bf16 is emulated the turns stop early."""
     import time
 
     import torch
 
-    def best_seconds(dtype) -> float:
-        generator = torch.Generator().manual_seed(0)
-        rows = torch.randn(64, 384, generator=generator).to(dtype)
-        weight = torch.randn(1536, 384, generator=generator).to(dtype)
-        torch.nn.functional.linear(rows, weight)
-        best = float("inf")
-        for _ in range(3):
+    generator = torch.Generator().manual_seed(0)
+    rows, weight = torch.randn(256, 384, generator=generator), torch.randn(1536, 384, generator=generator)
+    operands = {torch.float32: (rows, weight), torch.bfloat16: (rows.bfloat16(), weight.bfloat16())}
+    for pair in operands.values():
+        torch.nn.functional.linear(*pair)
+    best = dict.fromkeys(operands, float("inf"))
+    for _ in range(5):
+        for dtype, pair in operands.items():
             started = time.perf_counter()
-            torch.nn.functional.linear(rows, weight)
-            best = min(best, time.perf_counter() - started)
-        return max(best, 1e-9)
-
-    return best_seconds(torch.float32) / best_seconds(torch.bfloat16)
+            torch.nn.functional.linear(*pair)
+            best[dtype] = min(best[dtype], time.perf_counter() - started)
+        if best[torch.bfloat16] > 4 * best[torch.float32]:  # emulated: plainly slower, and each call is long
+            break
+    return best[torch.float32] / max(best[torch.bfloat16], 1e-9)
 
 
 def cpu_bf16_pays() -> tuple[bool, str]:
