@@ -99,7 +99,8 @@ def test_page_asks_for_the_api_key_and_uses_it(browser, tagger, model_dir):
         assert browser.evaluate("document.getElementById('key-row').hidden") is False
         browser.type_into("#api-key", "page-key")
         browser.click("#tag")
-        assert browser.wait_for("document.body.dataset.state === 'done'")
+        assert browser.wait_for("document.body.dataset.state === 'done'"), browser.evaluate(  # what the page said
+            "document.body.dataset.state + ': ' + document.getElementById('status').textContent")
         marks = json.loads(browser.evaluate(MARKS_JS))
         screenshot(browser, "serve-page-api-key.png")
     assert [(m["label"], m["text"]) for m in marks] == [
