@@ -229,3 +229,24 @@ def test_the_cpu_bf16_probe_stops_early_where_bf16_is_emulated(monkeypatch):
     finally:
         hardware.bf16_matmul_speedup.cache_clear()
     assert calls.count(torch.bfloat16) == 2, "the call that builds the kernels, then one timed turn"
+
+
+def test_every_rank_trains_in_the_precision_rank_0_chose(tiny_data, tiny_base_model, tmp_path, monkeypatch):
+    """Under torchrun each process would measure bf16 on its own; rank 0's choice is broadcast and kept."""
+    import tokentune
+    from tokentune.training import distributed
+
+    sent = []
+
+    def rank_0s(value):
+        if isinstance(value, tuple):  # the (precision, note) pair; other broadcasts pass through
+            sent.append(value)
+            return "fp32", "precision: fp32 (rank 0's choice)"
+        return value
+
+    monkeypatch.setattr(distributed, "broadcast", rank_0s)
+    output = tmp_path.parent / f"{tmp_path.name}-o"
+    result = tokentune.train(data=tiny_data, model=tiny_base_model, output=str(output), epochs=1,
+                             learning_rate=5e-3, batch_size=8, quiet=True, seed=7)
+    assert len(sent) == 1 and sent[0][0] in ("fp32", "bf16") and sent[0][1].startswith("precision: ")
+    assert "precision: fp32 (rank 0's choice)" in result.notes

@@ -326,7 +326,9 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, cl
     with clock.part("reading"):
         prep = prepare_data(config)
     config = _document_batch(config, prep)
-    precision, precision_note = resolve_precision(config.precision, peek_config(config.model) if has_cuda() else None)
+    # rank 0's choice on every rank: on a CPU with AVX512-BF16, auto measures, and ranks could measure apart
+    precision, precision_note = distributed.broadcast(
+        resolve_precision(config.precision, peek_config(config.model) if has_cuda() else None))
     prep.notes.append(precision_note)
     final, staging = _staging_dir(config, notes=prep.notes)
     try:
