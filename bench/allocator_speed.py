@@ -38,7 +38,7 @@ def main() -> None:
 
     from tokentune.quiet import quiet_transformers
     from tokentune.training.dropout import CpuDropout
-    from tokentune.training.hardware import cpu_bf16
+    from tokentune.training.hardware import cpu_bf16_pays
 
     quiet_transformers(progress_bars=False)
     torch.manual_seed(0)
@@ -46,7 +46,7 @@ def main() -> None:
                                                             attn_implementation="sdpa").train()
     dropout = CpuDropout(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)
-    dtype = torch.bfloat16 if cpu_bf16() else torch.float32
+    dtype = torch.bfloat16 if cpu_bf16_pays()[0] else torch.float32  # as `precision auto` picks on this CPU
     print(f"### Training steps of the embedded MiniLM, ms a step: median (fastest) of {args.rounds} rounds of 5 "
           f"(autocast {dtype}, {torch.get_num_threads()} threads)\n")
     print("| packed rows | " + " | ".join(MODES) + " | gain |\n|---|---:|---:|---:|")

@@ -4,7 +4,7 @@ Two tables, one process (so the machine's speed, which drifts between runs, is t
 
 * masks: ``torch.nn.functional.dropout`` against ``x * keep_scale(...)`` (training/dropout.py) on the
   two shapes a MiniLM step drops (attention probabilities: 6 a step; hidden states: 14);
-* steps: the embedded MiniLM, bf16 autocast as ``precision auto`` picks it on AMX (else fp32), a
+* steps: the embedded MiniLM, bf16 autocast as ``precision auto`` picks it on this CPU (else fp32), a
   training step as the Trainer runs it (forward, backward, clipping to norm 1, fused AdamW), on packed
   rows of the given shapes, with torch's dropout, the fast hidden dropout alone, and hidden + attention.
   The modes take turns in rounds of 5 steps; the median round is reported, and the fastest (this VM's
@@ -80,7 +80,7 @@ def step_table(shapes: list[tuple[int, int]], rounds: int) -> None:
 
     from tokentune.quiet import quiet_transformers
     from tokentune.training.dropout import CpuDropout
-    from tokentune.training.hardware import cpu_bf16
+    from tokentune.training.hardware import cpu_bf16_pays
 
     quiet_transformers(progress_bars=False)
     torch.manual_seed(0)
@@ -91,7 +91,7 @@ def step_table(shapes: list[tuple[int, int]], rounds: int) -> None:
     modes = {"torch's dropout": nullcontext, "fast hidden": hidden.training_forward,
              "fast hidden + attention": both.training_forward}
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)
-    dtype = torch.bfloat16 if cpu_bf16() else torch.float32
+    dtype = torch.bfloat16 if cpu_bf16_pays()[0] else torch.float32  # as `precision auto` picks on this CPU
     print(f"\n### Training steps of the embedded MiniLM (ms a step: median (fastest) of {rounds} rounds of 5; "
           f"autocast {dtype}, {torch.get_num_threads()} threads)\n")
     print("| packed rows | " + " | ".join(modes) + " | gain |\n|---|" + "---:|" * (len(modes) + 1))

