@@ -11,8 +11,11 @@ evaluation every 10 steps) start together, so each is "one other torch job" for 
 * ``OMP_NUM_THREADS=1`` (one thread per run);
 * and each setting alone, for what it costs when the machine is not shared.
 
-Each row: wall seconds of each run (whole process) and their mean. Run alone otherwise (the lock):
-``flock /tmp/tokentune-cpu.lock .venv/bin/python bench/shared_machine.py``.
+Each row: wall seconds of each run (whole process) and their mean. ``--beside``: instead of a second
+training, each setting's run starts beside "one other torch job" that knows nothing of tokentune (a loop of
+BERT-sized layers on all cores with OpenMP's defaults, as a hand-written script runs), and the row gives
+that job's rate too. Run alone otherwise (the lock):
+``flock /tmp/tokentune-cpu.lock .venv/bin/python bench/shared_machine.py [--beside]``.
 """
 from __future__ import annotations
 
@@ -33,16 +36,35 @@ SETTINGS = {
 }
 
 
+OTHER_JOB = """
+import sys, time, torch
+x, w1, w2 = torch.randn(512, 384), torch.randn(1536, 384), torch.randn(384, 1536)
+steps, started = 0, time.perf_counter()
+while True:
+    y = torch.nn.functional.linear(torch.nn.functional.gelu(torch.nn.functional.linear(x, w1)), w2)
+    x = torch.layer_norm(x + y, (384,))
+    steps += 1
+    if steps % 50 == 0:
+        print(steps / (time.perf_counter() - started), flush=True)
+"""
+
+
+def environment(env: dict) -> dict:
+    """This process's environment with ``env``; the wait policy only where ``env`` names it (the
+    tokentune command sets its own where none is set)."""
+    return {**{k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}, **env}
+
+
 def runs(data: str, work: str, name: str, env: dict, count: int, extra: list[str]) -> list[float]:
     """Wall seconds of ``count`` identical `tokentune train` processes started together."""
     processes = []
     for index in range(count):
-        output = os.path.join(work, f"{name.split('=')[0].split()[0]}-{count}-{index}")
+        output = os.path.join(work, f"{name.split('=')[0].split()[0].strip(chr(39))}-{count}-{index}")
         command = [os.path.join(BIN, "tokentune"), "train", "--data", data, "--output", output, "--overwrite",
                    "--quiet", "--epochs", "3", "--eval-steps", "10", *extra]
         log = open(output + ".log", "w")
         processes.append((time.perf_counter(), subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                                                 env={**os.environ, **env}), log))
+                                                                 env=environment(env)), log))
     seconds = []
     for started, process, log in processes:
         if process.wait() != 0:
@@ -55,9 +77,16 @@ def runs(data: str, work: str, name: str, env: dict, count: int, extra: list[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `tokentune train` flags")
+    parser.add_argument("--beside", action="store_true", help="beside a torch job that is not tokentune")
+    parser.add_argument("--only", nargs="+", metavar="WORD", help="only the settings whose name has one of these")
     args = parser.parse_args()
+    if args.only:
+        for name in [name for name in SETTINGS if not any(word in name for word in args.only)]:
+            del SETTINGS[name]
     work = tempfile.mkdtemp(prefix="tokentune-shared-")
     data = write_slice(os.path.join(work, "data"), 42, 200)
+    if args.beside:
+        return beside_other_job(data, work, args.extra)
     print("| setting | alone | two at once: each run | two at once: mean | slowdown |\n|---|---:|---|---:|---:|")
     for name, env in SETTINGS.items():
         alone = runs(data, work, name, env, 1, args.extra)[0]
@@ -65,6 +94,34 @@ def main() -> None:
         mean = sum(shared) / len(shared)
         print(f"| {name} | {alone:.1f} s | {', '.join(f'{s:.1f} s' for s in shared)} | {mean:.1f} s | "
               f"{mean / alone:.2f}x |", flush=True)
+
+
+def beside_other_job(data: str, work: str, extra: list[str]) -> None:
+    """Each setting's training alone, then beside :data:`OTHER_JOB`, with the other job's steps/s."""
+    alone_rate = other_job_rate(20.0)
+    print(f"other job alone: {alone_rate:.1f} steps/s\n")
+    print("| setting | alone | beside the other job | slowdown | other job's rate meanwhile |\n|---|---:|---:|---:|---:|")
+    for name, env in SETTINGS.items():
+        alone = runs(data, work, name, env, 1, extra)[0]
+        other = subprocess.Popen([sys.executable, "-c", OTHER_JOB], stdout=subprocess.PIPE, text=True,
+                                 env=environment({}))  # OpenMP's defaults: it spins
+        try:
+            shared = runs(data, work, name, env, 1, extra)[0]
+        finally:
+            other.terminate()
+            rates = [float(line) for line in other.communicate()[0].split()]
+        print(f"| {name} | {alone:.1f} s | {shared:.1f} s | {shared / alone:.2f}x | "
+              f"{rates[-1] if rates else float('nan'):.1f} steps/s ({rates[-1] / alone_rate:.0%} of alone) |",
+              flush=True)
+
+
+def other_job_rate(seconds: float) -> float:
+    """Steps/s of :data:`OTHER_JOB` alone over ``seconds``."""
+    other = subprocess.Popen([sys.executable, "-c", OTHER_JOB], stdout=subprocess.PIPE, text=True,
+                             env=environment({}))
+    time.sleep(seconds)
+    other.terminate()
+    return float(other.communicate()[0].split()[-1])
 
 
 if __name__ == "__main__":
