@@ -59,7 +59,7 @@ def runs(data: str, work: str, name: str, env: dict, count: int, extra: list[str
     """Wall seconds of ``count`` identical `tokentune train` processes started together."""
     processes = []
     for index in range(count):
-        output = os.path.join(work, f"{name.split('=')[0].split()[0].strip(chr(39))}-{count}-{index}")
+        output = os.path.join(work, f"{name.split('=')[0].split()[0]}-{count}-{index}")
         command = [os.path.join(BIN, "tokentune"), "train", "--data", data, "--output", output, "--overwrite",
                    "--quiet", "--epochs", "3", "--eval-steps", "10", *extra]
         log = open(output + ".log", "w")
@@ -110,9 +110,9 @@ def beside_other_job(data: str, work: str, extra: list[str]) -> None:
         finally:
             other.terminate()
             rates = [float(line) for line in other.communicate()[0].split()]
+        rate = rates[-1] if rates else float("nan")  # its mean rate since it started, beside the training
         print(f"| {name} | {alone:.1f} s | {shared:.1f} s | {shared / alone:.2f}x | "
-              f"{rates[-1] if rates else float('nan'):.1f} steps/s ({rates[-1] / alone_rate:.0%} of alone) |",
-              flush=True)
+              f"{rate:.1f} steps/s ({rate / alone_rate:.0%} of alone) |", flush=True)
 
 
 def other_job_rate(seconds: float) -> float:
