@@ -20,6 +20,7 @@ that job's rate too. Run alone otherwise (the lock):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -80,15 +81,15 @@ def main() -> None:
     parser.add_argument("--beside", action="store_true", help="beside a torch job that is not tokentune")
     parser.add_argument("--only", nargs="+", metavar="WORD", help="only the settings whose name has one of these")
     args = parser.parse_args()
-    if args.only:
-        for name in [name for name in SETTINGS if not any(word in name for word in args.only)]:
-            del SETTINGS[name]
+    settings = {name: env for name, env in SETTINGS.items() if not args.only or any(word in name for word in args.only)}
+    if not settings:
+        parser.error(f"--only {' '.join(args.only)} names none of the settings: {', '.join(SETTINGS)}")
     work = tempfile.mkdtemp(prefix="tokentune-shared-")
     data = write_slice(os.path.join(work, "data"), 42, 200)
     if args.beside:
-        return beside_other_job(data, work, args.extra)
+        return beside_other_job(settings, data, work, args.extra)
     print("| setting | alone | two at once: each run | two at once: mean | slowdown |\n|---|---:|---|---:|---:|")
-    for name, env in SETTINGS.items():
+    for name, env in settings.items():
         alone = runs(data, work, name, env, 1, args.extra)[0]
         shared = runs(data, work, name, env, 2, args.extra)
         mean = sum(shared) / len(shared)
@@ -96,32 +97,33 @@ def main() -> None:
               f"{mean / alone:.2f}x |", flush=True)
 
 
-def beside_other_job(data: str, work: str, extra: list[str]) -> None:
+def beside_other_job(settings: dict, data: str, work: str, extra: list[str]) -> None:
     """Each setting's training alone, then beside :data:`OTHER_JOB`, with the other job's steps/s."""
-    alone_rate = other_job_rate(20.0)
-    print(f"other job alone: {alone_rate:.1f} steps/s\n")
+    with other_job() as alone_rate:
+        time.sleep(20.0)
+    print(f"other job alone: {alone_rate[0]:.1f} steps/s\n")
     print("| setting | alone | beside the other job | slowdown | other job's rate meanwhile |\n|---|---:|---:|---:|---:|")
-    for name, env in SETTINGS.items():
+    for name, env in settings.items():
         alone = runs(data, work, name, env, 1, extra)[0]
-        other = subprocess.Popen([sys.executable, "-c", OTHER_JOB], stdout=subprocess.PIPE, text=True,
-                                 env=environment({}))  # OpenMP's defaults: it spins
-        try:
+        with other_job() as rate:
             shared = runs(data, work, name, env, 1, extra)[0]
-        finally:
-            other.terminate()
-            rates = [float(line) for line in other.communicate()[0].split()]
-        rate = rates[-1] if rates else float("nan")  # its mean rate since it started, beside the training
         print(f"| {name} | {alone:.1f} s | {shared:.1f} s | {shared / alone:.2f}x | "
-              f"{rate:.1f} steps/s ({rate / alone_rate:.0%} of alone) |", flush=True)
+              f"{rate[0]:.1f} steps/s ({rate[0] / alone_rate[0]:.0%} of alone) |", flush=True)
 
 
-def other_job_rate(seconds: float) -> float:
-    """Steps/s of :data:`OTHER_JOB` alone over ``seconds``."""
+@contextlib.contextmanager
+def other_job():
+    """:data:`OTHER_JOB` running (OpenMP's defaults: it spins) for the block; the list yielded then holds
+    its steps/s over that time: its mean rate since it started, the last it printed (NaN if none)."""
+    rate: list[float] = []
     other = subprocess.Popen([sys.executable, "-c", OTHER_JOB], stdout=subprocess.PIPE, text=True,
                              env=environment({}))
-    time.sleep(seconds)
-    other.terminate()
-    return float(other.communicate()[0].split()[-1])
+    try:
+        yield rate
+    finally:
+        other.terminate()
+        printed = other.communicate()[0].split()
+        rate.append(float(printed[-1]) if printed else float("nan"))
 
 
 if __name__ == "__main__":

@@ -250,3 +250,18 @@ def test_every_rank_trains_in_the_precision_rank_0_chose(tiny_data, tiny_base_mo
                              learning_rate=5e-3, batch_size=8, quiet=True, seed=7)
     assert len(sent) == 1 and sent[0][0] in ("fp32", "bf16") and sent[0][1].startswith("precision: ")
     assert "precision: fp32 (rank 0's choice)" in result.notes
+
+
+def test_the_help_of_auto_states_the_rule_the_code_applies():
+    """`train --help` and `predict/evaluate --help` share one text, held to hardware's thresholds."""
+    from tokentune.cli.main import build_parser
+    from tokentune.config import AUTO_PRECISION
+    from tokentune.training.hardware import CPU_BF16_MIN_SPEEDUP, GPU_BF16_MIN_WEIGHTS
+
+    assert f"{CPU_BF16_MIN_SPEEDUP}x as fast as fp32" in AUTO_PRECISION
+    assert f"{GPU_BF16_MIN_WEIGHTS // 1_000_000}M weights" in AUTO_PRECISION
+    for command in ("train", "predict", "evaluate"):
+        parser = build_parser(command)
+        sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+        help_text = next(a.help for a in sub._actions if "--precision" in a.option_strings)
+        assert AUTO_PRECISION in help_text, command

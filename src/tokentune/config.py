@@ -22,6 +22,11 @@ RECIPE_LEARNING_RATE = 1.5e-5  # the recipe's, chosen for bert-base-cased: the d
 # rate a 200-sentence model stays nearly useless, and full CoNLL-2003 gains too (1 and 3 epochs)
 EMBEDDED_LEARNING_RATE = 1e-4
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# what `auto` picks, for the help of `train` and of the commands that run a saved model (training.hardware's
+# CPU_BF16_MIN_SPEEDUP and GPU_BF16_MIN_WEIGHTS: a test holds the text to them)
+AUTO_PRECISION = ("bf16 autocast on CPUs with AMX-BF16 or with AVX512-BF16 where a bf16 matrix product measures "
+                  "1.3x as fast as fp32, and on GPUs with bf16 for models whose layers hold 100M weights or more "
+                  "(larger than bert-base); else fp32")
 HEADS = ("softmax", "crf")
 TRACKERS = ("none", "tensorboard", "mlflow", "wandb")
 WORD_SPLITTERS = tuple(SPLITTERS)  # the registry in tokentune.words
@@ -125,10 +130,8 @@ class TrainConfig(ReadOptions):
     packing: bool | None = setting(None, "the recipe's random batches with several sentences per row (little "
                                          "padding, block-diagonal attention); the default where the model family "
                                          "allows it", group=SPEED)
-    precision: str = setting("auto", "auto: bf16 autocast on CPUs with AMX-BF16 or with AVX512-BF16 where a bf16 "
-                             "matrix product measures 1.3x as fast as fp32, and on GPUs with bf16 for models whose "
-                             "layers hold 100M weights or more (larger than bert-base); else fp32",
-                             choices=PRECISIONS, consts={"--bf16": "bf16", "--fp16": "fp16"}, group=SPEED)
+    precision: str = setting("auto", f"auto: {AUTO_PRECISION}", choices=PRECISIONS,
+                             consts={"--bf16": "bf16", "--fp16": "fp16"}, group=SPEED)
     freeze_embeddings: bool = setting(False, "don't train the word-embedding matrix (faster steps, less optimizer "
                                              "memory)", group=SPEED)
     torch_compile: bool = setting(False, "compile the model with torch.compile (pays only on long runs)", group=SPEED)

@@ -28,9 +28,9 @@ def add_text_flags(group, *, min_score_help: str) -> None:
 
 def add_precision_flag(group) -> None:
     """``--precision`` of the commands that run a saved model (predict, evaluate, serve)."""
-    group.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                       help="torch backend: auto (default; fp32 for a model trained with --precision fp32) runs in "
-                            "bf16 autocast on CPUs with AMX-BF16 (on one such CPU the model ran 2-3x faster, whole "
-                            "commands about 1.2x) or with AVX512-BF16 where bf16 measures 1.3x as fast as fp32, "
-                            "and, for models whose layers hold 100M weights or more (larger than "
-                            "bert-base), GPUs with bf16; else fp32")
+    from ..config import AUTO_PRECISION, PRECISIONS
+
+    group.add_argument("--precision", choices=PRECISIONS,
+                       help=f"torch backend: auto (default; fp32 for a model trained with --precision fp32): "
+                            f"{AUTO_PRECISION} (on a CPU with AMX-BF16 the model ran 2-3x faster, whole commands "
+                            "about 1.2x)")
