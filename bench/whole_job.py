@@ -17,7 +17,8 @@
   with the model ``tokentune train`` wrote in ``2000``; entity F1 is exact (label, start, end) match.
 
 Every command is its own process; its wall time runs from the start to the exit; peak RSS and bytes
-written (blocks sent to the disk) come from the kernel's accounting of that process (``wait4``). The
+written (blocks sent to the disk) come from the kernel's accounting of that process (``wait4``, in a small
+spawner process: a child's ru_maxrss is at least what its parent held when it started it). The
 parts come from each command's own report: the plain scripts print theirs, ``tokentune train`` writes
 them in metrics.json (``time``), ``tokentune predict`` prints its throughput line. CPU time (user +
 system) comes from the same accounting, and steal (CPU seconds the hypervisor gave this VM's cores to
@@ -50,6 +51,20 @@ REGIMES = {
     "full": {"flags": ["--epochs", "3", "--learning-rate", "5e-5"], "train_samples": None},
 }
 THROUGHPUT = re.compile(r"(\d+) words in ([\d.]+) s")
+# argv: REPORT COMMAND...: runs COMMAND as its child, writes the child's exit code and kernel accounting to REPORT
+SPAWNER = """import json, os, sys
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    except OSError as error:
+        print(f"cannot run {sys.argv[2]}: {error}", file=sys.stderr)
+    os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump({"exit": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss,
+               "blocks_out": usage.ru_oublock, "cpu_seconds": usage.ru_utime + usage.ru_stime}, out)
+"""
 
 
 def steal_seconds() -> float | None:
@@ -72,16 +87,20 @@ def measured(command: list[str], log: str, source: str | None = None) -> dict:
     if source and command[0] == os.path.join(BIN, "tokentune"):  # the entry point as that source defines it
         command = [os.path.join(BIN, "python"), "-m", "tokentune.cli.main", *command[1:]]
     started, steal = time.perf_counter(), steal_seconds()
-    with open(log, "w") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
+    with open(log, "w") as handle, tempfile.NamedTemporaryFile("r", suffix=".json") as report:
+        # through a small spawner: ru_maxrss keeps the peak of the process before exec, and this one may
+        # hold a model by now (it scores each trained model); the spawner's is a few MB
+        process = subprocess.Popen([sys.executable, "-S", "-c", SPAWNER, report.name, *command], stdout=handle,
+                                   stderr=subprocess.STDOUT, env=env)
+        process.wait()
+        usage = json.load(report)
     seconds = time.perf_counter() - started
     stolen = None if steal is None else steal_seconds() - steal
     text = open(log, encoding="utf-8", errors="replace").read()
-    if os.waitstatus_to_exitcode(status) != 0:
+    if usage["exit"] != 0:
         raise SystemExit(f"{' '.join(command)} failed; see {log}:\n{text[-3000:]}")
-    return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
-            "written_mb": round(usage.ru_oublock * 512 / 1e6), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage["maxrss_kb"] / 1024),
+            "written_mb": round(usage["blocks_out"] * 512 / 1e6), "cpu_seconds": round(usage["cpu_seconds"], 1),
             "steal_seconds": None if stolen is None else round(stolen, 1), "output": text}
 
 

@@ -75,6 +75,25 @@ def test_packed_rows_equal_transformers(tmp_path, tiny_base_model):
         torch.testing.assert_close(ours(**inputs).logits, theirs(**inputs).logits, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("light", [True, False], ids=["light", "transformers"])
+def test_selected_positions_are_those_of_the_whole_forward(tmp_path, tiny_base_model, light):
+    """``select``: the light model runs the last layer's rest at the chosen positions alone; transformers'
+    model (no such argument) is indexed after its forward; both give the whole forward's probabilities there."""
+    from tokentune.inference.runners import torch_runner
+
+    model_dir = _save_classifier(tmp_path / "model", tiny_base_model)
+    model = load_light_bert(model_dir)[0] if light else _oracle(model_dir)
+    runner = torch_runner(model, "cpu")
+    ids, mask = (t.numpy() for t in _batch())
+    batch = plan_batches(mask.sum(1), batch_size=8)[0]
+    inputs = pack_inputs(ids[batch.chosen], mask[batch.chosen], batch, pad_id=0, first_position=0)
+    rows, cols = np.array([0, 0, 0, 0], dtype=np.int64), np.array([0, 3, 7, 15], dtype=np.int64)
+    whole = runner.packed(*inputs)
+    chosen = runner.packed(*inputs, select=(rows, cols))
+    assert chosen.shape == (4, 5) and getattr(model, "selects_positions", False) is light
+    np.testing.assert_allclose(chosen, whole[rows, cols], atol=1e-6)
+
+
 def test_the_tagger_predicts_as_with_transformers(tiny_model):
     """The trained tiny model: the Tagger loads it without transformers and tags as transformers' model does."""
     from tokentune.inference.runners import torch_runner

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokentune.inference import Tagger
-from tokentune.inference.packed import MIN_WIDTH, fill_rows, pack_inputs, plan_batches, row_width
+from tokentune.inference.packed import NARROW, fill_rows, pack_inputs, plan_batches, row_width
 from tokentune.training.packing import pack_rows
 
 from conftest import FILLER, PEOPLE, PLACES
@@ -33,13 +33,30 @@ def test_batches_place_windows_side_by_side_without_overlap(lengths, batch_size)
     lengths = np.array(lengths, dtype=np.int64)
     batches = plan_batches(lengths, batch_size)
     assert sorted(np.concatenate([b.chosen for b in batches]).tolist()) == list(range(len(lengths)))
+    narrow = lengths <= NARROW
+    split = len({b.width for b in batches}) > 1
     for batch in batches:
-        budget = int(batch_size * max(64, lengths.mean()))  # positions: never more than padded windows take
-        assert batch.width == row_width(lengths) and 1 <= batch.rows <= max(1, budget // batch.width)
+        # a call of short and long windows puts each kind in rows of its own width
+        group = lengths[narrow == narrow[batch.chosen[0]]] if split else lengths
+        assert (narrow[batch.chosen] == narrow[batch.chosen[0]]).all() or not split
+        budget = int(batch_size * max(64, group.mean()))  # positions: never more than padded windows take
+        assert batch.width == row_width(group) and 1 <= batch.rows <= max(1, budget // batch.width)
         cells = np.zeros((batch.rows, batch.width), dtype=np.int64)
         for window, row, start in zip(batch.chosen, batch.row, batch.start):
             cells[row, start:start + lengths[window]] += 1
         assert cells.max() == 1 and cells.sum() == lengths[batch.chosen].sum()
+
+
+def test_short_windows_get_narrow_rows_beside_long_ones():
+    lengths = np.array([20] * 30 + [100, 90, 64, 65])
+    batches = plan_batches(lengths, batch_size=32)
+    widths = {int(i): b.width for b in batches for i in b.chosen}
+    assert sorted(widths) == list(range(len(lengths)))
+    assert {widths[i] for i in np.flatnonzero(lengths <= NARROW)} == {NARROW}
+    assert {widths[i] for i in np.flatnonzero(lengths > NARROW)} == {128}
+    # a serve request whose windows fit one row stays one row, short and long together
+    one = plan_batches(np.array([100, 12]), batch_size=32)
+    assert len(one) == 1 and one[0].rows == 1 and one[0].width == 112
 
 
 def test_packed_inputs_rebuild_each_window_and_keep_it_to_itself():
@@ -67,7 +84,7 @@ def test_packed_inputs_rebuild_each_window_and_keep_it_to_itself():
 
 
 def test_row_width_is_shared_by_long_calls_and_tight_for_short_ones():
-    assert row_width(np.array([30] * 10)) == MIN_WIDTH  # 300 positions: rows of 128
+    assert row_width(np.array([30] * 10)) == NARROW  # 300 positions: rows of 64
     assert row_width(np.array([140, 60, 50])) == 192  # the longest, rounded up to 64
     assert row_width(np.array([140, 20])) == 160  # both fit one row
     assert row_width(np.array([9])) == 16 and row_width(np.array([9, 40])) == 56  # one row: no more than needed
@@ -176,7 +193,7 @@ def test_one_window_runs_as_it_is(tiny_model):
     tagger = Tagger.from_pretrained(tiny_model.output_dir, precision="fp32")
     calls = []
     packed = tagger.runner.packed
-    tagger.runner.packed = lambda *inputs: calls.append(inputs[0].shape) or packed(*inputs)
+    tagger.runner.packed = lambda *inputs, **options: calls.append(inputs[0].shape) or packed(*inputs, **options)
     tagger.predict_text("Alice met Bob in Paris")
     assert calls == []
     tagger.predict_texts(["Alice met Bob in Paris", "Globex said today"])

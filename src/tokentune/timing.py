@@ -41,7 +41,18 @@ def bytes_written() -> int | None:
 
 
 def peak_rss_mb() -> float:
-    """The process's peak resident memory so far, in MB (ru_maxrss: KB on Linux, bytes on macOS)."""
+    """The process's peak resident memory so far, in MB: Linux's VmHWM, else ru_maxrss (bytes on macOS).
+
+    On Linux ru_maxrss is not this program's own: it keeps the peak of the process before its exec, so a
+    command started from a large process (a notebook, a bench that loaded a model) reported that process's
+    memory as its own peak; VmHWM belongs to the running program alone."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

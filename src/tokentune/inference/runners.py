@@ -74,8 +74,10 @@ def torch_runner(model, device: str | None = None, precision: str = "fp32", *, p
     """``precision`` (fp32, bf16, fp16): the forward runs under that autocast; the weights stay as they are.
 
     ``packing``: where the model's position ids are known (:func:`packed_positions`), the runner also has
-    ``runner.packed(input_ids, attention_mask_4d, position_ids)`` and ``runner.first_position``, with
-    which the Tagger runs windows packed into rows (:mod:`.packed`)."""
+    ``runner.packed(input_ids, attention_mask_4d, position_ids, select=None)`` and ``runner.first_position``,
+    with which the Tagger runs windows packed into rows (:mod:`.packed`); with ``select`` (row and column
+    index arrays) it returns the probabilities at those positions only, ``[selected, labels]``, computed
+    there alone by a model that can (``selects_positions``: :mod:`.bert`)."""
     import torch
 
     device = device or default_device()
@@ -98,22 +100,36 @@ def torch_runner(model, device: str | None = None, precision: str = "fp32", *, p
     first_position = packed_positions(model.config) if packing else None
     if first_position is None:
         return run
+    run_packed = _packed_runner(model, forward, device, autocast)
+    run.packed, run.first_position = run_packed, first_position
+    return run
+
+
+def _packed_runner(model, forward, device: str, autocast):
+    """``runner.packed`` of :func:`torch_runner`: packed rows, their 4D mask and position ids; ``select``."""
+    import torch
+
     from ..training.packing import additive_mask
 
     additive = getattr(model.config, "_attn_implementation", None) == "eager"
     weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    selects = getattr(model, "selects_positions", False)
 
-    def run_packed(input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+    def run_packed(input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray,
+                   select: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         mask = torch.from_numpy(attention_mask)
         if additive:  # eager attention adds its mask to the scores, in the weights' dtype (without autocast)
             mask = additive_mask(mask, weights)
+        where = None if select is None else tuple(torch.from_numpy(index).to(device) for index in select)
         with torch.inference_mode(), autocast():
             logits = forward(input_ids=torch.from_numpy(input_ids).to(device), attention_mask=mask.to(device),
-                             position_ids=torch.from_numpy(position_ids).to(device)).logits
+                             position_ids=torch.from_numpy(position_ids).to(device),
+                             **({"select": where} if selects and where is not None else {})).logits
+            if where is not None and not selects:  # a model that computes every position: read the chosen
+                logits = logits[where]
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
-    run.packed, run.first_position = run_packed, first_position
-    return run
+    return run_packed
 
 
 # families whose token classifier takes no position ids (RoFormer: rotary positions from the column, and a

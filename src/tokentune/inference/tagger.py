@@ -24,11 +24,11 @@ from ..sentences import sentence_ranges
 from ..settings import check_choice
 from ..windows import Pieces, WindowEncoder, Windows, sentence_offsets
 from ..words import Split, check_splitter, get_splitter
+from .aggregation import AGGREGATIONS, owned_positions, word_values
 from .packed import pack_inputs, plan_batches
 from .runners import BACKENDS, Runner
 from .saved import CONTEXTS, saved_context, saved_context_marker, saved_number, saved_precision, saved_word_splitter
 
-AGGREGATIONS = ("first", "average", "max")
 DECODINGS = ("viterbi", "argmax")
 
 
@@ -246,7 +246,13 @@ class Tagger:
         for batch in plan_batches(self.encoder.input_lengths(windows), self.batch_size):
             inputs = pack_inputs(*self.encoder.inputs(pieces, windows, batch.chosen), batch,
                                  pad_id=self.encoder.pad_id, first_position=self.runner.first_position)
-            self._store(pieces, windows, batch.chosen, packed(*inputs), result, batch.row, batch.start)
+            if self.aggregation != "first":
+                self._store(pieces, windows, batch.chosen, packed(*inputs), result, batch.row, batch.start)
+                continue
+            rows, cols, piece, first = owned_positions(pieces, windows, batch.chosen, batch.row, batch.start,
+                                                       self.encoder.first_column())
+            if first.any():  # the model is asked for each word's first piece only
+                result[pieces.word[piece[first]]] = packed(*inputs, select=(rows[first], cols[first]))
         return result, offsets
 
     def _batches(self, lengths: np.ndarray, max_padding: float = 0.1) -> list[np.ndarray]:
@@ -271,30 +277,9 @@ class Tagger:
         """Copy the owned words' probabilities of one batch into the flat array, aggregating pieces.
         ``row`` and ``start``: where each chosen window is in ``probs`` (packed rows; default: window i
         is row i from column 0)."""
-        own_lo, sizes = windows.own_lo[chosen], windows.own_hi[chosen] - windows.own_lo[chosen]
-        total = int(sizes.sum())
-        if not total:
-            return
-        rows = np.repeat(np.arange(len(chosen)) if row is None else row, sizes)
-        piece = np.repeat(own_lo, sizes) + np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        cols = piece - np.repeat(windows.lo[chosen] - (0 if start is None else start), sizes) + self.encoder.first_column()
-        first = pieces.first[piece]
-        words = pieces.word[piece[first]]
-        if self.aggregation == "first":
-            target[words] = probs[rows[first], cols[first]]
-            return
-        values = probs[rows, cols]
-        starts = np.flatnonzero(first)  # owned ranges are whole words: each begins with a first piece
-        counts = np.diff(np.append(starts, total))
-        if self.aggregation == "average":
-            target[words] = np.add.reduceat(values, starts, axis=0) / counts[:, None]
-        else:  # max: each word takes the piece whose best label is the most confident
-            piece_best = values.max(axis=1)
-            group = np.repeat(np.arange(len(starts)), counts)
-            group_best = np.maximum.reduceat(piece_best, starts)
-            hits = np.flatnonzero(piece_best == group_best[group])
-            _, first_hit = np.unique(group[hits], return_index=True)
-            target[words] = values[hits[first_hit]]
+        rows, cols, piece, first = owned_positions(pieces, windows, chosen, row, start, self.encoder.first_column())
+        if len(piece):
+            target[pieces.word[piece[first]]] = word_values(probs[rows, cols], first, self.aggregation)
 
     def word_probabilities(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """``[words, labels]`` probabilities for each sentence, windows merged."""
