@@ -93,11 +93,11 @@ def measured(command: list[str], log: str, source: str | None = None) -> dict:
         process = subprocess.Popen([sys.executable, "-S", "-c", SPAWNER, report.name, *command], stdout=handle,
                                    stderr=subprocess.STDOUT, env=env)
         process.wait()
-        usage = json.load(report)
+        usage = json.loads(report.read() or "null")
     seconds = time.perf_counter() - started
     stolen = None if steal is None else steal_seconds() - steal
     text = open(log, encoding="utf-8", errors="replace").read()
-    if usage["exit"] != 0:
+    if not usage or process.returncode != 0 or usage["exit"] != 0:
         raise SystemExit(f"{' '.join(command)} failed; see {log}:\n{text[-3000:]}")
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage["maxrss_kb"] / 1024),
             "written_mb": round(usage["blocks_out"] * 512 / 1e6), "cpu_seconds": round(usage["cpu_seconds"], 1),

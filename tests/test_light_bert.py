@@ -23,8 +23,9 @@ def _save_classifier(directory, tokenizer_dir, **settings) -> str:
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    settings.setdefault("max_position_embeddings", 64)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=48, max_position_embeddings=64, id2label=dict(enumerate(labels)),
+                        intermediate_size=48, id2label=dict(enumerate(labels)),
                         label2id={label: i for i, label in enumerate(labels)}, **settings)
     torch.manual_seed(3)
     BertForTokenClassification(config).save_pretrained(directory)
@@ -75,23 +76,68 @@ def test_packed_rows_equal_transformers(tmp_path, tiny_base_model):
         torch.testing.assert_close(ours(**inputs).logits, theirs(**inputs).logits, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [1, 12], ids=["small call", "large call"])
 @pytest.mark.parametrize("light", [True, False], ids=["light", "transformers"])
-def test_selected_positions_are_those_of_the_whole_forward(tmp_path, tiny_base_model, light):
-    """``select``: the light model runs the last layer's rest at the chosen positions alone; transformers'
-    model (no such argument) is indexed after its forward; both give the whole forward's probabilities there."""
+def test_selected_positions_are_those_of_the_whole_forward(tmp_path, tiny_base_model, light, rows):
+    """``select``: the light model runs the last layer's rest at the chosen positions alone, where the call
+    has more positions than the selection rounded up (else it computes all and reads the chosen, as for
+    transformers' model, which takes no such argument); all give the whole forward's probabilities there."""
     from tokentune.inference.runners import torch_runner
 
     model_dir = _save_classifier(tmp_path / "model", tiny_base_model)
     model = load_light_bert(model_dir)[0] if light else _oracle(model_dir)
+    asked = []
+    forward = model.forward
+    model.forward = lambda *args, **kwargs: asked.append("select" in kwargs) or forward(*args, **kwargs)
     runner = torch_runner(model, "cpu")
-    ids, mask = (t.numpy() for t in _batch())
-    batch = plan_batches(mask.sum(1), batch_size=8)[0]
+    ids = torch.randint(5, 60, (rows, 50))
+    mask = torch.ones_like(ids)
+    ids, mask = ids.numpy(), mask.numpy()
+    batch = plan_batches(mask.sum(1), batch_size=64)[0]
     inputs = pack_inputs(ids[batch.chosen], mask[batch.chosen], batch, pad_id=0, first_position=0)
-    rows, cols = np.array([0, 0, 0, 0], dtype=np.int64), np.array([0, 3, 7, 15], dtype=np.int64)
+    picked = np.array([0, 3, 7, 15], dtype=np.int64)
+    where = (np.minimum(picked, batch.rows - 1), np.array([0, 3, 7, 15], dtype=np.int64))
     whole = runner.packed(*inputs)
-    chosen = runner.packed(*inputs, select=(rows, cols))
-    assert chosen.shape == (4, 5) and getattr(model, "selects_positions", False) is light
-    np.testing.assert_allclose(chosen, whole[rows, cols], atol=1e-6)
+    chosen = runner.packed(*inputs, select=where)
+    assert chosen.shape == (4, 5) and runner.packed.selects
+    assert asked == [False, light and rows == 12]  # a call of 64 positions: all computed, then read
+    np.testing.assert_allclose(chosen, whole[where], atol=1e-6)
+
+
+@pytest.mark.parametrize("aggregation", ["first", "average", "max"])
+@pytest.mark.parametrize("light", [True, False], ids=["light", "transformers"])
+def test_short_and_long_windows_in_one_call_tag_as_padded_batches(tmp_path, tiny_base_model, aggregation, light):
+    """Windows of at most 64 positions go into rows of 64 and longer ones into wider rows, in one call; with
+    each word's first piece selected (aggregation first) or every piece: the same probabilities as sorted,
+    padded batches (the oracle), for the plain-torch model and for transformers' own."""
+    from transformers import AutoTokenizer
+
+    from tokentune.inference.runners import torch_runner
+
+    model_dir = _save_classifier(tmp_path / "model", tiny_base_model, max_position_embeddings=192)
+    model = load_light_bert(model_dir)[0] if light else _oracle(model_dir)
+    asked = []
+    forward = model.forward
+    model.forward = lambda *args, **kwargs: asked.append("select" in kwargs) or forward(*args, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    runner = torch_runner(model, "cpu")
+    widths = []
+    packed_call = runner.packed
+    runner.packed = lambda *inputs, **options: widths.append(inputs[0].shape[1]) or packed_call(*inputs, **options)
+    runner.packed.selects = True
+    rng = np.random.default_rng(7)
+    vocabulary = ["Alice", "met", "Bob", "in", "Paris", "today", "Smith", "and", "Berlin"]
+    sizes = [3, 90, 5, 2, 70, 8, 4, 100] + [6] * 15 + [80] * 6
+    sentences = [[str(w) for w in rng.choice(vocabulary, size=size)] for size in sizes]
+    packed = Tagger(runner, tokenizer, labels, max_length=180, aggregation=aggregation)
+    padded = Tagger(runner, tokenizer, labels, max_length=180, aggregation=aggregation, packing=False)
+    ours = packed.word_probabilities(sentences)
+    assert set(widths) == {64, 128}  # the short windows in narrow rows, the long ones in wide rows
+    assert any(asked) is (light and aggregation == "first")  # first pieces computed alone where it pays
+    theirs = padded.word_probabilities(sentences)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, atol=2e-6)
 
 
 def test_the_tagger_predicts_as_with_transformers(tiny_model):

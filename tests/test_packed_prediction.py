@@ -1,5 +1,5 @@
-"""Packed prediction: windows laid end to end in rows of one width give the probabilities of sorted, padded
-batches (the oracle, ``packing=False``) up to float rounding, for every model family and option that
+"""Packed prediction: windows laid end to end in rows (narrow for short windows) give the probabilities of
+sorted, padded batches (the oracle, ``packing=False``) up to float rounding, for every model family and option that
 changes the windows; models whose positions are unknown fall back to padded batches."""
 from __future__ import annotations
 

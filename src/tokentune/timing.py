@@ -47,9 +47,9 @@ def peak_rss_mb() -> float:
     command started from a large process (a notebook, a bench that loaded a model) reported that process's
     memory as its own peak; VmHWM belongs to the running program alone."""
     try:
-        with open("/proc/self/status", encoding="ascii") as handle:
+        with open("/proc/self/status", "rb") as handle:  # bytes: the Name line may be in any encoding
             for line in handle:
-                if line.startswith("VmHWM:"):
+                if line.startswith(b"VmHWM:"):
                     return int(line.split()[1]) / 1024  # kB
     except (OSError, ValueError, IndexError):
         pass

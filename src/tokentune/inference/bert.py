@@ -11,10 +11,11 @@ exactly (:func:`supported`); any other model, file layout or setting is loaded b
 ``tests/test_light_bert.py`` checks it against transformers' ``BertForTokenClassification`` (the oracle):
 logits, packed rows, bf16.
 
-Its forward can also give logits at chosen positions only (``select``): the Tagger reads one position a
-word (its first piece), so the last layer's attention output, feed-forward and the classifier run there
-alone, about 4% of the encoder's operations saved on CoNLL-2003 (its keys and values still come from
-every position, so the selected logits are those of the whole forward, up to float rounding).
+Its forward can also give logits at chosen positions only (``select``): with its default aggregation
+(``first``) the Tagger reads one position a word (its first piece), so the last layer's attention output,
+feed-forward and the classifier run there alone, about 4% of the encoder's operations saved on CoNLL-2003
+(its keys and values still come from every position, so the selected logits are those of the whole
+forward, up to float rounding).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Windows packed end to end into rows of one width for the model, as training's packed batches are.
+"""Windows packed end to end into rows for the model (short ones in narrow rows), as training's packed
+batches are.
 
 Sorted, padded batches (the Tagger's other path) come in as many shapes as there are window lengths
 and batch sizes; in bf16 on a CPU each new shape builds its kernels once, and every batch still carries

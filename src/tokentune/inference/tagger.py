@@ -246,7 +246,7 @@ class Tagger:
         for batch in plan_batches(self.encoder.input_lengths(windows), self.batch_size):
             inputs = pack_inputs(*self.encoder.inputs(pieces, windows, batch.chosen), batch,
                                  pad_id=self.encoder.pad_id, first_position=self.runner.first_position)
-            if self.aggregation != "first":
+            if self.aggregation != "first" or not getattr(packed, "selects", False):
                 self._store(pieces, windows, batch.chosen, packed(*inputs), result, batch.row, batch.start)
                 continue
             rows, cols, piece, first = owned_positions(pieces, windows, batch.chosen, batch.row, batch.start,
