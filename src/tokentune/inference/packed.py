@@ -50,8 +50,8 @@ def row_width(lengths: np.ndarray) -> int:
     longer): :data:`NARROW`, or the longest window rounded up to :data:`WIDTH_STEP`; where all windows fit
     one such row (a request to ``serve``), just their total rounded up to 8, so that one short sentence is
     not run as a row of 64."""
-    total = int(lengths.sum())
-    return -(-total // SMALL_STEP) * SMALL_STEP if total <= _widest(lengths) else _widest(lengths)
+    total, widest = int(lengths.sum()), _widest(lengths)
+    return -(-total // SMALL_STEP) * SMALL_STEP if total <= widest else widest
 
 
 def fill_rows(lengths: np.ndarray, width: int) -> list[list[int]]:

@@ -122,7 +122,7 @@ def _packed_runner(model, forward, device: str, autocast):
         if additive:  # eager attention adds its mask to the scores, in the weights' dtype (without autocast)
             mask = additive_mask(mask, weights)
         # the model computes the selected positions alone where that is less work than all of them
-        inside = selects and select is not None and len(rounded_up(select[0])) < input_ids.size
+        inside = selects and select is not None and rounded_size(len(select[0])) < input_ids.size
         where = None if select is None else tuple(
             torch.from_numpy(rounded_up(index) if inside else index).to(device) for index in select)
         with torch.inference_mode(), autocast():
@@ -147,8 +147,12 @@ def rounded_up(index: np.ndarray) -> np.ndarray:
     that the command keeps in the process (cli.main.reuse_freed_memory) fragmented, and `predict`'s
     peak memory grew from 464 to 632 MB on CoNLL-2003 test. A call with fewer positions than the rounded
     selection computes them all instead (a `serve` request of a few short sentences)."""
-    extra = -len(index) % SELECT_STEP
+    extra = rounded_size(len(index)) - len(index)
     return np.concatenate([index, np.repeat(index[-1:], extra)]) if extra and len(index) else index
+
+
+def rounded_size(count: int) -> int:
+    return count + -count % SELECT_STEP
 
 
 # families whose token classifier takes no position ids (RoFormer: rotary positions from the column, and a

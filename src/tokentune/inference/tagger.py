@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -240,19 +241,16 @@ class Tagger:
         packed = getattr(self.runner, "packed", None) if self.packing else None
         if packed is None or len(windows.lo) < 2:  # one window (a serve request): nothing to pack it with
             for chosen in self._batches(windows.hi - windows.lo):
-                probs = self.runner(*self.encoder.inputs(pieces, windows, chosen))
-                self._store(pieces, windows, chosen, probs, result)
+                inputs = self.encoder.inputs(pieces, windows, chosen)
+                self._store(pieces, windows, chosen, partial(self.runner, *inputs), result)
             return result, offsets
+        # with the first piece of each word read, a runner that takes select= is asked for those alone
+        selecting = self.aggregation == "first" and getattr(packed, "selects", False)
         for batch in plan_batches(self.encoder.input_lengths(windows), self.batch_size):
             inputs = pack_inputs(*self.encoder.inputs(pieces, windows, batch.chosen), batch,
                                  pad_id=self.encoder.pad_id, first_position=self.runner.first_position)
-            if self.aggregation != "first" or not getattr(packed, "selects", False):
-                self._store(pieces, windows, batch.chosen, packed(*inputs), result, batch.row, batch.start)
-                continue
-            rows, cols, piece, first = owned_positions(pieces, windows, batch.chosen, batch.row, batch.start,
-                                                       self.encoder.first_column())
-            if first.any():  # the model is asked for each word's first piece only
-                result[pieces.word[piece[first]]] = packed(*inputs, select=(rows[first], cols[first]))
+            self._store(pieces, windows, batch.chosen, partial(packed, *inputs), result, batch.row, batch.start,
+                        selecting=selecting)
         return result, offsets
 
     def _batches(self, lengths: np.ndarray, max_padding: float = 0.1) -> list[np.ndarray]:
@@ -272,14 +270,21 @@ class Tagger:
             batches.append(order[begin:])
         return batches
 
-    def _store(self, pieces: Pieces, windows: Windows, chosen: np.ndarray, probs: np.ndarray,
-               target: np.ndarray, row: np.ndarray | None = None, start: np.ndarray | None = None) -> None:
-        """Copy the owned words' probabilities of one batch into the flat array, aggregating pieces.
-        ``row`` and ``start``: where each chosen window is in ``probs`` (packed rows; default: window i
-        is row i from column 0)."""
+    def _store(self, pieces: Pieces, windows: Windows, chosen: np.ndarray, run: Callable[..., np.ndarray],
+               target: np.ndarray, row: np.ndarray | None = None, start: np.ndarray | None = None, *,
+               selecting: bool = False) -> None:
+        """Run one batch (``run()``: its probabilities) and copy the owned words' into the flat array,
+        aggregating pieces; ``selecting``: ``run(select=(rows, columns))`` gives each word's first piece
+        alone. ``row`` and ``start``: where each chosen window is in the batch (packed rows; default:
+        window i is row i from column 0)."""
         rows, cols, piece, first = owned_positions(pieces, windows, chosen, row, start, self.encoder.first_column())
-        if len(piece):
-            target[pieces.word[piece[first]]] = word_values(probs[rows, cols], first, self.aggregation)
+        if not len(piece):
+            return
+        words = pieces.word[piece[first]]
+        if selecting:
+            target[words] = run(select=(rows[first], cols[first]))
+        else:
+            target[words] = word_values(run()[rows, cols], first, self.aggregation)
 
     def word_probabilities(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """``[words, labels]`` probabilities for each sentence, windows merged."""
