@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tokentune.inference import Tagger
-from tokentune.inference.bert import load_light_bert
+from tokentune.inference.bert import load_light_bert, residual_sum
 from tokentune.inference.packed import pack_inputs, plan_batches
 from tokentune.modeling import load_for_prediction
 
@@ -60,6 +60,31 @@ def test_logits_equal_transformers(tmp_path, tiny_base_model, dtype):
     tolerance = 1e-5 if dtype is None else 2e-2
     torch.testing.assert_close(a[real].float(), b[real].float(), atol=tolerance, rtol=tolerance)
     assert config.id2label[1] == "B-PER" and config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["fp32", "bf16"])
+def test_inference_reuses_memory_and_computes_the_same(tmp_path, tiny_base_model, dtype):
+    """Under inference_mode the residual sums and GELU write into their inputs; with autograd recording they
+    make new tensors (a trainable copy must keep what the backward reads): the logits are equal to the bit."""
+    ours, _ = load_light_bert(_save_classifier(tmp_path / "model", tiny_base_model))
+    ids, mask = _batch()
+    with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with torch.inference_mode():
+            in_place = ours(input_ids=ids, attention_mask=mask).logits
+        for weight in ours.parameters():
+            weight.requires_grad_(True)
+        recorded = ours(input_ids=ids, attention_mask=mask).logits
+    assert torch.equal(in_place, recorded.detach())
+    recorded.float().sum().backward()  # nothing the backward reads was overwritten
+    assert all(weight.grad is not None for weight in ours.parameters())
+
+
+def test_the_residual_stream_keeps_its_dtype_when_summed_in_place():
+    """Under bf16 autocast a product is bf16 and the stream fp32: the sum in place stays fp32, as ``+`` promotes."""
+    stream, product = torch.randn(4, 8), torch.randn(4, 8).bfloat16()
+    with torch.inference_mode():
+        summed = residual_sum(product, stream.clone())
+    assert summed.dtype == torch.float32 and torch.equal(summed, product + stream)
 
 
 def test_packed_rows_equal_transformers(tmp_path, tiny_base_model):

@@ -147,9 +147,25 @@ def _module(torch):
             context = context.transpose(1, 2).reshape(batch, length, size)
             if select is not None:  # past attention each position is on its own: only the selected go on
                 context, hidden = context[select], hidden[select]
-            attended = self._norm(self._linear(context, prefix + "attention.output.dense") + hidden,
+            attended = self._norm(residual_sum(self._linear(context, prefix + "attention.output.dense"), hidden),
                                   prefix + "attention.output.LayerNorm")
-            inner = F.gelu(self._linear(attended, prefix + "intermediate.dense"))
-            return self._norm(self._linear(inner, prefix + "output.dense") + attended, prefix + "output.LayerNorm")
+            inner = gelu(self._linear(attended, prefix + "intermediate.dense"))
+            return self._norm(residual_sum(self._linear(inner, prefix + "output.dense"), attended), prefix + "output.LayerNorm")
 
     return LightBertForTokenClassification
+
+
+# Outside autograd (the runners' inference_mode) the residual sums and GELU write into a tensor that is not read
+# again instead of a new one: a Python process that returns freed memory to the system (any but the CLI's,
+# cli/main.py's reuse_freed_memory) faults in a new buffer of positions x 1536 or x 384 for each.
+def residual_sum(product, stream):
+    """``product + stream``, in the stream's dtype (fp32 under bf16 autocast, as the sum promotes)."""
+    import torch
+
+    return product + stream if torch.is_grad_enabled() else stream.add_(product)
+
+
+def gelu(inner):
+    import torch
+
+    return torch.nn.functional.gelu(inner) if torch.is_grad_enabled() else torch.ops.aten.gelu_(inner)
