@@ -1,7 +1,7 @@
 """Training steps with freed memory returned to the kernel (glibc's default) against kept for reuse.
 
-``tokentune`` (the command) raises glibc's mmap and trim thresholds at start-up (``cli.main.
-reuse_freed_memory``). By default glibc maps every block above 32 MB fresh and unmaps it on free, so the
+``tokentune`` (the command) raises glibc's mmap and trim thresholds at start-up (``tokentune.
+memory.reuse_freed_memory``). By default glibc maps every block above 32 MB fresh and unmaps it on free, so the
 word-embedding gradient of each step (30,522 x 384 floats, 47 MB) is faulted in page by page again. This
 bench runs training steps of the embedded MiniLM as the Trainer runs them (bench/dropout_speed.py's step,
 fast dropout, bf16 autocast where ``precision auto`` picks it) in one process, switching the thresholds
@@ -17,7 +17,7 @@ import statistics
 from functools import partial
 
 from dropout_speed import alternating_rounds, train_step
-from tokentune.cli.main import malloc_thresholds
+from tokentune.memory import malloc_thresholds
 
 MODES = {"kernel": (32 << 20, 64 << 20), "kept": (256 << 20, 256 << 20)}
 

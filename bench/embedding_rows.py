@@ -40,7 +40,7 @@ def main() -> None:
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from tokentune.cli.main import reuse_freed_memory
+    from tokentune.memory import reuse_freed_memory
     from tokentune.quiet import quiet_transformers
     from tokentune.training.dropout import CpuDropout
     from tokentune.training.hardware import cpu_bf16_pays

@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from ..memory import reuse_freed_memory
+
 # command -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("tokentune.cli.train", "fine-tune a model on labelled data"),
@@ -57,38 +59,6 @@ def passive_openmp_threads() -> None:
     import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-# glibc's mallopt parameters (malloc.h)
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-
-
-def reuse_freed_memory() -> bool:
-    """Keep freed memory in the process for the next allocation of its size, instead of mapping fresh pages.
-
-    glibc hands blocks above its mmap threshold (at most 32 MB by default) to the kernel on free, so each
-    training step faults in fresh zeroed pages for the word-embedding gradient (30,522 x 384 floats, 47 MB,
-    allocated and freed every step): bench/allocator_speed.py measured the embedded MiniLM's step 3-9%
-    faster with the blocks kept. It changes no result, only where memory comes from. A process-wide
-    setting, so the command sets it, not the library (docs/benchmarks.md says how to, for API users).
-    256 MB: above the largest block a step frees (the 47 MB gradient, or a larger model's), and a bound
-    on the free memory the process keeps. Returns whether the C library took it.
-    """
-    return malloc_thresholds(256 << 20, 256 << 20)
-
-
-def malloc_thresholds(mmap_bytes: int, trim_bytes: int) -> bool:
-    """Set glibc's mmap and trim thresholds (mallopt); False where the C library has no such setting
-    (not Linux, or musl, whose mallopt is a no-op returning 0)."""
-    import ctypes
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None)  # the process's own symbols: the C library it runs on
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_bytes)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim_bytes))
-    except (OSError, AttributeError):  # no mallopt in this C library
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -156,8 +156,8 @@ def _module(torch):
 
 
 # Outside autograd (the runners' inference_mode) the residual sums and GELU write into a tensor that is not read
-# again instead of a new one: a Python process that returns freed memory to the system (any but the CLI's,
-# cli/main.py's reuse_freed_memory) faults in a new buffer of positions x 1536 or x 384 for each.
+# again instead of a new one: a Python process that returns freed memory to the system (any but those tokentune
+# runs for a job, memory.py) faults in a new buffer of positions x 1536 or x 384 for each.
 def residual_sum(product, stream):
     """``product + stream``, in the stream's dtype (fp32 under bf16 autocast, as the sum promotes)."""
     import torch

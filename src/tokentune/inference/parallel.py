@@ -218,10 +218,14 @@ def rebuild_error(error_type: type, message: str) -> TokentuneError:
 
 
 def _start_worker(settings: dict, threads: int, ready) -> None:
-    """Worker set-up: Ctrl-C is the caller's to handle; its thread share; libraries kept quiet."""
+    """Worker set-up: Ctrl-C is the caller's to handle; freed memory kept, as the command keeps it; its
+    thread share; libraries kept quiet."""
     import signal
 
+    from ..memory import reuse_freed_memory
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reuse_freed_memory()  # a process of the command's own (memory.py)
     settings = dict(settings)
     if settings.get("backend") == "onnx":
         settings["threads"] = threads

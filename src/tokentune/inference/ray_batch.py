@@ -298,6 +298,9 @@ class TaggerActor:
             raise RemoteError(type(err), str(err)) from None
 
     def _load(self):
+        from ..memory import reuse_freed_memory
+
+        reuse_freed_memory()  # the actor's process is tokentune's own for the job (memory.py)
         settings = dict(self.settings)
         if settings.get("backend") == "onnx":
             settings["threads"] = self.threads

@@ -144,7 +144,7 @@ SELECT_STEP = 256  # selected positions, rounded up to a multiple of this (the l
 def rounded_up(index: np.ndarray) -> np.ndarray:
     """``index`` with its last entry repeated up to a multiple of :data:`SELECT_STEP`: the last layer's
     tensors then come in few sizes, which glibc's heap reuses; with a new size each batch the freed blocks
-    that the command keeps in the process (cli.main.reuse_freed_memory) fragmented, and `predict`'s
+    that the command keeps in the process (memory.reuse_freed_memory) fragmented, and `predict`'s
     peak memory grew from 464 to 632 MB on CoNLL-2003 test. A call with fewer positions than the rounded
     selection computes them all instead (a `serve` request of a few short sentences)."""
     extra = rounded_size(len(index)) - len(index)

@@ -1,0 +1,63 @@
+"""Freed memory kept in the process (memory.py): what the setting does, and the processes that make it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tokentune import memory
+from tokentune.inference import parallel, ray_batch
+
+# a child allocates, touches and frees a 96 MB block (above glibc's largest default mmap threshold, 32 MB), then
+# does it again; it prints the page faults of the second round
+ROUNDS = """
+import resource, sys
+from tokentune.memory import reuse_freed_memory
+if sys.argv[1] == "kept":
+    assert reuse_freed_memory()
+import numpy as np
+np.ones(96 << 18, dtype=np.float32)  # 96 MB, freed at once
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+np.ones(96 << 18, dtype=np.float32)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _second_round_faults(mode: str) -> int:
+    done = subprocess.run([sys.executable, "-c", ROUNDS, mode], capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+def test_a_freed_block_is_reused_instead_of_faulted_in_again():
+    afresh = _second_round_faults("default")
+    assert afresh >= (96 << 20) // (2 << 20)  # mapped afresh: a fault a page at least, even with 2 MB huge pages
+    assert _second_round_faults("kept") <= afresh // 4  # the same heap memory again
+
+
+def _recorder(monkeypatch) -> list:
+    calls = []
+    monkeypatch.setattr(memory, "reuse_freed_memory", lambda: calls.append("kept") or True)
+    return calls
+
+
+def test_predict_workers_keep_freed_memory(monkeypatch):
+    """A ``predict --workers`` process is the command's own: it keeps freed memory as the command does."""
+    import signal
+
+    import torch
+
+    calls = _recorder(monkeypatch)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # the worker ignores Ctrl-C; this process must not
+    monkeypatch.setattr(parallel, "_STATE", {})
+    parallel._start_worker({"backend": "torch"}, torch.get_num_threads(), ready=None)
+    assert calls == ["kept"]
+
+
+def test_ray_actors_keep_freed_memory(monkeypatch):
+    calls = _recorder(monkeypatch)
+    loaded = object()
+    monkeypatch.setattr(ray_batch, "load_tagger", lambda settings: loaded)
+    actor = ray_batch.TaggerActor({"backend": "onnx"}, column="text", kind="text", where="input", threads=1)
+    assert actor._load() is loaded and calls == ["kept"]
