@@ -98,6 +98,13 @@ def test_page_asks_for_the_api_key_and_uses_it(browser, tagger, model_dir):
         assert "401" in browser.evaluate("document.getElementById('status').textContent")
         assert browser.evaluate("document.getElementById('key-row').hidden") is False
         browser.type_into("#api-key", "page-key")
+        tag_button = "JSON.stringify(document.getElementById('tag').getBoundingClientRect())"
+        where = browser.evaluate(tag_button)
+        # a click's mouse-down takes the focus from the key: its change event fetches the model line, whose new
+        # text must not move the button before the mouse-up (the click would be lost, as it was under load)
+        browser.evaluate("document.getElementById('api-key').dispatchEvent(new Event('change'))")
+        assert browser.wait_for("!document.getElementById('model-line').textContent.includes('unavailable')")
+        assert browser.evaluate(tag_button) == where
         browser.click("#tag")
         assert browser.wait_for("document.body.dataset.state === 'done'"), browser.evaluate(  # what the page said
             "document.body.dataset.state + ': ' + document.getElementById('status').textContent")

@@ -46,14 +46,20 @@ function describeModel(info) {
   return parts.join(" · ");
 }
 
+function showModelLine(text) {  // one line on the page (style.css), the whole text on hover
+  const line = $("model-line");
+  line.textContent = text;
+  line.title = text;
+}
+
 async function loadModel() {
   try {
     const info = await getJson("model", { headers: headers() });
     info.entity_types.forEach(colourOf);
-    $("model-line").textContent = describeModel(info);
+    showModelLine(describeModel(info));
     renderLegend();
   } catch (err) {
-    $("model-line").textContent = `model information unavailable (${err.message})`;
+    showModelLine(`model information unavailable (${err.message})`);
   }
 }
 
