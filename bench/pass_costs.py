@@ -99,9 +99,10 @@ def passes(model_dir: str, rounds: int) -> None:
     light = Tagger.from_pretrained(model_dir)
     model, _ = load_trained(model_dir)
     model.eval()
-    transformers_tagger = Tagger(torch_runner(model, "cpu", "fp32"), light.tokenizer, light.labels,
-                                 max_length=light.max_length, crf=light.crf, batch_size=light.batch_size,
-                                 word_splitter=light.word_splitter)
+    same = {name: getattr(light, name) for name in (
+        "max_length", "stride", "batch_size", "decoding", "aggregation", "word_splitter", "min_score", "crf", "context",
+        "context_size", "context_marker", "split_sentences", "precision")}  # every setting the light Tagger has
+    transformers_tagger = Tagger(torch_runner(model, "cpu", light.precision), light.tokenizer, light.labels, **same)
     dev = read_corpus(os.path.join(DATA, "dev.txt"))
     print(f"dev: {len(dev)} sentences; {model_dir}\n\n| round | plain-torch BERT (s) | transformers' model (s) | F1 |")
     print("|---|---:|---:|---|")
@@ -118,8 +119,8 @@ def passes(model_dir: str, rounds: int) -> None:
     total = time.perf_counter() - started
     parts = collections.Counter()
     for (_, _, name), (_, _, own, _, _) in pstats.Stats(profile).stats.items():
-        parts[next((part for key, part in PARTS.items()
-                    if name in (f"<built-in method torch._C._nn.{key}>", f"<built-in method torch.{key}>")), "the rest")] += own
+        parts[next((part for key, part in PARTS.items() if name.startswith("<built-in method torch.")
+                    and name.rstrip(">_").rsplit(".", 1)[-1] == key), "the rest")] += own  # gelu_: the in-place GELU
     print(f"\nOne plain-torch pass under cProfile: {total:.2f} s\n\n| part | seconds | share |\n|---|---:|---:|")
     for part in [*PARTS.values(), "the rest"]:
         print(f"| {part} | {parts[part]:.2f} | {parts[part] / total:.0%} |")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tokentune.inference import Tagger
-from tokentune.inference.bert import load_light_bert, residual_sum
+from tokentune.inference.bert import gelu, load_light_bert, residual_sum
 from tokentune.inference.packed import pack_inputs, plan_batches
 from tokentune.modeling import load_for_prediction
 
@@ -80,11 +80,16 @@ def test_inference_reuses_memory_and_computes_the_same(tmp_path, tiny_base_model
 
 
 def test_the_residual_stream_keeps_its_dtype_when_summed_in_place():
-    """Under bf16 autocast a product is bf16 and the stream fp32: the sum in place stays fp32, as ``+`` promotes."""
+    """Under inference_mode the sum and GELU write into their inputs; under bf16 autocast a product is bf16 and
+    the stream fp32: the sum in place stays fp32, as ``+`` promotes."""
     stream, product = torch.randn(4, 8), torch.randn(4, 8).bfloat16()
     with torch.inference_mode():
-        summed = residual_sum(product, stream.clone())
+        kept = stream.clone()
+        summed = residual_sum(product, kept)
+        inner = torch.randn(4, 8)
+        assert summed is kept and gelu(inner) is inner  # written in place: no new buffer
     assert summed.dtype == torch.float32 and torch.equal(summed, product + stream)
+    assert residual_sum(product, stream) is not stream and gelu(inner) is not inner  # autograd on: new tensors
 
 
 def test_packed_rows_equal_transformers(tmp_path, tiny_base_model):

@@ -37,8 +37,12 @@ def test_a_freed_block_is_reused_instead_of_faulted_in_again():
 
 
 def _recorder(monkeypatch) -> list:
+    """The calls of reuse_freed_memory (not made); libraries' verbosity left as it is in this process."""
+    from tokentune import quiet
+
     calls = []
     monkeypatch.setattr(memory, "reuse_freed_memory", lambda: calls.append("kept") or True)
+    monkeypatch.setattr(quiet, "quiet_transformers", lambda **options: None)
     return calls
 
 
@@ -55,9 +59,32 @@ def test_predict_workers_keep_freed_memory(monkeypatch):
     assert calls == ["kept"]
 
 
-def test_ray_actors_keep_freed_memory(monkeypatch):
+def test_ray_actors_keep_freed_memory_but_not_in_the_driver(monkeypatch):
+    """An actor's process is tokentune's own; an actor run inside the driver (older Ray's local mode) is not."""
+    import os
+
     calls = _recorder(monkeypatch)
     loaded = object()
     monkeypatch.setattr(ray_batch, "load_tagger", lambda settings: loaded)
-    actor = ray_batch.TaggerActor({"backend": "onnx"}, column="text", kind="text", where="input", threads=1)
-    assert actor._load() is loaded and calls == ["kept"]
+    options = {"column": "text", "kind": "text", "where": "input", "threads": 1}
+    assert ray_batch.TaggerActor({"backend": "onnx"}, driver=os.getpid() + 1, **options)._load() is loaded
+    assert calls == ["kept"]
+    ray_batch.TaggerActor({"backend": "onnx"}, driver=os.getpid(), **options)._load()
+    assert calls == ["kept"]
+
+
+def test_the_library_and_main_leave_the_callers_process_alone(monkeypatch, tiny_model):
+    """The rule: only processes tokentune runs for a job keep freed memory, never a user's own process:
+    not a Tagger loaded from Python, not main() called from Python; the console script does."""
+    import gc
+
+    from tokentune.cli import main as cli
+    from tokentune.inference import Tagger
+
+    calls = _recorder(monkeypatch)
+    Tagger.from_pretrained(tiny_model.output_dir).predict_text("Alice visited Paris .")
+    assert cli.main(["--version"]) == 0 and calls == []
+    monkeypatch.setattr(cli, "reuse_freed_memory", memory.reuse_freed_memory)  # the recorder, as cli imported it
+    monkeypatch.setattr(cli, "main", lambda argv=None: 0)
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # console_main's last act: not in this test process
+    assert cli.console_main() == 0 and calls == ["kept"]

@@ -65,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import TokentuneError
 
     passive_openmp_threads()
-    reuse_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in COMMANDS:
@@ -104,9 +103,11 @@ def console_main() -> int:
     ``train`` (0.2 s frozen: docs/benchmarks.md, "Whole jobs"). Only reference cycles go unfreed, which
     the process's end frees anyway; exit handlers, finalizers that ``atexit`` runs and the flushing of
     stdout and stderr happen as before, and every output was closed and renamed into place before this.
-    Not done inside :func:`main`, which tests and other Python code call in their own process."""
+    Freed memory is kept in the process (:func:`tokentune.memory.reuse_freed_memory`) here too, not in
+    :func:`main`, which tests and other Python code call in their own process."""
     import gc
 
+    reuse_freed_memory()
     code = main()
     gc.freeze()
     return code

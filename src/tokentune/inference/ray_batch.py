@@ -116,7 +116,8 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
             warnings.simplefilter("ignore", DeprecationWarning)
             predicted = indexed.map_batches(
                 TaggerActor, fn_constructor_kwargs={"settings": settings, "column": column, "kind": kind,
-                                                    "where": where, "threads": max(1, int(num_cpus))},
+                                                    "where": where, "threads": max(1, int(num_cpus)),
+                                                    "driver": os.getpid()},
                 compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus, num_gpus=num_gpus or None,
                 batch_size=rows_per_batch, batch_format="pyarrow", **actor_options(indexed.map_batches),
             )
@@ -285,8 +286,9 @@ class TaggerActor:
     Tagger loads on the first batch, so that a loading error fails that task at once (errors in an
     actor's constructor are retried by Ray Data)."""
 
-    def __init__(self, settings: dict, column: str, kind: str, where: str, threads: int) -> None:
+    def __init__(self, settings: dict, column: str, kind: str, where: str, threads: int, driver: int | None = None) -> None:
         self.settings, self.column, self.kind, self.where, self.threads = settings, column, kind, where, threads
+        self.driver = driver  # the process that called predict_dataset: the user's own
         self.tagger = None
 
     def __call__(self, batch):
@@ -300,7 +302,8 @@ class TaggerActor:
     def _load(self):
         from ..memory import reuse_freed_memory
 
-        reuse_freed_memory()  # the actor's process is tokentune's own for the job (memory.py)
+        if os.getpid() != self.driver:  # an actor's own process, not the driver's (older Ray's local mode)
+            reuse_freed_memory()  # the processes tokentune runs for a job keep freed memory (memory.py)
         settings = dict(self.settings)
         if settings.get("backend") == "onnx":
             settings["threads"] = self.threads
