@@ -34,7 +34,6 @@ removal of overhead can reach it in fp32; only fewer operations or a faster numb
 """
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import subprocess
@@ -43,6 +42,7 @@ import time
 
 import numpy as np
 
+from one_line_parser import OneLineParser
 from small_data_tune import DATA
 
 SEEDS = (42, 1, 2, 3, 4)  # the random batches' draws (Trainer's order is another draw of the same kind)
@@ -228,7 +228,7 @@ def seconds_by_job(parser, items: list[str], flag: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plain", nargs="*", default=[], metavar="JOB=SECONDS",
                         help="the plain engine's measured whole-process seconds per job (bench/whole_job.py)")
     parser.add_argument("--tokentune", nargs="*", default=[], metavar="JOB=SECONDS",

@@ -25,7 +25,6 @@ checks where the measured passes and steps stand against that rate, with four me
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import cProfile
 import glob
@@ -35,9 +34,11 @@ import pstats
 import tempfile
 import time
 
+from flop_ceiling import model_sizes
+from one_line_parser import OneLineParser
 from small_data_tune import DATA
 
-SHAPES = ((2048, 384, 384), (2048, 384, 1536), (2048, 1536, 384))  # rows, inputs, outputs
+ROWS = 2048  # positions through each linear shape of ``products``
 # cProfile's names of the plain-torch pass's operators, and the part each is reported under
 PARTS = {"linear": "linear layers", "gelu": "GELU", "scaled_dot_product_attention": "attention",
          "layer_norm": "layer norms"}
@@ -80,9 +81,10 @@ def products() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print("| rows x in -> out | F.linear | numpy matmul | MKL, weight packed | oneDNN module | packed vs F.linear |")
     print("|---|---:|---:|---:|---:|---:|")
-    for rows, inputs, outputs in SHAPES:
-        rates, difference = shape_rates(rows, inputs, outputs)
-        print(f"| {rows} x {inputs} -> {outputs} | " + " | ".join(f"{rate:.1f}" for rate in rates)
+    _, hidden, inner = model_sizes()  # the embedded encoder's
+    for inputs, outputs in ((hidden, hidden), (hidden, inner), (inner, hidden)):
+        rates, difference = shape_rates(ROWS, inputs, outputs)
+        print(f"| {ROWS} x {inputs} -> {outputs} | " + " | ".join(f"{rate:.1f}" for rate in rates)
               + f" | {difference:.1e} |")
     print("\n(GFLOP/s, best of 20 calls each)")
 
@@ -92,10 +94,9 @@ def passes(model_dir: str, rounds: int) -> None:
     from tokentune.evaluation import evaluate_corpus
     from tokentune.inference import Tagger
     from tokentune.inference.runners import torch_runner
-    from tokentune.modeling import load_for_prediction, load_trained
+    from tokentune.modeling import load_trained
 
-    if not getattr(load_for_prediction(model_dir)[0], "selects_positions", False):
-        raise SystemExit(f"{model_dir} does not load as the plain-torch BERT (inference/bert.py): nothing to compare")
+    light_bert(model_dir)  # refused here if transformers would load it: nothing to compare
     light = Tagger.from_pretrained(model_dir)
     model, _ = load_trained(model_dir)
     model.eval()
@@ -126,34 +127,34 @@ def passes(model_dir: str, rounds: int) -> None:
         print(f"| {part} | {parts[part]:.2f} | {parts[part] / total:.0%} |")
 
 
-def packed_batch(rows: int = 3, width: int = 128, sentences: int = 16, length: int = 21):
-    """Random ids in ``rows`` packed rows, with position ids and the block-diagonal mask of training/packing.py."""
-    import numpy as np
-    import torch
-
-    from tokentune.training.packing import block_diagonal_mask, pack_rows
-
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(1000, 20000, (rows, width), generator=generator)
-    positions = torch.zeros(rows, width, dtype=torch.long)
-    segment = np.full((rows, width), -1)
-    for row, members in enumerate(pack_rows([length] * sentences, width)):
-        for number in range(len(members)):
-            start = number * length
-            positions[row, start:start + length] = torch.arange(length)
-            segment[row, start:start + length] = number
-    return ids, positions, torch.from_numpy(block_diagonal_mask(segment))
-
-
-def steps(model_dir: str, rounds: int) -> None:
-    from transformers import AutoModelForTokenClassification
-
+def light_bert(model_dir: str):
+    """The plain-torch BERT of ``model_dir`` (inference/bert.py), or exit where transformers would load it."""
     from tokentune.inference.bert import load_light_bert
 
     loaded = load_light_bert(model_dir)
     if loaded is None:
         raise SystemExit(f"{model_dir} does not load as the plain-torch BERT (inference/bert.py): nothing to compare")
-    light = loaded[0].train()
+    return loaded[0]
+
+
+def packed_batch(sentences: int = 16, length: int = 21, width: int = 128) -> dict:
+    """``sentences`` random sentences of ``length`` sub-tokens packed into rows of ``width`` by training's own
+    collator (training/packing.py): input ids, position ids and the block-diagonal mask."""
+    import torch
+
+    from tokentune.training.packing import PackingCollator
+
+    generator = torch.Generator().manual_seed(0)
+    features = [{"input_ids": torch.randint(1000, 20000, (length,), generator=generator).tolist(), "labels": [0] * length}
+                for _ in range(sentences)]
+    batch = PackingCollator(pad_token_id=0, pad_to_multiple_of=width)(features)
+    return {name: batch[name] for name in ("input_ids", "position_ids", "attention_mask")}
+
+
+def steps(model_dir: str, rounds: int) -> None:
+    from transformers import AutoModelForTokenClassification
+
+    light = light_bert(model_dir).train()
     for parameter in light.parameters():
         parameter.requires_grad_(True)
     plain = AutoModelForTokenClassification.from_pretrained(model_dir, attn_implementation="sdpa", hidden_dropout_prob=0.0,
@@ -161,10 +162,10 @@ def steps(model_dir: str, rounds: int) -> None:
     # tokentune trains only the word-embedding rows the data uses (training/rows.py): no dense matrix gradient here
     light.weights["bert/embeddings/word_embeddings/weight"].requires_grad_(False)
     plain.get_input_embeddings().weight.requires_grad_(False)
-    ids, positions, mask = packed_batch()
+    inputs = packed_batch()
 
     def step(model) -> None:
-        model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.sum().backward()
+        model(**inputs).logits.sum().backward()
 
     seconds = {"plain-torch BERT": [], "transformers' model": []}
     for model in (light, plain, light, plain):
@@ -175,7 +176,8 @@ def steps(model_dir: str, rounds: int) -> None:
             for _ in range(5):
                 step(model)
             seconds[name].append((time.perf_counter() - started) / 5 * 1000)
-    print(f"forward + backward of {tuple(ids.shape)} packed rows, {rounds} rounds of 5 steps taking turns (ms a step)\n")
+    shape = tuple(inputs["input_ids"].shape)
+    print(f"forward + backward of {shape} packed rows, {rounds} rounds of 5 steps taking turns (ms a step)\n")
     print("| module | median | fastest round |\n|---|---:|---:|")
     for name, times in seconds.items():
         print(f"| {name} | {sorted(times)[len(times) // 2]:.1f} | {min(times):.1f} |")
@@ -237,7 +239,7 @@ def onnx_profile(model_dir: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("products", "passes", "steps", "onnx"))
     parser.add_argument("model", nargs="?", metavar="MODEL_DIR", help="a tokentune model directory (passes, steps, onnx)")
     parser.add_argument("--rounds", type=int, default=3, help="passes, steps: rounds of the two models taking turns (default 3)")
@@ -246,6 +248,10 @@ def main() -> None:
         parser.error(f"{args.what} needs MODEL_DIR, a model directory written by tokentune train")
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, not {args.rounds}")
+    if args.model and not os.path.isfile(os.path.join(args.model, "config.json")):
+        parser.error(f"{args.model} is not a model directory (no config.json there): pass one written by tokentune train")
+    if args.what == "onnx" and not os.path.isfile(os.path.join(args.model, "model.int8.onnx")):
+        parser.error(f"{args.model} has no model.int8.onnx: run `tokentune export {args.model} --quantize int8` first")
     {"products": products, "passes": lambda: passes(args.model, args.rounds), "steps": lambda: steps(args.model, args.rounds),
      "onnx": lambda: onnx_profile(args.model)}[args.what]()
 

@@ -101,6 +101,26 @@ def thread_share(workers: int, threads: int | None = None) -> int:
     return threads if threads is not None else max(1, physical_cores() // workers)
 
 
+def prepare_worker(settings: dict, threads: int, *, own_process: bool = True) -> dict:
+    """Set-up of a process that predicts for a job (a ``--workers`` process, a Ray actor): freed memory
+    kept as the command keeps it (memory.py; ``own_process=False``: this is the user's process, left
+    alone), its thread share, libraries kept quiet. Returns the Tagger settings with that share."""
+    from ..memory import reuse_freed_memory
+    from ..quiet import quiet_transformers
+
+    if own_process:
+        reuse_freed_memory()
+    settings = dict(settings)
+    if settings.get("backend") == "onnx":
+        settings["threads"] = threads
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+    quiet_transformers(progress_bars=False)  # without importing it (quiet.py)
+    return settings
+
+
 def load_tagger(settings: dict):
     """A Tagger from keyword settings: ``model_dir`` plus :meth:`Tagger.from_pretrained`'s options."""
     from .tagger import Tagger
@@ -218,25 +238,11 @@ def rebuild_error(error_type: type, message: str) -> TokentuneError:
 
 
 def _start_worker(settings: dict, threads: int, ready) -> None:
-    """Worker set-up: Ctrl-C is the caller's to handle; freed memory kept, as the command keeps it; its
-    thread share; libraries kept quiet."""
+    """Worker set-up: Ctrl-C is the caller's to handle; then :func:`prepare_worker`."""
     import signal
 
-    from ..memory import reuse_freed_memory
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    reuse_freed_memory()  # a process of the command's own (memory.py)
-    settings = dict(settings)
-    if settings.get("backend") == "onnx":
-        settings["threads"] = threads
-    else:
-        import torch
-
-        torch.set_num_threads(threads)
-    from ..quiet import quiet_transformers
-
-    quiet_transformers(progress_bars=False)  # without importing it (quiet.py)
-    _STATE.update(settings=settings, ready=ready)
+    _STATE.update(settings=prepare_worker(settings, threads), ready=ready)
 
 
 def _tagger():

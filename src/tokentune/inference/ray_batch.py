@@ -24,7 +24,7 @@ from typing import IO
 
 from ..data.inputs import guess_format
 from ..errors import ConfigError, DataError, TokentuneError
-from .parallel import load_tagger
+from .parallel import load_tagger, prepare_worker
 from .ray_results import WORDS, RemoteError, user_errors, write_predictions
 
 ROW = "__tokentune_row"  # the input position, added to sort by and dropped
@@ -300,21 +300,8 @@ class TaggerActor:
             raise RemoteError(type(err), str(err)) from None
 
     def _load(self):
-        from ..memory import reuse_freed_memory
-
-        if os.getpid() != self.driver:  # an actor's own process, not the driver's (older Ray's local mode)
-            reuse_freed_memory()  # the processes tokentune runs for a job keep freed memory (memory.py)
-        settings = dict(self.settings)
-        if settings.get("backend") == "onnx":
-            settings["threads"] = self.threads
-        else:
-            import torch
-
-            torch.set_num_threads(self.threads)
-        from ..quiet import quiet_transformers
-
-        quiet_transformers(progress_bars=False)  # without importing it (quiet.py)
-        return load_tagger(settings)
+        # an actor runs in a process of its own, except in the driver's (older Ray's local mode)
+        return load_tagger(prepare_worker(self.settings, self.threads, own_process=os.getpid() != self.driver))
 
     def _values(self, batch) -> list:
         values = batch.column(self.column).to_pylist()
