@@ -85,3 +85,72 @@ def test_cli_output_problems_are_one_line(tiny_model, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("tokentune predict: error: cannot write") and str(output) in err
     assert _listing(tmp_path) == {"dir.jsonl", "blocker"}
+
+
+# the command as installed: console_main, whose SIGTERM handler this test is about
+COMMAND = "import sys; from tokentune.cli.main import console_main; sys.exit(console_main())"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_while_predicting_leaves_no_output_and_no_temporary(tiny_model, tmp_path, workers):
+    """kill / timeout / a scheduler's SIGTERM stops predict as Ctrl-C does (exit 143, one line), and its
+    half-written output goes with it: no file under the output's name, no hidden temporary."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out" / "tags.jsonl"
+    process = subprocess.Popen([sys.executable, "-c", COMMAND, "predict", tiny_model.output_dir, "--output", str(out),
+                                "--workers", workers, "--quiet"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdin.write("Alice met Bob in Paris.\n" * 50)
+    process.stdin.flush()  # and kept open: predict waits for more input with its output begun
+    deadline = time.monotonic() + 240
+    while not (out.parent.exists() and os.listdir(out.parent)):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert err == "tokentune predict: terminated\n"
+    assert os.listdir(out.parent) == []
+
+
+def test_a_pipe_a_device_and_a_link_are_written_where_they_point(tiny_model, tmp_path):
+    """A named pipe is streamed into (a rename would replace it with a file the reader never sees),
+    /dev/null stays a device, and a symbolic link stays a link to the file that gets the output."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(open(fifo).read()))
+    reader.start()
+    assert main(["predict", tiny_model.output_dir, "Alice met Bob", "--output", str(fifo), "--quiet"]) == 0
+    reader.join(timeout=60)
+    assert received and received[0].startswith('{"text": "Alice met Bob"')
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+    assert main(["predict", tiny_model.output_dir, "Alice met Bob", "--output", os.devnull, "--quiet"]) == 0
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+    target, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    assert main(["predict", tiny_model.output_dir, "Alice met Bob", "--output", str(link), "--quiet"]) == 0
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text().startswith('{"text": "Alice met Bob"')
+    assert sorted(os.listdir(tmp_path)) == ["fifo", "link.jsonl", "real.jsonl"]
+
+
+def test_a_write_error_on_a_device_is_one_line(tiny_model, capsys):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    assert main(["predict", tiny_model.output_dir, "Alice met Bob", "--output", "/dev/full", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == "tokentune predict: error: cannot write /dev/full: No space left on device. Fix: choose another " \
+                  "output path, or free space / fix the permissions there\n"
+    import stat
+
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)

@@ -151,6 +151,9 @@ def test_user_errors_exit_2(model_dir, capsys, tmp_path):
     bad.write_text('{"text": "ok"}\n{"text": \n', encoding="utf-8")
     code, out, err = _run(capsys, model_dir, "-i", str(bad), "-o", str(tmp_path / "o.jsonl"))
     assert code == 2 and f"{bad}:2: not valid JSON" in err
+    bad.write_text('{"text": "ok"}\n{"text": "abc\n', encoding="utf-8")
+    code, _, err = _run(capsys, model_dir, "-i", str(bad))
+    assert code == 2 and f"{bad}:2: not valid JSON (Unterminated string starting at column 10)" in err
     assert not (tmp_path / "o.jsonl").exists() and not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
     bad.write_text('{"id": 1}\n', encoding="utf-8")
     code, _, err = _run(capsys, model_dir, "-i", str(bad))
@@ -167,6 +170,20 @@ def test_user_errors_exit_2(model_dir, capsys, tmp_path):
     assert code == 2 and "--backend onnx" in err
     code, _, err = _run(capsys, model_dir, "x", "--backend", "onnx")
     assert code == 2 and "tokentune export" in err
+
+
+def test_parquet_without_ray_is_refused_before_the_model_loads(model_dir, capsys, tmp_path):
+    """Not a Parquet file read as text that is not UTF-8, nor JSON lines written under a .parquet name."""
+    texts = tmp_path / "in.txt"
+    texts.write_text("Alice met Bob\n", encoding="utf-8")
+    (tmp_path / "in.parquet").write_bytes(b"PAR1 not really")
+    for argv, flag in ((["-i", str(tmp_path / "in.parquet")], "--input"),
+                       (["-i", str(texts), "-o", str(tmp_path / "out.PARQUET")], "--output")):
+        code, out, err = _run(capsys, model_dir, *argv)
+        assert code == 2 and out == ""
+        assert err.startswith(f"tokentune predict: error: {flag} ") and "is Parquet, which predict reads and writes with " \
+            "--ray only. Fix: add --ray auto" in err and err.count("\n") == 1
+    assert sorted(os.listdir(tmp_path)) == ["in.parquet", "in.txt"]
 
 
 def test_onnx_backend_is_chosen_for_an_exported_directory(model_dir, capsys, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,8 +92,72 @@ def test_resume_with_other_settings_is_refused(tiny_data, tiny_base_model, tmp_p
     from tokentune.config import TrainConfig
 
     (staging / "tokentune_config.json").write_text(json.dumps(TrainConfig(**saved).to_dict()))
-    with pytest.raises(ConfigError, match=r"started with other settings: learning_rate 0.001 \(now 0.005\).*drop --resume"):
+    with pytest.raises(ConfigError, match=r"started with other settings: learning_rate 0.001 \(now 0.005\).*or train from "
+                                          r"the start: --overwrite in place of --resume"):
         train(**{**saved, "learning_rate": 5e-3, "resume": True, "quiet": True})
+
+
+def _fake_checkpoint(staging, step=5):
+    folder = staging / "checkpoints" / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    for name in ("model.safetensors", "optimizer.pt", "scheduler.pt"):
+        (folder / name).write_text("x")
+    (folder / "trainer_state.json").write_text('{"epoch": 0.5}')
+    return folder
+
+
+def test_a_rerun_without_resume_keeps_an_interrupted_run_it_could_continue(tiny_data, tiny_base_model, tmp_path):
+    """The same command repeated without --resume is refused before it reads anything; --overwrite starts
+    again (deleting the interrupted run), as the refusal says."""
+    from tokentune.training import train
+
+    checkpoint = _fake_checkpoint(tmp_path / ".o.partial")
+    settings = dict(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "o"), epochs=1, batch_size=16,
+                    max_train_samples=32, quiet=True)
+    with pytest.raises(ConfigError, match=r"\.o\.partial holds an interrupted run that can be continued \(checkpoint-5\)\. "
+                                          r"Fix: add --resume to continue it, or --overwrite to delete it"):
+        train(**settings)
+    assert (checkpoint / "optimizer.pt").exists(), "the interrupted run is untouched"
+    result = train(**settings, overwrite=True)
+    assert (tmp_path / "o" / "model.safetensors").exists() and not checkpoint.exists()
+    assert any("left by an interrupted run" in note for note in result.notes)
+
+
+# the command as installed (console_main: SIGTERM handled), its training steps slowed as in SLOW_TRAIN
+SLOW_COMMAND = """
+import sys, time
+from transformers import Trainer
+step, delay = Trainer.training_step, float(sys.argv.pop(1))
+def slow_step(self, *args, **kwargs):
+    time.sleep(delay)
+    return step(self, *args, **kwargs)
+Trainer.training_step = slow_step
+from tokentune.cli.main import console_main
+sys.exit(console_main())
+"""
+
+
+def test_a_terminated_run_says_how_to_resume(tiny_data, tiny_base_model, tmp_path, capsys):
+    """SIGTERM (kill, timeout, a scheduler) stops train as Ctrl-C does: exit 143, the checkpoint kept and
+    the way to continue said; repeating the command without --resume is refused and deletes nothing."""
+    argv = _argv(tiny_data, tiny_base_model, tmp_path / "run")
+    staging = tmp_path / ".run.partial"
+    process = subprocess.Popen([sys.executable, "-c", SLOW_COMMAND, "0.25", *argv], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(staging / "checkpoints" / "checkpoint-5" / "trainer_state.json", process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=240)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert re.search(r"tokentune train: terminated; checkpoint-\d+ is kept in \S*\.run\.partial: run the same command "
+                     r"with --resume to continue from it", err), err
+    kept = sorted(os.listdir(staging / "checkpoints"))
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "holds an interrupted run that can be continued" in capsys.readouterr().err
+    assert sorted(os.listdir(staging / "checkpoints")) == kept
 
 
 def test_resume_without_a_checkpoint_starts_over(tiny_data, tiny_base_model, tmp_path):

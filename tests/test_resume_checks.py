@@ -49,7 +49,8 @@ def test_truncated_torch_state(tmp_path, name, monkeypatch):
     monkeypatch.setattr(torch, "load", no_unpickling)
     monkeypatch.setattr(pickle, "load", no_unpickling)
     with pytest.raises(ModelError, match=rf"--resume: checkpoint .*checkpoint-10 is damaged: {name} is truncated or "
-                                         rf"not a torch file .*Fix: delete .*checkpoint-10 .*or drop --resume"):
+                                         rf"not a torch file .*Fix: delete .*checkpoint-10 .*or train from the start: "
+                                         rf"--overwrite in place of --resume"):
         trained_epochs(str(path))
 
 
@@ -98,7 +99,8 @@ def test_unreadable_state_in_an_older_checkpoint_is_damage(tmp_path):
     (older / "trainer_state.json").write_text("\x00\x00garbage")
     newest = _checkpoint(tmp_path, 10)
     (newest / "trainer_state.json").unlink()  # killed before the state was written
-    with pytest.raises(ModelError, match=r"checkpoint-5 is damaged: trainer_state.json .*drop --resume"):
+    with pytest.raises(ModelError, match=r"checkpoint-5 is damaged: trainer_state.json .*train from the start: "
+                                         r"--overwrite in place"):
         last_checkpoint(str(tmp_path))
 
 

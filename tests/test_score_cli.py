@@ -71,9 +71,20 @@ def test_text_report(tmp_path, capsys):
 def test_json_equals_the_library(tmp_path, capsys):
     path = write(tmp_path / "out.txt", CONLLEVAL)
     assert run_json(capsys, path) == score_tags(GOLD, PRED)
-    strict = run_json(capsys, path, "--mode", "strict", "--scheme", "IOB2")
+    assert main(["score", path, "--mode", "strict", "--scheme", "IOB2", "--json"]) == 0
+    captured = capsys.readouterr()
+    strict = json.loads(captured.out)
+    # the two predicted chunks that start with I- break IOB2: not counted, and said (with the counts)
+    assert strict.pop("not_counted") == {"gold": 0, "predicted": 2}
+    assert captured.err == ("tokentune score: note: --mode strict --scheme IOB2 did not count 0 of 5 gold and 2 of 5 "
+                            "predicted entities (as the default mode reads them): their tags do not follow IOB2. If a "
+                            "column is in another scheme (CoNLL-2003's is IOB1), score in the default mode (leave "
+                            "--mode strict out), or convert that column to IOB2 first\n")
     assert strict == score_tags(GOLD, PRED, mode="strict", scheme="IOB2")
     assert strict["counts"] == {"gold": 5, "predicted": 3, "correct": 3} and strict["mode"] == "strict"
+    strict_and_valid = write(tmp_path / "valid.txt", columns(CONLLEVAL, (0, 2, 2)))
+    assert main(["score", strict_and_valid, "--mode", "strict", "--scheme", "IOB2", "--json"]) == 0
+    assert capsys.readouterr().err == "", "nothing dropped: nothing said"
 
 
 def test_chosen_columns_comments_docstart_crlf_and_gzip(tmp_path, capsys):

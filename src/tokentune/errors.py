@@ -64,3 +64,9 @@ class OutputError(TokentuneError):
         self.path = path
         super().__init__(f"cannot write {path}: {problem}",
                          fix=fix or "choose another output path, or free space / fix the permissions there")
+
+
+class Interrupted(KeyboardInterrupt):
+    """An interrupted command (Ctrl-C, or SIGTERM in the ``tokentune`` command) with what it left to use:
+    e.g. the checkpoint a ``train`` run continues from with ``--resume``. Still a KeyboardInterrupt, so
+    every ``except KeyboardInterrupt`` and clean-up treats it as one."""

@@ -1,6 +1,8 @@
 """Atomic output, the one implementation: every file or directory tokentune writes goes to a temporary
 sibling first and is renamed over its final name when complete, so nothing is left half-written
-looking done, and a failure removes the temporary (no stray ``.NAME.*.tmp`` files)."""
+looking done, and a failure removes the temporary (no stray ``.NAME.*.tmp`` files). A symbolic link
+keeps its place (the file it names is replaced); a named pipe or a device (``/dev/null``) is written
+directly, as a stream has no complete state to rename into place."""
 from __future__ import annotations
 
 import json
@@ -50,6 +52,12 @@ def temporary_sibling(path: str | os.PathLike, mode: str, **open_options) -> Ite
     path = os.fspath(path)
     if os.path.isdir(path):
         raise OutputError(path, "it is a directory", fix="give a file name, or remove the directory")
+    if _is_special(path):  # a pipe or device is written as it is: a rename would replace it with a file
+        with writing(path), open(path, mode, **open_options) as handle:
+            yield handle
+        return
+    # a link keeps pointing where it did: the file it names is the one replaced
+    path = os.path.realpath(path) if os.path.islink(path) else path
     directory = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
@@ -68,6 +76,16 @@ def temporary_sibling(path: str | os.PathLike, mode: str, **open_options) -> Ite
         if isinstance(err, OSError):
             raise OutputError(path, describe_os_error(err)) from None
         raise
+
+
+def _is_special(path: str) -> bool:
+    """An existing FIFO, device or socket (``/dev/null``, ``/dev/stdout``, a named pipe), links followed."""
+    import stat
+
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # missing (or a dangling link): a new file
+        return False
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -83,15 +83,35 @@ def main(argv: list[str] | None = None) -> int:
     except TokentuneError as err:
         print(f"tokentune {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"tokentune {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        left = f"; {stop}" if str(stop) else ""  # e.g. train's checkpoint for --resume (errors.Interrupted)
+        signalled = _TERMINATED[0]
+        print(f"tokentune {args.command}: {'terminated' if signalled else 'interrupted'}{left}", file=sys.stderr)
+        return 128 + (signalled or 2)
     except BrokenPipeError:  # e.g. `tokentune predict ... | head`: the reader left, not an error
         import os
 
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+_TERMINATED = [0]  # the signal number that stopped the command, when a handler below stopped it
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (``kill``, ``timeout``, a job scheduler) stops the command the way Ctrl-C does: the
+    partial outputs are removed and train keeps its checkpoint, then exit 143. Python's default is to
+    die at once, leaving temporary files behind. A second SIGTERM kills at once, as before."""
+    import signal
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _TERMINATED[0] = signum
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # never over a handler someone chose
+        signal.signal(signal.SIGTERM, stop)
 
 
 def console_main() -> int:
@@ -108,6 +128,7 @@ def console_main() -> int:
     import gc
 
     reuse_freed_memory()
+    _interrupt_on_sigterm()
     code = main()
     gc.freeze()
     return code

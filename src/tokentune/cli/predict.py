@@ -168,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
                           fix="pass the texts as arguments, or put them in the --input file, not both")
     check_document_key(args.document_key)
     if args.ray is None:  # (Ray reads Parquet and folders too: it checks the input itself)
+        _refuse_parquet(args)
         check_readable(args.input)  # say so before loading the model
     if args.output is not None:  # an existing file is replaced, never the input or the model read
         check_output(args.output, overwrite=True, inputs=(args.input, args.model_dir), what="--output file")
@@ -266,6 +267,18 @@ def _quiet_ray(quiet: bool) -> None:
     DataContext.get_current().enable_progress_bars = not quiet and sys.stderr.isatty()
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _refuse_parquet(args: argparse.Namespace) -> None:
+    """Parquet goes through Ray Data: said plainly, rather than a Parquet input read as text that is not
+    UTF-8, or JSON lines written under a .parquet name."""
+    from ..errors import ConfigError
+
+    for flag, path in (("--input", args.input), ("--output", args.output)):
+        if path not in (None, "-") and os.fspath(path).lower().endswith(".parquet"):
+            raise ConfigError(f"{flag} {path} is Parquet, which predict reads and writes with --ray only",
+                              fix="add --ray auto (a local Ray on this machine; pip install 'tokentune[ray]'), "
+                                  "or use a .jsonl file")
 
 
 def _check_output_format(args: argparse.Namespace, fmt: str) -> None:

@@ -53,11 +53,28 @@ def run(args: argparse.Namespace) -> int:
         path, line = data.where(err.side, err.sentence, err.position)
         raise DataError(f"tag {err.tag!r} cannot be scored", path=path, line=line,
                         expected=err.expected, found=err.found, fix=err.fix) from None
+    if args.mode == "strict":
+        _say_what_strict_dropped(result, metrics.score_flat_tags(data.gold, data.pred, data.lengths))
     if args.json:
         print(json.dumps(result))
     else:
         print(score_report(result, sentences=len(data.lengths), tokens=len(data.gold), source=_describe(args)))
     return 0
+
+
+def _say_what_strict_dropped(result: dict, lenient: dict) -> None:
+    """Strict mode does not count entities whose tags break the scheme (an ``I-`` that starts one in
+    IOB2): said, with the counts the default mode reads, since a gold column in another scheme (CoNLL-2003's
+    IOB1) would otherwise score as if it had few or no entities. Kept in the result as ``not_counted``."""
+    dropped = {side: lenient["counts"][side] - result["counts"][side] for side in ("gold", "predicted")}
+    if not any(count > 0 for count in dropped.values()):
+        return
+    result["not_counted"] = dropped
+    print(f"tokentune score: note: --mode strict --scheme {result['scheme']} did not count "
+          f"{dropped['gold']} of {lenient['counts']['gold']} gold and {dropped['predicted']} of "
+          f"{lenient['counts']['predicted']} predicted entities (as the default mode reads them): their tags do not "
+          f"follow {result['scheme']}. If a column is in another scheme (CoNLL-2003's is IOB1), score in the default "
+          f"mode (leave --mode strict out), or convert that column to {result['scheme']} first", file=sys.stderr)
 
 
 def _load(args: argparse.Namespace) -> TagColumns:

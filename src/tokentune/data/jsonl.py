@@ -39,7 +39,8 @@ def parse_json(text: str, *, path: str, line: int, invalid: str = "invalid JSON"
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DataError(f"{invalid} ({err.msg} at column {err.colno})", path=path, line=line + err.lineno - 1,
+        reason = err.msg.removesuffix(" at")  # "Unterminated string starting at": the column follows
+        raise DataError(f"{invalid} ({reason} at column {err.colno})", path=path, line=line + err.lineno - 1,
                         fix=_FIX_JSON) from None
     except (ValueError, RecursionError) as err:
         raise _limit_error(err, path, line) from None

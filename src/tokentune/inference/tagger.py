@@ -26,6 +26,7 @@ from ..settings import check_choice
 from ..windows import Pieces, WindowEncoder, Windows, sentence_offsets
 from ..words import Split, check_splitter, get_splitter
 from .aggregation import AGGREGATIONS, owned_positions, word_values
+from .arguments import bad_word, check_sentences, check_text, check_texts, check_words
 from .packed import pack_inputs, plan_batches
 from .runners import BACKENDS, Runner
 from .saved import CONTEXTS, saved_context, saved_context_marker, saved_number, saved_precision, saved_word_splitter
@@ -338,7 +339,14 @@ class Tagger:
                                    ) -> tuple[list[TokenPrediction], np.ndarray]:
         """:meth:`predict_token_batches` and the ``[words of all sentences, labels]`` probabilities it
         decoded, rows in sentence order (e.g. for a loss against gold labels, without a second pass)."""
-        raw = self._predict_flat(sentences, documents)
+        check_sentences(sentences)
+        try:
+            raw = self._predict_flat(sentences, documents)
+        except TypeError:  # the tokenizer's refusal: located when a word that is not a str caused it
+            located = bad_word(sentences)
+            if located is None:
+                raise
+            raise located from None
         flat = self._confident(raw)
         bounds = np.searchsorted(flat.span_start, flat.offsets)
         tags = self._label_array[flat.ids].tolist()
@@ -353,11 +361,12 @@ class Tagger:
         return predictions, raw.probabilities
 
     def predict_tokens(self, words: Sequence[str]) -> TokenPrediction:
+        check_words(words)
         return self.predict_token_batches([words])[0]
 
     def predict_texts(self, texts: Iterable[str]) -> list[list[Entity]]:
         """Entities with character offsets for each raw text."""
-        texts = list(texts)
+        texts = check_texts(texts)
         return self.predict_split_texts(texts, [self.split_text(text) for text in texts])
 
     def predict_split_texts(self, texts: Sequence[str],
@@ -385,4 +394,5 @@ class Tagger:
         return results
 
     def predict_text(self, text: str) -> list[Entity]:
+        check_text(text)
         return self.predict_texts([text])[0]

@@ -26,6 +26,8 @@ from ..settings import flag_for_value
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
 TORCH_STATES = ("optimizer.pt", "scheduler.pt")  # needed; scaler.pt and rng_state*.pth are checked when present
+# without --resume a run refuses to delete an interrupted one it could continue (run.py), unless told to
+FRESH_START = "--overwrite in place of --resume (deletes the interrupted run)"
 
 
 def step_of(checkpoint: str) -> int:
@@ -219,8 +221,8 @@ def skipped_checkpoints(folder: str) -> list[str]:
 
 def _damaged(checkpoint: str, what: str) -> ModelError:
     return ModelError(f"--resume: checkpoint {checkpoint} is damaged: {what}",
-                      fix=f"delete {checkpoint} (the run then resumes from an earlier checkpoint, if any), or drop "
-                          f"--resume to train from the start")
+                      fix=f"delete {checkpoint} (the run then resumes from an earlier checkpoint, if any), or train from "
+                          f"the start: {FRESH_START}")
 
 
 def _check_torch_archive(checkpoint: str, name: str) -> None:
@@ -292,7 +294,7 @@ def resumable_config(config: TrainConfig, saved_path: str) -> TrainConfig:
             saved = json.load(handle)
     except (OSError, ValueError):
         raise ConfigError(f"--resume: {saved_path} is missing or unreadable, so the interrupted run's settings "
-                          f"are unknown", fix="drop --resume to train from the start") from None
+                          f"are unknown", fix=f"train from the start: {FRESH_START}") from None
     current = config.to_dict()
     if config.auto_batch_size and saved.get("batch_size", 0) * saved.get("gradient_accumulation_steps", 0) == \
             config.batch_size * config.gradient_accumulation_steps:
@@ -306,7 +308,7 @@ def resumable_config(config: TrainConfig, saved_path: str) -> TrainConfig:
         same = f"resume with the settings it ran with ({' '.join(later)})" if later else "resume with the same settings"
         raise ConfigError(f"--resume: the interrupted run in {os.path.dirname(saved_path)} was started with other "
                           f"settings: {', '.join(f'{k} {before[k]!r} (now {current[k]!r})' for k in keys)}",
-                          fix=f"{same}, or drop --resume to train from the start")
+                          fix=f"{same}, or train from the start: {FRESH_START}")
     return dataclasses.replace(config, batch_size=current["batch_size"],
                                gradient_accumulation_steps=current["gradient_accumulation_steps"])
 
@@ -318,4 +320,4 @@ def raise_resume_error(err: Exception, checkpoint: str | None) -> None:
     if checkpoint is not None and isinstance(err, (ValueError, KeyError, RuntimeError, pickle.UnpicklingError)):
         raise ModelError(f"--resume: checkpoint {checkpoint} does not fit this run "
                          f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})",
-                         fix=f"delete {checkpoint}, or train from the start without --resume") from None
+                         fix=f"delete {checkpoint}, or train from the start: {FRESH_START}") from None

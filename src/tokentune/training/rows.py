@@ -68,7 +68,7 @@ class EmbeddingRows(nn.Module):
         if saved is not None and not torch.equal(saved.to(self.ids.device), self.ids):
             raise ModelError("the checkpoint trained the word-embedding rows of other vocabulary ids than this run's "
                              "training data uses: the training data changed since the checkpoint was written",
-                             fix="resume with the data the run began with, or start afresh without --resume")
+                             fix="resume with the data the run began with, or start afresh with --overwrite in place of --resume")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def write_back(self, *_) -> None:

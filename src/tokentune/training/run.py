@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..config import TrainConfig, learning_rate_notes
 from ..data import Corpus, Splits, check_labels, load_splits
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, Interrupted, ModelError
 from ..io import staging_path, writing
 from ..schemes import labels_for
 from ..timing import RunClock
@@ -135,7 +135,7 @@ def _staging_dir(config: TrainConfig, notes: list[str] | None = None) -> tuple[s
     staging = staging_path(final)
     with distributed.main_first() as main:
         if main:
-            if os.path.exists(staging) and not config.resume:
+            if os.path.exists(staging) and not config.resume:  # (train() checked it holds nothing to resume)
                 shutil.rmtree(staging)
                 if notes is not None:
                     notes.append(f"removed {staging}, left by an interrupted run (--resume continues one)")
@@ -165,16 +165,32 @@ def _check_model_files(config: TrainConfig) -> None:
         check_model_dir(path, head=False)
 
 
-def _drop_staging_without_checkpoints(staging: str) -> None:
-    """A run that failed before its first full checkpoint leaves nothing (there is nothing to --resume)."""
-    if not distributed.is_main():
+def _check_discardable(staging: str, overwrite: bool) -> None:
+    """A new run deletes an interrupted one's staging directory only if it holds nothing to ``--resume``
+    from, or with ``--overwrite``: hours of training are not lost to a command repeated without --resume."""
+    if overwrite:
         return
     try:
-        resumable = last_checkpoint(os.path.join(staging, "checkpoints")) is not None
+        checkpoint = last_checkpoint(os.path.join(staging, "checkpoints"))
+    except ModelError:  # a damaged older checkpoint still marks a run worth a look
+        checkpoint = os.path.join(staging, "checkpoints")
+    if checkpoint is not None:
+        raise ConfigError(f"{staging} holds an interrupted run that can be continued ({os.path.basename(checkpoint)})",
+                          fix="add --resume to continue it, or --overwrite to delete it and train from the start")
+
+
+def _drop_staging_without_checkpoints(staging: str) -> str | None:
+    """A run that failed before its first full checkpoint leaves nothing (there is nothing to --resume);
+    otherwise the checkpoint a --resume would continue from (None on other ranks)."""
+    if not distributed.is_main():
+        return None
+    try:
+        checkpoint = last_checkpoint(os.path.join(staging, "checkpoints"))
     except ModelError:  # a damaged older checkpoint: left for the user to see
-        resumable = True
-    if not resumable:
+        return os.path.join(staging, "checkpoints")
+    if checkpoint is None:
         shutil.rmtree(staging, ignore_errors=True)
+    return checkpoint
 
 
 def _check_output(config: TrainConfig) -> str:
@@ -319,7 +335,9 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, cl
     clock = clock or RunClock()
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
-    _check_output(config)  # before anything is read: a refused output costs nothing
+    final = _check_output(config)  # before anything is read: a refused output costs nothing
+    if not config.resume and distributed.is_main() and os.path.exists(staging_path(final)):
+        _check_discardable(staging_path(final), config.overwrite)
     _check_model_files(config)
     check_trackers(config)
     distributed.setup()
@@ -335,9 +353,12 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, cl
         config, checkpoint = _start_or_resume(config, staging, prep.notes)
         start_epoch = trained_epochs(checkpoint)
         trainer, seconds = _fit(config, prep, staging, precision, checkpoint, callbacks, clock)
-    except BaseException:
-        _drop_staging_without_checkpoints(staging)
+    except BaseException as failure:
+        kept = _drop_staging_without_checkpoints(staging)
         end_failed_runs(config)
+        if isinstance(failure, KeyboardInterrupt) and kept is not None:
+            raise Interrupted(f"{os.path.basename(kept)} is kept in {staging}: run the same command with --resume "
+                              f"to continue from it") from None
         raise
     return _finish(config, prep, trainer, seconds, start_epoch, precision, checkpoint, (final, staging), clock,
                    test_when)
