@@ -56,6 +56,18 @@ def test_api_key_from_the_environment(model_dir):
     assert not any("from-env" in line for line in process.log), "the key must never be logged"
 
 
+def test_the_command_ends_by_sigterm_after_draining(model_dir):
+    """`tokentune serve` itself (whose console_main handles SIGTERM for the other commands): uvicorn drains,
+    re-raises the signal, and the process still ends by it, as supervisors expect of a clean stop."""
+    with cli_server([model_dir]) as (process, url), client(url) as http:
+        assert http.get("/health").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        returncode = process.wait(timeout=30)
+    assert returncode == -signal.SIGTERM
+    assert any("Finished server process" in line for line in process.log)
+    assert not any("Traceback" in line for line in process.log), process.log
+
+
 def test_sigterm_lets_the_in_flight_request_finish(model_dir):
     script = os.path.join(ROOT, "tests", "serving", "slow_server.py")
     with script_server(script, [model_dir, "2.0"]) as (process, url):

@@ -101,8 +101,10 @@ _TERMINATED = [0]  # the signal number that stopped the command, when a handler 
 
 def _interrupt_on_sigterm() -> None:
     """SIGTERM (``kill``, ``timeout``, a job scheduler) stops the command the way Ctrl-C does: the
-    partial outputs are removed and train keeps its checkpoint, then exit 143. Python's default is to
-    die at once, leaving temporary files behind. A second SIGTERM kills at once, as before."""
+    partial outputs are removed and train keeps its checkpoint, then the process ends by the signal, as
+    before (143 in a shell). Python's default is to die at once, leaving temporary files behind. A
+    second SIGTERM kills at once. uvicorn (serve) sets its own handler while it runs, and re-raises the
+    signal to this one when it has drained."""
     import signal
 
     def stop(signum, frame):
@@ -111,7 +113,23 @@ def _interrupt_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # never over a handler someone chose
+        import atexit
+
+        atexit.register(_end_by_the_signal)
         signal.signal(signal.SIGTERM, stop)
+
+
+def _end_by_the_signal() -> None:
+    """Registered first, so run last at exit (after worker processes are joined and every other exit
+    handler): a command stopped by SIGTERM ends by it, which supervisors read as a clean stop."""
+    import os
+    import signal
+
+    if _TERMINATED[0]:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(_TERMINATED[0], signal.SIG_DFL)
+        os.kill(os.getpid(), _TERMINATED[0])
 
 
 def console_main() -> int:
