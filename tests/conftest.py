@@ -135,3 +135,34 @@ def assert_same_entities(ours, theirs, score_tolerance: float = 1e-4) -> None:
     assert [[key for key, _ in found] for found in ours] == [[key for key, _ in found] for found in theirs]
     for mine, other in zip(ours, theirs):
         assert all(abs(a - b) <= score_tolerance for (_, a), (_, b) in zip(mine, other)), (mine, other)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray with 2 CPUs for a module's tests (left alone if the process already has one)."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture
+def out_dir(tmp_path):
+    """Outputs go next to tmp_path, never among the inputs."""
+    path = tmp_path.parent / f"{tmp_path.name}-o"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def one_thread():
+    """Whatever thread count a test sets, torch's is restored after it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

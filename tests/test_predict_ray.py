@@ -18,35 +18,8 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def model_dir(tiny_model):
     return tiny_model.output_dir
-
-
-@pytest.fixture
-def out_dir(tmp_path):
-    """Outputs go next to tmp_path, never among the inputs."""
-    path = tmp_path.parent / f"{tmp_path.name}-o"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def _records(kind: str, count: int = 50) -> list[dict]:
@@ -110,17 +83,26 @@ def test_predict_dataset_returns_a_dataset_in_input_order(local_ray, model_dir):
 
 
 def test_user_errors_are_one_line_and_write_nothing(local_ray, model_dir, tmp_path, out_dir, capsys):
+    import pyarrow as pa
+
     source = tmp_path / "in.jsonl"
     _write_jsonl(source, [{"text": "Alice met Bob"}, {"text": None}, {"text": "Rome"}])
     target = out_dir / "out.jsonl"
     code = main(["predict", model_dir, "-i", str(source), "-o", str(target), "--ray", "auto"])
     err = capsys.readouterr().err
+    assert code == 2 and f'{source}:2: the "text" field is not a string' in err  # as it is read, with its line
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    parquet = tmp_path / "in.parquet"  # Parquet's rows are checked in the actors, by record
+    pq.write_table(pa.table({"text": ["Alice met Bob", None, "Rome"]}), parquet)
+    code = main(["predict", model_dir, "-i", str(parquet), "-o", str(target), "--ray", "auto"])
+    err = capsys.readouterr().err
     assert code == 2 and "record 2" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     mixed = tmp_path / "mixed.jsonl"
-    _write_jsonl(mixed, [{"text": "Alice"}, {"text": 3}])  # a column of two types: Arrow cannot read it
+    _write_jsonl(mixed, [{"text": "Alice", "n": 1}, {"text": "Bob", "n": "x"}])  # a field of two types: no table
     code = main(["predict", model_dir, "-i", str(mixed), "-o", str(target), "--ray", "auto"])
     err = capsys.readouterr().err
-    assert code == 2 and f"{mixed}: Ray Data cannot read it" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and f'{mixed}:2: field "n" is a string here but a number on line 1' in err
+    assert len(err.strip().splitlines()) == 1
     assert list(out_dir.iterdir()) == []
     assert main(["predict", model_dir, "Alice", "--ray", "auto"]) == 2
     assert "--ray reads a file" in capsys.readouterr().err

@@ -35,14 +35,6 @@ def small_chunks(monkeypatch):
     torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def out_dir(tmp_path):
-    """Outputs go next to tmp_path, never among the inputs."""
-    path = tmp_path.parent / f"{tmp_path.name}-o"
-    path.mkdir()
-    return path
-
-
 def _sentences(count: int) -> list[list[str]]:
     return [[word for word, _ in sentence] for sentence in make_sentences(count, seed=11)]
 

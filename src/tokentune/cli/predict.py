@@ -238,6 +238,9 @@ def _run_ray(args: argparse.Namespace) -> int:
     if args.output_format is not None or args.model_version is not None:
         raise ConfigError("--ray writes JSON lines or Parquet, not --output-format label-studio",
                           fix="leave --ray out for Label Studio output")
+    from ..inference.parallel import check_workers
+
+    check_workers(args.workers)  # named by its flag here; predict_dataset names its own argument
     settings = _tagger_settings(args)
     if args.threads is not None:
         _check_threads(args.threads)

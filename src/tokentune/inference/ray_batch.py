@@ -3,8 +3,9 @@
 :func:`predict_dataset` takes a ``ray.data.Dataset`` (or a JSON lines, Parquet or text file it reads
 with Ray Data) with a column of raw texts or of pre-tokenised words, and adds what ``tokentune
 predict`` adds to a JSON line: ``entities`` (label, start, end, text, score) for raw text, ``tags``
-and ``spans`` (label, start, end, score) for words. The rows are numbered first (the input is read
-once, in order, and each block numbered from the row counts before it), predicted by
+and ``spans`` (label, start, end, score) for words. A path is read by :mod:`.ray_inputs` (the records
+and errors of ``tokentune predict``). The rows are numbered first (the input is read once, in order,
+each block numbered from the row counts before it and cut so that every actor gets some), predicted by
 ``map_batches`` with a pool of :class:`TaggerActor`s (one Tagger each, loaded on its first batch),
 sorted back by that number, which is then dropped: the output has one row per input row, in input
 order, whatever order the actors finished in.
@@ -22,12 +23,11 @@ from __future__ import annotations
 import os
 from typing import IO
 
-from ..data.inputs import guess_format
 from ..errors import ConfigError, DataError, TokentuneError
 from .parallel import load_tagger, prepare_worker
-from .ray_results import WORDS, RemoteError, user_errors, write_predictions
+from .ray_inputs import PIECES_PER_ACTOR, ROW, read_rows, source_format
+from .ray_results import WORDS, RemoteError, write_predictions
 
-ROW = "__tokentune_row"  # the input position, added to sort by and dropped
 RAY_FIX = "pip install 'tokentune[ray]'"
 TAGGER_OPTIONS = ("backend", "device", "batch_size", "decoding", "aggregation", "word_splitter", "stride",
                   "max_length", "min_score", "quantize", "onnx_file", "context", "split_sentences",
@@ -102,11 +102,13 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
                                                      model_dir), what="output file")
     fmt = source_format(data, input_format)
     connect(address)
-    dataset, where = open_dataset(data, fmt)
-    column, kind = pick_column(dataset, text_column, tokens_column, where)
-    indexed = with_row_index(dataset, where)
-    if indexed is None:  # no rows
-        predicted = _empty(dataset, kind)
+    rows = read_rows(data, fmt, text_column, tokens_column, pieces=concurrency * PIECES_PER_ACTOR)
+    empty = None
+    if rows.indexed is None:  # no rows
+        from ray.data import from_arrow
+
+        empty = _empty(rows.schema, rows.kind)
+        predicted = from_arrow(empty)
     else:
         import warnings
 
@@ -114,17 +116,17 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
 
         with warnings.catch_warnings():  # ray_remote_args_fn: deprecated in Ray 2.60, see actor_options
             warnings.simplefilter("ignore", DeprecationWarning)
-            predicted = indexed.map_batches(
-                TaggerActor, fn_constructor_kwargs={"settings": settings, "column": column, "kind": kind,
-                                                    "where": where, "threads": max(1, int(num_cpus)),
+            predicted = rows.indexed.map_batches(
+                TaggerActor, fn_constructor_kwargs={"settings": settings, "column": rows.column, "kind": rows.kind,
+                                                    "where": rows.where, "threads": max(1, int(num_cpus)),
                                                     "driver": os.getpid()},
                 compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus, num_gpus=num_gpus or None,
-                batch_size=rows_per_batch, batch_format="pyarrow", **actor_options(indexed.map_batches),
+                batch_size=rows_per_batch, batch_format="pyarrow", **actor_options(rows.indexed.map_batches),
             )
         predicted = predicted.sort(ROW).drop_columns([ROW])
     if output is None:
         return predicted.drop_columns([WORDS])
-    return write_predictions(predicted, output)
+    return write_predictions(predicted, output, None if empty is None else empty.drop_columns([WORDS]).schema)
 
 
 def tagger_settings(model_dir: str, options: dict) -> dict:
@@ -142,99 +144,14 @@ def tagger_settings(model_dir: str, options: dict) -> dict:
 
 
 def check_pool(concurrency, num_cpus, num_gpus, rows_per_batch) -> None:
-    for name, value, least in (("concurrency", concurrency, 1), ("rows_per_batch", rows_per_batch, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            flag = "--workers" if name == "concurrency" else name
-            raise ConfigError(f"{flag} must be a whole number of at least {least}, found {value!r}",
-                              fix=f"pass {flag} {least} or more")
+    # the command line passes --workers as concurrency: both names, so that either caller finds its own
+    for name, value, fix in (("concurrency (--workers)", concurrency, "pass concurrency=1 or more (--workers 1 or more)"),
+                             ("rows_per_batch", rows_per_batch, "pass rows_per_batch=1 or more")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a whole number of at least 1, found {value!r}", fix=fix)
     for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ConfigError(f"{name} must be a number of at least 0, found {value!r}", fix=f"pass {name}=1, say")
-
-
-def source_format(data, input_format: str | None) -> str | None:
-    """None for a Dataset; for a path: parquet, jsonl or text (checked: it exists and Ray reads it)."""
-    if not isinstance(data, (str, os.PathLike)):
-        return None
-    path = os.fspath(data)
-    if not os.path.exists(path) and "://" not in path:
-        raise DataError("no such file or folder", path=path, fix="check the path")
-    parquet = path.lower().endswith(".parquet") or os.path.isdir(path)
-    fmt = input_format or ("parquet" if parquet else guess_format(path))  # by name, else jsonl, conll or text
-    if fmt not in ("parquet", "jsonl", "text"):
-        raise ConfigError(f"Ray reads JSON lines, Parquet or text, not {fmt}",
-                          fix="give a .jsonl or .parquet file (for CoNLL columns use predict --workers N without --ray)")
-    return fmt
-
-
-def open_dataset(data, fmt: str | None):
-    """``(dataset, where)``: ``data`` itself if it is a Dataset, else the file read with Ray Data."""
-    from ray.data import Dataset, read_json, read_parquet, read_text
-
-    if fmt is None:
-        if not isinstance(data, Dataset):
-            raise ConfigError(f"expected a ray.data.Dataset or a path, found {type(data).__name__}",
-                              fix="pass ray.data.read_json(...) or the path of a .jsonl or .parquet file")
-        return data, "the dataset"
-    path = os.fspath(data)
-    if fmt == "parquet":
-        return read_parquet(path), path
-    return (read_json(path, file_extensions=None) if fmt == "jsonl" else read_text(path, drop_empty_lines=False)), path
-
-
-def pick_column(dataset, text_column: str | None, tokens_column: str | None, where: str) -> tuple[str, str]:
-    """``(column, "text" | "tokens")``: the one named, else ``text``, ``tokens`` or ``words``."""
-    if text_column is not None and tokens_column is not None:
-        raise ConfigError("both text_column and tokens_column given; a dataset is tagged from one column",
-                          fix="pass one of them")
-    with user_errors(where):
-        columns = dataset.columns() or []
-    named = text_column or tokens_column
-    if named is not None:
-        if named not in columns:
-            raise DataError(f"no column {named!r}", path=where, found=", ".join(columns) or "no columns",
-                            fix="name one of its columns")
-        return named, "text" if text_column is not None else "tokens"
-    for name, kind in (("text", "text"), ("tokens", "tokens"), ("words", "tokens")):
-        if name in columns:
-            return name, kind
-    raise DataError("neither a \"text\" column nor a \"tokens\" column", path=where, found=", ".join(columns) or
-                    "no columns", fix='write records {"text": "..."} or {"tokens": [...]}, or name the column')
-
-
-def with_row_index(dataset, where: str):
-    """The dataset with a ``ROW`` column numbering its rows in order (None when it has no rows). The
-    input is read once, in order (``preserve_order``), into the object store; each block is numbered
-    from the row counts of the blocks before it."""
-    import ray
-    from ray.data import from_arrow_refs
-
-    options = dataset.context.execution_options
-    before, options.preserve_order = options.preserve_order, True
-    try:
-        with user_errors(where):
-            blocks = dataset.to_arrow_refs()
-    finally:
-        options.preserve_order = before
-    counts = ray.get([ray.remote(num_cpus=0)(_count_rows).remote(block) for block in blocks])
-    if not sum(counts):
-        return None
-    starts = [sum(counts[:i]) for i in range(len(counts))]
-    number = ray.remote(num_cpus=0)(_number_rows)
-    indexed = from_arrow_refs([number.remote(block, start) for block, start in zip(blocks, starts)])
-    indexed.context.execution_options.preserve_order = True  # this dataset's own context
-    indexed.context.raise_original_map_exception = True  # an actor's RemoteError reaches us as itself
-    return indexed
-
-
-def _count_rows(block) -> int:
-    return block.num_rows
-
-
-def _number_rows(block, start: int):
-    import pyarrow as pa
-
-    return block.append_column(ROW, pa.array(range(start, start + block.num_rows), type=pa.int64()))
 
 
 def prediction_types(kind: str) -> dict:
@@ -256,16 +173,15 @@ def put_column(table, name: str, column):
     return table.append_column(name, column)
 
 
-def _empty(dataset, kind: str):
-    """A Dataset of no rows with the input's columns and the prediction's."""
+def _empty(schema, kind: str):
+    """An Arrow table of no rows with the input's columns (``schema``; None: not even they are known)
+    and the prediction's."""
     import pyarrow as pa
-    from ray.data import from_arrow
 
-    schema = getattr(dataset.schema(), "base_schema", None)  # None: not even the columns are known
     table = schema.empty_table() if schema is not None else pa.table({})
     for name, kind_type in {**prediction_types(kind), WORDS: pa.int64()}.items():
         table = put_column(table, name, pa.array([], type=kind_type))
-    return from_arrow(table)
+    return table
 
 
 def no_restarts() -> dict:

@@ -33,9 +33,11 @@ class RemoteError(Exception):
 
 
 @contextmanager
-def user_errors(where: str) -> Iterator[None]:
+def user_errors(where: str, fix: str | None = None, *, reading: bool = False) -> Iterator[None]:
     """Raise a user error that Ray wrapped (an actor's :class:`RemoteError`, a :class:`TokentuneError`,
-    a file Arrow cannot parse) as itself; anything else passes unchanged."""
+    a file Arrow cannot parse: with ``fix``, else how to write JSON lines) as itself; anything else
+    passes unchanged. ``reading`` the input, an ``OSError`` is the input's too (Arrow's word for a
+    Parquet footer it cannot parse)."""
     try:
         yield
     except TokentuneError:
@@ -43,6 +45,7 @@ def user_errors(where: str) -> Iterator[None]:
     except Exception as error:
         import pyarrow as pa
 
+        unreadable = (pa.ArrowInvalid, pa.ArrowTypeError, json.JSONDecodeError) + ((OSError,) if reading else ())
         seen, stack = set(), [error]
         while stack:
             cause = stack.pop()
@@ -56,16 +59,17 @@ def user_errors(where: str) -> Iterator[None]:
                 raise rebuild_error(*cause.args[:2]) from None  # Ray may append notes to the args
             if isinstance(cause, TokentuneError):
                 raise rebuild_error(type(cause), str(cause)) from None
-            if isinstance(cause, (pa.ArrowInvalid, pa.ArrowTypeError, json.JSONDecodeError)):
-                raise DataError(f"Ray Data cannot read it: {str(cause).splitlines()[0]}", path=where,
-                                fix="give one JSON object per line, each field of one type in every record, or a "
-                                    "Parquet file (or leave --ray out: predict reads any JSON lines)") from None
+            if isinstance(cause, unreadable):
+                raise DataError(f"Ray Data cannot read it: {(str(cause).splitlines() or [repr(cause)])[0]}", path=where,
+                                fix=fix or "give one JSON object per line, each field of one type in every record, "
+                                           "or a Parquet file (or leave --ray out: predict reads any JSON lines)") from None
         raise
 
 
-def write_predictions(predicted, output: str | os.PathLike | IO[str]) -> Written:
+def write_predictions(predicted, output: str | os.PathLike | IO[str], empty_schema=None) -> Written:
     """Write the rows of ``predicted`` (with ``WORDS``) in order: Parquet for a ``.parquet`` path, else
-    JSON lines (a path, written atomically, or a text handle)."""
+    JSON lines (a path, written atomically, or a text handle). ``empty_schema``: the Parquet columns
+    where there are no rows and Ray knows none (it keeps no schema for a Dataset of no rows)."""
     from ..io import atomic_file, temporary_sibling
 
     if not isinstance(output, (str, os.PathLike)):
@@ -73,7 +77,7 @@ def write_predictions(predicted, output: str | os.PathLike | IO[str]) -> Written
     path = os.fspath(output)
     if path.lower().endswith(".parquet"):
         with temporary_sibling(path, "wb") as handle:
-            return Written(path, *_write_parquet(_batches(predicted), handle, predicted))
+            return Written(path, *_write_parquet(_batches(predicted), handle, predicted, empty_schema))
     with atomic_file(path) as handle:
         return Written(path, *_write_jsonl(_batches(predicted), handle))
 
@@ -96,7 +100,8 @@ def _write_jsonl(batches, handle: IO[str]) -> tuple[int, int]:
     return records, words
 
 
-def _write_parquet(batches, handle, predicted) -> tuple[int, int]:
+def _write_parquet(batches, handle, predicted, empty_schema=None) -> tuple[int, int]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     records = words = 0
@@ -108,6 +113,6 @@ def _write_parquet(batches, handle, predicted) -> tuple[int, int]:
         records, words = records + table.num_rows, words + count
     if writer is None:  # no rows: the columns still
         schema = predicted.drop_columns([WORDS]).schema()
-        writer = pq.ParquetWriter(handle, getattr(schema, "base_schema", schema))
+        writer = pq.ParquetWriter(handle, getattr(schema, "base_schema", schema) or empty_schema or pa.schema([]))
     writer.close()
     return records, words

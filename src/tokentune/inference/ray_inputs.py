@@ -1,0 +1,343 @@
+"""The reading side of :func:`~tokentune.inference.ray_batch.predict_dataset`: a path read with Ray Data
+into Arrow blocks, by the rules of single-process ``tokentune predict``, then numbered and cut into
+enough blocks for every actor.
+
+- Parquet (a file or a folder) is read by ``ray.data.read_parquet``, after a check that there is
+  Parquet there at all (an empty folder, a folder of other files and a file that is not Parquet are
+  :class:`~tokentune.errors.DataError`s naming the path).
+- Text and JSON lines are read as whole files (``ray.data.read_binary_files``, lazily and in order)
+  and split in a task with :func:`file_lines`, the rules of :func:`tokentune.data.files.stream_lines`:
+  gzip by its magic number, the BOM dropped, only ``\\n``, ``\\r\\n`` and ``\\r`` end a line, bytes
+  that are not UTF-8 named with their line. Each JSON line is parsed by tokentune's own parser and
+  checked as ``predict`` checks it, so an error names ``file:line`` and its reason.
+- :func:`with_row_index` numbers the rows in input order and slices big blocks (a Parquet row group,
+  a text file) so that ``concurrency`` actors all get work.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import zlib
+from dataclasses import dataclass
+
+from ..data.files import GZIP_MAGIC, decode_utf8
+from ..data.inputs import check_readable, guess_format
+from ..data.jsonl import parse_json
+from ..errors import ConfigError, DataError, TokentuneError
+from .ray_results import RemoteError, user_errors
+
+ROW = "__tokentune_row"  # the input position, added to sort by and dropped
+PIECES_PER_ACTOR = 4  # blocks per actor at least: a slow block holds back only a quarter of an actor's share
+PARQUET_MAGIC = b"PAR1"  # at the start and at the end of every Parquet file
+FORMAT_FIX = ("a folder of JSON lines or text files is read with --format jsonl or --format text "
+              "(input_format='jsonl' or 'text' from Python)")
+PARQUET_FIX = f"give a Parquet file or a folder of .parquet files; {FORMAT_FIX}"
+READ_FIX = "check that the file is complete (`gzip -t FILE` checks a .gz file, which Ray gunzips by its name)"
+WORDS_KEYS = ("tokens", "words")
+
+
+def source_format(data, input_format: str | None) -> str | None:
+    """None for a Dataset; for a path: parquet, jsonl or text (checked: it exists and holds that)."""
+    if not isinstance(data, (str, os.PathLike)):
+        return None
+    path = os.fspath(data)
+    local = "://" not in path
+    if not os.path.exists(path) and local:
+        raise DataError("no such file or folder", path=path, fix="check the path")
+    parquet = path.lower().endswith(".parquet") or os.path.isdir(path)
+    fmt = input_format or ("parquet" if parquet else guess_format(path))  # by name, else jsonl, conll or text
+    if fmt not in ("parquet", "jsonl", "text"):
+        raise ConfigError(f"Ray reads JSON lines, Parquet or text, not {fmt}",
+                          fix="give a .jsonl or .parquet file (for CoNLL columns use predict --workers N without --ray)")
+    if local and os.path.isdir(path):
+        check_folder(path, fmt)
+    elif local and fmt == "parquet":
+        check_parquet_file(path)
+    elif local:
+        check_readable(path)  # as predict says it: a .gz file that is not gzip, say
+    return fmt
+
+
+def check_folder(path: str, fmt: str) -> None:
+    """Refuse a local folder without files of ``fmt`` (``.parquet`` files for Parquet), as Ray lists
+    them, and (Parquet) files that are not Parquet: Ray's own errors for them are tracebacks."""
+    names = []
+    for folder, subfolders, files in os.walk(path):
+        subfolders.sort()
+        relative = os.path.relpath(folder, path)
+        names += sorted(os.path.normpath(os.path.join(relative, name)) for name in files)
+    names = [name for name in names if not name.startswith((".", "_"))]  # Ray skips these
+    chosen = [name for name in names if fmt != "parquet" or name.lower().endswith(".parquet")]
+    if not chosen:
+        found = (f"{len(names)} other file{'s' if len(names) > 1 else ''} ({', '.join(names[:3])}"
+                 f"{', ...' if len(names) > 3 else ''})" if names else "an empty folder")
+        expected = "files named .parquet" if fmt == "parquet" else f"{fmt} files"
+        raise DataError(f"no {'Parquet ' if fmt == 'parquet' else ''}file in the folder", path=path, expected=expected,
+                        found=found, fix=PARQUET_FIX if fmt == "parquet" else "give a file, or a folder that holds some")
+    for name in chosen if fmt == "parquet" else ():
+        check_parquet_file(os.path.join(path, name))
+
+
+def check_parquet_file(path: str) -> None:
+    """Refuse a file without Parquet's magic number at both ends: not Parquet, or cut short."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 4))
+            tail = handle.read(4)
+    except OSError as err:
+        raise DataError(f"cannot read the file ({err.strerror or err})", path=path, fix="check its permissions") from None
+    if head != PARQUET_MAGIC or tail != PARQUET_MAGIC or os.path.getsize(path) < 12:
+        raise DataError("not a Parquet file, or one cut short", path=path, expected="Parquet data (PAR1 at both ends)",
+                        found=f"bytes {head!r} at the start and {tail!r} at the end", fix=PARQUET_FIX)
+
+
+@dataclass
+class Rows:
+    """The input, read: ``indexed`` (None: no rows), the input's Arrow ``schema`` (None: unknown), the
+    ``column`` tagged and its ``kind`` (``text`` or ``tokens``), and ``where`` it came from."""
+
+    indexed: object
+    schema: object
+    column: str | None
+    kind: str
+    where: str
+
+
+def read_rows(data, fmt: str | None, text_column: str | None, tokens_column: str | None, pieces: int) -> Rows:
+    """``data`` read and numbered (:func:`with_row_index`) and the column it is tagged from. An input
+    of no rows and no columns (an empty file) is no error: as ``predict``, nothing in, nothing out."""
+    if text_column is not None and tokens_column is not None:
+        raise ConfigError("both text_column and tokens_column given; a dataset is tagged from one column",
+                          fix="pass one of them")
+    dataset, where, columns, fix = open_dataset(data, fmt, text_column, tokens_column)
+    if columns:  # known before reading: a missing column is refused before the input is read
+        pick_column(columns, text_column, tokens_column, where)
+    indexed, schema = with_row_index(dataset, where, pieces, fix)
+    columns = schema.names if schema is not None else []
+    if indexed is None and not columns:
+        return Rows(None, None, None, "tokens" if tokens_column is not None else "text", where)
+    return Rows(indexed, schema, *pick_column(columns, text_column, tokens_column, where), where)
+
+
+def pick_column(columns: list[str], text_column: str | None, tokens_column: str | None,
+                where: str) -> tuple[str, str]:
+    """``(column, "text" | "tokens")`` of ``columns``: the one named, else ``text``, ``tokens`` or ``words``."""
+    named = text_column or tokens_column
+    if named is not None:
+        if named not in columns:
+            raise DataError(f"no column {named!r}", path=where, found=", ".join(columns) or "no columns",
+                            fix="name one of its columns")
+        return named, "text" if text_column is not None else "tokens"
+    for name, kind in (("text", "text"), ("tokens", "tokens"), ("words", "tokens")):
+        if name in columns:
+            return name, kind
+    raise DataError("neither a \"text\" column nor a \"tokens\" column", path=where, found=", ".join(columns) or
+                    "no columns", fix='write records {"text": "..."} or {"tokens": [...]} (or "words"), or name the '
+                                      "column with text_column= or tokens_column= (Python only: predict_dataset)")
+
+
+def open_dataset(data, fmt: str | None, text_column: str | None = None, tokens_column: str | None = None):
+    """``(dataset, where, columns, fix)``: ``data`` itself if it is a Dataset, else the file read with
+    Ray Data; ``columns``: those known before reading it all (None for JSON lines: not until read);
+    ``fix``: what to say of a file Arrow cannot read."""
+    from ray.data import Dataset, read_binary_files, read_parquet
+
+    if fmt is None:
+        if not isinstance(data, Dataset):
+            raise ConfigError(f"expected a ray.data.Dataset or a path, found {type(data).__name__}",
+                              fix="pass ray.data.read_json(...) or the path of a .jsonl or .parquet file")
+        with user_errors("the dataset"):
+            return data, "the dataset", data.columns() or [], None
+    path = os.fspath(data)
+    fix = PARQUET_FIX if fmt == "parquet" else READ_FIX
+    try:
+        with user_errors(path, fix, reading=True):
+            if fmt == "parquet":
+                dataset = read_parquet(path)
+                return dataset, path, dataset.columns() or [], fix
+            files = read_binary_files(path, include_paths=True, file_extensions=None)
+    except ValueError as err:  # Ray's word for a folder (a remote one: local ones are checked) of no files
+        raise DataError(f"Ray Data cannot read it: {str(err).splitlines()[0] if str(err) else err!r}", path=path,
+                        fix=fix) from None
+    one_file = path if os.path.isfile(path) else None  # named as given, not as Ray resolved it
+    options = {"fmt": fmt, "where": one_file, "text_column": text_column, "tokens_column": tokens_column}
+    dataset = files.map_batches(file_tables, batch_size=1, batch_format="pyarrow", fn_kwargs=options)
+    return dataset, path, (["text"] if fmt == "text" else None), fix
+
+
+def file_tables(batch, *, fmt: str, where: str | None, text_column: str | None, tokens_column: str | None):
+    """The Arrow table of each file in ``batch`` (rows of ``bytes`` and ``path``): a ``text`` column of
+    its lines, or its JSON records' fields as columns. Runs in a Ray task."""
+    import pyarrow as pa
+
+    try:
+        for raw, path in zip(batch.column("bytes").to_pylist(), batch.column("path").to_pylist()):
+            name = where or path
+            lines = file_lines(raw, name)
+            if fmt == "text":
+                yield pa.table({"text": pa.array(lines, type=pa.string())})
+                continue
+            table = jsonl_table(lines, name, text_column, tokens_column)
+            if table is not None:
+                yield table
+    except TokentuneError as err:
+        raise RemoteError(type(err), str(err)) from None  # pickled as (type, message): always unpickles
+
+
+def file_lines(raw: bytes, path: str) -> list[str]:
+    """The lines of a file's bytes, without their ends, by the rules of
+    :func:`tokentune.data.files.stream_lines`: gzip by its magic number (Ray has already gunzipped a
+    ``.gz`` name), the BOM dropped, only ``\\n``, ``\\r\\n`` and ``\\r`` end a line (str.splitlines
+    would end one at ``\\x0c``, ``\\x85``, ``\\u2028`` ...), non-UTF-8 bytes named with their line."""
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as err:
+            raise DataError(f"the gzip data is truncated or corrupt ({err})", path=path,
+                            fix="download or compress the file again; `gzip -t FILE` checks it") from None
+    text = decode_utf8(raw, path)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if lines[-1] == "":  # the end of the last line, or an empty file
+        lines.pop()
+    if lines and lines[0][:1] == "\ufeff":  # after the count: a file of just a BOM is one empty line
+        lines[0] = lines[0][1:]
+    return lines
+
+
+def jsonl_table(lines: list[str], path: str, text_column: str | None, tokens_column: str | None):
+    """The records of a file's JSON lines as one Arrow table (None when there are none), each line
+    parsed and checked as ``predict`` does (:func:`tokentune.data.inputs.jsonl_items`)."""
+    import pyarrow as pa
+
+    records, numbers, key = [], [], None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        record = parse_json(line, path=path, line=number, invalid="not valid JSON")
+        key = record_key(record, line, (path, number), text_column or tokens_column,
+                         "text" if text_column is not None else "tokens", key)
+        records.append(record)
+        numbers.append(number)
+    if not records:
+        return None
+    fields = dict.fromkeys(name for record in records for name in record)  # every record's, in order
+    try:
+        return pa.table({name: [record.get(name) for record in records] for name in fields})
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as err:
+        raise type_clash(records, numbers, path, err) from None
+
+
+def _is_words(value) -> bool:
+    return isinstance(value, list) and all(isinstance(word, str) for word in value)
+
+
+def record_key(record, line: str, at: tuple[str, int], named: str | None, kind: str, key: str | None) -> str:
+    """The field ``record`` is tagged from: ``named`` (of ``kind``), else as ``predict`` picks it
+    (``text``, else ``tokens`` or ``words``), and the same as the file's records before it (``key``):
+    Ray tags one column."""
+    path, number = at
+    if named is not None:
+        expected = "a string" if kind == "text" else "a list of strings"
+        if not isinstance(record, dict) or named not in record:
+            raise DataError(f'no "{named}" field', path=path, line=number, found=ascii(line[:80]),
+                            fix=f'give every record a "{named}" field ({expected})')
+        if not (isinstance(record[named], str) if kind == "text" else _is_words(record[named])):
+            raise DataError(f'the "{named}" field is not {expected}', path=path, line=number,
+                            found=ascii(record[named])[:80], fix=f'give every record {expected} in "{named}"')
+        return named
+    words_key = next((name for name in WORDS_KEYS if isinstance(record, dict) and name in record), "tokens")
+    found = ("text" if isinstance(record, dict) and isinstance(record.get("text"), str) else
+             words_key if isinstance(record, dict) and _is_words(record.get(words_key)) else None)
+    if found is None:
+        for name, what in (("text", "a string"), (words_key, "a list of strings")):
+            if isinstance(record, dict) and name in record:
+                raise DataError(f'the "{name}" field is not {what}', path=path, line=number,
+                                found=ascii(record[name])[:80], fix='write {"text": "..."} or {"tokens": ["...", ...]}')
+        raise DataError("a line has neither a \"text\" string nor a \"tokens\" list of strings", path=path,
+                        line=number, found=ascii(line[:80]), fix='write {"text": "..."} or {"tokens": ["...", ...]}')
+    if key is not None and found != key:
+        what = "string" if key == "text" else "list of strings"
+        raise DataError(f'this record has no "{key}" {what}, as the records before it have', path=path, line=number,
+                        found=ascii(line[:80]), fix=f'give every record a "{key}" {what}: Ray tags one column '
+                                                    "(or leave --ray out: predict reads mixed records)")
+    return found
+
+
+def _json_kind(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = ((str, "a string"), ((int, float), "a number"), (list, "a list"), (dict, "an object"))
+    return next(name for types, name in kinds if isinstance(value, types))
+
+
+def type_clash(records: list[dict], numbers: list[int], path: str, error: Exception) -> DataError:
+    """Why Arrow could not make a table of ``records``: the first field of two JSON types, with its
+    lines, else Arrow's own words."""
+    fix = "give each field one type in every record (or leave --ray out: predict reads any JSON lines)"
+    first: dict[str, tuple[str, int]] = {}
+    for record, number in zip(records, numbers):
+        for name, value in record.items():
+            kind = _json_kind(value)
+            seen = first.setdefault(name, (kind, number)) if kind is not None else None
+            if seen is not None and seen[0] != kind:
+                return DataError(f'field "{name}" is {kind} here but {seen[0]} on line {seen[1]}', path=path,
+                                 line=number, fix=fix)
+    return DataError(f"Ray Data cannot hold these records in one table: {str(error).splitlines()[0]}", path=path,
+                     fix=fix)
+
+
+def with_row_index(dataset, where: str, pieces: int = 1, fix: str | None = None):
+    """``(indexed, schema)``: the dataset with a ``ROW`` column numbering its rows in order (None when
+    it has no rows) in at least ``pieces`` blocks where it has that many rows, and the input's Arrow
+    schema (None when no block says). The input is read once, in order (``preserve_order``), into
+    the object store; each block is numbered from the row counts of the blocks before it, and cut into
+    slices of at most total / ``pieces`` rows, so that a Parquet row group or a file read as one block
+    is shared among the actors (Ray hands an actor whole blocks). ``fix``: what to say of a file Arrow
+    cannot read."""
+    import ray
+    from ray.data import from_arrow_refs
+
+    options = dataset.context.execution_options
+    before, options.preserve_order = options.preserve_order, True
+    try:
+        with user_errors(where, fix, reading=True):
+            blocks = dataset.to_arrow_refs()
+            shapes = ray.get([ray.remote(num_cpus=0)(_shape).remote(block) for block in blocks])
+    finally:
+        options.preserve_order = before
+    schema = next((schema for rows, schema in shapes if rows), shapes[0][1] if shapes else None)
+    total = sum(rows for rows, _ in shapes)
+    if not total:
+        return None, schema
+    size = math.ceil(total / max(1, pieces))
+    number, numbered, start = ray.remote(num_cpus=0)(_number_rows), [], 0
+    for block, (rows, _) in zip(blocks, shapes):
+        if rows:
+            parts = math.ceil(rows / size)
+            bounds = [rows * part // parts for part in range(parts + 1)]
+            refs = number.options(num_returns=parts).remote(block, start, bounds)
+            numbered += refs if parts > 1 else [refs]
+            start += rows
+    indexed = from_arrow_refs(numbered)
+    indexed.context.execution_options.preserve_order = True  # this dataset's own context
+    indexed.context.raise_original_map_exception = True  # an actor's RemoteError reaches us as itself
+    return indexed, schema
+
+
+def _shape(block) -> tuple:
+    return block.num_rows, block.schema
+
+
+def _number_rows(block, start: int, bounds: list[int]):
+    """The slices ``bounds[i]:bounds[i + 1]`` of ``block`` with their row numbers (one table if one slice)."""
+    import pyarrow as pa
+
+    numbered = block.append_column(ROW, pa.array(range(start, start + block.num_rows), type=pa.int64()))
+    parts = tuple(numbered.slice(begin, end - begin) for begin, end in zip(bounds, bounds[1:]))
+    return parts if len(parts) > 1 else parts[0]
