@@ -154,3 +154,36 @@ def test_a_write_error_on_a_device_is_one_line(tiny_model, capsys):
     import stat
 
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def _someone_elses_folder(path):
+    (path / "sub").mkdir(parents=True)
+    (path / "thesis.tex").write_text("three years of work")
+    return {"sub", "thesis.tex"}
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_an_earlier_output(tiny_model, tiny_data, tmp_path, capsys):
+    """--overwrite (and convert's replacement of a brat folder) replaces an earlier output of the same
+    command, or an empty folder: a folder holding anything else is refused, and left as it was."""
+    from tokentune.errors import ConfigError
+    from tokentune.export import export_model
+    from tokentune.training import train
+
+    folder = tmp_path / "mine"
+    kept = _someone_elses_folder(folder)
+    with pytest.raises(ConfigError, match=r"holds files that are not an earlier output of this command \(sub, "
+                                          r"thesis\.tex\); replacing it would delete them"):
+        train(data=tiny_data, output=str(folder), overwrite=True, epochs=1, max_train_samples=16, quiet=True)
+    with pytest.raises(ConfigError, match=r"not an earlier output of this command"):
+        export_model(tiny_model.output_dir, str(folder), overwrite=True)
+    assert main(["convert", os.path.join(tiny_data, "dev.txt"), str(folder), "--to", "brat"]) == 2
+    assert "replacing it would delete them" in capsys.readouterr().err
+    assert set(os.listdir(folder)) == kept and (folder / "thesis.tex").read_text() == "three years of work"
+
+    brat = tmp_path / "brat"
+    assert main(["convert", os.path.join(tiny_data, "dev.txt"), str(brat), "--to", "brat"]) == 0
+    assert main(["convert", os.path.join(tiny_data, "train.txt"), str(brat), "--to", "brat"]) == 0, "an earlier one"
+    (tmp_path / "empty").mkdir()
+    export_model(tiny_model.output_dir, str(tmp_path / "empty"), overwrite=True)
+    export_model(tiny_model.output_dir, str(tmp_path / "empty"), overwrite=True)  # its own earlier export
+    assert (tmp_path / "empty" / "onnx_export.json").exists()

@@ -208,7 +208,7 @@ def export_model(model_dir: str, output: str | None = None, *, quantize: str | N
     """
     import tempfile
 
-    from .io import atomic_directory, atomic_write_json
+    from .io import atomic_directory, atomic_write_json, holds
     from .modeling import load_trained
 
     check_options(model_dir, output, quantize=quantize, opset=opset, overwrite=overwrite)
@@ -223,7 +223,7 @@ def export_model(model_dir: str, output: str | None = None, *, quantize: str | N
             pass  # a model without an eager attention keeps its own
     in_place = output is None or os.path.realpath(output) == os.path.realpath(model_dir)
     if not in_place:
-        with atomic_directory(output, overwrite=overwrite) as staging:
+        with atomic_directory(output, overwrite=overwrite, earlier=holds(MANIFEST_FILE)) as staging:
             result = _write_export(model, tokenizer, staging, quantize=quantize, opset=opset)
             _copy_metadata(model_dir, model, tokenizer, staging)
             atomic_write_json(os.path.join(staging, MANIFEST_FILE), _manifest(result, model_dir))

@@ -109,10 +109,12 @@ def atomic_write_json(path: str | os.PathLike, data) -> None:
 
 
 def check_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: tuple = (),
-                 what: str = "output directory", flag: str = "--output") -> str:
+                 what: str = "output directory", flag: str = "--output", earlier=None) -> str:
     """The absolute output path, once it is safe to write: not an existing path unless ``overwrite``,
     and never one that is, contains or lies inside one of ``inputs`` (data, a model being read), with
-    ``--overwrite`` or not: writing there would destroy what the command reads."""
+    ``--overwrite`` or not: writing there would destroy what the command reads. ``earlier(path)``: for
+    a directory replaced as a whole, whether an existing one is an earlier output of the same kind;
+    one that is neither that nor empty is refused even with ``--overwrite`` (its files would be lost)."""
     from .errors import ConfigError
 
     path = os.path.abspath(os.fspath(path))
@@ -130,7 +132,18 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: tu
                           fix=f"choose another {flag}, or pass --overwrite to replace it")
     if os.path.exists(path) and what.endswith("directory") and not os.path.isdir(path):
         raise ConfigError(f"{what} {path} is a file", fix=f"choose another {flag}")
+    if earlier is not None and os.path.isdir(path) and os.listdir(path) and not earlier(path):
+        held = sorted(os.listdir(path))
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+        raise ConfigError(f"{what} {path} holds files that are not an earlier output of this command ({shown}); "
+                          f"replacing it would delete them", fix=f"choose another {flag}, or a new or empty directory")
     return path
+
+
+def holds(*names: str):
+    """An ``earlier`` test for :func:`check_output`: the directory holds one of ``names`` (a file every
+    output of that kind has, e.g. a trained model's tokentune_config.json)."""
+    return lambda path: any(os.path.exists(os.path.join(path, name)) for name in names)
 
 
 def replace_with(staging: str, final: str) -> None:
@@ -145,9 +158,11 @@ def replace_with(staging: str, final: str) -> None:
 
 
 @contextmanager
-def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False, inputs: tuple = ()) -> Iterator[str]:
-    """Yield a temporary directory next to ``path``; on success it replaces ``path`` in one rename."""
-    path = check_output(path, overwrite=overwrite, inputs=inputs)
+def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False, inputs: tuple = (),
+                     earlier=None) -> Iterator[str]:
+    """Yield a temporary directory next to ``path``; on success it replaces ``path`` in one rename
+    (``earlier``: as in :func:`check_output`)."""
+    path = check_output(path, overwrite=overwrite, inputs=inputs, earlier=earlier)
     with writing(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".partial")

@@ -211,13 +211,19 @@ def write_brat(corpus: Corpus, path: str | os.PathLike, *, sentences_per_file: i
     groups = [corpus.sentences[i:i + sentences_per_file] for i in range(0, len(corpus), sentences_per_file)]
     width = max(4, len(str(len(groups))))
     documents = [_document(corpus, group, index * sentences_per_file) for index, group in enumerate(groups)]
-    with atomic_directory(path, overwrite=True) as folder:
+    with atomic_directory(path, overwrite=True, earlier=_brat_folder) as folder:
         for number, (text, ann) in enumerate(documents, 1):
             atomic_write_text(os.path.join(folder, f"doc-{number:0{width}d}.txt"), text)
             atomic_write_text(os.path.join(folder, f"doc-{number:0{width}d}.ann"), ann)
         types = "".join(f"{label}\n" for label in sorted(corpus.entity_types()))
         atomic_write_text(os.path.join(folder, "annotation.conf"),
                           f"[entities]\n{types}\n[relations]\n\n[events]\n\n[attributes]\n")
+
+
+def _brat_folder(path: str) -> bool:
+    """A folder of brat documents alone (what a conversion to brat writes), which may be replaced whole."""
+    return all(os.path.isfile(os.path.join(path, name)) and name.endswith((".txt", ".ann", ".conf"))
+               for name in os.listdir(path))
 
 
 def _document(corpus: Corpus, sentences: list[Sentence], first: int) -> tuple[str, str]:

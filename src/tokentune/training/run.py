@@ -194,10 +194,10 @@ def _drop_staging_without_checkpoints(staging: str) -> str | None:
 
 
 def _check_output(config: TrainConfig) -> str:
-    from ..io import check_output
+    from ..io import check_output, holds
 
     inputs = (config.data, config.train_file, config.dev_file, config.test_file, config.model)
-    return check_output(config.output, overwrite=config.overwrite, inputs=inputs)
+    return check_output(config.output, overwrite=config.overwrite, inputs=inputs, earlier=holds(CONFIG_FILE))
 
 
 def _publish(staging: str, final: str) -> None:

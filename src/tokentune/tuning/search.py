@@ -70,12 +70,12 @@ def _search_locked(search: Search, final: str, staging: str, options, overwrite:
 
 def _paths(config: TrainConfig, options: TuneOptions) -> tuple[str, str]:
     """The output and its staging directory (``.NAME.tune.partial``: not train's ``.NAME.partial``)."""
-    from ..io import check_output
+    from ..io import check_output, holds
 
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
     inputs = (config.data, config.train_file, config.dev_file, config.test_file, config.model, options.space)
-    final = check_output(config.output, overwrite=config.overwrite, inputs=inputs)
+    final = check_output(config.output, overwrite=config.overwrite, inputs=inputs, earlier=holds("search.json"))
     return final, staging_path(final, "tune")
 
 
