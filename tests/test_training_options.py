@@ -183,3 +183,19 @@ def test_gradient_checkpointing_goes_by_the_name_the_installed_transformers_know
     assert name in names
     if "activation_checkpointing" in names:
         assert name == "activation_checkpointing"  # the new name, not the deprecated alias
+
+
+def test_quiet_library_training_prints_nothing_and_restores_transformers(tiny_data, tiny_base_model, tmp_path, capfd):
+    """tokentune.train(quiet=True) from Python: no weight-loading report, no progress bars, no log lines,
+    on stdout or stderr; transformers' verbosity and bars are the caller's again afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    from tokentune.training import train
+
+    before = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    capfd.readouterr()
+    train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "o"), epochs=1, batch_size=16,
+          max_train_samples=32, quiet=True)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()) == before

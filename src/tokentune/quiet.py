@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 
 def quiet_transformers(progress_bars: bool = True) -> None:
@@ -23,3 +25,23 @@ def quiet_transformers(progress_bars: bool = True) -> None:
     logging.set_verbosity_error()
     if not progress_bars:
         logging.disable_progress_bar()
+
+
+@contextmanager
+def quiet_while(enabled: bool) -> Iterator[None]:
+    """transformers' warnings and progress bars off for the block when ``enabled`` (a library call with
+    ``quiet=True``: the weight-loading report and bars), and back as they were after it."""
+    if not enabled:
+        yield
+        return
+    from transformers.utils import logging
+
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()

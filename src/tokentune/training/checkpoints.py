@@ -75,6 +75,32 @@ def last_checkpoint(folder: str) -> str | None:
     return None
 
 
+def resumable(staging: str) -> str | None:
+    """The checkpoint a --resume of the run staged in ``staging`` would continue from (for a damaged
+    older one, the checkpoints folder: still worth a look)."""
+    try:
+        return last_checkpoint(os.path.join(staging, "checkpoints"))
+    except ModelError:
+        return os.path.join(staging, "checkpoints")
+
+
+def check_discardable(staging: str) -> None:
+    """A new run deletes an interrupted one's staging directory only if it holds nothing to ``--resume``
+    from (or with ``--overwrite``): hours of training are not lost to a command repeated without --resume."""
+    if (checkpoint := resumable(staging)) is not None:
+        raise ConfigError(f"{staging} holds an interrupted run that can be continued ({os.path.basename(checkpoint)})",
+                          fix="add --resume to continue it, or --overwrite to delete it and train from the start")
+
+
+def drop_unresumable(staging: str) -> str | None:
+    """A run that failed before its first full checkpoint leaves nothing (there is nothing to --resume);
+    otherwise the checkpoint a --resume would continue from."""
+    checkpoint = resumable(staging)
+    if checkpoint is None:
+        shutil.rmtree(staging, ignore_errors=True)
+    return checkpoint
+
+
 def is_weights_only(checkpoint: str) -> bool:
     """A checkpoint written for its weights alone (the best model between full checkpoints): its state file
     is readable and it has no optimizer state, by design rather than by an interrupted save."""

@@ -27,7 +27,9 @@ from ..timing import RunClock
 from . import distributed
 from .checkpoints import (
     check_checkpoint,
+    check_discardable,
     drop_later_checkpoints,
+    drop_unresumable,
     last_checkpoint,
     raise_resume_error,
     resumable_config,
@@ -165,34 +167,6 @@ def _check_model_files(config: TrainConfig) -> None:
         check_model_dir(path, head=False)
 
 
-def _check_discardable(staging: str, overwrite: bool) -> None:
-    """A new run deletes an interrupted one's staging directory only if it holds nothing to ``--resume``
-    from, or with ``--overwrite``: hours of training are not lost to a command repeated without --resume."""
-    if overwrite:
-        return
-    try:
-        checkpoint = last_checkpoint(os.path.join(staging, "checkpoints"))
-    except ModelError:  # a damaged older checkpoint still marks a run worth a look
-        checkpoint = os.path.join(staging, "checkpoints")
-    if checkpoint is not None:
-        raise ConfigError(f"{staging} holds an interrupted run that can be continued ({os.path.basename(checkpoint)})",
-                          fix="add --resume to continue it, or --overwrite to delete it and train from the start")
-
-
-def _drop_staging_without_checkpoints(staging: str) -> str | None:
-    """A run that failed before its first full checkpoint leaves nothing (there is nothing to --resume);
-    otherwise the checkpoint a --resume would continue from (None on other ranks)."""
-    if not distributed.is_main():
-        return None
-    try:
-        checkpoint = last_checkpoint(os.path.join(staging, "checkpoints"))
-    except ModelError:  # a damaged older checkpoint: left for the user to see
-        return os.path.join(staging, "checkpoints")
-    if checkpoint is None:
-        shutil.rmtree(staging, ignore_errors=True)
-    return checkpoint
-
-
 def _check_output(config: TrainConfig) -> str:
     from ..io import check_output, holds
 
@@ -327,17 +301,23 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, cl
     always; ``tune`` evaluates it only for a trial that is the best so far). ``clock``: a
     :class:`~tokentune.timing.RunClock` started earlier (a command's, counting its start-up).
     """
+    from ..quiet import quiet_while
+
+    config = config if config is not None else TrainConfig(**settings)
+    with quiet_while(config.quiet):
+        return _train(config, callbacks, test_when, clock or RunClock())
+
+
+def _train(config: TrainConfig, callbacks, test_when, clock: RunClock) -> TrainResult:
     from ..modeling import peek_config
     from .hardware import has_cuda, resolve_precision
     from .tracking import check_trackers, end_failed_runs
 
-    config = config if config is not None else TrainConfig(**settings)
-    clock = clock or RunClock()
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
     final = _check_output(config)  # before anything is read: a refused output costs nothing
-    if not config.resume and distributed.is_main() and os.path.exists(staging_path(final)):
-        _check_discardable(staging_path(final), config.overwrite)
+    if not (config.resume or config.overwrite) and distributed.is_main() and os.path.exists(staging_path(final)):
+        check_discardable(staging_path(final))
     _check_model_files(config)
     check_trackers(config)
     distributed.setup()
@@ -354,7 +334,7 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, cl
         start_epoch = trained_epochs(checkpoint)
         trainer, seconds = _fit(config, prep, staging, precision, checkpoint, callbacks, clock)
     except BaseException as failure:
-        kept = _drop_staging_without_checkpoints(staging)
+        kept = drop_unresumable(staging) if distributed.is_main() else None
         end_failed_runs(config)
         if isinstance(failure, KeyboardInterrupt) and kept is not None:
             raise Interrupted(f"{os.path.basename(kept)} is kept in {staging}: run the same command with --resume "
