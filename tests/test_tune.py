@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,7 +66,8 @@ def test_trials_table_plots_card_and_report(searched):
     out = result.output_dir
     rows = list(csv.DictReader(open(os.path.join(out, "trials.csv"))))
     assert [int(r["number"]) for r in rows] == [0, 1, 2, 3]
-    assert {"learning_rate", "epochs", "dev_f1", "test_f1", "epochs_trained", "state"} <= set(rows[0])
+    assert {"learning_rate", "epochs", "dev_f1", "test_f1", "epochs_trained", "state", "worker"} <= set(rows[0])
+    assert all(re.fullmatch(r".+:\d+", r["worker"]) for r in rows), "each trial's worker, host:pid"
     assert len(open(os.path.join(out, "trials.jsonl")).read().splitlines()) == 4
     for name in ("search_history.png", "search_importances.png", "search_parallel.png"):
         assert open(os.path.join(out, "plots", name), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
@@ -329,3 +331,29 @@ def test_a_space_whose_settings_could_refuse_each_other_is_refused_before_any_tr
                             "context_marker": {"type": "categorical", "choices": [False, True]}}, base, source="space")
     assert narrowed["context_dropout"].describe() == "float from 0 to 0.5"
     assert narrowed["context_marker"].describe() == "one of False, True"
+
+
+def test_an_output_without_the_studys_best_trial_says_why_and_which_it_holds(tmp_path):
+    """A study continued into another --output (or run on several machines): the output is the best trial
+    whose model it holds, and the note names the study's best, its worker and both F1s."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from tokentune.tuning.outputs import best_here
+
+    study = optuna.create_study(direction="maximize")
+    distributions = {"learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)}
+    for number, value in enumerate((0.05, 0.107, 0.0)):
+        study.add_trial(optuna.trial.create_trial(value=value, params={"learning_rate": 1e-4},
+                                                  distributions=distributions,
+                                                  user_attrs={"worker": f"elsewhere:{100 + number}"}))
+    trials_dir = tmp_path / "trials"
+    for number in (0, 2):
+        (trials_dir / f"trial-{number:04d}").mkdir(parents=True)
+    notes: list[str] = []
+    chosen = best_here(study, SimpleNamespace(study_name="s1", trials_dir=str(trials_dir)), notes)
+    assert chosen.number == 0
+    assert notes == ["the best trial of the study, 1 (dev F1 0.1070), has no model in this output's trials: it ran "
+                     "on another machine, or into another --output (worker elsewhere:101); this output is trial 0 "
+                     "(dev F1 0.0500), the best of those run into it"]

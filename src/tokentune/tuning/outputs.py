@@ -23,13 +23,14 @@ PLOT_FILES = {
 
 
 def trial_rows(study) -> list[dict]:
-    """One row per trial, in order: number, state, dev/test F1, epochs, seconds, then the settings."""
+    """One row per trial, in order: number, state, dev/test F1, epochs, seconds, worker (``host:pid``),
+    then the settings."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         rows.append({"number": trial.number, "state": trial.state.name.lower(), "dev_f1": trial.value,
                      "test_f1": attrs.get("test_f1"), "epochs_trained": attrs.get("epochs_trained"),
-                     "seconds": attrs.get("seconds"), **trial.params,
+                     "seconds": attrs.get("seconds"), "worker": attrs.get("worker"), **trial.params,
                      **({"retry_of": attrs["retry_of"]} if "retry_of" in attrs else {})})
     return rows
 
@@ -48,7 +49,7 @@ def finish_search(study, search, final: str, staging: str, options, notes: list[
     from .options import TuneResult
     from .study import shown_url
 
-    best = _best_here(study, search, notes)
+    best = best_here(study, search, notes)
     storage = shown_url(search.url) if search.shared else "sqlite:///" + os.path.join(final, "study.db")
     rows = trial_rows(study)
     epochs = sum(float(r["epochs_trained"] or 0) for r in rows if r["state"] in ("complete", "pruned"))
@@ -75,7 +76,7 @@ def finish_search(study, search, final: str, staging: str, options, notes: list[
                       {k: metrics[k] for k in ("dev", "test") if k in metrics}, rows, seconds, epochs, notes)
 
 
-def _best_here(study, search, notes: list[str]):
+def best_here(study, search, notes: list[str]):
     """The best finished trial whose model is on this machine (on a shared storage, others ran elsewhere)."""
     from optuna.trial import TrialState
 
@@ -90,8 +91,10 @@ def _best_here(study, search, notes: list[str]):
         raise ConfigError("the finished trials' models are not on this machine (they ran on other workers of the study)",
                           fix="collect the output on the machine that ran the best trial")
     if here[0].number != complete[0].number:
-        notes.append(f"the best trial, {complete[0].number} (dev F1 {complete[0].value:.4f}), ran on another machine; "
-                     f"this output is trial {here[0].number}, the best of those run here")
+        notes.append(f"the best trial of the study, {complete[0].number} (dev F1 {complete[0].value:.4f}), has no model "
+                     f"in this output's trials: it ran on another machine, or into another --output "
+                     f"(worker {complete[0].user_attrs.get('worker', 'unknown')}); this output is trial "
+                     f"{here[0].number} (dev F1 {here[0].value:.4f}), the best of those run into it")
     return here[0]
 
 
