@@ -203,3 +203,19 @@ def test_onnx_output_must_match_the_labels_of_config_json(exported, tmp_path, ca
 def test_onnx_directory_is_not_a_torch_model(exported):
     with pytest.raises(ModelError, match="model.safetensors is missing .*use --backend onnx"):
         Tagger.from_pretrained(exported)
+
+
+def test_the_exported_card_says_how_to_load_the_export(exported, model_dir):
+    """The trained model's card is copied for its figures, but its usage (torch weights, transformers'
+    pipeline) does not hold for the export: that section is the export's own."""
+    out = exported
+    card = open(os.path.join(out, "README.md"), encoding="utf-8").read()
+    original = open(os.path.join(model_dir, "README.md"), encoding="utf-8").read()
+    assert card.split("\n## Usage\n")[0] == original.split("\n## Usage\n")[0]  # the figures kept
+    usage = card.split("\n## Usage\n")[1]
+    assert "pipeline('token-classification'" not in usage and "without the torch weights" in usage
+    name = os.path.basename(os.path.normpath(out))
+    assert f"Tagger.from_pretrained('{name}', backend='onnx')" in usage and f"tokentune predict {name} " in usage
+    with pytest.raises(ModelError, match=r"it holds an ONNX export: use --backend onnx, or backend='onnx' from Python"):
+        Tagger.from_pretrained(out)
+    assert Tagger.from_pretrained(out, backend="onnx").predict_text("Alice met Bob") is not None

@@ -138,13 +138,43 @@ def _write_export(model, tokenizer, directory: str, *, quantize: str | None, ops
     return result
 
 
-def _copy_metadata(model_dir: str, model, tokenizer, directory: str) -> None:
+def _copy_metadata(model_dir: str, model, tokenizer, directory: str, output_name: str) -> None:
+    """config, tokenizer and tokentune's files next to the ONNX files; the card's usage is the export's
+    (``output_name``: the output directory's, as a reader would load it)."""
     model.config.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     for name in METADATA_FILES:
         source = os.path.join(model_dir, name)
         if os.path.isfile(source):
             shutil.copy2(source, os.path.join(directory, name))
+    card = os.path.join(directory, "README.md")
+    if os.path.isfile(card):  # its usage is the trained model's (torch weights, transformers' pipeline): not here
+        text = open(card, encoding="utf-8").read()
+        head = text.split("\n## Usage\n", 1)[0].rstrip("\n")
+        with open(card, "w", encoding="utf-8") as handle:
+            handle.write(f"{head}\n\n{_export_usage(output_name)}")
+
+
+def _export_usage(name: str) -> str:
+    return f"""## Usage
+
+This directory is the ONNX export of the trained model: `model.onnx` (and `model.int8.onnx` when quantized),
+with its tokenizer and config but without the torch weights, so transformers' `pipeline` does not load it
+(the trained model's own directory does). tokentune picks the ONNX backend for it:
+
+```bash
+tokentune predict {name} "EU rejects German call to boycott British lamb."
+```
+
+```python
+import tokentune
+tagger = tokentune.Tagger.from_pretrained('{name}', backend='onnx')
+tagger.predict_text('EU rejects German call to boycott British lamb.')
+```
+
+onnxruntime alone runs it too: inputs `input_ids` and `attention_mask`, output `logits` (see
+`onnx_export.json`).
+"""
 
 
 def _manifest(result: ExportResult, source: str) -> dict:
@@ -225,7 +255,7 @@ def export_model(model_dir: str, output: str | None = None, *, quantize: str | N
     if not in_place:
         with atomic_directory(output, overwrite=overwrite, earlier=holds(MANIFEST_FILE)) as staging:
             result = _write_export(model, tokenizer, staging, quantize=quantize, opset=opset)
-            _copy_metadata(model_dir, model, tokenizer, staging)
+            _copy_metadata(model_dir, model, tokenizer, staging, os.path.basename(os.path.normpath(output)))
             atomic_write_json(os.path.join(staging, MANIFEST_FILE), _manifest(result, model_dir))
         result.output_dir = os.path.abspath(output)
         return result

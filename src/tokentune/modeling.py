@@ -258,7 +258,8 @@ def weight_files(path: str) -> list[str]:
                          f"(unpickling can run any code); {path} has no {SAFE_WEIGHTS}",
                          fix="if you trust the file, convert it once: python -c \"from transformers import "
                              f"AutoModelForTokenClassification as M; M.from_pretrained('{path}').save_pretrained('{path}')\"")
-    hint = (" (it holds an ONNX export: use --backend onnx)" if os.path.isfile(os.path.join(path, "model.onnx")) else "")
+    hint = (" (it holds an ONNX export: use --backend onnx, or backend='onnx' from Python)"
+            if os.path.isfile(os.path.join(path, "model.onnx")) else "")
     raise ModelError(f"no weights in {path}: {SAFE_WEIGHTS} is missing{hint}",
                      fix="pass the directory written by `tokentune train`, or copy its model.safetensors there")
 
