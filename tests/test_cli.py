@@ -25,6 +25,13 @@ def test_evaluate_prints_table_and_json(tiny_model, tiny_data, capsys):
 def test_evaluate_on_a_single_file(tiny_model, tiny_data, capsys):
     assert main(["evaluate", tiny_model.output_dir, "--data", os.path.join(tiny_data, "test.txt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(tiny_model.metrics["test"]["f1"])
+    # --split names a split of a directory: for one file it is refused, not ignored (unless it is that file's)
+    assert main(["evaluate", tiny_model.output_dir, "--data", os.path.join(tiny_data, "test.txt"), "--split", "dev"]) == 2
+    err = capsys.readouterr().err
+    assert "--split dev picks a split of a data directory, but" in err and "holds one set of data (test)" in err
+    assert main(["evaluate", tiny_model.output_dir, "--data", os.path.join(tiny_data, "test.txt"), "--split", "test",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(tiny_model.metrics["test"]["f1"])
 
 
 def test_predict_gives_character_offsets(tiny_model, capsys):

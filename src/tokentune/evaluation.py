@@ -148,11 +148,11 @@ def check_model_labels(tagger, corpus, *, drop: bool = False) -> list[str]:
     return []
 
 
-def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "default", backend: str = "torch",
+def evaluate(model_dir: str, data: str, *, split: str | None = None, mode: str = "default", backend: str = "torch",
              batch_size: int = 32, decoding: str = "viterbi", device: str | None = None, partial: bool = False,
              report: str | None = None, min_score: float = 0.0, curve: bool = False, clock=None,
              precision: str | None = None, **read_options) -> dict:
-    """Score the model in ``model_dir`` on ``data`` (a file, a data directory and a ``split``, a
+    """Score the model in ``model_dir`` on ``data`` (a file, a data directory and a ``split``: test by default, a
     save_to_disk directory or ``hf:ID``), read with the same options as training
     (:class:`~tokentune.data.options.ReadOptions`: ``scheme``, ``format``, ``label_map``, ...).
 
@@ -201,7 +201,7 @@ def evaluate(model_dir: str, data: str, *, split: str = "test", mode: str = "def
 
         with clock.part("reports"):
             write_evaluation_report(report, metrics, corpus, scores.predictions, model_dir=model_dir, data=path,
-                                    split=split if os.path.isdir(data) else None, curve=scores.curve)
+                                    split=(split or "test") if os.path.isdir(data) else None, curve=scores.curve)
     if timed:
         metrics["time"] = clock.summary()
     return metrics

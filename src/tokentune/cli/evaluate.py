@@ -12,7 +12,7 @@ from ._common import add_precision_flag
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="a model directory written by tokentune train")
     parser.add_argument("--data", required=True, help="a labelled file, or a directory with split files")
-    parser.add_argument("--split", default="test", help="which split when --data is a directory (default test)")
+    parser.add_argument("--split", default=None, help="which split when --data is a directory (default test)")
     parser.add_argument("--mode", default="default", choices=["default", "strict"], help="seqeval mode")
     parser.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])

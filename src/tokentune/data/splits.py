@@ -300,11 +300,14 @@ def check_single_file_options(data: str, options: dict[str, Any]) -> None:
                               fix="pass the data directory (train/dev/test files) instead")
 
 
-def read_split(data: str, split: str, options: dict[str, Any]) -> tuple[Corpus, list[str], str]:
+def read_split(data: str, split: str | None, options: dict[str, Any]) -> tuple[Corpus, list[str], str]:
     """One split to score: ``(corpus, notes, path)`` from a file, a data directory (only ``split``'s file is
-    read), a save_to_disk directory or ``hf:ID``. Reader options and ``label_map`` apply as in training."""
+    read; default ``test``), a save_to_disk directory or ``hf:ID``. Reader options and ``label_map`` apply
+    as in training. A ``split`` named for data that holds one split is refused rather than ignored."""
     from .formats import read_corpus
     from .hf import is_hf_source
+
+    named, split = split, split or "test"
 
     if os.path.isdir(data) and not is_hf_source(data) and not is_one_split_folder(data, options):
         files = find_split_files(data)
@@ -319,6 +322,9 @@ def read_split(data: str, split: str, options: dict[str, Any]) -> tuple[Corpus, 
             notes.extend(map_labels([corpus], parse_label_map(options["label_map"])))
         return corpus, notes, files[split]
     corpora, notes = read_data(data, {k: v for k, v in options.items() if k != "drop_unknown_labels"})
+    if len(corpora) == 1 and named is not None and named not in corpora:
+        raise ConfigError(f"--split {named} picks a split of a data directory, but {data} holds one set of data "
+                          f"({', '.join(corpora)}), which is scored whole", fix="leave --split out, or pass the directory")
     if len(corpora) == 1:
         return next(iter(corpora.values())), notes, data
     if split not in corpora:
