@@ -110,7 +110,7 @@ def test_unknown_model_offline_is_explained(tiny_data, tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="could not be fetched from the Hugging Face Hub.*--model DIR"):
         tokentune.train(data=tiny_data, model="no-such-org/no-such-model", output=str(tmp_path / "o"), epochs=1)
     for path in ("/no/such/model", "./no-such-dir", "a/b/c"):  # a path, never a Hub id: no `hf download` advice
-        with pytest.raises(ModelError, match=r"no model directory .*: there is no such directory\. Fix: check the path"):
+        with pytest.raises(ModelError, match=r"cannot load model .*: there is no such directory\. Fix: check the path"):
             tokentune.train(data=tiny_data, model=path, output=str(tmp_path / "o"), epochs=1)
 
 

@@ -57,7 +57,7 @@ def _load_error(name: str, err: Exception, *, flag: str = "--model") -> ModelErr
         return ModelError(f"cannot load the model in directory {name!r}: {first}",
                           fix="it needs config.json, the weights (model.safetensors) and the tokenizer files")
     if name.startswith(("/", ".", "~")) or name.count("/") > 1:  # a path, never a Hub id (OWNER/NAME)
-        return ModelError(f"no model directory {name!r}: there is no such directory",
+        return ModelError(f"cannot load model {name!r}: there is no such directory",
                           fix=f"check the path, or pass a Hub id such as bert-base-cased as {flag}")
     return ModelError(
         f"cannot load model {name!r}: it is not a local directory and could not be fetched from the "
