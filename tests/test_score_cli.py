@@ -70,7 +70,7 @@ def test_text_report(tmp_path, capsys):
 
 def test_json_equals_the_library(tmp_path, capsys):
     path = write(tmp_path / "out.txt", CONLLEVAL)
-    assert run_json(capsys, path) == score_tags(GOLD, PRED)
+    assert run_json(capsys, path) == score_tags(GOLD, PRED)  # (its predictions start chunks with I-: a note)
     assert main(["score", path, "--mode", "strict", "--scheme", "IOB2", "--json"]) == 0
     captured = capsys.readouterr()
     strict = json.loads(captured.out)
@@ -196,3 +196,22 @@ def test_non_utf8_and_corrupt_gzip_name_the_file(tmp_path, capsys):
     assert f"{bad}:1: the file is not UTF-8 text" in run_error(capsys, str(bad))
     fake = write(tmp_path / "out.txt.gz", CONLLEVAL)
     assert "not gzip data" in run_error(capsys, fake)
+
+
+def test_gold_and_predicted_in_two_schemes_are_said_with_the_accuracy_in_one(tmp_path, capsys):
+    """predict adds IOB2 tags to a CoNLL-2003 (IOB1) file: token accuracy as written counts each entity's first
+    word as wrong; the note gives it with both columns in IOB2. Entities agree: F1 100."""
+    path = write(tmp_path / "mixed.txt", "John NNP B-PER B-PER\nSmith NNP I-PER I-PER\nlives VBZ O O\n"
+                                         "in IN O O\nParis NNP I-LOC B-LOC\n\nRome NNP I-LOC B-LOC\n")
+    assert main(["score", path, "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["f1"] == 1.0 and result["accuracy"] == pytest.approx(4 / 6)
+    assert captured.err == ("tokentune score: note: the gold tags read as IOB1 and the predicted as IOB2: token accuracy "
+                            "compares tags as written (66.67%); with both written in IOB2 it is 100.00%. Entities are "
+                            "compared by their spans either way\n")
+    same = write(tmp_path / "same.txt", "John NNP B-PER B-PER\nParis NNP B-LOC O\n")
+    assert main(["score", same, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and json.loads(captured.out)["accuracy"] == 0.5
+

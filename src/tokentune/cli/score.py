@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
                         expected=err.expected, found=err.found, fix=err.fix) from None
     if args.mode == "strict":
         _say_what_strict_dropped(result, metrics.score_flat_tags(data.gold, data.pred, data.lengths))
+    elif (args.scheme or "").upper() != "PLAIN":  # (strict mode reads both columns in --scheme, said above)
+        _say_when_schemes_differ(data, result)
     if args.json:
         print(json.dumps(result))
     else:
@@ -75,6 +77,24 @@ def _say_what_strict_dropped(result: dict, lenient: dict) -> None:
           f"{lenient['counts']['predicted']} predicted entities (as the default mode reads them): their tags do not "
           f"follow {result['scheme']}. If a column is in another scheme (CoNLL-2003's is IOB1), score in the default "
           f"mode (leave --mode strict out), or convert that column to {result['scheme']} first", file=sys.stderr)
+
+
+def _say_when_schemes_differ(data: TagColumns, result: dict) -> None:
+    """Token accuracy compares tags as written: gold in IOB1 next to predictions in IOB2 (what ``predict``
+    adds to a CoNLL-2003 file) differ on an entity's first word where the entities agree. Said on stderr,
+    with the accuracy of both columns written in IOB2 (the figures themselves stay conlleval's)."""
+    from ..schemes import detect_scheme, spans_to_tags, tags_to_spans
+
+    sides = data.sentences("gold"), data.sentences("pred")
+    gold_scheme, pred_scheme = (detect_scheme(side) for side in sides)
+    if gold_scheme.name == pred_scheme.name or not (gold_scheme.prefixed and pred_scheme.prefixed):
+        return
+    same = sum(g == p for gold, pred in zip(*sides)
+               for g, p in zip(spans_to_tags(tags_to_spans(gold, gold_scheme), len(gold)),
+                               spans_to_tags(tags_to_spans(pred, pred_scheme), len(pred))))
+    print(f"tokentune score: note: the gold tags read as {gold_scheme.name} and the predicted as {pred_scheme.name}: "
+          f"token accuracy compares tags as written ({result['accuracy']:.2%}); with both written in IOB2 it is "
+          f"{same / max(1, len(data.gold)):.2%}. Entities are compared by their spans either way", file=sys.stderr)
 
 
 def _load(args: argparse.Namespace) -> TagColumns:
