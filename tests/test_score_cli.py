@@ -200,16 +200,17 @@ def test_non_utf8_and_corrupt_gzip_name_the_file(tmp_path, capsys):
 
 def test_gold_and_predicted_in_two_schemes_are_said_with_the_accuracy_in_one(tmp_path, capsys):
     """predict adds IOB2 tags to a CoNLL-2003 (IOB1) file: token accuracy as written counts each entity's first
-    word as wrong; the note gives it with both columns in IOB2. Entities agree: F1 100."""
-    path = write(tmp_path / "mixed.txt", "John NNP B-PER B-PER\nSmith NNP I-PER I-PER\nlives VBZ O O\n"
-                                         "in IN O O\nParis NNP I-LOC B-LOC\n\nRome NNP I-LOC B-LOC\n")
+    word as wrong; the note gives it with the predictions in the gold's scheme. Entities agree: F1 100."""
+    path = write(tmp_path / "mixed.txt", "John NNP I-PER B-PER\nSmith NNP I-PER I-PER\nlives VBZ O O\n"
+                                         "in IN O O\nParis NNP I-LOC B-LOC\n\nRome NNP I-LOC B-LOC\n"
+                                         "Milan NNP B-LOC B-LOC\n")
     assert main(["score", path, "--json"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)
-    assert result["f1"] == 1.0 and result["accuracy"] == pytest.approx(4 / 6)
+    assert result["f1"] == 1.0 and result["accuracy"] == pytest.approx(4 / 7)
     assert captured.err == ("tokentune score: note: the gold tags read as IOB1 and the predicted as IOB2: token accuracy "
-                            "compares tags as written (66.67%); with both written in IOB2 it is 100.00%. Entities are "
-                            "compared by their spans either way\n")
+                            "compares tags as written (57.14%); with the predictions written in IOB1 it is 100.00%. "
+                            "Entities are compared by their spans either way\n")
     same = write(tmp_path / "same.txt", "John NNP B-PER B-PER\nParis NNP B-LOC O\n")
     assert main(["score", same, "--json"]) == 0
     captured = capsys.readouterr()

@@ -82,7 +82,8 @@ def _say_what_strict_dropped(result: dict, lenient: dict) -> None:
 def _say_when_schemes_differ(data: TagColumns, result: dict) -> None:
     """Token accuracy compares tags as written: gold in IOB1 next to predictions in IOB2 (what ``predict``
     adds to a CoNLL-2003 file) differ on an entity's first word where the entities agree. Said on stderr,
-    with the accuracy of both columns written in IOB2 (the figures themselves stay conlleval's)."""
+    with the accuracy of the predictions written in the gold's scheme, as ``evaluate`` counts it (the
+    figures themselves stay conlleval's)."""
     from ..schemes import detect_scheme, spans_to_tags, tags_to_spans
 
     sides = data.sentences("gold"), data.sentences("pred")
@@ -90,11 +91,11 @@ def _say_when_schemes_differ(data: TagColumns, result: dict) -> None:
     if gold_scheme.name == pred_scheme.name or not (gold_scheme.prefixed and pred_scheme.prefixed):
         return
     same = sum(g == p for gold, pred in zip(*sides)
-               for g, p in zip(spans_to_tags(tags_to_spans(gold, gold_scheme), len(gold)),
-                               spans_to_tags(tags_to_spans(pred, pred_scheme), len(pred))))
+               for g, p in zip(gold, spans_to_tags(tags_to_spans(pred, pred_scheme), len(pred), gold_scheme)))
     print(f"tokentune score: note: the gold tags read as {gold_scheme.name} and the predicted as {pred_scheme.name}: "
-          f"token accuracy compares tags as written ({result['accuracy']:.2%}); with both written in IOB2 it is "
-          f"{same / max(1, len(data.gold)):.2%}. Entities are compared by their spans either way", file=sys.stderr)
+          f"token accuracy compares tags as written ({result['accuracy']:.2%}); with the predictions written in "
+          f"{gold_scheme.name} it is {same / max(1, len(data.gold)):.2%}. Entities are compared by their spans either way",
+          file=sys.stderr)
 
 
 def _load(args: argparse.Namespace) -> TagColumns:
