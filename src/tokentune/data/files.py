@@ -35,14 +35,17 @@ def read_bytes(path: str) -> bytes:
         raise DataError(f"cannot read the file ({err.strerror or err})", path=path,
                         fix="check its permissions") from None
     if raw[:2] == GZIP_MAGIC:
-        return _gunzip(raw, path)
+        return gunzipped(raw, path)
     if path.endswith(".gz"):
         raise DataError("the file is named .gz but is not gzip data", path=path, expected="gzip data (starting 1f 8b)",
                         found=f"bytes {raw[:2]!r}", fix="rename it without .gz, or compress it with gzip")
     return raw
 
 
-def _gunzip(raw: bytes, path: str) -> bytes:
+def gunzipped(raw: bytes, path: str) -> bytes:
+    """``raw`` gunzipped when it is gzip (by its magic number), else as it is; bad gzip data is a DataError."""
+    if raw[:2] != GZIP_MAGIC:
+        return raw
     try:
         return gzip.decompress(raw)
     except (EOFError, OSError, zlib.error) as err:

@@ -15,13 +15,11 @@ enough blocks for every actor.
 """
 from __future__ import annotations
 
-import gzip
 import math
 import os
-import zlib
 from dataclasses import dataclass
 
-from ..data.files import GZIP_MAGIC, decode_utf8
+from ..data.files import decode_utf8, gunzipped
 from ..data.inputs import check_readable, guess_format
 from ..data.jsonl import parse_json
 from ..errors import ConfigError, DataError, TokentuneError
@@ -191,13 +189,7 @@ def file_lines(raw: bytes, path: str) -> list[str]:
     :func:`tokentune.data.files.stream_lines`: gzip by its magic number (Ray has already gunzipped a
     ``.gz`` name), the BOM dropped, only ``\\n``, ``\\r\\n`` and ``\\r`` end a line (str.splitlines
     would end one at ``\\x0c``, ``\\x85``, ``\\u2028`` ...), non-UTF-8 bytes named with their line."""
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as err:
-            raise DataError(f"the gzip data is truncated or corrupt ({err})", path=path,
-                            fix="download or compress the file again; `gzip -t FILE` checks it") from None
-    text = decode_utf8(raw, path)
+    text = decode_utf8(gunzipped(raw, path), path)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
