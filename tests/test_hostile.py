@@ -170,6 +170,15 @@ def unreadable_config(w) -> None:
         pytest.skip("running as root: chmod 0 does not stop reads")
 
 
+def interrupted_run(w) -> None:
+    """A run of --output {w}/out stopped after a full checkpoint: something a new run must not delete."""
+    checkpoint = w / ".out.partial" / "checkpoints" / "checkpoint-5"
+    checkpoint.mkdir(parents=True)
+    for name in ("model.safetensors", "optimizer.pt", "scheduler.pt"):
+        (checkpoint / name).write_text("x")
+    (checkpoint / "trainer_state.json").write_text('{"global_step": 5}')
+
+
 # fixes that belong in modules another engineer is editing (settings.py, training/run.py)
 def row(name, argv, *expected, fix=True, setup=None, xfail=None):
     marks = [pytest.mark.xfail(strict=True, reason=xfail)] if xfail else []
@@ -178,6 +187,10 @@ def row(name, argv, *expected, fix=True, setup=None, xfail=None):
 
 ROWS = [
     # ----------------------------------------------------------------------------------------- train
+    row("train-overwrite-someone-elses-folder", ["train", "--data", "{w}/data", "--output", "{w}/existing_dir",
+                                                 "--overwrite", *TINY], "{w}/existing_dir", "keep.txt"),
+    row("train-rerun-over-an-interrupted-run", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY],
+        ".out.partial", "--resume", setup=interrupted_run),
     row("train-data-missing", ["train", "--data", "{w}/missing", "--output", "{w}/out", *TINY], "{w}/missing"),
     row("train-data-empty-dir", ["train", "--data", "{w}/emptydir", "--output", "{w}/out", *TINY], "{w}/emptydir"),
     row("train-train-is-dir", ["train", "--train", "{w}/emptydir", "--output", "{w}/out", *TINY], "{w}/emptydir"),
@@ -345,6 +358,8 @@ ROWS = [
         "{w}/train.txt:1"),
     row("evaluate-onnx-not-exported", ["evaluate", "{w}/model", "--data", "{w}/data", "--backend", "onnx"],
         "{w}/model"),
+    row("evaluate-split-of-one-file", ["evaluate", "{w}/model", "--data", "{w}/train.txt", "--split", "dev"],
+        "--split dev", "{w}/train.txt"),
     row("evaluate-no-such-split", ["evaluate", "{w}/model", "--data", "{w}/data", "--split", "validation2"],
         "{w}/data", "validation2"),
     row("evaluate-batch-zero", ["evaluate", "{w}/model", "--data", "{w}/data", "--batch-size", "0"], "--batch-size"),
@@ -362,6 +377,8 @@ ROWS = [
     row("evaluate-report-read-only", ["evaluate", "{w}/model", "--data", "{w}/data", "--report",
                                       "{w}/readonly/report"], "{w}/readonly/report", setup=read_only_dir),
     # --------------------------------------------------------------------------------------- predict
+    row("predict-parquet-output-without-ray", ["predict", "{w}/model", "--input", "{w}/texts.txt", "--output",
+                                               "{w}/out.parquet"], "{w}/out.parquet", "--ray"),
     row("predict-input-missing", ["predict", "{w}/model", "--input", "{w}/missing.txt"], "{w}/missing.txt"),
     row("predict-min-score-nan", ["predict", "{w}/model", "text", "--min-score", "nan"], "--min-score"),
     row("predict-min-score-empty", ["predict", "{w}/model", "text", "--min-score", ""], "--min-score"),
@@ -459,6 +476,8 @@ ROWS = [
     row("inspect-dev-split-nan", ["inspect", "{w}/data", "--dev-split", "nan"], "--dev-split"),
     row("inspect-token-column-huge", ["inspect", "{w}/train.txt", "--token-column", "9" * 30], "--token-column"),
     # --------------------------------------------------------------------------------------- convert
+    row("convert-brat-over-someone-elses-folder", ["convert", "{w}/train.txt", "{w}/existing_dir", "--to", "brat"],
+        "{w}/existing_dir", "keep.txt"),
     row("convert-in-missing", ["convert", "{w}/missing.txt", "{w}/out.conll"], "{w}/missing.txt"),
     row("convert-in-is-out", ["convert", "{w}/train.txt", "{w}/train.txt"], "{w}/train.txt", "destroy the input"),
     row("convert-out-inside-in", ["convert", "{w}/data", "{w}/data/converted"], "{w}/data", "destroy the input"),
@@ -474,6 +493,8 @@ ROWS = [
     row("convert-jsonl-wrong-types", ["convert", "{w}/wrongtype.jsonl", "{w}/out.jsonl"], "{w}/wrongtype.jsonl:2"),
     row("convert-binary", ["convert", "{w}/binary.bin", "{w}/out.conll"], "{w}/binary.bin"),
     # ---------------------------------------------------------------------------------------- export
+    row("export-overwrite-someone-elses-folder", ["export", "{w}/model", "--output", "{w}/existing_dir", "--overwrite"],
+        "{w}/existing_dir", "keep.txt"),
     row("export-model-missing", ["export", "{w}/nomodel", "--output", "{w}/onnx"], "{w}/nomodel"),
     row("export-opset-low", ["export", "{w}/model", "--output", "{w}/onnx", "--opset", "5"], "--opset"),
     row("export-opset-high", ["export", "{w}/model", "--output", "{w}/onnx", "--opset", "999"], "--opset"),

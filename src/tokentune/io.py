@@ -136,7 +136,7 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: tu
         held = sorted(os.listdir(path))
         shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
         raise ConfigError(f"{what} {path} holds files that are not an earlier output of this command ({shown}); "
-                          f"replacing it would delete them", fix=f"choose another {flag}, or a new or empty directory")
+                          f"replacing it would delete them", fix="write to a new or empty directory instead")
     return path
 
 

@@ -221,9 +221,11 @@ def write_brat(corpus: Corpus, path: str | os.PathLike, *, sentences_per_file: i
 
 
 def _brat_folder(path: str) -> bool:
-    """A folder of brat documents alone (what a conversion to brat writes), which may be replaced whole."""
-    return all(os.path.isfile(os.path.join(path, name)) and name.endswith((".txt", ".ann", ".conf"))
-               for name in os.listdir(path))
+    """What a conversion to brat wrote (its annotation.conf, and brat documents alone), which may be replaced
+    whole: a folder of other .txt files is not one."""
+    names = os.listdir(path)
+    return "annotation.conf" in names and all(os.path.isfile(os.path.join(path, name))
+                                              and name.endswith((".txt", ".ann", ".conf")) for name in names)
 
 
 def _document(corpus: Corpus, sentences: list[Sentence], first: int) -> tuple[str, str]:
