@@ -141,8 +141,10 @@ def _write_export(model, tokenizer, directory: str, *, quantize: str | None, ops
 def _copy_metadata(model_dir: str, model, tokenizer, directory: str, output_name: str) -> None:
     """config, tokenizer and tokentune's files next to the ONNX files; the card's usage is the export's
     (``output_name``: the output directory's, as a reader would load it)."""
+    from .modeling import save_tokenizer
+
     model.config.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    save_tokenizer(tokenizer, directory)
     for name in METADATA_FILES:
         source = os.path.join(model_dir, name)
         if os.path.isfile(source):

@@ -97,6 +97,25 @@ def load_tokenizer(name: str | None):
     return tokenizer
 
 
+def save_tokenizer(tokenizer, directory: str) -> None:
+    """``save_pretrained``, then tokenizer.json without the truncation and padding some base models bake
+    into it (the embedded MiniLM's: 128 sub-tokens): transformers ignores them, but whatever reads
+    tokenizer.json itself (the tokenizers library beside onnxruntime, Rust, JavaScript) would cut every
+    longer text there silently and pad every shorter one."""
+    tokenizer.save_pretrained(directory)
+    path = os.path.join(directory, "tokenizer.json")
+    if not os.path.isfile(path):
+        return
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_file(path)
+    if backend.truncation is None and backend.padding is None:
+        return
+    backend.no_truncation()
+    backend.no_padding()
+    backend.save(path)
+
+
 def build_model(name: str | None, labels: list[str]):
     """A pretrained encoder with a fresh token-classification head for ``labels`` (a bare encoder is
     expected here; a head of another size is replaced)."""

@@ -359,14 +359,14 @@ def final_evaluation(model, tokenizer, labels, splits, config, max_length, test_
 def write_outputs(staging, trainer, tokenizer, config, result, splits, clock) -> None:
     """The model, its card, reports and ``metrics.json`` (written last: its ``"time"`` covers the rest)."""
     from ..io import atomic_write_json, atomic_write_text
-    from ..modeling import base_model_name
+    from ..modeling import base_model_name, save_tokenizer
     from ..reporting.card import model_card, write_reports
     from .crf import save_without_crf
 
     with clock.part("writing"):
         labels = [trainer.model.config.id2label[i] for i in range(len(trainer.model.config.id2label))]
         save_without_crf(trainer.model, staging, labels)  # the CRF's scores, if any, in crf.safetensors
-        tokenizer.save_pretrained(staging)
+        save_tokenizer(tokenizer, staging)
         atomic_write_json(os.path.join(staging, "tokentune_config.json"), config.to_dict())
     with clock.part("reports"):
         card = model_card(config, base_model_name(config.model), result.metrics, result.log_history, splits)
