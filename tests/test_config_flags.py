@@ -163,3 +163,18 @@ def test_predict_output_equal_to_its_input_is_refused(tiny_model, tmp_path, caps
     assert main(["predict", tiny_model.output_dir, "--input", str(texts), "--output", str(texts)]) == 2
     assert "destroy the input" in capsys.readouterr().err
     assert texts.read_text() == "Alice met Bob in Paris\n"
+
+
+def test_evaluate_notes_predicted_types_the_data_lacks(tiny_model, tiny_data):
+    import tokentune
+    from tokentune.data import read_corpus
+
+    plain = tokentune.evaluate(tiny_model.output_dir, tiny_data, split="dev")
+    assert not any("a type the data does not have" in note for note in plain.get("notes", []))
+    mapped = tokentune.evaluate(tiny_model.output_dir, tiny_data, split="dev", label_map={"PER": "O"})
+    tagger = tokentune.Tagger.from_pretrained(tiny_model.output_dir)
+    sentences = [s.words for s in read_corpus(os.path.join(tiny_data, "dev.txt"))]
+    predicted = sum(label == "PER" for p in tagger.predict_token_batches(sentences) for label, _, _ in p.spans)
+    assert predicted > 0 and mapped["per_type"]["PER"]["support"] == 0
+    assert (f"the model predicted {predicted} PER entities, a type the data does not have (not annotated there, or "
+            f"mapped away by --label-map): all count as false positives") in mapped["notes"]

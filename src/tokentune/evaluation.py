@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
 from typing import Sequence
 
 from .decoding import SCORE_DIGITS
@@ -148,6 +149,15 @@ def check_model_labels(tagger, corpus, *, drop: bool = False) -> list[str]:
     return []
 
 
+def types_the_data_lacks(corpus, predictions) -> list[str]:
+    """A note for each entity type predicted but absent from the data (mapped to O by --label-map, or
+    not annotated there): its predictions are all false positives, which a reader should know."""
+    present = corpus.entity_types()
+    counts = Counter(label for prediction in predictions for label, _, _ in prediction.spans if label not in present)
+    return [f"the model predicted {count} {label} entities, a type the data does not have (not annotated there, or "
+            f"mapped away by --label-map): all count as false positives" for label, count in sorted(counts.items())]
+
+
 def evaluate(model_dir: str, data: str, *, split: str | None = None, mode: str = "default", backend: str = "torch",
              batch_size: int = 32, decoding: str = "viterbi", device: str | None = None, partial: bool = False,
              report: str | None = None, min_score: float = 0.0, curve: bool = False, clock=None,
@@ -189,8 +199,9 @@ def evaluate(model_dir: str, data: str, *, split: str | None = None, mode: str =
                                         decoding=decoding, precision=precision)
     notes += check_model_labels(tagger, corpus, drop=bool(options.get("drop_unknown_labels")))
     with clock.part("evaluation"):
-        scores = evaluate_corpus(tagger, corpus, mode=mode, partial=partial, return_predictions=report is not None,
+        scores = evaluate_corpus(tagger, corpus, mode=mode, partial=partial, return_predictions=True,
                                  min_score=min_score, thresholds=THRESHOLDS if curve or report is not None else None)
+    notes += types_the_data_lacks(corpus, scores.predictions)
     if notes:
         scores["notes"] = notes
     if curve:
