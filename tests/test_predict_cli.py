@@ -85,7 +85,7 @@ def test_jsonl_text_and_tokens_pass_other_fields_through(model_dir, tagger, caps
 def test_conll_gets_a_predicted_column(model_dir, tagger, capsys, tmp_path):
     path = tmp_path / "in.conll"
     lines = ["-DOCSTART- -X- -X- O", "", "Alice NNP I-NP I-PER", "met VBD I-VP O", "Rome NNP I-NP I-LOC", "",
-             "# a comment", "Bob\tx", "works\tx", ""]
+             "# a comment", "Bob\tNNP\tI-NP\tx", "works\tVBZ\tI-VP\tx", ""]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     code, out, _ = _run(capsys, model_dir, "-i", str(path), "-q")
     assert code == 0
@@ -105,6 +105,36 @@ def test_conll_named_txt_is_recognised_and_gzip_is_read(model_dir, capsys, tmp_p
     assert code == 0 and out.splitlines()[2].startswith("Alice NNP I-NP I-PER ")
     code, out, _ = _run(capsys, model_dir, "-i", str(path), "-q", "--format", "text")
     assert code == 0 and len(_json_lines(out)) == 3  # forced: each line is a text
+
+
+@pytest.mark.parametrize("lines, bad_line, found", [
+    (["EU B-ORG", "rejects", "German B-MISC x y", "", "OK O"], 2, "found 1 in 'rejects'"),  # 2, 1 and 4 columns
+    (["-DOCSTART- -X- -X- O", "", "# c", "EU", "rejects", "", "call\tO"], 7, "found 2 in 'call\\tO'"),
+    (["EU NNP B-ORG", "", "German NNP B-MISC", "call O"], 4, "found 2 in 'call O'"),  # in a later sentence
+])
+def test_conll_word_lines_of_other_column_counts_are_refused(model_dir, capsys, tmp_path, lines, bad_line, found):
+    path = tmp_path / "cols.conll"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.conll"
+    code, stdout, err = _run(capsys, model_dir, "-i", str(path), "-o", str(out), "-q")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert f"{path}:{bad_line}: wrong number of columns; expected " in err and found in err, err
+    assert "like the file's first word line" in err and "Fix: make every word line have the same columns" in err
+    assert not out.exists() and stdout == ""
+
+
+def test_conll_of_one_column_with_docstart_comments_and_tabs(model_dir, tagger, capsys, monkeypatch):
+    lines = ["-DOCSTART-", "", "# a comment", "Alice", "met", "Rome\t", "", "#", "Bob", ""]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    code, out, err = _run(capsys, model_dir, "-f", "conll", "-q")
+    assert code == 0 and err == ""
+    tags = tagger.predict_token_batches([["Alice", "met", "Rome"], ["Bob"]])
+    got = out.splitlines()
+    assert got[:3] == lines[:3] and got[6:8] == lines[6:8]
+    assert [line.split()[-1] for line in got[3:6]] == tags[0].tags and got[8].split()[-1] == tags[1].tags[0]
+    monkeypatch.setattr("sys.stdin", io.StringIO("Alice\nmet O\n"))
+    code, out, err = _run(capsys, model_dir, "-f", "conll", "-q")
+    assert code == 2 and "<stdin>:2: wrong number of columns; expected 1 column like" in err and out == ""
 
 
 @pytest.mark.parametrize("lines, expected", [

@@ -103,7 +103,7 @@ def read_items(fmt: str, *, texts: Sequence[str] = (), path: str | None = None,
     if fmt == "jsonl":
         return jsonl_items(lines, STDIN if path in (None, "-") else path, document_key)
     if fmt == "conll":
-        return conll_items(lines)
+        return conll_items(lines, STDIN if path in (None, "-") else path)
     return (Item("text", text=line) for line in lines)
 
 
@@ -145,11 +145,15 @@ def jsonl_items(lines: Iterable[str], where: str, document_key: str | None = Non
                         line=number, found=ascii(line[:80]), fix='write {"text": "..."} or {"tokens": ["...", ...]}')
 
 
-def conll_items(lines: Iterable[str]) -> Iterator[Item]:
-    """Sentences of token lines, and everything else (blank, ``-DOCSTART-``, comments) as raw lines."""
+def conll_items(lines: Iterable[str], where: str = STDIN) -> Iterator[Item]:
+    """Sentences of token lines, and everything else (blank, ``-DOCSTART-``, comments) as raw lines.
+    Every token line must have the columns of the first one, as the CoNLL reader
+    (:func:`tokentune.data.conll.read_conll_rows`) requires: otherwise a :class:`DataError` at
+    ``where:line``."""
     sentence: list[str] = []
-    for line in lines:
-        fields = line.split("\t") if "\t" in line else line.split()
+    ncols: tuple[int, int] | None = None  # (columns, line number) of the first token line
+    for number, line in enumerate(lines, 1):
+        fields = _conll_fields(line)
         token = fields[0].strip() if fields else ""
         is_comment = not sentence and (line == "#" or line.startswith("# "))
         if not token or token == DOCSTART or is_comment:
@@ -158,13 +162,32 @@ def conll_items(lines: Iterable[str]) -> Iterator[Item]:
                 sentence = []
             yield Item("raw", lines=[line], docstart=token == DOCSTART)
             continue
+        if ncols is None:
+            ncols = (len(fields), number)
+        elif len(fields) != ncols[0]:
+            _wrong_columns(where, number, ncols, len(fields), line)
         sentence.append(line)
     if sentence:
         yield _conll_sentence(sentence)
 
 
+def _conll_fields(line: str) -> list[str]:
+    """Columns as the CoNLL reader splits them: at tabs when there are any (a trailing tab is not an
+    empty column), else at runs of whitespace."""
+    return line.rstrip().split("\t") if "\t" in line else line.split()
+
+
+def _wrong_columns(where: str, number: int, ncols: tuple[int, int], found: int, line: str) -> None:
+    count, first = ncols
+    raise DataError("wrong number of columns", path=where, line=number,
+                    expected=f"{count} column{'s' * (count != 1)} like the file's first word line (line {first})",
+                    found=f"{found} in {line[:80]!r}",
+                    fix="make every word line have the same columns (the word first), or use tabs if words "
+                        "contain spaces")
+
+
 def _conll_sentence(lines: list[str]) -> Item:
-    tokens = [(line.split("\t") if "\t" in line else line.split())[0].strip() for line in lines]
+    tokens = [_conll_fields(line)[0].strip() for line in lines]
     return Item("tokens", tokens=tokens, lines=lines)
 
 
