@@ -25,6 +25,16 @@ def model_dir(tmp_path_factory, tiny_data, tiny_base_model):
     return trained_model(tmp_path_factory, tiny_data, tiny_base_model)
 
 
+@pytest.fixture(scope="module")
+def exported_dir(model_dir, tmp_path_factory):
+    from tokentune.cli.main import main
+
+    pytest.importorskip("onnxruntime")
+    output = tmp_path_factory.mktemp("serve_export") / "onnx"
+    assert main(["export", model_dir, "--output", str(output), "--quantize", "int8"]) == 0
+    return str(output)
+
+
 def request_lines(log: list[str]) -> list[tuple[str, str, str]]:
     return [m.groups() for m in map(LOG_LINE.search, log) if m]
 
@@ -120,3 +130,30 @@ def test_importing_the_server_configures_no_logging():
             "assert not logging.getLogger('tokentune.serving').handlers; print('clean')")
     done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.strip() == "clean", done.stderr
+
+
+@pytest.mark.parametrize("flags, precision", [
+    (["--quantize", "int8"], "int8"),
+    (["--backend", "onnx", "--onnx-file", "model.int8.onnx"], "int8"),
+    ([], "fp32"),  # an exported directory (no torch weights) is served with the onnx backend, as predict does
+])
+def test_serve_onnx_files_as_predict_picks_them(exported_dir, flags, precision):
+    with cli_server([exported_dir, *flags]) as (process, url), client(url) as http:
+        model = http.get("/model").json()
+        answer = http.post("/predict", json={"text": "Alice visited Paris ."})
+    assert model["precision"] == precision
+    assert answer.status_code == 200 and answer.json()["results"][0]["text"] == "Alice visited Paris ."
+    assert any(f"(onnx, {precision}," in line for line in process.log), process.log
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--backend", "torch", "--quantize", "int8"],
+     "--quantize and --onnx-file choose an ONNX file; they do not apply to --backend torch"),
+    (["--onnx-file", "missing.onnx"], "no ONNX model at "),
+    (["--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
+])
+def test_onnx_flags_are_checked_as_in_predict(exported_dir, flags, message):
+    done = run_cli(exported_dir, *flags, "--port", "0")
+    errors = [line for line in done.stderr.splitlines() if line.startswith("tokentune serve: error:")]
+    assert done.returncode == 2 and len(errors) == 1 and message in errors[0], done.stderr
+    assert "Traceback" not in done.stderr

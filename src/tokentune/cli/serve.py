@@ -43,7 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     batching.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms,
                           help="how long a batch waits for more requests (default 5)")
     model = parser.add_argument_group("model")
-    model.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    model.add_argument("--backend", choices=["torch", "onnx"],
+                       help="default: torch, or onnx with --quantize/--onnx-file or for an exported directory")
+    model.add_argument("--quantize", choices=["int8"], help="onnx backend: load model.int8.onnx")
+    model.add_argument("--onnx-file", metavar="NAME", help="onnx backend: this file instead of model.onnx")
     add_precision_flag(model)
     model.add_argument("--batch-size", type=int, default=32, help="windows per forward pass inside a batch")
     model.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..inference.tagger import check_min_score
     from ._common import quiet_libraries
+    from .predict import pick_backend
 
     try:
         from ..serving.app import create_app
@@ -70,16 +74,19 @@ def run(args: argparse.Namespace) -> int:
                     batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue, header_timeout_s=args.header_timeout,
                     body_timeout_s=args.body_timeout, shutdown_timeout_s=args.shutdown_timeout)
     min_score = check_min_score(args.min_score)  # before binding the port and loading the model
+    backend = pick_backend(args)  # as predict picks it: --quantize and --onnx-file need the onnx backend
+    onnx_options = {"quantize": args.quantize, "onnx_file": args.onnx_file} if backend == "onnx" else {}
     sock = bind_socket(args.host, args.port)  # before loading the model: a port in use fails at once
     try:
         _configure_logging(args.log_level)
         quiet_libraries(True)  # a server's log is read line by line: no 'Loading weights' bar in it
         api_key = args.api_key if args.api_key is not None else (os.environ.get(API_KEY_ENV) or None)
-        app = create_app(args.model_dir, limits=limits, api_key=api_key, backend=args.backend,
+        app = create_app(args.model_dir, limits=limits, api_key=api_key, backend=backend,
                          tagger_options={"batch_size": args.batch_size, "decoding": args.decode,
                                          "aggregation": args.aggregation, "stride": args.stride,
                                          "word_splitter": args.word_splitter,
-                                         "split_sentences": args.split_sentences, "precision": args.precision},
+                                         "split_sentences": args.split_sentences, "precision": args.precision,
+                                         **onnx_options},
                          min_score=min_score)
     except BaseException:
         sock.close()
@@ -88,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
     if not api_key and not _is_loopback(args.host):
         log.warning("serving on %s without --api-key: anyone who can reach this address can use the model",
                     args.host)
-    log.info("model %s (%s, word splitter %s); API key %s", args.model_dir, args.backend,
-             app.state.model_info.get("word_splitter"), "required" if api_key else "off")
+    info = app.state.model_info
+    log.info("model %s (%s, %s, word splitter %s); API key %s", args.model_dir, backend, info.get("precision"),
+             info.get("word_splitter"), "required" if api_key else "off")
     # uvicorn keeps the logging set up above, and its access log is off: our middleware logs requests
     run_server(app, host=args.host, limits=limits, sock=sock)
     return 0
