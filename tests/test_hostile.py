@@ -23,7 +23,8 @@ from tokentune.cli.main import main
 
 from conftest import make_sentences, write_conll
 
-MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "tokentune_config.json")
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "tokentune_config.json",
+               "crf.safetensors")  # the model has the default CRF head: without it, it is refused
 TINY = ["--model", "{w}/base", "--epochs", "1", "--batch-size", "8", "--quiet"]
 JSONL_OK = '{"tokens": ["Alice", "met", "Bob"], "tags": ["B-PER", "O", "B-PER"]}\n'
 DEFAULT_ON_SWITCHES = ("fast_dropout", "embedding_rows")  # train settings whose only flag is --no-...

@@ -103,7 +103,7 @@ def test_bad_trainer_args_exit_2_naming_the_fix(pair, message, tiny_data, tmp_pa
 def test_values_are_parsed_to_the_fields_types():
     parsed = check_trainer_args(["label_smoothing_factor=0.1", "lr_scheduler_kwargs={\"num_cycles\": 2}",
                                  "dataloader_drop_last=yes", "optim=adafactor", "hub_model_id=me/ner",
-                                 "eval_accumulation_steps=7", "fsdp=none"])
+                                 "eval_accumulation_steps=7", "fsdp=none"], lr_scheduler="cosine")
     assert parsed == {"label_smoothing_factor": 0.1, "lr_scheduler_kwargs": {"num_cycles": 2},
                       "dataloader_drop_last": True, "optim": "adafactor", "hub_model_id": "me/ner",
                       "eval_accumulation_steps": 7, "fsdp": None}
@@ -131,8 +131,8 @@ def test_flag_beats_the_config_files_trainer_mapping(tmp_path):
 def test_pass_through_reaches_training_arguments(tmp_path):
     from tokentune.training.trainer import training_arguments
 
-    config = TrainConfig(data="x", output=str(tmp_path / "m"), trainer={"label_smoothing_factor": 0.1,
-                                                                        "lr_scheduler_kwargs": {"power": 2.0}})
+    config = TrainConfig(data="x", output=str(tmp_path / "m"), lr_scheduler="polynomial",
+                         trainer={"label_smoothing_factor": 0.1, "lr_scheduler_kwargs": {"power": 2.0}})
     args = training_arguments(config, str(tmp_path / "staging"), has_dev=True)
     assert args.label_smoothing_factor == 0.1 and args.lr_scheduler_kwargs == {"power": 2.0}
     assert args.report_to == [] or args.report_to == "none" or args.report_to == ["none"]

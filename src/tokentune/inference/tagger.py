@@ -26,7 +26,7 @@ from ..settings import check_choice
 from ..windows import Pieces, WindowEncoder, Windows, sentence_offsets
 from ..words import Split, check_splitter, get_splitter
 from .aggregation import AGGREGATIONS, owned_positions, word_values
-from .arguments import bad_word, check_sentences, check_text, check_texts, check_words
+from .arguments import check_sentences, check_text, check_texts, check_words, checked_splitter
 from .packed import pack_inputs, plan_batches
 from .runners import BACKENDS, Runner
 from .saved import CONTEXTS, saved_context, saved_context_marker, saved_number, saved_precision, saved_word_splitter
@@ -160,7 +160,8 @@ class Tagger:
         self.decoding = decoding
         self.aggregation = aggregation
         if callable(word_splitter):
-            self.word_splitter, self.split_text = getattr(word_splitter, "__name__", "custom"), word_splitter
+            self.word_splitter = getattr(word_splitter, "__name__", "custom")
+            self.split_text = checked_splitter(word_splitter)
         else:
             self.word_splitter = check_splitter(word_splitter)
             self.split_text = get_splitter(self.word_splitter, tokenizer)
@@ -183,6 +184,7 @@ class Tagger:
         from ..modeling import load_for_prediction, load_tokenizer, model_max_length
         from . import runners
 
+        model_dir = os.fspath(model_dir) if isinstance(model_dir, os.PathLike) else model_dir
         check_sizes(**{key: options.get(key) for key in ("batch_size", "stride", "max_length")})
         check_min_score(options.get("min_score"), "min_score")  # before the model loads
         if not callable(word_splitter):
@@ -210,7 +212,7 @@ class Tagger:
             if any(value is not None for value in onnx_options.values()):
                 raise ConfigError(f"{', '.join(onnx_options)} only apply to the onnx backend",
                                   fix="add --backend onnx, or leave those options out")
-            device = device or runners.default_device()
+            device = runners.check_device(device)
             if precision == "auto":  # a model trained in fp32 predicts in fp32
                 precision = runners.precision_after_training(saved_precision(model_dir) if os.path.isdir(model_dir) else None)
             runners.check_device_precision(precision, device)  # refused before the model loads
@@ -339,14 +341,8 @@ class Tagger:
                                    ) -> tuple[list[TokenPrediction], np.ndarray]:
         """:meth:`predict_token_batches` and the ``[words of all sentences, labels]`` probabilities it
         decoded, rows in sentence order (e.g. for a loss against gold labels, without a second pass)."""
-        check_sentences(sentences)
-        try:
-            raw = self._predict_flat(sentences, documents)
-        except TypeError:  # the tokenizer's refusal: located when a word that is not a str caused it
-            located = bad_word(sentences)
-            if located is None:
-                raise
-            raise located from None
+        sentences = check_sentences(sentences)  # a generator is read once, here
+        raw = self._predict_flat(sentences, documents)
         flat = self._confident(raw)
         bounds = np.searchsorted(flat.span_start, flat.offsets)
         tags = self._label_array[flat.ids].tolist()

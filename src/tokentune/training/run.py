@@ -303,9 +303,22 @@ def train(config: TrainConfig | None = None, *, callbacks=(), test_when=None, cl
     """
     from ..quiet import quiet_while
 
-    config = config if config is not None else TrainConfig(**settings)
+    config = _as_config(config, settings)
     with quiet_while(config.quiet):
         return _train(config, callbacks, test_when, clock or RunClock())
+
+
+def _as_config(config, settings: dict) -> TrainConfig:
+    """train()'s settings: a TrainConfig or its fields, never both (the fields would be ignored)."""
+    if config is None:
+        return TrainConfig.from_dict(settings, source="train()")  # a misspelt name gets the closest one
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"train() takes a TrainConfig or its fields as keywords, found a {type(config).__name__}",
+                          fix="call train(data=..., output=...) or train(TrainConfig(data=..., output=...))")
+    if settings:
+        raise ConfigError(f"train() was given a TrainConfig and also {', '.join(sorted(settings))}, which would be "
+                          f"ignored", fix="pass one or the other, e.g. train(dataclasses.replace(config, epochs=3))")
+    return config
 
 
 def _train(config: TrainConfig, callbacks, test_when, clock: RunClock) -> TrainResult:
