@@ -230,3 +230,16 @@ def test_spacy_records_read_as_plain_jsonl_are_not_silently_empty(tmp_path):
         read_corpus(path)
     assert [s.spans for s in read_corpus(path, format="spacy")] == [(("ORG", 0, 1),)]
     assert [s.spans for s in read_corpus(path, entities_key="ents")] == [(("ORG", 0, 1),)]
+
+
+def test_a_record_with_its_entities_under_another_key_is_refused(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"text": "Alice met Bob", "spans": [{"start": 0, "end": 5, "label": "PER"}]}\n'
+                    '{"text": "Bob met Carol", "entities": [{"start": 0, "end": 3, "label": "PER"}]}\n')
+    with pytest.raises(DataError, match=r"mixed.jsonl:2: this record keeps its entities under 'entities', the "
+                                        r"file's first under 'spans'"):
+        read_corpus(str(path))
+    # a record without entities that has a "label" of another kind (a class) is read as having none
+    path.write_text('{"text": "Alice met Bob", "entities": [{"start": 0, "end": 5, "label": "PER"}]}\n'
+                    '{"text": "Bob met Carol", "label": "positive"}\n')
+    assert [len(s.spans) for s in read_corpus(str(path))] == [1, 0]
