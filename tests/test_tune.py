@@ -138,6 +138,37 @@ def test_space_errors_name_file_line_and_fix(tmp_path):
          "epochs": {"type": "int", "low": 1, "high": 3}}, base, source="x")
 
 
+def test_a_space_file_with_settings_beside_space_is_refused_naming_them(tiny_data, tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("epochs: 1\n" + TINY_SPACE_YAML + "seed: 3\n")
+    out = _output(tmp_path)
+    code = main(["tune", "--data", tiny_data, "--output", str(out), "--space", str(space)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert (f"{space}:1: a --space file holds only the search space; found also: epochs, seed. "
+            "Fix: put other settings in --config FILE or flags") in err
+    assert "expected a mapping" not in err and not out.exists()
+    as_json = tmp_path / "space.json"
+    as_json.write_text(json.dumps({"space": {"epochs": {"type": "int", "low": 1, "high": 3}}, "epochs": 1}))
+    with pytest.raises(ConfigError, match=r"space.json: a --space file holds only the search space; found also: "
+                                          r"epochs\. Fix: put other settings in --config FILE or flags"):
+        read_space(str(as_json), TrainConfig(data="x"), in_config=False)
+    for text in (TINY_SPACE_YAML, TINY_SPACE_YAML.replace("\n  ", "\n")[len("space:\n"):]):  # nested, or top level
+        space.write_text(text)
+        assert set(read_space(str(space), TrainConfig(data="x"), in_config=False)) == {"learning_rate", "epochs"}
+    space.write_text("epochs: 20\n" + TINY_SPACE_YAML)  # a --config file holds settings beside its space
+    assert set(read_space(str(space), TrainConfig(data="x"), in_config=True)) == {"learning_rate", "epochs"}
+
+
+def test_a_space_from_python_says_space_once(tiny_data, tmp_path):
+    base = TrainConfig(data=tiny_data, output=str(_output(tmp_path)))
+    with pytest.raises(ConfigError, match=r"^space: unknown setting 'learnig_rate'\. Fix: did you mean 'learning_rate'"):
+        tokentune.tune(base, space={"learnig_rate": Param("learnig_rate", "float", 1e-5, 1e-4)})
+    with pytest.raises(ConfigError, match=r"^space\.learning_rate: 0\.0 is not a valid learning_rate"):
+        tokentune.tune(base, space={"learning_rate": Param("learning_rate", "float", 0.0, 1e-4)})
+    assert not _output(tmp_path).exists()
+
+
 def test_cli_refuses_a_bad_space_before_any_trial(tiny_data, tmp_path, capsys):
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: {type: float, low: 1.0e-3, high: 1.0e-4}\n")

@@ -92,20 +92,22 @@ def parse_space(mapping: Any, base, *, source: str, lines: dict | None = None) -
     return space
 
 
-def _param(name: Any, spec: Any, base, where: str) -> Param:
+def _param(name: Any, spec: Any, base, where: str | None) -> Param:
+    """``where``: the file (and line) the parameter came from; None for a space given from Python."""
     from ..settings import unknown_keys
 
-    unknown_keys({name: None}, type(base), f"{where}: space")
+    where = f"{where}: space" if where else "space"  # messages say "space" once: FILE:LINE: space.NAME: ...
+    unknown_keys({name: None}, type(base), where)
     if name not in SEARCHABLE:
-        raise ConfigError(f"{where}: space.{name}: {name} is not a training hyperparameter a search may draw",
+        raise ConfigError(f"{where}.{name}: {name} is not a training hyperparameter a search may draw",
                           fix=f"search over {', '.join(SEARCHABLE[:6])}, ... (docs/tuning.md)")
     if not isinstance(spec, dict) or spec.get("type") not in KINDS:
-        raise ConfigError(f"{where}: space.{name}: expected a mapping with type float, int or categorical, found {spec!r}",
+        raise ConfigError(f"{where}.{name}: expected a mapping with type float, int or categorical, found {spec!r}",
                           fix=f"write '{name}: {{type: float, low: ..., high: ...}}' or "
                               f"'{name}: {{type: categorical, choices: [...]}}'")
     extra = set(spec) - KEYS
     if extra:
-        raise ConfigError(f"{where}: space.{name}: unknown key(s) {', '.join(sorted(map(str, extra)))}",
+        raise ConfigError(f"{where}.{name}: unknown key(s) {', '.join(sorted(map(str, extra)))}",
                           fix=f"use only {', '.join(sorted(KEYS))}")
     param = _build(name, spec, where)
     _check_values(param, base, where)
@@ -117,7 +119,7 @@ def _check_values(param: Param, base, where: str) -> None:
         try:
             dataclasses.replace(base, **{param.name: value})
         except ConfigError as err:
-            raise ConfigError(f"{where}: space.{param.name}: {value!r} is not a valid {param.name} ({err.message})",
+            raise ConfigError(f"{where}.{param.name}: {value!r} is not a valid {param.name} ({err.message})",
                               fix="change the bounds or choices to valid values") from None
 
 
@@ -137,16 +139,18 @@ def check_combinations(space: dict[str, Param], base, source: str, most: int = 1
                               fix="narrow the space so that these settings cannot meet, or fix one of them") from None
 
 
-def check_space(space: dict, base, source: str = "space") -> dict[str, Param]:
-    """A space given from Python: each entry a :class:`Param` named as its key, checked as a file's would be."""
+def check_space(space: dict, base, source: str | None = None) -> dict[str, Param]:
+    """A space given from Python: each entry a :class:`Param` named as its key, checked as a file's would be.
+    ``source``: where it came from, for messages (None: they start with ``space``)."""
+    label = f"{source}: space" if source else "space"
     if not isinstance(space, dict) or not space:
-        raise ConfigError(f"{source}: expected a non-empty mapping of setting names to Param", fix="see docs/tuning.md")
+        raise ConfigError(f"{label}: expected a non-empty mapping of setting names to Param", fix="see docs/tuning.md")
     for name, param in space.items():
         if not isinstance(param, Param) or param.name != name:
-            raise ConfigError(f"{source}: {name!r} must map to a Param named {name!r}, found {param!r}",
+            raise ConfigError(f"{label}: {name!r} must map to a Param named {name!r}, found {param!r}",
                               fix=f"write {{'{name}': Param('{name}', 'float', low, high)}}")
         _param(name, _spec(param), base, source)
-    check_combinations(space, base, source)
+    check_combinations(space, base, source or "space")
     return space
 
 
@@ -164,24 +168,24 @@ def _build(name: str, spec: dict, where: str) -> Param:
     if kind == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
-            raise ConfigError(f"{where}: space.{name}: a categorical parameter needs a non-empty 'choices' list",
+            raise ConfigError(f"{where}.{name}: a categorical parameter needs a non-empty 'choices' list",
                               fix=f"write '{name}: {{type: categorical, choices: [8, 16, 32]}}'")
         return Param(name, kind, choices=tuple(choices))
     low, high = spec.get("low"), spec.get("high")
     number = int if kind == "int" else (int, float)
     for key, value in (("low", low), ("high", high)):
         if isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value):
-            raise ConfigError(f"{where}: space.{name}.{key}: expected {'a whole number' if kind == 'int' else 'a number'},"
+            raise ConfigError(f"{where}.{name}.{key}: expected {'a whole number' if kind == 'int' else 'a number'},"
                               f" found {value!r}", fix=f"give {name} numeric 'low' and 'high' bounds")
     if low > high:
-        raise ConfigError(f"{where}: space.{name}: low ({low}) is above high ({high})", fix="swap the bounds")
+        raise ConfigError(f"{where}.{name}: low ({low}) is above high ({high})", fix="swap the bounds")
     log = spec.get("log", False)
     if not isinstance(log, bool) or (log and low <= 0):
-        raise ConfigError(f"{where}: space.{name}: 'log: true' needs bounds above 0 (and log must be true or false)",
+        raise ConfigError(f"{where}.{name}: 'log: true' needs bounds above 0 (and log must be true or false)",
                           fix="raise 'low' above 0, or drop 'log'")
     step = spec.get("step")
     if step is not None and (isinstance(step, bool) or not isinstance(step, number) or step <= 0 or log):
-        raise ConfigError(f"{where}: space.{name}.step: expected a positive {'whole ' if kind == 'int' else ''}number "
+        raise ConfigError(f"{where}.{name}.step: expected a positive {'whole ' if kind == 'int' else ''}number "
                           f"without 'log', found {step!r}", fix="drop 'step', or give a positive step on a linear scale")
     if kind == "int":  # whole bounds stay whole: they are checked as values of integer settings
         return Param(name, kind, int(low), int(high), log=log, step=step)
@@ -218,6 +222,21 @@ def read_space(path: str | None, base, *, in_config: bool) -> dict[str, Param] |
     values, text = read_mapping_file(path, what=what, flag=flag)
     if in_config and not (isinstance(values, dict) and "space" in values):
         return None  # the config's other keys are checked as settings by build_config
-    under = "space" if in_config or (isinstance(values, dict) and set(values) == {"space"}) else None
-    lines = {} if path.endswith(".json") else yaml_lines(text, under)
+    under = "space" if in_config or (isinstance(values, dict) and "space" in values) else None
+    json_file = path.endswith(".json")
+    if under and not in_config:
+        _only_space(values, path, {} if json_file else yaml_lines(text, None))
+    lines = {} if json_file else yaml_lines(text, under)
     return parse_space(values["space"] if under else values, base, source=path, lines=lines)
+
+
+def _only_space(values: dict, path: str, lines: dict) -> None:
+    """A ``--space`` file that nests the space under ``space:`` holds nothing else: a setting beside it
+    (``epochs: 1``) would otherwise be read as a parameter, or silently not be the trials' setting."""
+    others = [key for key in values if key != "space"]
+    if others:
+        first = min((lines.get((key,), 0), index) for index, key in enumerate(others))
+        where = f"{path}:{first[0]}" if first[0] else path
+        raise ConfigError(f"{where}: a --space file holds only the search space; found also: "
+                          f"{', '.join(map(str, others))}",
+                          fix="put other settings in --config FILE or flags, and keep only 'space:' in the --space file")
