@@ -6,6 +6,7 @@ One local Ray (2 CPUs) serves the module; the single-process runs use one thread
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -125,3 +126,20 @@ def test_without_ray_the_flag_says_how_to_install_it(model_dir, tmp_path, capsys
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     assert main(["predict", model_dir, "-i", str(source), "--ray", "auto"]) == 2
     assert "pip install 'tokentune[ray]'" in capsys.readouterr().err
+
+
+def test_predict_dataset_checks_its_arguments_before_ray_starts(model_dir, tmp_path, monkeypatch):
+    import tokentune.inference.ray_batch as ray_batch
+    from tokentune import predict_dataset
+    from tokentune.errors import ConfigError, ModelError
+
+    monkeypatch.setattr(ray_batch, "connect", lambda address: pytest.fail("Ray was reached"))
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"text": "Alice met Bob"}\n')
+    with pytest.raises(ModelError, match="there is no such directory"):
+        predict_dataset(str(tmp_path / "no-model"), str(data))
+    with pytest.raises(ConfigError, match="unknown decoding 'nope'"):
+        predict_dataset(model_dir, str(data), decoding="nope")
+    with pytest.raises(ConfigError, match="written as Parquet or JSON lines, not .csv"):
+        predict_dataset(model_dir, str(data), output=str(tmp_path / "out.csv"))
+    assert sorted(os.listdir(tmp_path)) == ["in.jsonl"]

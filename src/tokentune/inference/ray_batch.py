@@ -23,7 +23,9 @@ from __future__ import annotations
 import os
 from typing import IO
 
-from ..errors import ConfigError, DataError, TokentuneError
+from ..errors import ConfigError, DataError, ModelError, TokentuneError
+from ..settings import check_choice
+from .aggregation import AGGREGATIONS
 from .parallel import load_tagger, prepare_worker
 from .ray_inputs import PIECES_PER_ACTOR, ROW, read_rows, source_format
 from .ray_results import WORDS, RemoteError, write_predictions
@@ -94,6 +96,7 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
     ``output`` writes it and returns :class:`Written`. Ray is attached to (``address``) if it is not."""
     settings = tagger_settings(model_dir, tagger_options)
     check_pool(concurrency, num_cpus, num_gpus, rows_per_batch)
+    check_output_name(output)
     require_ray()
     if isinstance(output, (str, os.PathLike)):  # never over the input or the model
         from ..io import check_output
@@ -132,7 +135,7 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
 def tagger_settings(model_dir: str, options: dict) -> dict:
     """``model_dir`` and the Tagger options, checked here before any actor starts."""
     from .runners import check_precision
-    from .tagger import check_min_score, check_sizes
+    from .tagger import DECODINGS, check_min_score, check_sizes
 
     unknown = sorted(set(options) - set(TAGGER_OPTIONS))
     if unknown:
@@ -140,7 +143,28 @@ def tagger_settings(model_dir: str, options: dict) -> dict:
     check_sizes(**{key: options.get(key) for key in ("batch_size", "stride", "max_length")})
     check_min_score(options.get("min_score"), "min_score")
     check_precision(options.get("precision"))
-    return {"model_dir": os.fspath(model_dir), **options}
+    for name, choices in (("decoding", DECODINGS), ("aggregation", AGGREGATIONS)):
+        if options.get(name) is not None:
+            check_choice(options[name], choices, name)
+    model_dir = os.fspath(model_dir)
+    from ..modeling import check_model_dir, resolve_model
+
+    path = resolve_model(model_dir, flag="model_dir")  # a Hub id offline is refused here
+    if os.path.isdir(path):
+        check_model_dir(path, head=True)
+    elif path.startswith(("/", ".", "~")) or path.count("/") > 1:
+        raise ModelError(f"cannot load model {model_dir!r}: there is no such directory", fix="check the path")
+    return {"model_dir": model_dir, **options}
+
+
+def check_output_name(output) -> None:
+    """A path ``output`` is written as Parquet (``.parquet``) or JSON lines (``.jsonl``, ``.ndjson``,
+    ``.json``); another suffix (``.csv``) would get JSON lines under a name that says otherwise."""
+    if isinstance(output, (str, os.PathLike)):
+        suffix = os.path.splitext(os.fspath(output))[1].lower()
+        if suffix not in ("", ".parquet", ".jsonl", ".ndjson", ".json"):
+            raise ConfigError(f"output {os.fspath(output)}: predictions are written as Parquet or JSON lines, not "
+                              f"{suffix}", fix="name the output .jsonl or .parquet")
 
 
 def check_pool(concurrency, num_cpus, num_gpus, rows_per_batch) -> None:
