@@ -114,8 +114,9 @@ class TrainConfig(ReadOptions):
     adam_epsilon: float = setting(1e-8, "Adam epsilon", above=0.0, group=OPT)
     weight_decay: float = setting(0.0, "AdamW weight decay", minimum=0.0, group=OPT)
     warmup_ratio: float = setting(0.0, "fraction of the steps spent warming up", minimum=0.0, below=1.0, group=OPT)
-    lr_scheduler: str = setting("linear", "learning-rate schedule (transformers' names; arguments of its own through "
-                                          "--trainer-arg lr_scheduler_kwargs=JSON)", choices=SCHEDULERS, group=OPT)
+    lr_scheduler: str = setting("linear", f"learning-rate schedule, one of transformers': {', '.join(SCHEDULERS)}; "
+                                          "arguments of its own through --trainer-arg lr_scheduler_kwargs=JSON",
+                                choices=SCHEDULERS, metavar="NAME", group=OPT)
     gradient_accumulation_steps: int = setting(1, "micro-batches per optimizer step", metavar="N", minimum=1,
                                                group=OPT)
     seed: int = setting(42, "random seed", minimum=0, group=OPT)

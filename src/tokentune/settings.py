@@ -46,7 +46,10 @@ def flag_of(field: dataclasses.Field) -> str:
 
 
 def _describe_default(field: dataclasses.Field) -> str:
-    if field.default in (None, False, dataclasses.MISSING) or base_type(field) == "bool":
+    if field.default is None or field.default is False or field.default is dataclasses.MISSING or \
+            base_type(field) == "bool":
+        return ""
+    if "(default" in field.metadata["help"] or str(field.default) == "default":  # said already, or says nothing
         return ""
     return f" (default {field.default})"
 
@@ -96,14 +99,15 @@ def _add_flag(group, field: dataclasses.Field, renamed: str | None) -> None:
             group.add_argument(*names, dest=field.name, action="store_const", const=True, default=None, help=help_text)
         if field.default is not False:
             group.add_argument(negative, dest=field.name, action="store_const", const=False, default=None,
-                               help=f"turn off {positive}" if field.default is None else help_text)
+                               help=f"turn off {positive}" if field.default is None else f"turn off, on by default: {help_text}")
     else:
         extra = {"action": "append"} if meta["repeat"] else {"type": NUMBER_TYPES.get(kind, str)}
         group.add_argument(*names, dest=field.name, default=None, metavar=meta["metavar"], choices=meta["choices"],
                            help=help_text, **extra)
     for const_flag, value in meta["consts"].items():
         group.add_argument(const_flag, dest=field.name, action="store_const", const=value, default=None,
-                           help=f"the same as {flag} {value}" if not isinstance(value, bool) else None)
+                           help=f"the same as {flag} {value}" if not isinstance(value, bool)
+                           else f"the same as {flag if value else negative_flag(flag)}")
 
 
 def flag_values(args: argparse.Namespace, settings_class) -> dict[str, Any]:
