@@ -13,10 +13,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="a model directory written by tokentune train")
     parser.add_argument("--data", required=True, help="a labelled file, or a directory with split files")
     parser.add_argument("--split", default=None, help="which split when --data is a directory (default test)")
-    parser.add_argument("--mode", default="default", choices=["default", "strict"], help="seqeval mode")
-    parser.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--mode", default="default", choices=["default", "strict"],
+                        help="seqeval mode: default (the default; lenient, as conlleval) or strict (the scheme's "
+                             "rules); gold and predicted entities are written in IOB2 before scoring, so both give "
+                             "the same figures here (tokentune score --mode strict judges tags as written)")
+    parser.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"],
+                        help="viterbi: only tag sequences valid in the model's scheme (default); argmax: each "
+                             "word's most likely tag")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                        help="torch (default), or onnx: the directory's model.onnx, written by tokentune export")
+    parser.add_argument("--batch-size", type=int, default=32, help="windows per model call (default 32)")
     add_precision_flag(parser)
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--partial", action="store_true",

@@ -23,38 +23,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}; the variable keeps "
                           "the key out of the process list)")
     net.add_argument("--shutdown-timeout", type=float, default=defaults.shutdown_timeout_s, metavar="S",
-                     help="on SIGTERM, wait this long for in-flight requests, then answer them 503 (default 30)")
+                     help="on SIGTERM, wait this long for in-flight requests, then answer them 503 "
+                          f"(default {defaults.shutdown_timeout_s:g})")
     net.add_argument("--header-timeout", type=float, default=defaults.header_timeout_s, metavar="S",
-                     help="close a connection whose request headers take longer than this (default 10)")
+                     help="close a connection whose request headers take longer than this "
+                          f"(default {defaults.header_timeout_s:g})")
     net.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s, metavar="S",
-                     help="answer 408 when a request body takes longer than this to arrive (default 30)")
+                     help="answer 408 when a request body takes longer than this to arrive "
+                          f"(default {defaults.body_timeout_s:g})")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-texts", type=int, default=defaults.max_texts, help="texts per request")
-    limits.add_argument("--max-chars", type=int, default=defaults.max_chars, help="characters per text")
-    limits.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes, help="request body size")
-    limits.add_argument("--max-queue", type=int, default=defaults.max_queue,
-                        help="requests waiting for the model before answering 503")
+    limits.add_argument("--max-texts", type=int, default=defaults.max_texts, metavar="N",
+                        help=f"texts per request, more are answered 413 (default {defaults.max_texts})")
+    limits.add_argument("--max-chars", type=int, default=defaults.max_chars, metavar="N",
+                        help=f"characters per text, more are answered 413 (default {defaults.max_chars})")
+    limits.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes, metavar="N",
+                        help=f"request body size in bytes, more is answered 413 (default {defaults.max_body_bytes}: "
+                             f"{defaults.max_body_bytes / 2**20:g} MiB)")
+    limits.add_argument("--max-queue", type=int, default=defaults.max_queue, metavar="N",
+                        help=f"requests waiting for the model before answering 503 (default {defaults.max_queue})")
     batching = parser.add_argument_group("micro-batching")
-    batching.add_argument("--max-batch-texts", type=int, default=defaults.max_batch_texts,
-                          help="texts of concurrent requests sharing one forward pass (1: no batching)")
-    batching.add_argument("--max-batch-chars", type=int, default=defaults.max_batch_chars,
+    batching.add_argument("--max-batch-texts", type=int, default=defaults.max_batch_texts, metavar="N",
+                          help="texts of concurrent requests sharing one forward pass (1: no batching; "
+                               f"default {defaults.max_batch_texts})")
+    batching.add_argument("--max-batch-chars", type=int, default=defaults.max_batch_chars, metavar="N",
                           help="characters sharing one forward pass: long requests are spread over several, "
-                               "so they do not hold up small ones (default 20000)")
-    batching.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms,
-                          help="how long a batch waits for more requests (default 5)")
+                               f"so they do not hold up small ones (default {defaults.max_batch_chars})")
+    batching.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms, metavar="MS",
+                          help=f"how long a batch waits for more requests (default {defaults.batch_wait_ms:g})")
     model = parser.add_argument_group("model")
     model.add_argument("--backend", choices=["torch", "onnx"],
                        help="default: torch, or onnx with --quantize/--onnx-file or for an exported directory")
     model.add_argument("--quantize", choices=["int8"], help="onnx backend: load model.int8.onnx")
     model.add_argument("--onnx-file", metavar="NAME", help="onnx backend: this file instead of model.onnx")
     add_precision_flag(model)
-    model.add_argument("--batch-size", type=int, default=32, help="windows per forward pass inside a batch")
-    model.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"])
-    model.add_argument("--aggregation", default="first", choices=["first", "average", "max"])
-    model.add_argument("--stride", type=int, default=128, help="sub-tokens of overlap for long texts")
+    model.add_argument("--batch-size", type=int, default=32,
+                       help="windows per forward pass inside a batch (default 32)")
+    model.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"],
+                       help="viterbi: only tag sequences valid in the model's scheme (default)")
+    model.add_argument("--aggregation", default="first", choices=["first", "average", "max"],
+                       help="how a word's sub-token scores combine (default first)")
+    model.add_argument("--stride", type=int, default=128, help="sub-tokens of overlap for long texts (default 128)")
     add_text_flags(model, min_score_help="leave out entities whose score is below X (0 to 1; default 0: all); a "
                                          "request may give its own \"min_score\"")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="log messages of this level and above to stderr (default info)")
 
 
 def run(args: argparse.Namespace) -> int:
