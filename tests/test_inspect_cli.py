@@ -207,3 +207,14 @@ def test_hf_directory_with_format_flag_and_dev_split(tmp_path, capsys):
     datasets.DatasetDict(train=ds).save_to_disk(str(tmp_path / "hf"))
     report = run_json(capsys, tmp_path / "hf", "--format", "hf", "--dev-split", "0.25")
     assert (report["splits"]["train"]["sentences"], report["splits"]["dev"]["sentences"]) == (3, 1)
+
+
+def test_a_readers_note_names_the_file_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spans.jsonl").write_text('{"text": "Alice Smith met Bob", "spans": [{"start": 0, "end": 4, '
+                                          '"label": "PER"}]}\n')
+    assert main(["inspect", "spans.jsonl"]) == 0
+    captured = capsys.readouterr()
+    notes = [line for line in (captured.out + captured.err).splitlines() if line.strip().startswith("note: ")]
+    assert notes == ["note: spans.jsonl: 1 entity boundaries fell inside words: those words were split at the "
+                     "boundary"]

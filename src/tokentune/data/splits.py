@@ -287,7 +287,8 @@ def read_data(data: str, options: dict[str, Any]) -> tuple[dict[str, Corpus], li
     corpus = read_corpus(data, **reader)
     name = split_of(os.path.basename(data)) or os.path.basename(data.rstrip("/")) or data
     notes = [f"{name}: tag scheme {corpus.scheme} detected (pass --scheme to override)"] if corpus.scheme_detected else []
-    notes.extend(f"{name}: {note}" for note in corpus.notes)
+    # a reader's note names the file already: prefixing it again said "spans.jsonl: spans.jsonl: ..."
+    notes.extend(note if note.startswith(f"{corpus.path}: ") else f"{name}: {note}" for note in corpus.notes)
     if options.get("label_map"):
         notes.extend(map_labels([corpus], parse_label_map(options["label_map"])))
     return {name: corpus}, notes
