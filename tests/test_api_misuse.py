@@ -147,3 +147,14 @@ def test_a_word_splitter_of_ones_own_is_checked(tiny_model):
 
     tagger = tokentune.Tagger.from_pretrained(tiny_model.output_dir, word_splitter=lowercased)
     assert all(e.text == "Alice met Bob in Paris"[e.start:e.end] for e in tagger.predict_text("Alice met Bob in Paris"))
+
+
+def test_tune_takes_its_two_dataclasses(tiny_data, tmp_path):
+    from tokentune.tuning import tune
+
+    config = TrainConfig(data=tiny_data, output=str(tmp_path / "t"), epochs=1)
+    with pytest.raises(ConfigError, match="tune\\(\\) takes a TuneOptions as options, found a dict"):
+        tune(config, {"trials": 2})
+    with pytest.raises(ConfigError, match="tune\\(\\) takes a TrainConfig as config, found a dict"):
+        tune({"data": tiny_data})
+    assert not os.listdir(tmp_path)

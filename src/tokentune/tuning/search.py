@@ -23,6 +23,14 @@ from .space import Param, default_space
 from .study import check_same_search, default_storage, fail_stale_trials, finished, open_study
 
 
+def _check_arguments(config, options) -> None:
+    """tune(TrainConfig, TuneOptions): a dict in either place is refused by name (it has no attributes)."""
+    for given, kind, name in ((config, TrainConfig, "config"), (options, TuneOptions, "options")):
+        if not isinstance(given, kind) and not (name == "options" and given is None):
+            raise ConfigError(f"tune() takes a {kind.__name__} as {name}, found a {type(given).__name__}",
+                              fix=f"build it: {kind.__name__}(**settings) (TrainConfig.from_dict for a mapping)")
+
+
 def tune(config: TrainConfig, options: TuneOptions | None = None, *, space: dict[str, Param] | None = None,
          progress: Callable[[str], None] | None = None) -> TuneResult:
     """Search ``space`` (default: ``options.space``'s file, else :func:`~tokentune.tuning.space.default_space`)
@@ -30,6 +38,7 @@ def tune(config: TrainConfig, options: TuneOptions | None = None, *, space: dict
     from ..training.tracking import check_trackers
     from .space import check_space, read_space
 
+    _check_arguments(config, options)
     options = options or TuneOptions()
     started = time.perf_counter()
     if importlib.util.find_spec("optuna") is None:
