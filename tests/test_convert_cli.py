@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -76,7 +77,26 @@ def test_errors_are_one_line(conll_file, tmp_path, capsys):
     outside_file = tmp_path.parent / f"{tmp_path.name}-out.txt"
     outside_file.write_text("x")
     assert main(["convert", str(tmp_path), str(outside_file)]) == 2
+    assert "already exists. Fix: choose another OUT, or pass --overwrite" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path), str(outside_file), "--overwrite"]) == 2
     assert "is a file, but" in capsys.readouterr().err
+    assert outside_file.read_text() == "x"
+
+
+def test_an_existing_out_is_replaced_only_with_overwrite(conll_file, tmp_path, capsys):
+    theirs = tmp_path / "gold.conll"
+    theirs.write_text("Alice B-PER\n")
+    assert main(["convert", str(conll_file), str(theirs)]) == 2
+    assert f"OUT {theirs} already exists" in capsys.readouterr().err and theirs.read_text() == "Alice B-PER\n"
+    assert main(["convert", str(conll_file), str(theirs), "--overwrite"]) == 0
+    assert theirs.read_text() != "Alice B-PER\n"
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text(CONLL)
+    (tmp_path / "empty").mkdir()  # an empty directory is no one's data: written into without --overwrite
+    assert main(["convert", str(data), str(tmp_path / "empty")]) == 0
+    assert os.listdir(tmp_path / "empty") == ["train.conll"]
+    assert main(["convert", str(data), str(tmp_path / "empty")]) == 2  # now it holds a file
 
 
 def test_convert_can_rename_types_and_carve_dev(conll_file, tmp_path):

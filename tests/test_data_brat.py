@@ -159,7 +159,8 @@ def test_convert_to_brat(tmp_path, capsys):
     assert "train: wrote 2 sentences, 2 entities to" in capsys.readouterr().out
     assert (out / "doc-0001.txt").read_text() == "EU rejects\nPeter Blackburn\n"
     assert entities(read_corpus(out)) == [[("ORG", "EU")], [("PER", "Peter Blackburn")]]
-    assert main(["convert", str(src), str(out), "--to", "brat"]) == 0  # an existing OUT is rewritten
+    assert main(["convert", str(src), str(out), "--to", "brat"]) == 2  # an existing OUT: only with --overwrite
+    assert main(["convert", str(src), str(out), "--to", "brat", "--overwrite"]) == 0
 
 
 def test_convert_from_brat(tmp_path):

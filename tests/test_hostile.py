@@ -477,8 +477,10 @@ ROWS = [
     row("inspect-dev-split-nan", ["inspect", "{w}/data", "--dev-split", "nan"], "--dev-split"),
     row("inspect-token-column-huge", ["inspect", "{w}/train.txt", "--token-column", "9" * 30], "--token-column"),
     # --------------------------------------------------------------------------------------- convert
-    row("convert-brat-over-someone-elses-folder", ["convert", "{w}/train.txt", "{w}/existing_dir", "--to", "brat"],
-        "{w}/existing_dir", "keep.txt"),
+    row("convert-brat-over-someone-elses-folder", ["convert", "{w}/train.txt", "{w}/existing_dir", "--to", "brat",
+                                                    "--overwrite"], "{w}/existing_dir", "keep.txt"),
+    row("convert-over-an-existing-out", ["convert", "{w}/train.txt", "{w}/existing_dir", "--to", "brat"],
+        "{w}/existing_dir already exists", "--overwrite"),
     row("convert-in-missing", ["convert", "{w}/missing.txt", "{w}/out.conll"], "{w}/missing.txt"),
     row("convert-in-is-out", ["convert", "{w}/train.txt", "{w}/train.txt"], "{w}/train.txt", "destroy the input"),
     row("convert-out-inside-in", ["convert", "{w}/data", "{w}/data/converted"], "{w}/data", "destroy the input"),

@@ -30,14 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", "--to", dest="output_format", choices=tuple(EXTENSIONS),
                         help="output format (default: from OUT's name: .jsonl/.json -> jsonl, .spacy -> spacy, "
                              "else conll); label-studio writes pre-annotations, brat a folder of .txt/.ann pairs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing OUT (by default it is refused: it may be someone's data)")
     add_flags(parser, ReadOptions, rename={"format": "--input-format"})
 
 
 def run(args: argparse.Namespace) -> int:
     from ..io import check_output
 
-    # an existing OUT is rewritten (as before), but never the input itself or a path inside it
-    check_output(args.output, overwrite=True, inputs=(args.input,), what="OUT", flag="OUT")
+    # an existing OUT (a file, a directory with files) only with --overwrite; never the input or inside it
+    empty = os.path.isdir(args.output) and not os.listdir(args.output)
+    check_output(args.output, overwrite=args.overwrite or empty, inputs=(args.input,), what="OUT", flag="OUT")
     options = ReadOptions(**flag_values(args, ReadOptions)).read_options()
     if args.to_scheme:
         get_scheme(args.to_scheme)  # refuse an unknown scheme before reading anything
