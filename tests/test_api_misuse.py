@@ -40,6 +40,7 @@ def test_settings_checked_when_built():
         TrainConfig(data="d", trainer=['lr_scheduler_kwargs={"power": 2.0}'])
     with pytest.raises(ConfigError, match="lr_scheduler_kwargs=notjson: expected a JSON object"):
         TrainConfig(data="d", trainer=["lr_scheduler_kwargs=notjson"])
+    assert TrainConfig(data="d", trainer=["lr_scheduler_kwargs=null"]).trainer == {"lr_scheduler_kwargs": None}
     polynomial = TrainConfig(data="d", lr_scheduler="polynomial", trainer=['lr_scheduler_kwargs={"power": 2.0}'])
     assert polynomial.trainer == {"lr_scheduler_kwargs": {"power": 2.0}}
     with pytest.raises(ConfigError, match="seed must be at least 0, got -1"):
@@ -115,6 +116,9 @@ def test_an_unreachable_hub_is_said_at_once(monkeypatch):
     assert time.perf_counter() - started < 5
     import huggingface_hub
 
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")  # the proxy resolves names, not this machine
+    assert resolve_model("someone/behind-a-proxy") == "someone/behind-a-proxy"
+    monkeypatch.delenv("HTTPS_PROXY")
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *args, **kwargs: "/cache/config.json")
     assert resolve_model("someone/cached-model") == "someone/cached-model"  # the cache serves it offline
 
@@ -147,6 +151,24 @@ def test_a_word_splitter_of_ones_own_is_checked(tiny_model):
 
     tagger = tokentune.Tagger.from_pretrained(tiny_model.output_dir, word_splitter=lowercased)
     assert all(e.text == "Alice met Bob in Paris"[e.start:e.end] for e in tagger.predict_text("Alice met Bob in Paris"))
+
+    def numpy_offsets(text):
+        import numpy as np
+
+        words, offsets = lowercased(text)
+        return words, [(np.int64(start), np.int64(end)) for start, end in offsets]
+
+    numpy_tagger = tokentune.Tagger.from_pretrained(tiny_model.output_dir, word_splitter=numpy_offsets)
+    assert numpy_tagger.predict_text("Alice met Bob in Paris") == tagger.predict_text("Alice met Bob in Paris")
+
+    class Token:
+        text = "Alice"
+
+    def objects(text):
+        return [Token()], [(0, 5)]
+
+    with pytest.raises(DataError, match="objects: word 0 is not a str"):
+        tokentune.Tagger.from_pretrained(tiny_model.output_dir, word_splitter=objects).predict_text("Alice")
 
 
 def test_tune_takes_its_two_dataclasses(tiny_data, tmp_path):

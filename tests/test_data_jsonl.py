@@ -241,5 +241,5 @@ def test_a_record_with_its_entities_under_another_key_is_refused(tmp_path):
         read_corpus(str(path))
     # a record without entities that has a "label" of another kind (a class) is read as having none
     path.write_text('{"text": "Alice met Bob", "entities": [{"start": 0, "end": 5, "label": "PER"}]}\n'
-                    '{"text": "Bob met Carol", "label": "positive"}\n')
-    assert [len(s.spans) for s in read_corpus(str(path))] == [1, 0]
+                    '{"text": "Bob met Carol", "label": "positive"}\n{"text": "Nothing here .", "label": []}\n')
+    assert [len(s.spans) for s in read_corpus(str(path))] == [1, 0, 0]  # nothing under another key is lost

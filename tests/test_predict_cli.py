@@ -123,6 +123,18 @@ def test_conll_word_lines_of_other_column_counts_are_refused(model_dir, capsys, 
     assert not out.exists() and stdout == ""
 
 
+def test_a_hash_line_the_reader_skips_passes_through(model_dir, tagger, capsys, tmp_path):
+    """As read_conll_rows: a '#' line opening a sentence with other columns than the file's is a comment."""
+    from tokentune.data.conll import read_conll_rows
+
+    path = tmp_path / "hash.conll"
+    path.write_text("EU B-ORG\nrejects O\n\n#doc2 id = 7\nPeter B-PER\n\n#NFL O\n", encoding="utf-8")
+    assert [words for _, words, _ in read_conll_rows(str(path))] == [["EU", "rejects"], ["Peter"], ["#NFL"]]
+    code, out, err = _run(capsys, model_dir, "-i", str(path), "-q")
+    assert code == 0 and err == "", err
+    assert out.splitlines()[3] == "#doc2 id = 7" and out.splitlines()[6].startswith("#NFL O ")
+
+
 def test_conll_of_one_column_with_docstart_comments_and_tabs(model_dir, tagger, capsys, monkeypatch):
     lines = ["-DOCSTART-", "", "# a comment", "Alice", "met", "Rome\t", "", "#", "Bob", ""]
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))

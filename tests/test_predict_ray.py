@@ -136,10 +136,11 @@ def test_predict_dataset_checks_its_arguments_before_ray_starts(model_dir, tmp_p
     monkeypatch.setattr(ray_batch, "connect", lambda address: pytest.fail("Ray was reached"))
     data = tmp_path / "in.jsonl"
     data.write_text('{"text": "Alice met Bob"}\n')
-    with pytest.raises(ModelError, match="there is no such directory"):
-        predict_dataset(str(tmp_path / "no-model"), str(data))
+    (tmp_path / "not-a-model").mkdir()  # a directory here is checked here; elsewhere it may be on the cluster only
+    with pytest.raises(ModelError, match="not-a-model"):
+        predict_dataset(str(tmp_path / "not-a-model"), str(data))
     with pytest.raises(ConfigError, match="unknown decoding 'nope'"):
         predict_dataset(model_dir, str(data), decoding="nope")
     with pytest.raises(ConfigError, match="written as Parquet or JSON lines, not .csv"):
         predict_dataset(model_dir, str(data), output=str(tmp_path / "out.csv"))
-    assert sorted(os.listdir(tmp_path)) == ["in.jsonl"]
+    assert sorted(os.listdir(tmp_path)) == ["in.jsonl", "not-a-model"]

@@ -40,11 +40,15 @@ def resolve_model(name: str | None, *, flag: str = "--model") -> str:
 def _check_hub_reachable(name: str, flag: str) -> None:
     """Offline, a Hub id outside the local cache fails only after the Hub client's retries (about 25 s,
     five warnings): where the Hub's host name does not resolve, say so at once. Where it resolves, or
-    cannot be looked up, or the id is cached, loading goes on as before."""
+    cannot be looked up, or the id is cached, or a proxy is set (HTTPS_PROXY, ...), loading goes on as before."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("", "0", "false", "no"):
         return  # the client fails fast itself
     import socket
     from urllib.parse import urlparse
+    from urllib.request import getproxies
+
+    if getproxies():  # a proxy resolves the Hub's name itself, where this machine's DNS may not
+        return
 
     try:
         from huggingface_hub import constants, try_to_load_from_cache

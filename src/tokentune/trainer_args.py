@@ -98,7 +98,7 @@ def check_trainer_args(values: dict | list | None, source: str = "--trainer-arg"
     for key, value in values.items():
         _check_key(str(key), known, source)
         checked[str(key)] = _convert(str(key), value, known[str(key)], source)
-    if "lr_scheduler_kwargs" in checked:
+    if checked.get("lr_scheduler_kwargs") is not None:  # None is transformers' own default
         check_scheduler_kwargs(checked["lr_scheduler_kwargs"], lr_scheduler, source)
     return checked
 

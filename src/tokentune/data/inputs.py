@@ -152,10 +152,15 @@ def conll_items(lines: Iterable[str], where: str = STDIN) -> Iterator[Item]:
     ``where:line``."""
     sentence: list[str] = []
     ncols: tuple[int, int] | None = None  # (columns, line number) of the first token line
+    tabbed = False
     for number, line in enumerate(lines, 1):
         fields = _conll_fields(line)
         token = fields[0].strip() if fields else ""
-        is_comment = not sentence and (line == "#" or line.startswith("# "))
+        # a '#' line opening a sentence is a comment when it cannot be a word line (the reader's rule; in a
+        # file of words alone, which the reader never reads, '#' and '# ...' are comments)
+        is_comment = not sentence and line[:1] == "#" and (
+            (line == "#" or line.startswith("# ")) if ncols is None or ncols[0] == 1
+            else (len(fields) != ncols[0] or (tabbed and "\t" not in line)))
         if not token or token == DOCSTART or is_comment:
             if sentence:
                 yield _conll_sentence(sentence)
@@ -163,7 +168,7 @@ def conll_items(lines: Iterable[str], where: str = STDIN) -> Iterator[Item]:
             yield Item("raw", lines=[line], docstart=token == DOCSTART)
             continue
         if ncols is None:
-            ncols = (len(fields), number)
+            ncols, tabbed = (len(fields), number), "\t" in line
         elif len(fields) != ncols[0]:
             _wrong_columns(where, number, ncols, len(fields), line)
         sentence.append(line)

@@ -290,7 +290,7 @@ def _read_text_records(records, path: str, text_key: str, entities_key: str, how
                             expected=f'{{"{text_key}": "...", "{entities_key}": [...]}}',
                             found=type(text).__name__ if text_key in record else f"keys {sorted(record)[:8]}",
                             fix="add the text, or name its key with --text-key")
-        other = next((k for k in ENTITY_KEYS if isinstance(record.get(k), list)), entities_key)
+        other = next((k for k in ENTITY_KEYS if isinstance(record.get(k), list) and record[k]), entities_key)
         if entities_key not in record and other != entities_key:  # else its entities would be silently lost
             raise DataError(f"this record keeps its entities under {other!r}, the file's first under {entities_key!r}",
                             path=path, line=line, fix="use one key in every record (or name it with --entities-key)")

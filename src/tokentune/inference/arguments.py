@@ -3,6 +3,7 @@
 string tagged one character at a time (``predict_tokens("Angela Merkel")``)."""
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import DataError
@@ -92,13 +93,17 @@ def checked_splitter(splitter):
                             fix="return one (start, end) pair per word")
         previous = 0
         for index, (word, span) in enumerate(zip(words, offsets)):
+            if not isinstance(word, str):
+                raise DataError(f"{name}: word {index} is not a str", found=_shown(word),
+                                fix="return the words as strings (spaCy: token.text)")
             start, end = span if isinstance(span, (tuple, list)) and len(span) == 2 else (None, None)
-            if not (isinstance(start, int) and isinstance(end, int) and previous <= start < end <= len(text)):
+            whole = all(isinstance(n, Integral) and not isinstance(n, bool) for n in (start, end))
+            if not (whole and previous <= start < end <= len(text)):
                 raise DataError(f"{name}: word {index} {word!r} has the offsets {span!r}, not a (start, end) pair "
                                 f"inside the text after the previous word's end ({previous})",
                                 fix="return offsets with text[start:end] the word's characters, end exclusive, in order")
             previous = end
-        return list(words), [tuple(span) for span in offsets]
+        return list(words), [(int(start), int(end)) for start, end in offsets]
 
     split.__name__ = name
     return split

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from typing import IO
 
-from ..errors import ConfigError, DataError, ModelError, TokentuneError
+from ..errors import ConfigError, DataError, TokentuneError
 from ..settings import check_choice
 from .aggregation import AGGREGATIONS
 from .parallel import load_tagger, prepare_worker
@@ -147,13 +147,10 @@ def tagger_settings(model_dir: str, options: dict) -> dict:
         if options.get(name) is not None:
             check_choice(options[name], choices, name)
     model_dir = os.fspath(model_dir)
-    from ..modeling import check_model_dir, resolve_model
+    if os.path.isdir(model_dir):  # checked here where it is; elsewhere it may be on the cluster's machines only
+        from ..modeling import check_model_dir
 
-    path = resolve_model(model_dir, flag="model_dir")  # a Hub id offline is refused here
-    if os.path.isdir(path):
-        check_model_dir(path, head=True)
-    elif path.startswith(("/", ".", "~")) or path.count("/") > 1:
-        raise ModelError(f"cannot load model {model_dir!r}: there is no such directory", fix="check the path")
+        check_model_dir(model_dir, head=True)
     return {"model_dir": model_dir, **options}
 
 
