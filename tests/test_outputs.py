@@ -176,13 +176,14 @@ def test_overwrite_never_deletes_a_folder_that_is_not_an_earlier_output(tiny_mod
         train(data=tiny_data, output=str(folder), overwrite=True, epochs=1, max_train_samples=16, quiet=True)
     with pytest.raises(ConfigError, match=r"not an earlier output of this command"):
         export_model(tiny_model.output_dir, str(folder), overwrite=True)
-    assert main(["convert", os.path.join(tiny_data, "dev.txt"), str(folder), "--to", "brat"]) == 2
+    assert main(["convert", os.path.join(tiny_data, "dev.txt"), str(folder), "--to", "brat", "--overwrite"]) == 2
     assert "replacing it would delete them" in capsys.readouterr().err
     assert set(os.listdir(folder)) == kept and (folder / "thesis.tex").read_text() == "three years of work"
 
     brat = tmp_path / "brat"
     assert main(["convert", os.path.join(tiny_data, "dev.txt"), str(brat), "--to", "brat"]) == 0
-    assert main(["convert", os.path.join(tiny_data, "train.txt"), str(brat), "--to", "brat"]) == 0, "an earlier one"
+    again = ["convert", os.path.join(tiny_data, "train.txt"), str(brat), "--to", "brat", "--overwrite"]
+    assert main(again) == 0, "an earlier one"
     (tmp_path / "empty").mkdir()
     export_model(tiny_model.output_dir, str(tmp_path / "empty"), overwrite=True)
     export_model(tiny_model.output_dir, str(tmp_path / "empty"), overwrite=True)  # its own earlier export
