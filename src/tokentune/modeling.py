@@ -32,9 +32,14 @@ def resolve_model(name: str | None, *, flag: str = "--model") -> str:
     if os.path.exists(name):
         raise ModelError(f"model {name!r} is a file, not a model directory",
                          fix="pass the directory that holds config.json and the weights")
-    if not name.startswith(("/", ".", "~")) and name.count("/") <= 1:
+    if not _is_path(name):
         _check_hub_reachable(name, flag)
     return name
+
+
+def _is_path(name: str) -> bool:
+    """A name that can only be a local path, never a Hub id (OWNER/NAME)."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1
 
 
 def _check_hub_reachable(name: str, flag: str) -> None:
@@ -90,7 +95,7 @@ def _load_error(name: str, err: Exception, *, flag: str = "--model") -> ModelErr
     if os.path.isdir(name):
         return ModelError(f"cannot load the model in directory {name!r}: {first}",
                           fix="it needs config.json, the weights (model.safetensors) and the tokenizer files")
-    if name.startswith(("/", ".", "~")) or name.count("/") > 1:  # a path, never a Hub id (OWNER/NAME)
+    if _is_path(name):
         return ModelError(f"cannot load model {name!r}: there is no such directory",
                           fix=f"check the path, or pass a Hub id such as bert-base-cased as {flag}")
     return ModelError(

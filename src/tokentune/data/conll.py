@@ -27,6 +27,23 @@ __all__ = ["DOCSTART", "read_conll", "read_conll_rows", "write_conll", "corpus_f
 BAD_LINE_POLICIES = ("error", "skip")  # pandas' on_bad_lines names
 
 
+def columns(line: str) -> list[str]:
+    """A line's columns: at tabs when there are any, so words may contain spaces (a trailing tab is
+    whitespace, not an empty column), else at runs of whitespace."""
+    return [f.strip() for f in line.rstrip().split("\t")] if "\t" in line else line.split()
+
+
+def is_comment(line: str, fields: list[str], ncols: int | None, tabbed: bool) -> bool:
+    """Whether a line opening a sentence is a ``#`` comment: one that cannot be a word line, its column count
+    not the file's (``ncols``; None before the first word line: ``#`` or ``# ...``), or no tab in a
+    tab-separated file, so that hashtags such as ``#NFL<TAB>O`` stay words."""
+    if line[:1] != "#":
+        return False
+    if ncols is None:
+        return line == "#" or line.startswith("# ")
+    return len(fields) != ncols or (tabbed and "\t" not in line)
+
+
 def read_conll_rows(
     path: str, *, token_column: int = 0, label_column: int = -1, on_bad_lines: str = "error",
     skipped: list[tuple[int, bool]] | None = None, documents: list[int] | None = None,
@@ -39,19 +56,15 @@ def read_conll_rows(
     tags: list[str] = []
     start = sentences = 0  # sentences yielded so far: where a -DOCSTART- puts a document boundary
     for number, line in enumerate(text_lines(path), 1):
-        # tabs win when present, so tokens may contain spaces in tab-separated files
         if "\t" in line:
             line = line.rstrip()  # a trailing tab is whitespace, not an empty column
-        fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
+        fields = columns(line)
         if not fields or not fields[0] and len(fields) == 1:
             if words:
                 yield start, words, tags
                 words, tags, sentences = [], [], sentences + 1
             continue
-        if not words and line[0] == "#" and (
-            (ncols is None and (len(line) == 1 or line[1] == " "))
-            or (ncols is not None and (len(fields) != ncols or (tabbed and "\t" not in line)))
-        ):
+        if not words and is_comment(line, fields, ncols, tabbed):
             continue
         if fields[0] == DOCSTART:
             if words:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import ConfigError, DataError
+from .conll import columns, is_comment
 from .documents import DOCSTART, document_id, find_document_key, is_docstart
 from .files import STDIN, stream_lines
 from .formats import format_by_name
@@ -154,14 +155,12 @@ def conll_items(lines: Iterable[str], where: str = STDIN) -> Iterator[Item]:
     ncols: tuple[int, int] | None = None  # (columns, line number) of the first token line
     tabbed = False
     for number, line in enumerate(lines, 1):
-        fields = _conll_fields(line)
-        token = fields[0].strip() if fields else ""
-        # a '#' line opening a sentence is a comment when it cannot be a word line (the reader's rule; in a
-        # file of words alone, which the reader never reads, '#' and '# ...' are comments)
-        is_comment = not sentence and line[:1] == "#" and (
-            (line == "#" or line.startswith("# ")) if ncols is None or ncols[0] == 1
-            else (len(fields) != ncols[0] or (tabbed and "\t" not in line)))
-        if not token or token == DOCSTART or is_comment:
+        fields = columns(line)
+        token = fields[0] if fields else ""
+        # the reader's comment rule; a file of words alone (which the reader never reads) keeps the rule
+        # of its first line, so that '#' and '# ...' stay comments there
+        comment = not sentence and is_comment(line, fields, ncols[0] if ncols and ncols[0] > 1 else None, tabbed)
+        if not token or token == DOCSTART or comment:
             if sentence:
                 yield _conll_sentence(sentence)
                 sentence = []
@@ -176,12 +175,6 @@ def conll_items(lines: Iterable[str], where: str = STDIN) -> Iterator[Item]:
         yield _conll_sentence(sentence)
 
 
-def _conll_fields(line: str) -> list[str]:
-    """Columns as the CoNLL reader splits them: at tabs when there are any (a trailing tab is not an
-    empty column), else at runs of whitespace."""
-    return line.rstrip().split("\t") if "\t" in line else line.split()
-
-
 def _wrong_columns(where: str, number: int, ncols: tuple[int, int], found: int, line: str) -> None:
     count, first = ncols
     raise DataError("wrong number of columns", path=where, line=number,
@@ -192,7 +185,7 @@ def _wrong_columns(where: str, number: int, ncols: tuple[int, int], found: int, 
 
 
 def _conll_sentence(lines: list[str]) -> Item:
-    tokens = [_conll_fields(line)[0].strip() for line in lines]
+    tokens = [columns(line)[0] for line in lines]
     return Item("tokens", tokens=tokens, lines=lines)
 
 

@@ -28,7 +28,7 @@ from ..settings import check_choice
 from .aggregation import AGGREGATIONS
 from .parallel import load_tagger, prepare_worker
 from .ray_inputs import PIECES_PER_ACTOR, ROW, read_rows, source_format
-from .ray_results import WORDS, RemoteError, write_predictions
+from .ray_results import WORDS, RemoteError, check_output_name, write_predictions
 
 RAY_FIX = "pip install 'tokentune[ray]'"
 TAGGER_OPTIONS = ("backend", "device", "batch_size", "decoding", "aggregation", "word_splitter", "stride",
@@ -152,16 +152,6 @@ def tagger_settings(model_dir: str, options: dict) -> dict:
 
         check_model_dir(model_dir, head=True)
     return {"model_dir": model_dir, **options}
-
-
-def check_output_name(output) -> None:
-    """A path ``output`` is written as Parquet (``.parquet``) or JSON lines (``.jsonl``, ``.ndjson``,
-    ``.json``); another suffix (``.csv``) would get JSON lines under a name that says otherwise."""
-    if isinstance(output, (str, os.PathLike)):
-        suffix = os.path.splitext(os.fspath(output))[1].lower()
-        if suffix not in ("", ".parquet", ".jsonl", ".ndjson", ".json"):
-            raise ConfigError(f"output {os.fspath(output)}: predictions are written as Parquet or JSON lines, not "
-                              f"{suffix}", fix="name the output .jsonl or .parquet")
 
 
 def check_pool(concurrency, num_cpus, num_gpus, rows_per_batch) -> None:

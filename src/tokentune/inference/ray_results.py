@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Iterator
 
-from ..errors import DataError, TokentuneError
+from ..data.formats import JSON_SUFFIXES
+from ..errors import ConfigError, DataError, TokentuneError
 from .parallel import rebuild_error
 
+PARQUET_SUFFIX = ".parquet"
 WORDS = "__tokentune_words"  # words per row, summed for the throughput and dropped
 
 
@@ -66,6 +68,16 @@ def user_errors(where: str, fix: str | None = None, *, reading: bool = False) ->
         raise
 
 
+def check_output_name(output) -> None:
+    """A path ``output`` is written as Parquet (``.parquet``) or JSON lines (:data:`JSON_SUFFIXES`, or no
+    suffix); another (``.csv``) would get JSON lines under a name that says otherwise."""
+    if isinstance(output, (str, os.PathLike)):
+        suffix = os.path.splitext(os.fspath(output))[1].lower()
+        if suffix not in ("", PARQUET_SUFFIX, *JSON_SUFFIXES):
+            raise ConfigError(f"output {os.fspath(output)}: predictions are written as Parquet or JSON lines, not "
+                              f"{suffix}", fix="name the output .jsonl or .parquet")
+
+
 def write_predictions(predicted, output: str | os.PathLike | IO[str], empty_schema=None) -> Written:
     """Write the rows of ``predicted`` (with ``WORDS``) in order: Parquet for a ``.parquet`` path, else
     JSON lines (a path, written atomically, or a text handle). ``empty_schema``: the Parquet columns
@@ -75,7 +87,7 @@ def write_predictions(predicted, output: str | os.PathLike | IO[str], empty_sche
     if not isinstance(output, (str, os.PathLike)):
         return Written("-", *_write_jsonl(_batches(predicted), output))
     path = os.fspath(output)
-    if path.lower().endswith(".parquet"):
+    if path.lower().endswith(PARQUET_SUFFIX):
         with temporary_sibling(path, "wb") as handle:
             return Written(path, *_write_parquet(_batches(predicted), handle, predicted, empty_schema))
     with atomic_file(path) as handle:
