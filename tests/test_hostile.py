@@ -55,6 +55,9 @@ def _broken_models(w, model: str) -> None:
     config["id2label"] = {str(i + 3): label for i, label in enumerate(config["id2label"].values())}
     config["label2id"] = {label: int(i) for i, label in config["id2label"].items()}
     (w / "bad_id2label" / "config.json").write_text(json.dumps(config))
+    _copy_model(model, w / "no_crf", MODEL_FILES[:-1])  # tokentune_config.json says head crf
+    _copy_model(model, w / "bad_tokentune_config")
+    (w / "bad_tokentune_config" / "tokentune_config.json").write_text('{"word_splitter": ')
     _copy_model(model, w / "bad_config_json")
     (w / "bad_config_json" / "config.json").write_text('{"id2label": {"0": "O"')
 
@@ -339,6 +342,7 @@ ROWS = [
     row("evaluate-precision-empty", ["evaluate", "{w}/model", "--data", "{w}/data", "--precision", ""], "--precision",
         fix=False),
     row("evaluate-model-missing", ["evaluate", "{w}/nomodel", "--data", "{w}/data"], "{w}/nomodel"),
+    row("evaluate-model-without-crf", ["evaluate", "{w}/no_crf", "--data", "{w}/data"], "{w}/no_crf/crf.safetensors"),
     row("evaluate-model-is-file", ["evaluate", "{w}/train.txt", "--data", "{w}/data"], "{w}/train.txt"),
     row("evaluate-no-tokenizer", ["evaluate", "{w}/no_tokenizer", "--data", "{w}/data"], "{w}/no_tokenizer"),
     row("evaluate-bare-encoder", ["evaluate", "{w}/base", "--data", "{w}/data"], "{w}/base"),
@@ -381,6 +385,12 @@ ROWS = [
     row("predict-parquet-output-without-ray", ["predict", "{w}/model", "--input", "{w}/texts.txt", "--output",
                                                "{w}/out.parquet"], "{w}/out.parquet", "--ray"),
     row("predict-input-missing", ["predict", "{w}/model", "--input", "{w}/missing.txt"], "{w}/missing.txt"),
+    row("predict-device-unknown", ["predict", "{w}/model", "text", "--device", "gpu"], "unknown device 'gpu'"),
+    row("predict-device-empty", ["predict", "{w}/model", "text", "--device", ""], "unknown device ''"),
+    row("predict-onnx-file-empty", ["predict", "{w}/model", "text", "--onnx-file", ""], "--onnx-file is empty"),
+    row("predict-model-without-crf", ["predict", "{w}/no_crf", "text"], "{w}/no_crf/crf.safetensors"),
+    row("predict-damaged-tokentune-config", ["predict", "{w}/bad_tokentune_config", "text"],
+        "{w}/bad_tokentune_config/tokentune_config.json"),
     row("predict-min-score-nan", ["predict", "{w}/model", "text", "--min-score", "nan"], "--min-score"),
     row("predict-min-score-empty", ["predict", "{w}/model", "text", "--min-score", ""], "--min-score"),
     row("predict-label-studio-output-is-input", ["predict", "{w}/model", "--input", "{w}/texts.txt",
@@ -481,6 +491,8 @@ ROWS = [
                                                     "--overwrite"], "{w}/existing_dir", "keep.txt"),
     row("convert-over-an-existing-out", ["convert", "{w}/train.txt", "{w}/existing_dir", "--to", "brat"],
         "{w}/existing_dir already exists", "--overwrite"),
+    row("convert-in-is-out-with-overwrite", ["convert", "{w}/train.txt", "{w}/train.txt", "--overwrite"],
+        "{w}/train.txt", "destroy the input"),
     row("convert-in-missing", ["convert", "{w}/missing.txt", "{w}/out.conll"], "{w}/missing.txt"),
     row("convert-in-is-out", ["convert", "{w}/train.txt", "{w}/train.txt"], "{w}/train.txt", "destroy the input"),
     row("convert-out-inside-in", ["convert", "{w}/data", "{w}/data/converted"], "{w}/data", "destroy the input"),
@@ -532,6 +544,14 @@ ROWS = [
     row("serve-batch-size-zero", ["serve", "{w}/model", "--port", "0", "--batch-size", "0"], "--batch-size"),
     row("serve-stride-negative", ["serve", "{w}/model", "--port", "0", "--stride", "-3"], "--stride"),
     row("serve-model-missing", ["serve", "{w}/nomodel", "--port", "0"], "{w}/nomodel"),
+    row("serve-quantize-unknown", ["serve", "{w}/model", "--port", "0", "--quantize", "int4"], "--quantize"),
+    row("serve-quantize-empty", ["serve", "{w}/model", "--port", "0", "--quantize", ""], "--quantize"),
+    row("serve-quantize-with-torch", ["serve", "{w}/model", "--port", "0", "--backend", "torch", "--quantize",
+                                      "int8"], "--quantize", "--backend torch"),
+    row("serve-onnx-file-empty", ["serve", "{w}/model", "--port", "0", "--onnx-file", ""], "--onnx-file is empty"),
+    row("serve-onnx-file-missing", ["serve", "{w}/model", "--port", "0", "--onnx-file", "nope.onnx"],
+        "{w}/model/nope.onnx"),
+    row("serve-model-without-crf", ["serve", "{w}/no_crf", "--port", "0"], "{w}/no_crf/crf.safetensors"),
     row("serve-model-truncated", ["serve", "{w}/truncated", "--port", "0"], "{w}/truncated/model.safetensors"),
     row("serve-model-pickled", ["serve", "{w}/pickled", "--port", "0"], "{w}/pickled/pytorch_model.bin"),
     row("serve-bare-encoder", ["serve", "{w}/base", "--port", "0"], "{w}/base"),
@@ -573,6 +593,17 @@ ROWS = [
                                           "--trainer-arg", "num_train_epochs=3"], "--epochs"),
     row("train-trainer-arg-not-a-pair", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
                                          "--trainer-arg", "fp16"], "--trainer-arg"),
+    row("train-lr-scheduler-unknown", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                       "--lr-scheduler", "linnear"], "--lr-scheduler", "linnear"),
+    row("train-lr-scheduler-empty", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                     "--lr-scheduler", ""], "--lr-scheduler"),
+    row("train-scheduler-kwargs-not-taken", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                             "--trainer-arg", 'lr_scheduler_kwargs={{"power": 2.0}}'],
+        "the linear schedule takes no power", "--lr-scheduler"),
+    row("train-scheduler-kwargs-nan", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                       "--trainer-arg", "lr_scheduler_kwargs=nan"], "lr_scheduler_kwargs=nan"),
+    row("train-seed-negative", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--seed", "-1"],
+        "--seed"),
     row("train-trainer-arg-empty", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
                                     "--trainer-arg", ""], "--trainer-arg"),
     row("train-trainer-arg-nan", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,

@@ -116,7 +116,7 @@ def pick_backend(args: argparse.Namespace) -> str:
     from ..errors import ConfigError
     from ..inference.runners import FP32_FILE
 
-    onnx_only = args.quantize or args.onnx_file
+    onnx_only = args.quantize is not None or args.onnx_file is not None  # an empty value is refused, not ignored
     if args.backend == "torch" and onnx_only:
         raise ConfigError("--quantize and --onnx-file choose an ONNX file; they do not apply to --backend torch",
                           fix="use --backend onnx (or leave --backend out)")

@@ -216,6 +216,8 @@ def onnx_file_for(model_dir: str, *, quantize: str | None = None, onnx_file: str
     ``model.int8.onnx`` for ``quantize="int8"``, else ``model.onnx``."""
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ConfigError(f"unknown quantization {quantize!r}", fix="use --quantize int8, or leave it out for fp32")
+    if onnx_file is not None and not str(onnx_file).strip():
+        raise ConfigError("--onnx-file is empty", fix="name the ONNX file, e.g. --onnx-file model.onnx, or leave it out")
     if onnx_file is not None:
         path = onnx_file if os.path.isabs(onnx_file) or os.path.exists(onnx_file) else os.path.join(model_dir, onnx_file)
     else:
