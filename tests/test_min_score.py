@@ -283,6 +283,50 @@ def test_threshold_curve_equals_scoring_the_filtered_spans(tiny_data):
     assert [p["predicted"] for p in curve] == sorted((p["predicted"] for p in curve), reverse=True)
 
 
+def brute_curve(corpus, predictions, thresholds, mode="default"):
+    """The curve by definition: keep the spans scoring at least the threshold, tag, score the corpus."""
+    from tokentune.metrics import score_tags
+
+    gold = [spans_to_tags(s.spans, len(s.words), "IOB2") for s in corpus]
+    points = []
+    for t in sorted(set(thresholds)):
+        kept = [[span for span, score in zip(p.spans, p.scores) if score >= t] for p in predictions]
+        scores = score_tags(gold, [spans_to_tags(k, len(p.words), "IOB2") for k, p in zip(kept, predictions)], mode=mode,
+                            scheme="IOB2")
+        points.append({"threshold": t, **{k: scores[k] for k in ("precision", "recall", "f1")}, **scores["counts"]})
+    return points
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("mode", ["default", "strict"])
+def test_threshold_curve_by_counting_equals_scoring_each_threshold(tiny_data, seed, mode):
+    """The curve is counted from one matching of spans (evaluation._counted_curve); scoring the tags at
+    every threshold is the oracle, to the last bit of every figure."""
+    from tokentune.data import read_corpus
+
+    corpus = read_corpus(os.path.join(tiny_data, "test.txt"))
+    predictions = noisy_predictions(corpus, seed=seed)
+    thresholds = [0.0, 1.0, *(round(random.Random(seed).random(), 3) for _ in range(12)), *THRESHOLDS]
+    assert threshold_curve(corpus, predictions, thresholds, mode=mode) == brute_curve(corpus, predictions, thresholds,
+                                                                                      mode)
+
+
+def test_threshold_curve_of_overlapping_or_unordered_spans_is_scored_as_tags_read_them(tiny_data):
+    """Spans whose IOB2 tags would not read back as themselves (overlapping, out of order, empty) take the
+    scoring path: the figures are still those of the tags."""
+    from tokentune.data import read_corpus
+
+    corpus = read_corpus(os.path.join(tiny_data, "dev.txt"))
+    predictions = noisy_predictions(corpus, seed=7)
+    long = next(i for i, p in enumerate(predictions) if len(p.words) >= 4)
+    words = predictions[long].words
+    for spans in ([("PER", 0, 3), ("LOC", 1, 2)], [("LOC", 2, 3), ("PER", 0, 1)], [("PER", 1, 1)]):
+        changed = list(predictions)
+        changed[long] = TokenPrediction(words, spans_to_tags([s for s in spans if s[1] < s[2]], len(words), "IOB2"),
+                                        spans, [0.9, 0.2][:len(spans)])
+        assert threshold_curve(corpus, changed, THRESHOLDS) == brute_curve(corpus, changed, THRESHOLDS)
+
+
 def test_threshold_curve_from_one_pass_matches_rerunning_the_model(model_dir, tiny_data):
     from tokentune.data import read_corpus
 

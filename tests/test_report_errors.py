@@ -130,3 +130,34 @@ def test_examples_cover_several_label_pairs_and_prefer_short_sentences():
     assert [r["sentence"] for r in picked] == [0, 3, 1]
     assert [r["sentence"] for r in pick_examples(records, "wrong_type", 9)] == [0, 3, 1, 4, 2]
     assert pick_examples(records, "missed") == []
+
+
+def random_spans(rng: random.Random, length: int, valid: bool) -> list[tuple]:
+    """Spans over ``length`` words: in order and apart, or (``valid=False``) also overlapping, out of
+    order, empty or with an empty label."""
+    spans, at = [], 0
+    while at < length and rng.random() < 0.7:
+        start = rng.randrange(at, length)
+        end = rng.randrange(start + 1, length + 1)
+        spans.append((rng.choice(["PER", "LOC", "B", "X-Y"]), start, end))
+        at = end if rng.random() < 0.8 else end + 1
+    if not valid and length:
+        spans.append(rng.choice([("PER", 0, length), ("LOC", 0, 0), ("", 0, 1), ("ORG", length - 1, length)]))
+        rng.shuffle(spans)
+    return spans
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_spans_as_the_scorer_reads_them_equal_the_tag_round_trip(valid):
+    """decoded_spans skips writing IOB2 tags and reading them back where that gives the spans again; the
+    round trip is the oracle, on valid spans and on the overlapping, unordered or empty ones it repairs."""
+    from tokentune.reporting.error_analysis import decoded_spans
+
+    rng = random.Random(5)
+    for _ in range(2000):
+        length = rng.randrange(0, 9)
+        spans = random_spans(rng, length, valid)
+        for scheme in ("IOB2", "PLAIN"):
+            if valid or scheme == "IOB2":
+                assert decoded_spans(spans, length, scheme) == tags_to_spans(spans_to_tags(spans, length, scheme),
+                                                                            scheme), (spans, length, scheme)

@@ -124,6 +124,18 @@ def tags_to_spans(tags: Sequence[str], scheme: str | Scheme = "IOB2") -> list[Sp
     return spans
 
 
+def reads_back_in_iob2(spans: Iterable[Span], length: int) -> bool:
+    """Whether ``spans`` written as IOB2 tags over ``length`` words read back (:func:`tags_to_spans`, or a
+    scorer in either mode) as exactly themselves: each with a non-empty str label, non-empty, inside the
+    sentence, in order and apart. Readers and the Tagger give such spans; a caller can then skip the round trip."""
+    end = 0
+    for label, start, stop in spans:
+        if not (isinstance(label, str) and label and end <= start < stop <= length):
+            return False
+        end = stop
+    return True
+
+
 def spans_to_tags(spans: Iterable[Span], length: int, scheme: str | Scheme = "IOB2") -> list[str]:
     """Encode end-exclusive spans over ``length`` words in ``scheme``. Spans must not overlap."""
     scheme = get_scheme(scheme)

@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import DataError
 from .encoding import EMPTY, check_mode, decode_entities, flatten_pair
 
-__all__ = ["score_tags", "score_flat_tags", "score_spans"]
+__all__ = ["score_tags", "score_flat_tags", "score_spans", "micro_prf"]
 
 # ---------------------------------------------------------------------------------------------------
 # Public API
@@ -150,6 +150,12 @@ def _prf(correct: np.ndarray, predicted: np.ndarray, gold: np.ndarray):
     denominator = precision + recall
     denominator[denominator == 0.0] = 1
     return precision, recall, 2.0 * precision * recall / denominator
+
+
+def micro_prf(correct: int, predicted: int, gold: int) -> tuple[float, float, float]:
+    """Micro precision, recall and F1 of entity counts, to the bit as :func:`score_tags` reports them."""
+    precision, recall, f1 = _prf(*(np.array([count]) for count in (correct, predicted, gold)))
+    return float(precision[0]), float(recall[0]), float(f1[0])
 
 
 def _averages(precision, recall, f1, gold) -> tuple[dict, dict]:

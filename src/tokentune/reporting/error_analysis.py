@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable, Sequence
 
-from ..schemes import Span, spans_to_tags, tags_to_spans
+from ..schemes import Span, reads_back_in_iob2, spans_to_tags, tags_to_spans
 
 KINDS = ("wrong_type", "wrong_boundary", "wrong_type_and_boundary", "spurious", "missed")
 KIND_TITLES = {
@@ -83,7 +83,11 @@ def classify_sentence(gold: Iterable[Span], pred: Iterable[Span]) -> list[dict]:
 
 
 def decoded_spans(spans: Iterable[Span], length: int, scheme: str) -> list[Span]:
-    """Spans as the scorer sees them: written as tags in ``scheme`` and read back (PLAIN: one word each)."""
+    """Spans as the scorer sees them: written as tags in ``scheme`` and read back (PLAIN: one word each).
+    In IOB2 the spans readers and the Tagger give read back as themselves: the round trip is skipped."""
+    spans = [tuple(span) for span in spans]
+    if scheme == "IOB2" and reads_back_in_iob2(spans, length):
+        return spans
     return tags_to_spans(spans_to_tags(spans, length, scheme), scheme)
 
 
