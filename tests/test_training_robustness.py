@@ -49,7 +49,9 @@ def test_out_of_memory_without_the_finder_fails(tiny_data, tiny_base_model, tmp_
         raise torch.OutOfMemoryError("out of memory")
 
     monkeypatch.setattr(Trainer, "training_step", out_of_memory)
-    with pytest.raises(torch.OutOfMemoryError):
+    with pytest.raises(ConfigError, match=r"out of memory with batch size 8 per device with --no-auto-batch-size "
+                                          r"\(OutOfMemoryError: out of memory\)\. Fix: pass --batch-size 4 "
+                                          r"--gradient-accumulation-steps 2"):
         _train(tiny_data, tiny_base_model, tmp_path / "o", auto_batch_size=False)
     assert not os.path.exists(tmp_path / "o")
 

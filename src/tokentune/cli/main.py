@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    module = importlib.import_module(COMMANDS[args.command][0])
     try:
+        _one_process_unless_train(args.command)
+        module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args) or 0)
     except TokentuneError as err:
         print(f"tokentune {args.command}: error: {err}", file=sys.stderr)
@@ -94,6 +95,25 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+# where a command that runs in one process is sent for more of them
+_MORE_PROCESSES = {"predict": "; to use more processes: --workers N, or --ray ADDRESS for a cluster",
+                   "tune": "; to run trials at once, start several `tokentune tune` with one --storage"}
+
+
+def _one_process_unless_train(command: str) -> None:
+    """Under torchrun / accelerate launch every process would run the whole command (evaluate printed its
+    figures once per process and each wrote the same report; tune's processes raced for its lock)."""
+    import os
+
+    from ..errors import ConfigError
+
+    processes = os.environ.get("WORLD_SIZE", "1")
+    if command != "train" and processes.isdigit() and int(processes) > 1:
+        raise ConfigError(f"{command} runs in one process, but WORLD_SIZE is {processes} (started by torchrun or "
+                          f"accelerate launch)", fix=f"run `tokentune {command}` without the launcher: only train runs "
+                                                   f"in several processes{_MORE_PROCESSES.get(command, '')}")
 
 
 _TERMINATED = [0]  # the signal number that stopped the command, when a handler below stopped it

@@ -25,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
     clock = RunClock(startup=True)
     config = build_config(args.config, **flag_values(args, TrainConfig))
     quiet_libraries(config.quiet)
-    result = train(config, clock=clock)
+    try:
+        result = train(config, clock=clock)
+    except KeyboardInterrupt as stop:
+        raise _with_resume_hint(stop, config.output) from None
     if not is_main():  # under torchrun / accelerate launch, rank 0 speaks for the job
         return 0
     for note in result.notes:
@@ -39,3 +42,21 @@ def run(args: argparse.Namespace) -> int:
     if result.time:
         print(describe(result.time))
     return 0
+
+
+def _with_resume_hint(stop: KeyboardInterrupt, output: str | None) -> KeyboardInterrupt:
+    """A stop that came while train was already failing (under torchrun the launcher's SIGTERM can land while a
+    lost peer's error is handled) still says which checkpoint --resume continues from."""
+    import os
+
+    from ..errors import Interrupted
+    from ..io import staging_path
+    from ..training.checkpoints import resumable
+
+    if str(stop) or output is None:  # train said it already (errors.Interrupted)
+        return stop
+    kept = resumable(staging_path(os.path.abspath(output)))
+    if kept is None:
+        return stop
+    return Interrupted(f"{os.path.basename(kept)} is kept in {staging_path(os.path.abspath(output))}: run the same "
+                       f"command with --resume to continue from it")

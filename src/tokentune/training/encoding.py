@@ -7,6 +7,8 @@ model). Document context (``--context document``) where the data marks documents
 """
 from __future__ import annotations
 
+import dataclasses
+
 from ..config import TrainConfig
 from ..data import Corpus
 
@@ -51,3 +53,15 @@ def encode_split(corpus: Corpus, tokenizer, label2id, config: TrainConfig, max_l
     if evaluation:  # sorted by length: evaluation batches carry little padding
         features.sort(key=lambda f: len(f["input_ids"]))
     return features
+
+
+def document_batch(config: TrainConfig, train: Corpus, features: list, notes: list[str]) -> TrainConfig:
+    """With document context a window holds many sentences: the batch counts windows so that a step
+    still holds about ``batch_size`` sentences (the recipe's), and the number of steps stays alike."""
+    if config.context != "document" or train.document_starts is None or not features:
+        return config
+    per_window = len(train) / len(features)
+    windows = max(1, round(config.batch_size / per_window))
+    notes.append(f"document context: {per_window:.1f} sentences per training window, so {windows} window(s) "
+                 f"per batch hold about {config.batch_size} sentences")
+    return dataclasses.replace(config, batch_size=windows)

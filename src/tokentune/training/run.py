@@ -24,7 +24,7 @@ from ..errors import ConfigError, Interrupted, ModelError
 from ..io import staging_path, writing
 from ..schemes import labels_for
 from ..timing import RunClock
-from . import distributed
+from . import distributed, failures
 from .checkpoints import (
     check_checkpoint,
     check_discardable,
@@ -37,7 +37,7 @@ from .checkpoints import (
     step_of,
     trained_epochs,
 )
-from .encoding import encode_split
+from .encoding import document_batch, encode_split
 from .hardware import free_memory, is_out_of_memory
 from .weights import head_notes
 
@@ -146,18 +146,6 @@ def _staging_dir(config: TrainConfig, notes: list[str] | None = None) -> tuple[s
     return final, staging
 
 
-def _document_batch(config: TrainConfig, prep: _Prepared) -> TrainConfig:
-    """With document context a window holds many sentences: the batch counts windows so that a step
-    still holds about ``batch_size`` sentences (the recipe's), and the number of steps stays alike."""
-    if config.context != "document" or prep.splits.train.document_starts is None or not prep.train_features:
-        return config
-    per_window = len(prep.splits.train) / len(prep.train_features)
-    windows = max(1, round(config.batch_size / per_window))
-    prep.notes.append(f"document context: {per_window:.1f} sentences per training window, so {windows} window(s) "
-                      f"per batch hold about {config.batch_size} sentences")
-    return dataclasses.replace(config, batch_size=windows)
-
-
 def _check_model_files(config: TrainConfig) -> None:
     """A local --model directory is checked (config, weights) before any data is read or written."""
     from ..modeling import check_model_dir, resolve_model
@@ -199,6 +187,7 @@ def _start_or_resume(config: TrainConfig, staging: str, notes: list[str]) -> tup
         else:
             config = resumable_config(config, os.path.join(staging, CONFIG_FILE))
             check_checkpoint(checkpoint)  # damaged state: one line naming it, before any model is built
+            failures.check_processes(checkpoint)
             notes.append(f"resumed from {os.path.basename(checkpoint)} (step {step_of(checkpoint)}) in {staging}")
             if distributed.is_main():
                 drop_later_checkpoints(folder, step_of(checkpoint))
@@ -217,7 +206,8 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
     while True:
         with clock.part("model"):
             trainer = _make_trainer(config, prep, staging, precision, batch, accumulation, checkpoint, callbacks)
-        trainer.clock = clock
+        trainer.clock, loading = clock, failures.checkpoint_loaded_callback()
+        trainer.add_callback(loading)
         started, inside = time.perf_counter(), clock.inside_training()
         try:
             with writing(staging, only=DISK_ERRORS):  # a full or read-only disk while checkpointing
@@ -230,7 +220,10 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
             retry = (config.auto_batch_size and batch > 1 and distributed.world_size() == 1
                      and is_out_of_memory(err))
             if not retry:
-                raise_resume_error(err, checkpoint)
+                if not loading.loaded:  # an error once training began is not the checkpoint's
+                    raise_resume_error(err, checkpoint)
+                if is_out_of_memory(err):
+                    raise failures.out_of_memory_error(err, batch, accumulation, config.auto_batch_size) from None
                 raise
         # outside the except block, so the traceback's frames (holding activations) can be freed
         clock.add("training", time.perf_counter() - started - (clock.inside_training() - inside))
@@ -268,6 +261,9 @@ def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulati
         if prep.dev is not None:
             trainer.dev_evaluator = DevEvaluator(prep.dev, prep.tokenizer, prep.labels, config, prep.max_length,
                                                  whole_split=len(prep.dev) == len(prep.splits.dev))
+    elif config.checkpoint_minutes > 0:
+        prep.notes.append(f"{distributed.world_size()} processes: each save writes a full checkpoint "
+                          "(--checkpoint-minutes applies to a run of one process)")
     if distributed.is_main():
         if checkpoint is None:  # a fresh start: the log of an earlier attempt is stale
             open(trainer.tokentune_log.path, "w").close()
@@ -336,7 +332,7 @@ def _train(config: TrainConfig, callbacks, test_when, clock: RunClock) -> TrainR
     distributed.setup()
     with clock.part("reading"):
         prep = prepare_data(config)
-    config = _document_batch(config, prep)
+    config = document_batch(config, prep.splits.train, prep.train_features, prep.notes)
     # rank 0's choice on every rank: on a CPU with AVX512-BF16, auto measures, and ranks could measure apart
     precision, precision_note = distributed.broadcast(
         resolve_precision(config.precision, peek_config(config.model) if has_cuda() else None))
@@ -352,6 +348,8 @@ def _train(config: TrainConfig, callbacks, test_when, clock: RunClock) -> TrainR
         if isinstance(failure, KeyboardInterrupt) and kept is not None:
             raise Interrupted(f"{os.path.basename(kept)} is kept in {staging}: run the same command with --resume "
                               f"to continue from it") from None
+        if failures.lost_peer(failure):
+            raise failures.stopped_by_peer(failure, kept, staging) from None
         raise
     return _finish(config, prep, trainer, seconds, start_epoch, precision, checkpoint, (final, staging), clock,
                    test_when)
@@ -389,5 +387,5 @@ def _finish(config, prep: _Prepared, trainer, seconds, start_epoch, precision, c
             with clock.part("writing"):
                 _publish(staging, final)
     result.time = clock.summary()
-    distributed.barrier()  # train() returns on every rank once the directory is complete
+    result.notes.extend(failures.wait_after_output())  # train() returns on every rank once the directory is complete
     return result
