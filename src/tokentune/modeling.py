@@ -140,19 +140,24 @@ def save_tokenizer(tokenizer, directory: str) -> None:
     """``save_pretrained``, then tokenizer.json without the truncation and padding some base models bake
     into it (the embedded MiniLM's: 128 sub-tokens): transformers ignores them, but whatever reads
     tokenizer.json itself (the tokenizers library beside onnxruntime, Rust, JavaScript) would cut every
-    longer text there silently and pad every shorter one."""
+    longer text there silently and pad every shorter one. A byte-level tokenizer keeps the prefix space the
+    model was trained with (windows.prefix_space_for_words): plain transformers then reads text as tokentune did."""
+    from .io import atomic_write_json
+    from .windows import prefix_space_for_words
+
     tokenizer.save_pretrained(directory)
     path = os.path.join(directory, "tokenizer.json")
     if not os.path.isfile(path):
         return
-    from tokenizers import Tokenizer
-
-    backend = Tokenizer.from_file(path)
-    if backend.truncation is None and backend.padding is None:
+    spec = _read_json(path)
+    prefixed = prefix_space_for_words(spec)
+    if spec.get("truncation") is None and spec.get("padding") is None and not prefixed:
         return
-    backend.no_truncation()
-    backend.no_padding()
-    backend.save(path)
+    spec["truncation"] = spec["padding"] = None
+    atomic_write_json(path, spec)
+    settings = os.path.join(directory, "tokenizer_config.json")
+    if prefixed and os.path.isfile(settings):  # transformers would rebuild the pre-tokenizer from this setting
+        atomic_write_json(settings, {**_read_json(settings), "add_prefix_space": True})
 
 
 def build_model(name: str | None, labels: list[str]):
@@ -220,6 +225,11 @@ def load_for_prediction(model_dir: str):
     return model, tokenizer, model.config
 
 
+# Where each architecture's absolute positions start: RoBERTa's family numbers them from its pad id + 1
+POSITIONS_FROM_ZERO = {"bert", "electra", "megatron-bert", "ernie", "roformer"}
+POSITIONS_AFTER_PADDING = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text"}
+
+
 def model_max_length(tokenizer, model_config, requested: int | None = None) -> int:
     """Sub-tokens per window: the smaller of the tokenizer's and the position embeddings' limits, or
     ``requested`` within them (more than the model can take is refused, not cut down in silence)."""
@@ -228,6 +238,8 @@ def model_max_length(tokenizer, model_config, requested: int | None = None) -> i
     if tok_limit and tok_limit < 100_000:
         limits.append(tok_limit)
     positions = getattr(model_config, "max_position_embeddings", None)
+    if positions and getattr(model_config, "model_type", None) in POSITIONS_AFTER_PADDING:
+        positions -= int(getattr(model_config, "pad_token_id", None) or 0) + 1  # a tokenizer without model_max_length
     if positions:
         limits.append(positions)
     if not limits:

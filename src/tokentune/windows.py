@@ -120,12 +120,45 @@ def private_backend(tokenizer):
 
         raise ModelError(f"{type(tokenizer).__name__} is not a fast (Rust) tokenizer; tokentune needs one to map "
                          f"words to sub-tokens", fix="choose a model that ships tokenizer.json")
+    import json
+
     from tokenizers import Tokenizer
 
-    copy = Tokenizer.from_str(backend.to_str())
+    spec = backend.to_str()
+    if "ByteLevel" in spec:
+        spec = json.loads(spec)
+        prefix_space_for_words(spec)
+        spec = json.dumps(spec)
+    copy = Tokenizer.from_str(spec)
     copy.no_truncation()
     copy.no_padding()
     return copy
+
+
+def words_get_a_prefix_space(tokenizer) -> bool:
+    """Whether :func:`private_backend` turns on this byte-level tokenizer's prefix space (a run says so)."""
+    import json
+
+    spec = tokenizer.backend_tokenizer.to_str()
+    return "ByteLevel" in spec and prefix_space_for_words(json.loads(spec))
+
+
+def prefix_space_for_words(spec: dict) -> bool:
+    """Turn on ``add_prefix_space`` of a byte-level tokenizer's pre-tokenizer and post-processor (in a
+    tokenizer.json as a dict); True where it was off.
+
+    Off (roberta-base's own tokenizer.json), a text's first word has no leading-space mark and every later
+    one has it ("EU" "Ġrejects"); words given one by one, as tokentune encodes them, would all come out
+    as first words ("re" "j" "ec" "ts" instead of "Ġre" ...), pieces the encoder rarely saw inside a
+    sentence, and a model fine-tuned on them disagrees with plain transformers on running text. On, every
+    word reads as inside a text, as transformers' run_ner.py sets it for such models."""
+    changed = False
+    for part in (spec.get("pre_tokenizer"), spec.get("post_processor")):
+        for piece in (part or {}).get("pretokenizers") or (part or {}).get("processors") or [part]:
+            if isinstance(piece, dict) and piece.get("add_prefix_space") is False and (
+                    piece.get("type") in ("ByteLevel", "RobertaProcessing")):
+                piece["add_prefix_space"] = changed = True
+    return changed
 
 
 def sentence_offsets(sentences: Sequence[Sequence[str]]) -> np.ndarray:

@@ -17,13 +17,12 @@ from typing import Sequence
 
 import numpy as np
 
+from ..modeling import POSITIONS_AFTER_PADDING, POSITIONS_FROM_ZERO
 from ..windows import IGNORE
 
-# Where each architecture's absolute positions start, when position ids are passed in. Packing needs
-# them (every sentence restarts at its first position); a model family not listed here is refused
-# rather than trained with wrong positions.
-POSITIONS_FROM_ZERO = {"bert", "electra", "megatron-bert", "ernie", "roformer"}
-POSITIONS_AFTER_PADDING = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text"}
+# Where each architecture's absolute positions start (modeling.py): packing needs them, as every sentence
+# restarts at its first position; a model family not listed there is refused rather than trained with
+# wrong positions.
 
 
 def packing_plan(setting: bool | None, model_config) -> tuple[int | None, str]:

@@ -24,6 +24,7 @@ from ..errors import ConfigError, Interrupted, ModelError
 from ..io import staging_path, writing
 from ..schemes import labels_for
 from ..timing import RunClock
+from ..windows import words_get_a_prefix_space
 from . import distributed, failures
 from .checkpoints import (
     check_checkpoint,
@@ -115,6 +116,9 @@ def prepare_data(config: TrainConfig) -> _Prepared:
                          fix="pass --model with a directory holding config.json, or a Hub id") from None
     max_length = model_max_length(tokenizer, model_config, config.max_length)
     notes = list(splits.notes) + learning_rate_notes(config)
+    if words_get_a_prefix_space(tokenizer):
+        notes.append("tokenizer: every word is read with a leading space, as inside a text (byte-level "
+                     "add_prefix_space, as run_ner.py sets it); the model's tokenizer is saved with it")
     train_features = encode_split(splits.train, tokenizer, label2id, config, max_length, name="train",
                                   evaluation=False, notes=notes)
     notes.extend(head_notes(config, labels, train_features))  # a bad --class-weights file fails here
