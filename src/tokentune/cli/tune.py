@@ -23,12 +23,13 @@ def run(args: argparse.Namespace) -> int:
     from ..reporting.tables import metrics_table
     from ..settings import flag_values
     from ..tuning import TuneOptions, tune
-    from ..tuning.space import read_space
+    from ..tuning.space import default_space, read_space
     from ._common import quiet_libraries
 
     config = build_config(args.config, allow=("space",), **flag_values(args, TrainConfig))
     options = TuneOptions(**flag_values(args, TuneOptions))
     space = read_space(options.space or args.config, config, in_config=options.space is None)
+    _say_drawn_flags(flag_values(args, TrainConfig), space if space is not None else default_space(config.epochs))
     quiet_libraries(True)  # trials train quietly: one line per trial says what matters
     if importlib.util.find_spec("optuna") is not None:  # (without it, tune says what to install)
         import optuna
@@ -48,3 +49,13 @@ def run(args: argparse.Namespace) -> int:
         print(metrics_table(metrics))
     print(f"\nbest model written to {result.output_dir} (every trial: trials.csv)")
     return 0
+
+
+def _say_drawn_flags(given: dict, space: dict) -> None:
+    """A flag for a setting the space draws is not used: said before the first trial, not found out later."""
+    drawn = [name for name in given if name in space]
+    if drawn:
+        flags = ", ".join("--" + name.replace("_", "-") for name in drawn)
+        print(f"note: {flags}: drawn by the search space, so the value given is not used (leave "
+              f"{'it' if len(drawn) == 1 else 'them'} out of the space to fix {'it' if len(drawn) == 1 else 'them'})",
+              flush=True)

@@ -228,6 +228,9 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
                     raise_resume_error(err, checkpoint)
                 if is_out_of_memory(err):
                     raise failures.out_of_memory_error(err, batch, accumulation, config.auto_batch_size) from None
+                if isinstance(err, ImportError):  # e.g. --trainer-arg optim=adamw_bnb_8bit without bitsandbytes
+                    raise ConfigError(failures.first_line(err), fix="install the package it names, or choose "
+                                      "another setting (e.g. --trainer-arg optim=adamw_torch)") from None
                 raise
         # outside the except block, so the traceback's frames (holding activations) can be freed
         clock.add("training", time.perf_counter() - started - (clock.inside_training() - inside))

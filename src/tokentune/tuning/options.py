@@ -8,6 +8,7 @@ from ..settings import check_fields, setting
 
 TUNE = "search"
 TRIALS_DIR = "trials"
+STUDY_FILE = "study.txt"  # in TRIALS_DIR: the study its trial-NNNN models belong to
 LOCK_FILE = ".tune.lock"
 PRUNERS = ("median", "halving", "none")
 
@@ -70,3 +71,4 @@ class Search:
     timeout: float | None
     trials_dir: str
     workers: int
+    user_settings: dict = field(default_factory=dict)  # overwrite and quiet as given: trials run with their own

@@ -54,7 +54,7 @@ def finish_search(study, search, final: str, staging: str, options, notes: list[
     rows = trial_rows(study)
     epochs = sum(float(r["epochs_trained"] or 0) for r in rows if r["state"] in ("complete", "pruned"))
     with writing(final):
-        _promote(best.number, search.trials_dir, staging, final)
+        _promote(best.number, search.trials_dir, staging, final, search.user_settings)
         atomic_write_text(os.path.join(staging, "trials.csv"), trials_csv(rows))
         atomic_write_text(os.path.join(staging, "trials.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
         summary = {"study": search.study_name, "storage": storage, "objective": "dev F1 (entity level)",
@@ -66,11 +66,11 @@ def finish_search(study, search, final: str, staging: str, options, notes: list[
         plots = _draw_plots(study, staging, notes)
         _extend_card(staging, summary)
         _extend_report(staging, rows, plots, summary)
-        if not options.keep_trials:
-            shutil.rmtree(search.trials_dir, ignore_errors=True)
         os.remove(os.path.join(staging, LOCK_FILE))
         publish_tree(staging)
         replace_with(staging, final)
+        if not options.keep_trials:  # only now: a finish killed before the rename is done again from the trials
+            shutil.rmtree(os.path.join(final, TRIALS_DIR), ignore_errors=True)
     metrics = json.load(open(os.path.join(final, "metrics.json"), encoding="utf-8"))
     return TuneResult(final, search.study_name, storage, best.number, dict(best.params),
                       {k: metrics[k] for k in ("dev", "test") if k in metrics}, rows, seconds, epochs, notes)
@@ -98,7 +98,7 @@ def best_here(study, search, notes: list[str]):
     return here[0]
 
 
-def _promote(number: int, trials_dir: str, staging: str, final: str) -> None:
+def _promote(number: int, trials_dir: str, staging: str, final: str, settings: dict) -> None:
     """Link the trial's model files into the output (the trial's directory stays whole until the output is
     published, so a finish that fails half-way is done again by the same command), renamed in its card
     and saved settings, which are rewritten as new files, never through the links."""
@@ -118,7 +118,8 @@ def _promote(number: int, trials_dir: str, staging: str, final: str) -> None:
         atomic_write_text(card, text)
     saved = os.path.join(staging, "tokentune_config.json")
     if os.path.isfile(saved):
-        atomic_write_json(saved, {**json.load(open(saved, encoding="utf-8")), "output": final})
+        # the trial ran quiet and over its own directory: the saved settings repeat the user's command
+        atomic_write_json(saved, {**json.load(open(saved, encoding="utf-8")), "output": final, **settings})
 
 
 def _link_or_copy(source: str, target: str) -> None:

@@ -17,8 +17,8 @@ from typing import Callable
 
 from ..config import ADDED_LATER, RESUME_FREE, TrainConfig
 from ..errors import ConfigError
-from ..io import empty_directory, staging_path, writing
-from .options import LOCK_FILE, TRIALS_DIR, Search, TuneOptions, TuneResult
+from ..io import atomic_write_text, empty_directory, staging_path, writing
+from .options import LOCK_FILE, STUDY_FILE, TRIALS_DIR, Search, TuneOptions, TuneResult
 from .space import Param, default_space
 from .study import check_same_search, default_storage, fail_stale_trials, finished, open_study
 
@@ -62,19 +62,50 @@ def tune(config: TrainConfig, options: TuneOptions | None = None, *, space: dict
 
 
 def _search_locked(search: Search, final: str, staging: str, options, overwrite: bool, progress, started):
+    """The same command continues an interrupted search, also with --overwrite (which replaces the finished
+    output): only a search this one cannot continue (another study, other settings) is removed by it."""
     from .outputs import finish_search
 
     notes = []
-    if overwrite and empty_directory(staging, keep=(LOCK_FILE,)):
-        notes.append(f"--overwrite: removed the interrupted search in {staging}")
-    with writing(staging):
-        os.makedirs(os.path.join(staging, TRIALS_DIR), exist_ok=True)
-    study = _open_study(search, notes)
+    _check_study_of_trials(staging, search.study_name, overwrite, notes)
+    try:
+        study = _open_study(search, notes)
+    except ConfigError:
+        if not (overwrite and not search.shared):
+            raise
+        empty_directory(staging, keep=(LOCK_FILE,))
+        notes.append(f"--overwrite: removed the interrupted search in {staging}, which searched with other settings")
+        _check_study_of_trials(staging, search.study_name, overwrite, notes)
+        study = _open_study(search, notes)
     done = len(finished(study))
     if done:
         notes.append(f"continuing study {search.study_name!r}: {done} of {search.trials} trials already finished")
     _run_workers(search, study, progress)
+    if len(finished(study)) < search.trials and search.timeout:
+        notes.append(f"--timeout {search.timeout:g} s: stopped after {len(finished(study))} of {search.trials} trials")
     return finish_search(study, search, final, staging, options, notes, time.perf_counter() - started)
+
+
+def _check_study_of_trials(staging: str, study_name: str, overwrite: bool, notes: list[str]) -> None:
+    """The trials' models in the staging directory are named by trial number: they belong to one study. A search
+    of another study into the same output would take the other's models for its own."""
+    marker = os.path.join(staging, TRIALS_DIR, STUDY_FILE)
+    try:
+        earlier = open(marker, encoding="utf-8").read().strip()
+    except OSError:
+        earlier = None
+    if earlier is not None and earlier != study_name:
+        if not overwrite:
+            raise ConfigError(f"{staging} holds the interrupted search of study {earlier!r}, and its trials' models "
+                              f"would be taken for those of study {study_name!r}",
+                              fix=f"continue it with --study {earlier}, give study {study_name!r} another --output, or "
+                                  f"pass --overwrite to remove it")
+        empty_directory(staging, keep=(LOCK_FILE,))
+        notes.append(f"--overwrite: removed the interrupted search of study {earlier!r} in {staging}")
+    with writing(staging):
+        os.makedirs(os.path.join(staging, TRIALS_DIR), exist_ok=True)
+        if earlier != study_name:
+            atomic_write_text(marker, study_name + "\n")
 
 
 def _paths(config: TrainConfig, options: TuneOptions) -> tuple[str, str]:
@@ -126,7 +157,8 @@ def _search(config, options, space, staging) -> Search:
     base = dataclasses.replace(config, quiet=True, overwrite=True, resume=False)
     url = options.storage or default_storage(staging)
     return Search(base, space, url, options.storage is not None, options.study, options.pruner, options.trials,
-                   options.timeout, os.path.join(staging, TRIALS_DIR), options.workers)
+                   options.timeout, os.path.join(staging, TRIALS_DIR), options.workers,
+                   {"overwrite": config.overwrite, "quiet": config.quiet})
 
 
 def _require_dev(config: TrainConfig) -> None:
