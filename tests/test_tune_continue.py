@@ -107,3 +107,24 @@ def test_a_missing_optional_package_is_a_one_line_error(tiny_data, tiny_base_mod
                                           r"names, or choose another setting"):
         tokentune.train(data=tiny_data, model=tiny_base_model, output=str(tmp_path / "o"), epochs=1, quiet=True,
                         max_train_samples=16)
+
+
+def test_a_space_reaching_past_the_models_length_is_refused_before_any_trial(config, tmp_path):
+    from transformers import AutoTokenizer
+
+    limit = min(AutoTokenizer.from_pretrained(config.model).model_max_length, 10**6)
+    space = {"max_length": Param("max_length", "categorical", choices=(32, 10**5))}
+    with pytest.raises(ConfigError, match=r"^the search space: max_length reaches 100000, more than the model takes "
+                                          r"\(\d+ sub-tokens\)\. Fix: keep max_length at \d+ or less in the space"):
+        tokentune.tune(config, TuneOptions(trials=1), space=space)
+    assert not os.path.exists(config.output) and limit > 32
+
+
+def test_the_python_api_prints_no_optuna_trial_lines(config, capsys):
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    tokentune.tune(config, TuneOptions(trials=1), space=SPACE)
+    captured = capsys.readouterr()
+    assert "Trial 0 finished" not in captured.err + captured.out and captured.out == ""
+    assert optuna.logging.get_verbosity() == before  # restored

@@ -13,6 +13,7 @@ import importlib.util
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from typing import Callable
 
 from ..config import ADDED_LATER, RESUME_FREE, TrainConfig
@@ -48,11 +49,12 @@ def tune(config: TrainConfig, options: TuneOptions | None = None, *, space: dict
     if space is None and options.space:
         space = read_space(options.space, config, in_config=False)
     space = check_space(space, config) if space is not None else default_space(config.epochs)
+    _check_max_length(space, config, options.space)
     search = _search(config, options, space, staging)  # reads the data once: a dev split is needed
     created = not os.path.isdir(staging)
     with writing(staging):
         os.makedirs(staging, exist_ok=True)
-    with _locked(staging) as lock:  # nothing is removed or written before this command holds the lock
+    with _locked(staging) as lock, _optuna_warnings_only():  # nothing is removed or written before the lock
         try:
             return _search_locked(search, final, staging, options, config.overwrite, progress, started)
         except BaseException:
@@ -126,6 +128,20 @@ def _any_finished(search: Search) -> bool:
         return False
 
 
+@contextmanager
+def _optuna_warnings_only():
+    """Optuna logs every trial at INFO to stderr; a library call does not print (``progress`` gives the lines),
+    so its verbosity is at least WARNING during the search and restored after."""
+    import optuna
+
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(previous, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
 class _locked:
     """An exclusive lock on the staging directory: one search command at a time per output."""
 
@@ -159,6 +175,22 @@ def _search(config, options, space, staging) -> Search:
     return Search(base, space, url, options.storage is not None, options.study, options.pruner, options.trials,
                    options.timeout, os.path.join(staging, TRIALS_DIR), options.workers,
                    {"overwrite": config.overwrite, "quiet": config.quiet})
+
+
+def _check_max_length(space: dict, config: TrainConfig, where: str | None) -> None:
+    """A --max-length the space draws is checked against the model before any trial: a trial drawing more than
+    it takes would fail the search after others finished, and fail it again on every continuation."""
+    if "max_length" not in space:
+        return
+    from transformers import AutoConfig
+
+    from ..modeling import load_tokenizer, model_max_length, resolve_model
+
+    limit = model_max_length(load_tokenizer(config.model), AutoConfig.from_pretrained(resolve_model(config.model)))
+    largest = max(int(value) for value in space["max_length"].edge_values())
+    if largest > limit:
+        raise ConfigError(f"{where or 'the search space'}: max_length reaches {largest}, more than the model takes "
+                          f"({limit} sub-tokens)", fix=f"keep max_length at {limit} or less in the space")
 
 
 def _require_dev(config: TrainConfig) -> None:
