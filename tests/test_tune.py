@@ -328,6 +328,9 @@ def test_search_options_are_checked_when_built():
         TuneOptions(pruner="random")
     with pytest.raises(ConfigError, match="timeout must be a finite number"):
         TuneOptions(timeout=float("nan"))
+    from pathlib import Path
+
+    assert TuneOptions(space=Path("spaces") / "lr.yaml").space == os.path.join("spaces", "lr.yaml")  # as TrainConfig
 
 
 def test_a_study_begun_before_the_word_splitter_counted_continues(tmp_path):

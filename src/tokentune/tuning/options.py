@@ -33,6 +33,10 @@ class TuneOptions:
                                        "which becomes OUTPUT)", group=TUNE)
 
     def __post_init__(self) -> None:
+        import os
+
+        if isinstance(self.space, os.PathLike):  # a pathlib.Path, as TrainConfig's paths take
+            object.__setattr__(self, "space", os.fspath(self.space))
         check_fields(self)
         from ..errors import ConfigError
 
