@@ -183,6 +183,11 @@ def interrupted_run(w) -> None:
     (checkpoint / "trainer_state.json").write_text('{"global_step": 5}')
 
 
+def launched(world) -> None:
+    """As torchrun starts each process (the autouse one_process fixture restores the variable)."""
+    os.environ["WORLD_SIZE"] = "2"
+
+
 # fixes that belong in modules another engineer is editing (settings.py, training/run.py)
 def row(name, argv, *expected, fix=True, setup=None, xfail=None):
     marks = [pytest.mark.xfail(strict=True, reason=xfail)] if xfail else []
@@ -612,7 +617,21 @@ ROWS = [
         "--report-to"),
     row("train-report-to-bogus", ["train", "--data", "{w}/data", "--output", "{w}/out", *TINY,
                                   "--report-to", "neptune"], "--report-to"),
+    # ------------------------------------------------------ under torchrun / accelerate launch: train only
+    row("evaluate-under-a-launcher", ["evaluate", "{w}/model", "--data", "{w}/data"], "WORLD_SIZE is 2",
+        setup=launched),
+    row("predict-under-a-launcher", ["predict", "{w}/model", "--input", "{w}/train.txt", "--output", "{w}/p.jsonl"],
+        "WORLD_SIZE is 2", "--workers N", setup=launched),
+    row("serve-under-a-launcher", ["serve", "{w}/model", "--port", "0"], "WORLD_SIZE is 2", setup=launched),
+    row("tune-under-a-launcher", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY], "WORLD_SIZE is 2",
+        "--storage", setup=launched),
+    row("convert-under-a-launcher", ["convert", "{w}/train.txt", "{w}/c.jsonl"], "WORLD_SIZE is 2", setup=launched),
 ]
+
+
+@pytest.fixture(autouse=True)
+def one_process(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")  # recorded, so restored after each row, also where a setup set it
 
 
 @pytest.fixture(autouse=True)

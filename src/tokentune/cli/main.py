@@ -109,6 +109,7 @@ def _one_process_unless_train(command: str) -> None:
 
     from ..errors import ConfigError
 
+    # training.distributed.world_size()'s variable, read here: importing the training package costs start-up
     processes = os.environ.get("WORLD_SIZE", "1")
     if command != "train" and processes.isdigit() and int(processes) > 1:
         raise ConfigError(f"{command} runs in one process, but WORLD_SIZE is {processes} (started by torchrun or "

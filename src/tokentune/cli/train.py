@@ -49,14 +49,12 @@ def _with_resume_hint(stop: KeyboardInterrupt, output: str | None) -> KeyboardIn
     lost peer's error is handled) still says which checkpoint --resume continues from."""
     import os
 
-    from ..errors import Interrupted
     from ..io import staging_path
     from ..training.checkpoints import resumable
+    from ..training.failures import interrupted
 
     if str(stop) or output is None:  # train said it already (errors.Interrupted)
         return stop
-    kept = resumable(staging_path(os.path.abspath(output)))
-    if kept is None:
-        return stop
-    return Interrupted(f"{os.path.basename(kept)} is kept in {staging_path(os.path.abspath(output))}: run the same "
-                       f"command with --resume to continue from it")
+    staging = staging_path(os.path.abspath(output))
+    kept = resumable(staging)
+    return stop if kept is None else interrupted(kept, staging)

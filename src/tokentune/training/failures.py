@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ConfigError, TokentuneError
+from ..errors import ConfigError, Interrupted, TokentuneError
 from . import distributed
 
 # what gloo, NCCL and torch's store say when another process of the job went away
@@ -50,6 +50,18 @@ def lost_peer(err: BaseException) -> bool:
         return True
     text = str(err).lower()
     return isinstance(err, RuntimeError) and any(sign in text for sign in _PEER_GONE)
+
+
+def interrupted(kept: str, staging: str) -> Interrupted:
+    """The stop of a run that left ``kept`` to continue from: what the command says."""
+    return Interrupted(f"{os.path.basename(kept)} is kept in {staging}: run the same command with --resume to "
+                       f"continue from it")
+
+
+def missing_package_error(err: ImportError) -> ConfigError:
+    """An optional package a setting needs (e.g. --trainer-arg optim=adamw_bnb_8bit needs bitsandbytes)."""
+    return ConfigError(first_line(err), fix="install the package it names, or choose another setting "
+                                            "(e.g. --trainer-arg optim=adamw_torch)")
 
 
 def first_line(err: BaseException) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..config import TrainConfig, learning_rate_notes
 from ..data import Corpus, Splits, check_labels, load_splits
-from ..errors import ConfigError, Interrupted, ModelError
+from ..errors import ConfigError, ModelError
 from ..io import staging_path, writing
 from ..schemes import labels_for
 from ..timing import RunClock
@@ -228,9 +228,8 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
                     raise_resume_error(err, checkpoint)
                 if is_out_of_memory(err):
                     raise failures.out_of_memory_error(err, batch, accumulation, config.auto_batch_size) from None
-                if isinstance(err, ImportError):  # e.g. --trainer-arg optim=adamw_bnb_8bit without bitsandbytes
-                    raise ConfigError(failures.first_line(err), fix="install the package it names, or choose "
-                                      "another setting (e.g. --trainer-arg optim=adamw_torch)") from None
+                if isinstance(err, ImportError):
+                    raise failures.missing_package_error(err) from None
                 raise
         # outside the except block, so the traceback's frames (holding activations) can be freed
         clock.add("training", time.perf_counter() - started - (clock.inside_training() - inside))
@@ -353,8 +352,7 @@ def _train(config: TrainConfig, callbacks, test_when, clock: RunClock) -> TrainR
         kept = drop_unresumable(staging) if distributed.is_main() else None
         end_failed_runs(config)
         if isinstance(failure, KeyboardInterrupt) and kept is not None:
-            raise Interrupted(f"{os.path.basename(kept)} is kept in {staging}: run the same command with --resume "
-                              f"to continue from it") from None
+            raise failures.interrupted(kept, staging) from None
         if failures.lost_peer(failure):
             raise failures.stopped_by_peer(failure, kept, staging) from None
         raise
