@@ -6,6 +6,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+import tokentune
+
 
 def _torchrun(args, tmp_path, nproc=2):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -32,10 +36,14 @@ def test_two_processes_train_one_whole_model(tiny_data, tiny_base_model, tmp_pat
     assert len(evaluations) == 2, "one log line per evaluation, written by rank 0 only"
     # 160 sentences / (8 x 2 processes) = 10 optimizer steps per epoch
     assert evaluations[-1]["step"] == 20
+    # dev tagged in two shares, scored as one: the best evaluation's figures are the final ones, read once,
+    # and the model written is that evaluation's (its weights kept in rank 0's memory: nothing on disk)
+    assert not any("dev evaluated again" in note for note in metrics["notes"]), metrics["notes"]
+    assert metrics["dev"]["f1"] == max(record["eval_f1"] for record in evaluations)
+    assert metrics["training"]["best_step"] in (10, 20)
+    assert tokentune.evaluate(str(out), tiny_data, split="dev")["f1"] == pytest.approx(metrics["dev"]["f1"], abs=1e-12)
 
     from transformers import AutoModelForTokenClassification
-
-    import tokentune
 
     model = AutoModelForTokenClassification.from_pretrained(out)
     assert model.config.label2id["O"] == 0

@@ -320,3 +320,71 @@ def test_evaluate_says_where_its_time_went(tiny_model, tiny_data, capsys):
     assert {"start-up", "reading", "model", "evaluation", "total"} <= set(seconds)
     assert captured.err.splitlines()[-1].startswith("time ")
     assert "time" not in tokentune.evaluate(tiny_model.output_dir, tiny_data)  # the API adds it when given a clock
+
+
+def test_under_a_launcher_only_rank_0_keeps_the_best_weights_and_rotates(tmp_path, monkeypatch):
+    """Every process takes the same branch (rank 0's clock decides, broadcast); the copy in memory and the
+    removal of old checkpoints are rank 0's alone, and another rank knows the best is kept, not where."""
+    from tokentune.training import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    decisions = []
+    monkeypatch.setattr(distributed, "broadcast", lambda value: decisions.append(value) or value)
+    trainer, policy = _FakeTrainer(str(tmp_path)), CheckpointPolicy(minutes=10, keep=1)
+    assert trainer.step(policy, 10, best=True) == []
+    assert policy.best_weights(10) is None and policy.holds_best(10) and not policy.holds_best(20)
+    assert trainer.state.best_model_checkpoint == str(tmp_path / "checkpoint-10")
+    policy.interval = 0
+    assert trainer.step(policy, 20, best=False) == ["checkpoint-20"]  # rank 0 writes the kept best, not this rank
+    assert trainer.step(policy, 30, best=False) == ["checkpoint-20", "checkpoint-30"]  # no rotation here
+    assert not policy.holds_best(10) and decisions == [False, True, True]
+
+
+def test_dev_shards_have_about_equal_words_and_keep_documents_whole():
+    from tokentune.training.devscore import shard_ranges
+
+    assert shard_ranges([5, 5, 5, 5], None, 2) == [(0, 2), (2, 4)]
+    assert shard_ranges([10, 1, 1, 1, 1], None, 2) == [(0, 1), (1, 5)]
+    assert shard_ranges([1, 1, 1, 1, 1, 1], [(0, 3), (3, 6)], 2) == [(0, 3), (3, 6)]
+    assert shard_ranges([1, 1, 1, 1, 1, 1], [(0, 5), (5, 6)], 2) == [(0, 5), (5, 6)]
+    assert shard_ranges([3], None, 3) == [(0, 1), (1, 1), (1, 1)]  # more processes than sentences: empty shares
+    assert shard_ranges([], None, 2) == [(0, 0), (0, 0)]
+    for lengths in ([2, 7, 1, 1, 9, 3, 3, 4], [0, 0, 4], [1] * 13):
+        for parts in (2, 3, 4):
+            ranges = shard_ranges(lengths, None, parts)
+            assert ranges[0][0] == 0 and ranges[-1][1] == len(lengths)
+            assert all(a[1] == b[0] and a[0] <= a[1] for a, b in zip(ranges, ranges[1:]))
+
+
+@pytest.mark.parametrize("context", ["sentence", "document"])
+def test_dev_tagged_in_shares_gives_the_predictions_of_one_process(tiny_data, tiny_base_model, monkeypatch, context):
+    """Each rank of three tags its share; the gathered predictions and probabilities are one process's."""
+    from tokentune.config import TrainConfig
+    from tokentune.evaluation import evaluate_corpus
+    from tokentune.modeling import build_model
+    from tokentune.training import devscore, distributed
+    from tokentune.training.run import prepare_data
+    from tokentune.training.trainer import model_tagger
+
+    config = TrainConfig(data=tiny_data, model=tiny_base_model, output="unused", quiet=True, precision="fp32")
+    prep = prepare_data(config)
+    tagger = model_tagger(build_model(tiny_base_model, prep.labels).eval(), prep.tokenizer, prep.labels, config,
+                          prep.max_length)
+    corpus = prep.dev
+    if context == "document":  # documents of 7 sentences
+        corpus.document_starts = list(range(0, len(corpus), 7))
+    alone = devscore._Recorder(tagger)
+    expected = evaluate_corpus(alone, corpus, return_predictions=True, context=context)
+    shares = []
+    monkeypatch.setattr(distributed, "all_gather", lambda mine: shares.append(mine) or [mine])
+    for rank in range(3):
+        devscore._Recorder(tagger, 3, rank).predict_token_batches(
+            [s.words for s in corpus], corpus.documents() if context == "document" else None)
+    assert [len(predictions) for predictions, _ in shares] != [len(corpus), 0, 0]  # shared out
+    monkeypatch.setattr(distributed, "all_gather", lambda mine: shares)
+    recorder = devscore._Recorder(tagger, 3, 1)
+    gathered = evaluate_corpus(recorder, corpus, return_predictions=True, context=context)
+    assert [p.tags for p in gathered.predictions] == [p.tags for p in expected.predictions]
+    assert gathered["f1"] == expected["f1"]
+    np.testing.assert_allclose(recorder.probabilities, alone.probabilities, atol=1e-5)

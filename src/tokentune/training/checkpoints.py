@@ -22,6 +22,7 @@ import zipfile
 from ..config import ADDED_LATER, RESUME_FREE, TrainConfig
 from ..errors import ConfigError, ModelError
 from ..settings import flag_for_value
+from . import distributed
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -124,15 +125,18 @@ class CheckpointPolicy:
         self.interval, self.keep = minutes * 60.0, keep
         self.last_full = time.monotonic()
         self.kept: KeptWeights | None = None  # the best evaluation's weights, when no checkpoint holds them
+        self.kept_step: int | None = None  # its step, on every process (only rank 0, which writes the model, keeps a copy)
 
     def save(self, trainer, save) -> None:
-        """``save()``: the Trainer's own checkpoint save, full unless ``args.save_only_model``."""
+        """``save()``: the Trainer's own checkpoint save, full unless ``args.save_only_model``. Under a launcher
+        every process calls it at the same step and must take the same branch (the Trainer's save waits for
+        all of them): rank 0's clock decides for all."""
         state, args = trainer.state, trainer.args
         best_now = state.best_global_step == state.global_step
-        if self.interval <= 0 or time.monotonic() - self.last_full >= self.interval:
+        if distributed.broadcast(self.interval <= 0 or time.monotonic() - self.last_full >= self.interval):
             if self.kept is not None and not best_now:
                 self.kept.write(trainer.model, os.path.join(args.output_dir, f"checkpoint-{self.kept.step}"))
-            self.kept = None
+            self.kept = self.kept_step = None
             save()
             self.last_full = time.monotonic()
             self.rotate(args.output_dir, state.best_model_checkpoint)
@@ -147,14 +151,21 @@ class CheckpointPolicy:
             # where the Trainer looks for the best at the end (it records only folders that exist): our
             # _load_best_model finds the kept weights for it, and a later full checkpoint writes them there
             state.best_model_checkpoint = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-            self.kept = None  # one copy in memory at a time
-            self.kept = KeptWeights(trainer.model, state)
+            self.kept, self.kept_step = None, state.global_step  # one copy in memory at a time
+            if distributed.is_main():
+                self.kept = KeptWeights(trainer.model, state)
 
     def best_weights(self, step: int | None) -> KeptWeights | None:
         """The weights kept in memory for the evaluation at ``step``, if they are that one's."""
         return self.kept if self.kept is not None and self.kept.step == step else None
 
+    def holds_best(self, step: int | None) -> bool:
+        """The evaluation at ``step`` is the one kept in memory (on rank 0: other processes hold no copy)."""
+        return step is not None and self.kept_step == step
+
     def rotate(self, folder: str, best: str | None) -> None:
+        if not distributed.is_main():
+            return
         found = _checkpoints(folder)
         full = [path for path in found if is_complete(path)][:self.keep]
         kept = {os.path.basename(path) for path in full}

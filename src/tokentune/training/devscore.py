@@ -9,10 +9,13 @@ back, a second pass would compute exactly the same numbers (``tests/test_devscor
 Evaluation runs in fp32, also where training runs in bf16, so that the dev figures equal what
 ``tokentune evaluate`` gives on the saved model.
 
+Under a launcher each process tags its share of dev (:func:`shard_ranges`: about equal words, whole
+documents) and every process scores the gathered predictions, so all of them take the same decisions on
+the same figures, which are those one process computes (up to the float rounding of other batches).
+
 Where the figures cannot be reused the run evaluates dev again at the end and says why
 (:func:`reusable_dev_scores`): ``--max-eval-samples`` (training watched part of dev, the report covers
-all of it), several processes (the Trainer's sharded evaluation chooses the checkpoint there), or a
-``--resume`` past the best evaluation (its predictions were not kept on disk).
+all of it), or a ``--resume`` past the best evaluation (its predictions were not kept on disk).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import time
 import numpy as np
 
 from ..data import Corpus
+from . import distributed
 
 CROSS_ENTROPY_FLOOR = 1e-12  # the log of a probability rounded to 0: a large but finite loss
 
@@ -58,7 +62,7 @@ class DevEvaluator:
         from ..evaluation import evaluate_corpus
 
         started = time.perf_counter()
-        recorder = _Recorder(self.tagger(model, crf))
+        recorder = _Recorder(self.tagger(model, crf), distributed.world_size(), distributed.rank())
         scores = evaluate_corpus(recorder, self.corpus, return_predictions=True, context=self.config.context)
         self.last = (step, scores)
         metrics = {f"eval_{key}": scores[key] for key in ("precision", "recall", "f1", "accuracy")}
@@ -105,15 +109,37 @@ class DevEvaluator:
 
 
 class _Recorder:
-    """Tagger-like: predicts through the tagger and keeps the probabilities for the dev loss."""
+    """Tagger-like: predicts through the tagger and keeps the probabilities for the dev loss. With several
+    processes each tags its share and all of them get every share's predictions, in order."""
 
-    def __init__(self, tagger) -> None:
+    def __init__(self, tagger, processes: int = 1, rank: int = 0) -> None:
         self.tagger, self.labels, self.scheme, self.context = tagger, tagger.labels, tagger.scheme, tagger.context
+        self.processes, self.rank = processes, rank
         self.probabilities = np.zeros((0, len(tagger.labels)), dtype=np.float32)
 
     def predict_token_batches(self, sentences, documents=None):
-        predictions, self.probabilities = self.tagger.predict_with_probabilities(sentences, documents)
-        return predictions
+        if self.processes == 1:
+            predictions, self.probabilities = self.tagger.predict_with_probabilities(sentences, documents)
+            return predictions
+        lo, hi = shard_ranges([len(words) for words in sentences], documents, self.processes)[self.rank]
+        share = (None if documents is None else [(start - lo, end - lo) for start, end in documents if lo <= start < hi])
+        mine = self.tagger.predict_with_probabilities(sentences[lo:hi], share) if hi > lo else ([], self.probabilities)
+        shares = distributed.all_gather(mine)
+        self.probabilities = np.concatenate([probabilities for _, probabilities in shares])
+        return [prediction for predictions, _ in shares for prediction in predictions]
+
+
+def shard_ranges(lengths, documents, parts: int) -> list[tuple[int, int]]:
+    """``parts`` consecutive ``[start, end)`` sentence ranges covering all sentences, of about equal words,
+    cut only between documents (``documents``: their sentence ranges; None: each sentence is one)."""
+    units = documents if documents is not None else [(index, index + 1) for index in range(len(lengths))]
+    words = np.cumsum([0, *lengths])
+    ends = np.array([end for _, end in units], dtype=np.int64)
+    # the unit in which each part's share of the words is reached ends that part
+    cuts = [int(ends[np.searchsorted(words[ends], words[-1] * k / parts)]) if len(ends) else 0
+            for k in range(1, parts)]
+    bounds = [0, *cuts, len(lengths)]
+    return [(bounds[k], max(bounds[k], bounds[k + 1])) for k in range(parts)]
 
 
 def reusable_dev_scores(trainer, notes: list[str]):
@@ -121,9 +147,6 @@ def reusable_dev_scores(trainer, notes: list[str]):
     saying why dev is evaluated again)."""
     evaluator = getattr(trainer, "dev_evaluator", None)
     if evaluator is None:
-        if trainer.args.world_size > 1 and trainer.eval_dataset is not None:
-            notes.append("dev evaluated again at the end: with several processes the Trainer's sharded evaluation "
-                         "chose the checkpoint")
         return None
     best_step = trainer.state.best_global_step
     if evaluator.best is None or evaluator.best[0] != best_step:

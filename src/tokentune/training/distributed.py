@@ -74,3 +74,16 @@ def broadcast(value):
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def all_gather(value) -> list:
+    """Every rank's ``value``, in rank order, on every rank (a picklable object)."""
+    if world_size() <= 1:
+        return [value]
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return [value]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered

@@ -24,8 +24,8 @@ class TokentuneTrainer(Trainer):
     crf = crf_learning_rate = class_weights = None
     head_learning_rate = None  # --head-lr-factor x --learning-rate for the layers outside the encoder, or None
     head_parameters = ()  # those layers' parameters (hf_trainer.head_parameters of the unwrapped model)
-    dev_evaluator = None  # devscore.DevEvaluator: dev scored as `evaluate` scores it (one process)
-    checkpoint_policy = None  # checkpoints.CheckpointPolicy: what each save writes (one process)
+    dev_evaluator = None  # devscore.DevEvaluator: dev scored as `evaluate` scores it
+    checkpoint_policy = None  # checkpoints.CheckpointPolicy: what each save writes
     clock = None  # timing.RunClock of the run
     cpu_dropout = None  # dropout.CpuDropout: faster dropout for the training forward on a CPU
     embedding_rows = None  # rows.EmbeddingRows: the word-embedding rows the data uses, trained alone
@@ -84,10 +84,13 @@ class TokentuneTrainer(Trainer):
 
     def _load_best_model(self):
         """The best evaluation's weights from memory where the checkpoint policy kept them there."""
-        kept = self.checkpoint_policy.best_weights(self.state.best_global_step) if self.checkpoint_policy else None
-        if kept is None:
-            return super()._load_best_model()
-        kept.load_into(self.model)
+        policy, step = self.checkpoint_policy, self.state.best_global_step
+        kept = policy.best_weights(step) if policy else None
+        if kept is not None:
+            kept.load_into(self.model)
+        elif policy is None or not policy.holds_best(step):
+            super()._load_best_model()
+        # else: another process under a launcher; rank 0 holds the best weights and alone uses the model after training
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Cross-entropy over labelled sub-tokens, scaled here for accumulation and processes.

@@ -259,17 +259,13 @@ def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulati
     trainer = build_trainer(config, model, prep.tokenizer, prep.labels, prep.train_features, prep.dev_features,
                             staging, prep.notes, precision=precision, batch_size=batch, accumulation=accumulation,
                             max_length=prep.max_length, extra_callbacks=callbacks)
-    if distributed.world_size() == 1:  # several processes keep the Trainer's own sharded evaluation and saves
-        from .checkpoints import CheckpointPolicy
-        from .devscore import DevEvaluator
+    from .checkpoints import CheckpointPolicy
+    from .devscore import DevEvaluator
 
-        trainer.checkpoint_policy = CheckpointPolicy(config.checkpoint_minutes, config.save_total_limit)
-        if prep.dev is not None:
-            trainer.dev_evaluator = DevEvaluator(prep.dev, prep.tokenizer, prep.labels, config, prep.max_length,
-                                                 whole_split=len(prep.dev) == len(prep.splits.dev))
-    elif config.checkpoint_minutes > 0:
-        prep.notes.append(f"{distributed.world_size()} processes: each save writes a full checkpoint "
-                          "(--checkpoint-minutes applies to a run of one process)")
+    trainer.checkpoint_policy = CheckpointPolicy(config.checkpoint_minutes, config.save_total_limit)
+    if prep.dev is not None:
+        trainer.dev_evaluator = DevEvaluator(prep.dev, prep.tokenizer, prep.labels, config, prep.max_length,
+                                             whole_split=len(prep.dev) == len(prep.splits.dev))
     if distributed.is_main():
         if checkpoint is None:  # a fresh start: the log of an earlier attempt is stale
             open(trainer.tokentune_log.path, "w").close()

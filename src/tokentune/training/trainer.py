@@ -48,8 +48,7 @@ def training_arguments(config: TrainConfig, staging: str, has_dev: bool, *, prec
         load_best_model_at_end=has_dev,
         metric_for_best_model="f1" if has_dev else None,
         greater_is_better=True,
-        # the best checkpoint is always kept besides these; with one process checkpoints.CheckpointPolicy keeps them
-        save_total_limit=config.save_total_limit if world_size() > 1 else None,
+        save_total_limit=None,  # checkpoints.CheckpointPolicy keeps the newest config.save_total_limit and the best
         save_only_model=False,  # optimizer, scheduler and RNG states too: what --resume needs
         remove_unused_columns=False,  # the features hold only the model's inputs, and context dropout's marks
         # packed batches are the recipe's random ones: grouping them by length would only cost variety
