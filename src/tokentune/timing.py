@@ -29,11 +29,14 @@ def process_age() -> float | None:
 
 
 def bytes_written() -> int | None:
-    """Bytes this process has passed to write calls so far (Linux: /proc/self/io ``wchar``)."""
+    """Bytes this process has sent to storage so far (Linux: /proc/self/io ``write_bytes``, what
+    ``getrusage``'s blocks out count). Not ``wchar``, the bytes passed to any write call: it counts sockets
+    too, and under a launcher the processes' exchanges: gloo on a CPU made a 15-step run of two processes say
+    835 MB, where one process said 92 MB."""
     try:
         with open("/proc/self/io", encoding="ascii") as handle:
             for line in handle:
-                if line.startswith("wchar:"):
+                if line.startswith("write_bytes:"):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
