@@ -216,6 +216,8 @@ def test_the_exported_card_says_how_to_load_the_export(exported, model_dir):
     assert "pipeline('token-classification'" not in usage and "without the torch weights" in usage
     name = os.path.basename(os.path.normpath(out))
     assert f"Tagger.from_pretrained('{name}', backend='onnx')" in usage and f"tokentune predict {name} " in usage
+    crf = os.path.exists(os.path.join(model_dir, "crf.safetensors"))  # an argmax of the logits is not its tags
+    assert ("learned transitions in `crf.safetensors`" in usage) == crf and "onnxruntime alone" in usage
     with pytest.raises(ModelError, match=r"it holds an ONNX export: use --backend onnx, or backend='onnx' from Python"):
         Tagger.from_pretrained(out)
     assert Tagger.from_pretrained(out, backend="onnx").predict_text("Alice met Bob") is not None

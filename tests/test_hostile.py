@@ -168,6 +168,12 @@ def read_only_dir(w) -> None:
         pytest.skip("running as root: chmod 0o555 does not stop writes")
 
 
+def read_only_model(w) -> None:
+    os.chmod(w / "model", 0o555)
+    if os.access(w / "model", os.W_OK):
+        pytest.skip("running as root: chmod 0o555 does not stop writes")
+
+
 def unreadable_config(w) -> None:
     os.chmod(w / "unreadable.yaml", 0)
     if os.access(w / "unreadable.yaml", os.R_OK):
@@ -524,6 +530,8 @@ ROWS = [
     row("export-output-inside-model", ["export", "{w}/model", "--output", "{w}/model/onnx"], "{w}/model"),
     row("export-output-holds-model", ["export", "{w}/model", "--output", "{w}", "--overwrite"], "{w}/model"),
     row("export-output-exists", ["export", "{w}/model", "--output", "{w}/existing_dir"], "{w}/existing_dir"),
+    row("export-in-place-read-only-model", ["export", "{w}/model", "--quantize", "int8"], "{w}/model",
+        setup=read_only_model),
     row("export-output-is-file", ["export", "{w}/model", "--output", "{w}/existing_file.txt", "--overwrite"],
         "{w}/existing_file.txt"),
     row("export-output-under-file", ["export", "{w}/model", "--output", "{w}/blocker/onnx"], "{w}/blocker"),

@@ -180,7 +180,8 @@ def test_serve_default_and_request_min_score(http):
 
 @pytest.mark.parametrize("body", [b'{"text": "A", "min_score": -0.1}', b'{"text": "A", "min_score": 1.5}',
                                   b'{"text": "A", "min_score": NaN}', b'{"text": "A", "min_score": "0.5"}',
-                                  b'{"text": "A", "min_score": true}', b'{"text": "A", "min_score": 1e999}'])
+                                  b'{"text": "A", "min_score": true}', b'{"text": "A", "min_score": 1e999}',
+                                  b'{"text": "A", "min_score": 1' + b"0" * 400 + b"}"])  # too large for a float
 def test_serve_refuses_a_bad_request_min_score(http, body):
     response = http.post("/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422

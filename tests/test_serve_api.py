@@ -87,6 +87,14 @@ def test_health(http):
     assert body["batches"] >= 0 and body["largest_batch"] <= SMALL.max_batch_texts
 
 
+@pytest.mark.parametrize("path", ["/", "/health", "/model", "/docs"])
+def test_head_is_answered_as_get_without_a_body(http, path):
+    """Health and link checkers send HEAD: a 405 there read as a server down."""
+    response = http.head(path)
+    assert response.status_code == 200 and response.content == b""
+    assert response.headers["content-type"] == http.get(path).headers["content-type"]
+
+
 def test_model_info(http, model_dir, tiny_base_model):
     body = http.get("/model").json()
     with open(os.path.join(model_dir, "config.json")) as handle:
@@ -168,7 +176,10 @@ def test_chunked_body_too_large(http):
 @pytest.mark.parametrize("body, expected", [
     (b"", "empty"),
     (b"{", "not valid JSON"),
-    (b"\xff\xfe{", "not valid JSON"),
+    (b"\xff\xfe{", "not UTF-8 (byte 0 is b'\\xff')"),
+    ('{"text": "Alice"}'.encode("utf-16"), "not UTF-8"),  # json.loads alone would take UTF-16 and UTF-32
+    ('{"text": "Alice"}'.encode("utf-32"), "not UTF-8"),
+    ('{"text": "Alice"}'.encode("utf-16-le"), "not valid JSON"),  # NUL bytes are UTF-8, but not JSON
     (b'["Alice"]', "found a list"),
     (b'"Alice"', "found a string"),
     (b'{"texts": "Alice"}', "'texts' must be a list"),

@@ -154,10 +154,16 @@ def _copy_metadata(model_dir: str, model, tokenizer, directory: str, output_name
         text = open(card, encoding="utf-8").read()
         head = text.split("\n## Usage\n", 1)[0].rstrip("\n")
         with open(card, "w", encoding="utf-8") as handle:
-            handle.write(f"{head}\n\n{_export_usage(output_name)}")
+            handle.write(f"{head}\n\n{_export_usage(output_name, os.path.isfile(os.path.join(directory, CRF_FILE)))}")
 
 
-def _export_usage(name: str) -> str:
+def _export_usage(name: str, crf: bool = False) -> str:
+    logits = ("output `logits`, one row of label scores per sub-token (see `onnx_export.json`). The tags "
+              "tokentune gives come from Viterbi over them with the CRF's learned transitions in "
+              "`crf.safetensors` and the scheme's constraints; an argmax of the logits gives other tags "
+              "for some words." if crf else
+              "output `logits`, one row of label scores per sub-token (see `onnx_export.json`); tokentune "
+              "reads each word's first sub-token and decodes with the scheme's constraints (Viterbi).")
     return f"""## Usage
 
 This directory is the ONNX export of the trained model: `model.onnx` (and `model.int8.onnx` when quantized),
@@ -174,8 +180,7 @@ tagger = tokentune.Tagger.from_pretrained('{name}', backend='onnx')
 tagger.predict_text('EU rejects German call to boycott British lamb.')
 ```
 
-onnxruntime alone runs it too: inputs `input_ids` and `attention_mask`, output `logits` (see
-`onnx_export.json`).
+onnxruntime alone runs the graph too: inputs `input_ids` and `attention_mask`, {logits}
 """
 
 
@@ -240,7 +245,7 @@ def export_model(model_dir: str, output: str | None = None, *, quantize: str | N
     """
     import tempfile
 
-    from .io import atomic_directory, atomic_write_json, holds
+    from .io import atomic_directory, atomic_write_json, holds, writing
     from .modeling import load_trained
 
     check_options(model_dir, output, quantize=quantize, opset=opset, overwrite=overwrite)
@@ -261,17 +266,18 @@ def export_model(model_dir: str, output: str | None = None, *, quantize: str | N
             atomic_write_json(os.path.join(staging, MANIFEST_FILE), _manifest(result, model_dir))
         result.output_dir = os.path.abspath(output)
         return result
-    staging = tempfile.mkdtemp(dir=model_dir, prefix=".onnx-export.", suffix=".partial")
-    try:
-        result = _write_export(model, tokenizer, staging, quantize=quantize, opset=opset)
-        for name in result.files.values():
-            os.replace(os.path.join(staging, name), os.path.join(model_dir, name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if quantize is None and os.path.exists(os.path.join(model_dir, INT8_FILE)):
-        # an int8 file from an earlier export no longer matches the new fp32 one
-        os.unlink(os.path.join(model_dir, INT8_FILE))
-        result.notes.append(f"removed the stale {INT8_FILE} of an earlier export")
+    with writing(model_dir):  # a read-only model directory: one located error, not a traceback
+        staging = tempfile.mkdtemp(dir=model_dir, prefix=".onnx-export.", suffix=".partial")
+        try:
+            result = _write_export(model, tokenizer, staging, quantize=quantize, opset=opset)
+            for name in result.files.values():
+                os.replace(os.path.join(staging, name), os.path.join(model_dir, name))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if quantize is None and os.path.exists(os.path.join(model_dir, INT8_FILE)):
+            # an int8 file from an earlier export no longer matches the new fp32 one
+            os.unlink(os.path.join(model_dir, INT8_FILE))
+            result.notes.append(f"removed the stale {INT8_FILE} of an earlier export")
     result.output_dir = os.path.abspath(model_dir)
     atomic_write_json(os.path.join(model_dir, MANIFEST_FILE), _manifest(result, model_dir))
     return result

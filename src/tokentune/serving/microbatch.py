@@ -8,8 +8,9 @@ Why it is fair: a batch holds at most ``max_batch_texts`` texts and ``max_batch_
 (a single longer text runs alone), and it is filled round-robin, one text per waiting request in
 turn. A request of many long texts is therefore spread over many batches, and a small request that
 arrives meanwhile joins the next one instead of waiting for the whole large request. Each text's
-result is the model's answer for that text alone, so results are the same however texts are batched,
-and every request gets its results in its own order.
+result is the model's answer for that text alone (up to float rounding), so results are the same however
+texts are batched, and every request gets its results in its own order. (An int8 model's answers depend
+on its batch: the app gives it one text per call, ``app.each_text_alone``.)
 
 One worker task owns the model. The model itself runs in a single dedicated thread: the event loop
 must keep answering (``/health``, 503s, new requests) while a batch runs, and one thread means the

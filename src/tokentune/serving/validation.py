@@ -59,7 +59,12 @@ class Limits:
 
 def _is_number(value) -> bool:
     """A real, finite number (not a bool, NaN or infinity)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float (JSON allows 10**400)
+        return False
 
 
 class ApiError(Exception):
@@ -121,8 +126,13 @@ def parse_request(body: bytes, limits: Limits) -> tuple[list[str], bool, float |
     (None: not given, the server's default applies)."""
     if not body.strip():
         raise ApiError(422, f"the request body is empty; expected {EXPECTED}")
+    try:  # json.loads would also take UTF-16 and UTF-32 bytes; the API is UTF-8 (a UTF-8 BOM is let pass)
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ApiError(422, f"the body is not UTF-8 (byte {err.start} is {body[err.start:err.start + 1]!r}); "
+                            f"expected {EXPECTED}, encoded in UTF-8") from None
     try:
-        payload = json.loads(body)
+        payload = json.loads(text)
     except RecursionError:
         raise ApiError(422, "the JSON is nested too deeply; expected " + EXPECTED) from None
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
