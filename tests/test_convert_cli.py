@@ -39,8 +39,17 @@ def test_default_scheme_is_the_input_scheme_and_format_flag_wins(conll_file, tmp
 
 def test_lossy_target_scheme_is_reported(conll_file, tmp_path, capsys):
     assert main(["convert", str(conll_file), str(tmp_path / "io.conll"), "--to-scheme", "IO"]) == 0
-    err = capsys.readouterr().err
-    assert "train: IO cannot represent 2 entities exactly" in err
+    captured = capsys.readouterr()
+    assert "train: IO cannot represent 2 entities exactly" in captured.err
+    # the count is what the file holds: Paris and London Berlin, adjacent, are one LOC in IO
+    assert "train: wrote 2 sentences, 2 entities to" in captured.out and "(conll, IO)" in captured.out
+
+
+def test_brat_output_says_it_keeps_text_not_words_and_names_no_scheme(conll_file, tmp_path, capsys):
+    assert main(["convert", str(conll_file), str(tmp_path / "brat"), "--to", "brat"]) == 0
+    captured = capsys.readouterr()
+    assert "3 entities to" in captured.out and "(brat)" in captured.out
+    assert "note: brat keeps text, not words: reading it back splits the text into words again" in captured.err
 
 
 def test_directory_to_directory(conll_file, tmp_path):

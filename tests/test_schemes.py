@@ -117,9 +117,37 @@ def test_known_decodings(tags, scheme, spans):
     ([["I-ORG", "O", "I-PER"]], "IO"),
     ([["NN", "VBZ", "DT"]], "PLAIN"),
     ([["O", "O"]], "IOB2"),
+    # an IOB2 file with one slip (O I-X) stays IOB2: its correct B- tags would all be broken in IOB1
+    ([["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "B-LOC"], ["B-PER", "O", "B-PER"]], "IOB2"),
+    # an IOB1 file with one slip (O B-X) stays IOB1
+    ([["I-PER", "I-PER", "O", "B-LOC"], ["I-ORG", "O", "I-PER", "B-PER"]], "IOB1"),
+    ([["O", "I-PER", "O", "B-LOC"]], "IOB1"),  # a tie: IOB1, as before
 ])
 def test_detect_scheme(sequences, name):
     assert detect_scheme(sequences).name == name
+
+
+def test_one_slip_in_an_iob2_file_is_reported_where_it_is_and_repair_drops_only_it(tmp_path):
+    from tokentune.data import read_conll
+
+    path = tmp_path / "one_slip.conll"
+    path.write_text("John\tB-person\nSmith\tI-person\nlikes\tO\nthe\tO\nNew\tI-location\nYork\tI-location\n"
+                    "Knicks\tB-location\n\nAnn\tB-person\nand\tO\nBob\tB-person\n")
+    corpus = read_conll(str(path), repair="drop-entity")
+    assert corpus.scheme == "IOB2" and [item.sentence for item in corpus.invalid] == [0]
+    assert [s.spans for s in corpus] == [(("person", 0, 2), ("location", 6, 7)), (("person", 0, 1), ("person", 2, 3))]
+
+
+def test_tags_without_types_are_refused_not_read_as_types_b_and_i(tmp_path):
+    from tokentune.data import read_conll
+    from tokentune.errors import DataError
+
+    path = tmp_path / "keyphrases.conll"
+    path.write_text("John B\nSmith I\nsaid O\n")
+    with pytest.raises(DataError, match=r"keyphrases.conll:1: tag 'B' is a scheme prefix without an entity type.*"
+                                        r"Fix: give the entities a type .* or pass --scheme PLAIN"):
+        read_conll(str(path))
+    assert [s.spans for s in read_conll(str(path), scheme="PLAIN")] == [(("B", 0, 1), ("I", 1, 2))]
 
 
 @pytest.mark.parametrize("prev,tag,scheme,ok", [
@@ -154,3 +182,14 @@ def test_get_scheme_aliases_and_unknown_names():
 def test_labels_for_puts_O_first_and_covers_every_prefix():
     assert labels_for(["PER", "LOC"], "BIOES") == ["O", "B-LOC", "I-LOC", "E-LOC", "S-LOC",
                                                    "B-PER", "I-PER", "E-PER", "S-PER"]
+
+
+def test_lower_case_tags_are_told_to_be_upper_case(tmp_path):
+    from tokentune.data import read_conll
+    from tokentune.errors import DataError
+
+    path = tmp_path / "lower.conll"
+    path.write_text("John\tb-per\nSmith\ti-per\nsaid\to\n")
+    with pytest.raises(DataError, match=r"lower.conll:3: tag 'o' is the outside tag in lower case, as are the "
+                                        r"prefixes \(e.g. 'b-per'\).*Fix: write O and the prefixes in upper case"):
+        read_conll(str(path))

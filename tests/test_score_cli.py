@@ -216,3 +216,29 @@ def test_gold_and_predicted_in_two_schemes_are_said_with_the_accuracy_in_one(tmp
     captured = capsys.readouterr()
     assert captured.err == "" and json.loads(captured.out)["accuracy"] == 0.5
 
+
+
+def test_bilou_tags_are_read_as_bilou_without_the_flag(tmp_path, capsys):
+    """U- and L- tags read without --scheme BILOU merged adjacent one-word entities, silently."""
+    path = write(tmp_path / "bilou.txt", "Ann U-PER U-PER\nBob U-PER U-PER\nsaw O O\nNew B-LOC B-LOC\n"
+                                         "York L-LOC L-LOC\nParis U-LOC B-LOC\n")
+    assert main(["score", path, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "U- and L- tags are read as BILOU's" in captured.err
+    found = json.loads(captured.out)
+    assert found["counts"]["gold"] == 4 and found == run_json(capsys, path, "--scheme", "BILOU")
+    assert run_json(capsys, write(tmp_path / "iob2.txt", CONLLEVAL)) == score_tags(GOLD, PRED)  # others as before
+
+
+@pytest.mark.parametrize("text, where", [("\tO\tO\nword\tO\tO\n", ":1:"), ("word\tO\tO\n\tO\tO\n", ":2:")])
+def test_an_empty_word_is_a_located_error(tmp_path, capsys, text, where):
+    err = run_error(capsys, write(tmp_path / "empty.txt", text))
+    assert f"empty.txt{where} empty word (the line starts with a tab)" in err
+
+
+def test_lines_split_as_the_conll_reader_splits_them(tmp_path, capsys):
+    """Per line: tabs if it has one, else blanks; trailing tabs are not a column (they shifted the columns)."""
+    plain = run_json(capsys, write(tmp_path / "plain.txt", "EU B-ORG B-ORG\nrejects O O\nGerman B-MISC I-MISC\n"))
+    mixed = write(tmp_path / "mixed.txt", "EU\tB-ORG\tB-ORG\nrejects O O\nGerman\tB-MISC\tI-MISC\n")
+    trailing = write(tmp_path / "trailing.txt", "EU\tB-ORG\tB-ORG\t\nrejects\tO\tO\t\nGerman\tB-MISC\tI-MISC \t\n")
+    assert run_json(capsys, mixed) == plain == run_json(capsys, trailing)

@@ -203,9 +203,14 @@ def find_invalid(tags: Sequence[str], scheme: str | Scheme, sentence: int = 0) -
 
 
 def detect_scheme(tag_sequences: Iterable[Sequence[str]]) -> Scheme:
-    """Guess the scheme of a corpus from the prefixes it uses and where ``B-`` appears."""
+    """Guess the scheme of a corpus from the prefixes it uses and where ``B-`` and ``I-`` begin entities.
+
+    With both ``B-`` and ``I-``: an ``I-X`` that begins an entity (after ``O`` or another type) is wrong in
+    IOB2, a ``B-X`` that is not right after ``X`` is wrong in IOB1, so the scheme with fewer such tags is
+    chosen (IOB1 on a tie). One ``O I-X`` slip in an IOB2 file used to make it IOB1, and then every correct
+    ``B-`` read as broken (``--repair drop-entity`` dropped almost all entities)."""
     prefixes: set[str] = set()
-    i_starts = False  # some I-X follows O or another type: IOB1 or IO
+    i_starts = b_free = 0  # I-X beginning an entity (wrong in IOB2); B-X not right after X (wrong in IOB1)
     unprefixed = False
     for tags in tag_sequences:
         prev_type = ""
@@ -218,8 +223,8 @@ def detect_scheme(tag_sequences: Iterable[Sequence[str]]) -> Scheme:
                 unprefixed = True
                 break
             prefixes.add(prefix)
-            if prefix == "I" and typ != prev_type:
-                i_starts = True
+            i_starts += prefix == "I" and typ != prev_type
+            b_free += prefix == "B" and typ != prev_type
             prev_type = typ
     if unprefixed or not prefixes:
         return PLAIN if unprefixed else IOB2
@@ -228,7 +233,7 @@ def detect_scheme(tag_sequences: Iterable[Sequence[str]]) -> Scheme:
     if prefixes & {"S", "E"}:
         return BIOES
     if i_starts:
-        return IOB1 if "B" in prefixes else IO
+        return IO if "B" not in prefixes else IOB1 if i_starts >= b_free else IOB2
     return IOB2
 
 

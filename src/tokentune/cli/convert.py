@@ -51,27 +51,38 @@ def run(args: argparse.Namespace) -> int:
     if not single and os.path.isfile(args.output):
         raise ConfigError(f"{args.output} is a file, but {args.input} has several splits",
                           fix="pass a directory as OUT (train/dev/test files are written inside)")
+    formats = set()
     for name, corpus in corpora.items():
         scheme = get_scheme(args.to_scheme or corpus.scheme).name
         target = args.output if single else os.path.join(args.output, name + EXTENSIONS[args.output_format or "conll"])
         written = write_corpus(corpus, target, format=args.output_format, scheme=scheme)
-        lost = lost_entities(corpus, scheme)
-        entities = sum(len(s.spans) for s in corpus)
-        print(f"{name}: wrote {len(corpus):,} sentences, {entities:,} entities to {target} ({written}, {scheme})")
+        formats.add(written)
+        tagged = written in TAGGED_FORMATS  # the others keep spans, not tags: no scheme, nothing lost to one
+        entities, lost = entities_after(corpus, scheme) if tagged else (sum(len(s.spans) for s in corpus), 0)
+        print(f"{name}: wrote {len(corpus):,} sentences, {entities:,} entities to {target} "
+              f"({written}{', ' + scheme if tagged else ''})")
         if lost:
             notes.append(f"{name}: {scheme} cannot represent {lost} entities exactly (adjacent entities of one "
                          f"type merge in IO; PLAIN keeps one label per word); choose another --to-scheme to keep them")
+    if "brat" in formats:
+        notes.append("brat keeps text, not words: reading it back splits the text into words again with the word "
+                     "splitter, which may cut them otherwise (docs/formats.md, brat)")
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
 
 
-def lost_entities(corpus: Corpus, scheme: str) -> int:
-    """How many entities do not come back unchanged after writing in ``scheme`` and reading again."""
-    lost = 0
+TAGGED_FORMATS = ("conll", "jsonl")  # written as one tag per word, in a scheme
+
+
+def entities_after(corpus: Corpus, scheme: str) -> tuple[int, int]:
+    """Entities that writing in ``scheme`` and reading again gives, and how many of the corpus's do not
+    come back unchanged (IO merges adjacent entities of one type)."""
+    count = lost = 0
     for sentence in corpus:
         if not sentence.spans:
             continue
         back = set(tags_to_spans(spans_to_tags(sentence.spans, len(sentence.words), scheme), scheme))
+        count += len(back)
         lost += sum(1 for span in sentence.spans if span not in back)
-    return lost
+    return count, lost

@@ -9,8 +9,8 @@ Inputs, streamed in chunks so memory stays flat on millions of lines:
   ``"spans"`` (word offsets, end-exclusive) added. Other fields pass through; fields of those names
   are replaced.
 - ``conll``: pre-tokenised columns (the first column is the word; blank lines between sentences) ->
-  the same lines with the predicted tag as one more column; ``-DOCSTART-``, comment and blank lines
-  pass through.
+  the same lines with the predicted tag as one more column; ``-DOCSTART-`` lines get ``O`` (conlleval
+  reads them as words and needs every line's columns alike), comment and blank lines pass through.
 
 ``--output-format label-studio`` (text or jsonl input) writes one JSON array of Label Studio tasks
 instead, the entities as pre-annotations with their scores (:mod:`tokentune.data.labelstudio`).

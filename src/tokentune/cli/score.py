@@ -44,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
     data = _load(args)
     if (args.scheme or "").upper() != "PLAIN":
         data.check_typed()
+    scheme = args.scheme or _bilou_when_written(data)
     try:
-        result = metrics.score_flat_tags(data.gold, data.pred, data.lengths, mode=args.mode, scheme=args.scheme)
+        result = metrics.score_flat_tags(data.gold, data.pred, data.lengths, mode=args.mode, scheme=scheme)
         if args.partial:
             result["partial"] = metrics.partial_match_report(data.sentences("gold"), data.sentences("pred"),
-                                                             mode=args.mode, scheme=args.scheme)
+                                                             mode=args.mode, scheme=scheme)
     except metrics.InvalidTagError as err:
         path, line = data.where(err.side, err.sentence, err.position)
         raise DataError(f"tag {err.tag!r} cannot be scored", path=path, line=line,
@@ -62,6 +63,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(score_report(result, sentences=len(data.lengths), tokens=len(data.gold), source=_describe(args)))
     return 0
+
+
+def _bilou_when_written(data: TagColumns) -> str | None:
+    """BILOU when the tags use its U- or L- prefixes (the readers detect it too): read without it, adjacent
+    one-word entities (U-PER U-PER) merged into one and a U- after a B- extended it, silently."""
+    prefixes = {tag[:2] for tag in set(data.gold) | set(data.pred)}
+    if not prefixes & {"U-", "L-"}:
+        return None
+    print("tokentune score: note: U- and L- tags are read as BILOU's (one-word and last tags of entities); pass "
+          "--scheme to read them otherwise", file=sys.stderr)
+    return "BILOU"
 
 
 def _say_what_strict_dropped(result: dict, lenient: dict) -> None:

@@ -86,7 +86,11 @@ def read_tag_files(gold_path: str | os.PathLike, pred_path: str | os.PathLike, g
 
 
 def _tab_fields(line: str) -> list[str]:
-    """Tab-separated columns may hold spaces (inside words); a line of only blanks has no fields."""
+    """As the CoNLL reader splits a line: at tabs if it has one (columns may then hold spaces, inside
+    words; trailing blanks are not a column), else at runs of blanks; a line of only blanks has no fields."""
+    if "\t" not in line:
+        return line.split()
+    line = line.rstrip()
     return [field.strip() for field in line.split("\t")] if line.strip() else []
 
 
@@ -105,7 +109,7 @@ def read_columns(path: str | os.PathLike, first: int, second: int, *, names: tup
     ncols = -1  # columns of the first word line (-1: none seen yet)
     count = 0  # words so far in the current sentence
     for number, fields in enumerate(rows, 1):
-        if count and len(fields) == ncols and fields[0] != DOCSTART:
+        if count and len(fields) == ncols and fields[0] and fields[0] != DOCSTART:
             add_first(fields[first])
             add_second(fields[second])
             count += 1
@@ -115,6 +119,8 @@ def read_columns(path: str | os.PathLike, first: int, second: int, *, names: tup
                 out.lengths.append(count)
                 count = 0
             continue
+        if not fields[0]:
+            _empty_word(path, number, lines[number - 1])
         if len(fields) != ncols:
             if not count and fields[0][0] == "#" and _is_comment(lines[number - 1].strip(), len(fields), ncols):
                 continue
@@ -139,6 +145,12 @@ def _is_comment(line: str, nfields: int, ncols: int) -> bool:
     if ncols == -1:  # before the first word line: '#' alone or '# ...' is a comment
         return len(line) == 1 or line[1] == " "
     return nfields != ncols  # later: a '#' line that cannot be a word line
+
+
+def _empty_word(path: str, number: int, line: str) -> None:
+    raise DataError("empty word (the line starts with a tab)", path=path, line=number,
+                    expected="a word in the first column", found=repr(line[:80]),
+                    fix="remove the line, or write the word before the first tab")
 
 
 def _wrong_columns(path: str, number: int, ncols: int, fields: list[str], line: str) -> None:

@@ -4,7 +4,8 @@
 - ``jsonl``: one JSON object per line with ``"text"`` (raw text) or ``"tokens"``/``"words"``
   (pre-tokenised); the object is kept, so other fields can pass through;
 - ``conll``: sentences of word lines (the first column is the word; blank lines between sentences);
-  ``-DOCSTART-``, comment and blank lines are kept as raw lines, to be written back as they are.
+  ``-DOCSTART-``, comment and blank lines are kept as raw lines, to be written back (``-DOCSTART-`` with an
+  ``O`` column added, as a word's prediction).
 
 Documents (for a model trained with document context): CoNLL ``-DOCSTART-`` lines, and in JSON lines a
 change of ``document_id``/``doc_id`` or a ``{"tokens": ["-DOCSTART-"]}`` record (:func:`jsonl_items`).

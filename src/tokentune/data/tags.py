@@ -112,6 +112,9 @@ def _transition_checker(scheme: Scheme):
     return is_valid
 
 
+BARE_PREFIXES = ("B", "I", "E", "S", "L", "U")
+
+
 def _looks_prefixed(tag: str) -> bool:
     prefix, sep, typ = tag.partition("-")
     return bool(sep) and len(prefix) == 1 and bool(typ)
@@ -123,6 +126,12 @@ def _check_mixed(rows: list[Row], path: str | None, line_per_word: bool) -> None
     for _, _, tags in rows:
         distinct.update(tags)
     distinct.discard(OUTSIDE)
+    if "B" in distinct and distinct <= set(BARE_PREFIXES):  # keyphrase or chunk tags without entity types
+        _raise_at(rows, distinct, path, line_per_word, "is a scheme prefix without an entity type, so it would be "
+                  "read as an entity type of its own (one-word entities typed 'B' and 'I')",
+                  "PREFIX-TYPE such as 'B-KEY' and 'I-KEY'",
+                  "give the entities a type (e.g. sed -E 's/\\t([BI])$/\\t\\1-KEY/' on tab-separated files), or "
+                  "pass --scheme PLAIN if B and I are labels of their own")
     no_type = {t for t in distinct if len(t) == 2 and t[1] == "-"}
     if no_type:
         _raise_at(rows, no_type, path, line_per_word, "has a prefix but no entity type", "PREFIX-TYPE such as 'B-PER'",
@@ -130,6 +139,11 @@ def _check_mixed(rows: list[Row], path: str | None, line_per_word: bool) -> None
     prefixed = {t for t in distinct if _looks_prefixed(t)}
     if len(prefixed) * 2 <= len(distinct):
         return
+    if "o" in distinct and all(t[0].islower() for t in prefixed):  # b-per, i-per, o
+        _raise_at(rows, {"o"}, path, line_per_word, f"is the outside tag in lower case, as are the prefixes (e.g. "
+                  f"{min(prefixed)!r})", "'O' and upper-case prefixes such as 'B-per'",
+                  "write O and the prefixes in upper case, e.g. sed -E 's/\\t([a-z])(-|$)/\\t\\U\\1\\E\\2/' "
+                  "on tab-separated files")
     _raise_at(rows, distinct - prefixed, path, line_per_word,
               f"has no scheme prefix while most tags have one (e.g. {min(prefixed)!r})",
               "'O' or PREFIX-TYPE such as 'B-PER'", "add the prefix, or pass --scheme PLAIN if the tags are plain labels")

@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from ..data.documents import DOCSTART
 from ..data.inputs import Item
 from ..errors import ConfigError, TokentuneError
 
@@ -62,8 +63,9 @@ def predict_chunk(tagger, chunk: list[Item]) -> tuple[list[str], int]:
     tagged = iter(tagger.predict_token_batches([item.tokens for item in sentences], documents)) if sentences else iter(())
     out = []
     for item in chunk:
-        if item.kind == "raw":
-            out.extend(item.lines)
+        if item.kind == "raw":  # a CoNLL -DOCSTART- line gets the O of a word: conlleval reads it as one
+            out.extend(line + ("\t" if "\t" in line else " ") + "O" if line.split()[:1] == [DOCSTART] else line
+                       for line in item.lines)
         elif item.kind == "text":
             found = [e.to_dict() for e in next(entities)]
             record = {**item.record, "entities": found} if item.record is not None else {"text": item.text,
