@@ -138,18 +138,6 @@ def test_one_slip_in_an_iob2_file_is_reported_where_it_is_and_repair_drops_only_
     assert [s.spans for s in corpus] == [(("person", 0, 2), ("location", 6, 7)), (("person", 0, 1), ("person", 2, 3))]
 
 
-def test_tags_without_types_are_refused_not_read_as_types_b_and_i(tmp_path):
-    from tokentune.data import read_conll
-    from tokentune.errors import DataError
-
-    path = tmp_path / "keyphrases.conll"
-    path.write_text("John B\nSmith I\nsaid O\n")
-    with pytest.raises(DataError, match=r"keyphrases.conll:1: tag 'B' is a scheme prefix without an entity type.*"
-                                        r"Fix: give the entities a type .* or pass --scheme PLAIN"):
-        read_conll(str(path))
-    assert [s.spans for s in read_conll(str(path), scheme="PLAIN")] == [(("B", 0, 1), ("I", 1, 2))]
-
-
 @pytest.mark.parametrize("prev,tag,scheme,ok", [
     ("O", "I-PER", "IOB2", False),
     ("B-PER", "I-PER", "IOB2", True),
@@ -184,12 +172,20 @@ def test_labels_for_puts_O_first_and_covers_every_prefix():
                                                    "B-PER", "I-PER", "E-PER", "S-PER"]
 
 
-def test_lower_case_tags_are_told_to_be_upper_case(tmp_path):
+@pytest.mark.parametrize("text, message", [
+    # keyphrase or chunk tags without types: not one-word entities typed B and I
+    ("John B\nSmith I\nsaid O\n", r":1: tag 'B' is a scheme prefix without an entity type.*Fix: give the entities a "
+                                  r"type .* or pass --scheme PLAIN"),
+    ("John\tb-per\nSmith\ti-per\nsaid\to\n", r":3: tag 'o' is the outside tag in lower case, as are the prefixes "
+                                           r"\(e.g. 'b-per'\).*Fix: write O and the prefixes in upper case"),
+])
+def test_tags_a_scheme_cannot_read_are_refused_with_the_fix(tmp_path, text, message):
     from tokentune.data import read_conll
     from tokentune.errors import DataError
 
-    path = tmp_path / "lower.conll"
-    path.write_text("John\tb-per\nSmith\ti-per\nsaid\to\n")
-    with pytest.raises(DataError, match=r"lower.conll:3: tag 'o' is the outside tag in lower case, as are the "
-                                        r"prefixes \(e.g. 'b-per'\).*Fix: write O and the prefixes in upper case"):
+    path = tmp_path / "tags.conll"
+    path.write_text(text)
+    with pytest.raises(DataError, match="tags.conll" + message):
         read_conll(str(path))
+    if text.startswith("John B"):  # with --scheme PLAIN they are labels of their own
+        assert [s.spans for s in read_conll(str(path), scheme="PLAIN")] == [(("B", 0, 1), ("I", 1, 2))]
