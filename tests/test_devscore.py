@@ -377,7 +377,7 @@ def test_dev_tagged_in_shares_gives_the_predictions_of_one_process(tiny_data, ti
     alone = devscore._Recorder(tagger)
     expected = evaluate_corpus(alone, corpus, return_predictions=True, context=context)
     shares = []
-    monkeypatch.setattr(distributed, "all_gather", lambda mine: shares.append(mine) or [mine])
+    monkeypatch.setattr(distributed, "all_gather", lambda mine: shares.append(mine) or [mine] * 3)
     for rank in range(3):
         devscore._Recorder(tagger, 3, rank).predict_token_batches(
             [s.words for s in corpus], corpus.documents() if context == "document" else None)
@@ -388,3 +388,23 @@ def test_dev_tagged_in_shares_gives_the_predictions_of_one_process(tiny_data, ti
     assert [p.tags for p in gathered.predictions] == [p.tags for p in expected.predictions]
     assert gathered["f1"] == expected["f1"]
     np.testing.assert_allclose(recorder.probabilities, alone.probabilities, atol=1e-5)
+    monkeypatch.setattr(distributed, "all_gather", lambda mine: [mine])  # a group of another size: refused
+    with pytest.raises(RuntimeError, match="dev was shared out to 3 processes, but 1 answered"):
+        recorder.predict_token_batches([s.words for s in corpus])
+
+
+def test_a_model_sharded_over_processes_keeps_the_trainers_evaluation_and_saves():
+    """FSDP or DeepSpeed over several processes: each forward is a collective, so dev is not shared out."""
+    from types import SimpleNamespace
+
+    from tokentune.config import TrainConfig
+    from tokentune.training.devscore import attach_dev_and_checkpoints
+
+    config = TrainConfig(data="unused", save_total_limit=3)
+    for world_size, fsdp in ((2, True), (1, True), (2, False)):
+        trainer = SimpleNamespace(args=SimpleNamespace(world_size=world_size, save_total_limit=None),
+                                  is_fsdp_enabled=fsdp, checkpoint_policy=None, dev_evaluator=None)
+        attach_dev_and_checkpoints(trainer, config, SimpleNamespace(dev=None))
+        sharded = world_size > 1 and fsdp
+        assert (trainer.checkpoint_policy is None) == sharded
+        assert trainer.args.save_total_limit == (3 if sharded else None)

@@ -145,6 +145,12 @@ def test_conll_of_one_column_with_docstart_comments_and_tabs(model_dir, tagger, 
     got = out.splitlines()
     assert got[:3] == ["-DOCSTART- O", *lines[1:3]] and got[6:8] == lines[6:8]
     assert [line.split()[-1] for line in got[3:6]] == tags[0].tags and got[8].split()[-1] == tags[1].tags[0]
+    monkeypatch.setattr("sys.stdin", io.StringIO("-DOCSTART-\t\nAlice\n\t\nBob\n"))  # trailing tabs: no empty column
+    code, out, err = _run(capsys, model_dir, "-f", "conll", "-q")
+    assert code == 0 and out.splitlines()[0] == "-DOCSTART-\tO" and out.splitlines()[2] == "\t"
+    monkeypatch.setattr("sys.stdin", io.StringIO("Alice\n\tO\n"))  # an empty word: refused, as the reader does
+    code, out, err = _run(capsys, model_dir, "-f", "conll", "-q")
+    assert code == 2 and "<stdin>:2: empty word (the line starts with a tab)" in err and out == ""
     monkeypatch.setattr("sys.stdin", io.StringIO("Alice\nmet O\n"))
     code, out, err = _run(capsys, model_dir, "-f", "conll", "-q")
     assert code == 2 and "<stdin>:2: wrong number of columns; expected 1 column like" in err and out == ""

@@ -118,6 +118,7 @@ def test_openapi_and_offline_docs(http):
     assert set(schema["properties"]) == {"text", "texts", "min_score"}
     assert {"200", "413", "422", "503"} <= set(predict["responses"])
     assert {"/health", "/model"} <= set(spec["paths"])
+    assert set(spec["paths"]["/health"]) == {"get"} and set(spec["paths"]["/model"]) == {"get"}  # HEAD not listed
     docs = http.get("/docs")
     assert docs.status_code == 200 and "static/docs.js" in docs.text
 

@@ -268,16 +268,18 @@ def export_model(model_dir: str, output: str | None = None, *, quantize: str | N
         return result
     with writing(model_dir):  # a read-only model directory: one located error, not a traceback
         staging = tempfile.mkdtemp(dir=model_dir, prefix=".onnx-export.", suffix=".partial")
-        try:
-            result = _write_export(model, tokenizer, staging, quantize=quantize, opset=opset)
+    try:
+        result = _write_export(model, tokenizer, staging, quantize=quantize, opset=opset)
+        with writing(model_dir):
             for name in result.files.values():
                 os.replace(os.path.join(staging, name), os.path.join(model_dir, name))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        if quantize is None and os.path.exists(os.path.join(model_dir, INT8_FILE)):
-            # an int8 file from an earlier export no longer matches the new fp32 one
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if quantize is None and os.path.exists(os.path.join(model_dir, INT8_FILE)):
+        # an int8 file from an earlier export no longer matches the new fp32 one
+        with writing(model_dir):
             os.unlink(os.path.join(model_dir, INT8_FILE))
-            result.notes.append(f"removed the stale {INT8_FILE} of an earlier export")
+        result.notes.append(f"removed the stale {INT8_FILE} of an earlier export")
     result.output_dir = os.path.abspath(model_dir)
     atomic_write_json(os.path.join(model_dir, MANIFEST_FILE), _manifest(result, model_dir))
     return result

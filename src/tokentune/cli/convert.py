@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         if lost:
             notes.append(f"{name}: {scheme} cannot represent {lost} entities exactly (adjacent entities of one "
                          f"type merge in IO; PLAIN keeps one label per word); choose another --to-scheme to keep them")
+    if args.to_scheme and formats - set(TAGGED_FORMATS):
+        notes.append(f"--to-scheme {args.to_scheme} has no effect on {', '.join(sorted(formats - set(TAGGED_FORMATS)))}: "
+                     f"they keep entities as spans, not tags")
     if "brat" in formats:
         notes.append("brat keeps text, not words: reading it back splits the text into words again with the word "
                      "splitter, which may cut them otherwise (docs/formats.md, brat)")

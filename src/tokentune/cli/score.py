@@ -55,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"tag {err.tag!r} cannot be scored", path=path, line=line,
                         expected=err.expected, found=err.found, fix=err.fix) from None
     if args.mode == "strict":
-        _say_what_strict_dropped(result, metrics.score_flat_tags(data.gold, data.pred, data.lengths))
+        # the lenient count reads U-/L- as BILOU's too, or it merges U-PER U-PER and misses what strict dropped
+        lenient_scheme = "BILOU" if (scheme or "").upper() == "BILOU" else None
+        _say_what_strict_dropped(result, metrics.score_flat_tags(data.gold, data.pred, data.lengths,
+                                                                 scheme=lenient_scheme))
     elif (args.scheme or "").upper() != "PLAIN":  # (strict mode reads both columns in --scheme, said above)
         _say_when_schemes_differ(data, result)
     if args.json:

@@ -91,7 +91,7 @@ def _tab_fields(line: str) -> list[str]:
     if "\t" not in line:
         return line.split()
     line = line.rstrip()
-    return [field.strip() for field in line.split("\t")] if line.strip() else []
+    return [field.strip() for field in line.split("\t")] if line else []
 
 
 def read_columns(path: str | os.PathLike, first: int, second: int, *, names: tuple[str, str]) -> Columns:

@@ -158,6 +158,10 @@ def conll_items(lines: Iterable[str], where: str = STDIN) -> Iterator[Item]:
     for number, line in enumerate(lines, 1):
         fields = columns(line)
         token = fields[0] if fields else ""
+        if not token and line.strip():  # as the CoNLL reader refuses it: not a blank line ending the sentence
+            raise DataError("empty word (the line starts with a tab)", path=where, line=number,
+                            expected="a word in the first column", found=repr(line[:80]),
+                            fix="remove the line, or write the word before the first tab")
         # the reader's comment rule; a file of words alone (which the reader never reads) keeps the rule
         # of its first line, so that '#' and '# ...' stay comments there
         comment = not sentence and is_comment(line, fields, ncols[0] if ncols and ncols[0] > 1 else None, tabbed)

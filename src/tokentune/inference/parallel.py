@@ -64,8 +64,8 @@ def predict_chunk(tagger, chunk: list[Item]) -> tuple[list[str], int]:
     out = []
     for item in chunk:
         if item.kind == "raw":  # a CoNLL -DOCSTART- line gets the O of a word: conlleval reads it as one
-            out.extend(line + ("\t" if "\t" in line else " ") + "O" if line.split()[:1] == [DOCSTART] else line
-                       for line in item.lines)
+            out.extend(line.rstrip() + ("\t" if "\t" in line else " ") + "O"
+                       if item.docstart and line.split()[:1] == [DOCSTART] else line for line in item.lines)
         elif item.kind == "text":
             found = [e.to_dict() for e in next(entities)]
             record = {**item.record, "entities": found} if item.record is not None else {"text": item.text,

@@ -135,7 +135,7 @@ def parse_request(body: bytes, limits: Limits) -> tuple[list[str], bool, float |
         payload = json.loads(text)
     except RecursionError:
         raise ApiError(422, "the JSON is nested too deeply; expected " + EXPECTED) from None
-    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+    except ValueError as err:  # JSONDecodeError
         raise ApiError(422, f"the body is not valid JSON ({err}); expected {EXPECTED}") from None
     if not isinstance(payload, dict):
         raise ApiError(422, f"expected {EXPECTED}, found {_kind(payload)}")

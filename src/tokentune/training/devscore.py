@@ -15,7 +15,8 @@ the same figures, which are those one process computes (up to the float rounding
 
 Where the figures cannot be reused the run evaluates dev again at the end and says why
 (:func:`reusable_dev_scores`): ``--max-eval-samples`` (training watched part of dev, the report covers
-all of it), or a ``--resume`` past the best evaluation (its predictions were not kept on disk).
+all of it), a ``--resume`` past the best evaluation (its predictions were not kept on disk), or a model
+that FSDP or DeepSpeed shard over several processes (:func:`attach_dev_and_checkpoints`).
 """
 from __future__ import annotations
 
@@ -27,6 +28,22 @@ from ..data import Corpus
 from . import distributed
 
 CROSS_ENTROPY_FLOOR = 1e-12  # the log of a probability rounded to 0: a large but finite loss
+
+
+def attach_dev_and_checkpoints(trainer, config, prep) -> None:
+    """Dev scored through the Tagger and the checkpoint policy, on every process. Not where FSDP or DeepSpeed
+    shard the model over several processes: each forward is then a collective that every process must run
+    alike, which shares of dev of their own sizes would break, so the Trainer's own evaluation and saves stay."""
+    from .checkpoints import CheckpointPolicy
+
+    if trainer.args.world_size > 1 and (getattr(trainer, "is_fsdp_enabled", False) or
+                                        getattr(trainer, "is_deepspeed_enabled", False)):
+        trainer.args.save_total_limit = config.save_total_limit  # the Trainer's rotation, as the policy would
+        return
+    trainer.checkpoint_policy = CheckpointPolicy(config.checkpoint_minutes, config.save_total_limit)
+    if prep.dev is not None:
+        trainer.dev_evaluator = DevEvaluator(prep.dev, prep.tokenizer, prep.labels, config, prep.max_length,
+                                             whole_split=len(prep.dev) == len(prep.splits.dev))
 
 
 class DevEvaluator:
@@ -123,8 +140,11 @@ class _Recorder:
             return predictions
         lo, hi = shard_ranges([len(words) for words in sentences], documents, self.processes)[self.rank]
         share = (None if documents is None else [(start - lo, end - lo) for start, end in documents if lo <= start < hi])
-        mine = self.tagger.predict_with_probabilities(sentences[lo:hi], share) if hi > lo else ([], self.probabilities)
+        empty = ([], np.zeros((0, len(self.labels)), dtype=np.float32))
+        mine = self.tagger.predict_with_probabilities(sentences[lo:hi], share) if hi > lo else empty
         shares = distributed.all_gather(mine)
+        if len(shares) != self.processes:  # a process group other than WORLD_SIZE says: shares would misalign
+            raise RuntimeError(f"dev was shared out to {self.processes} processes, but {len(shares)} answered")
         self.probabilities = np.concatenate([probabilities for _, probabilities in shares])
         return [prediction for predictions, _ in shares for prediction in predictions]
 
@@ -147,6 +167,10 @@ def reusable_dev_scores(trainer, notes: list[str]):
     saying why dev is evaluated again)."""
     evaluator = getattr(trainer, "dev_evaluator", None)
     if evaluator is None:
+        if trainer.args.world_size > 1 and trainer.eval_dataset is not None:
+            notes.append("dev evaluated again at the end: with the model sharded over several processes (FSDP or "
+                         "DeepSpeed) the Trainer's own evaluation chose the checkpoint, and each evaluation wrote a "
+                         "full checkpoint")
         return None
     best_step = trainer.state.best_global_step
     if evaluator.best is None or evaluator.best[0] != best_step:

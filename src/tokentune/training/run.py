@@ -259,13 +259,9 @@ def _make_trainer(config, prep: _Prepared, staging, precision, batch, accumulati
     trainer = build_trainer(config, model, prep.tokenizer, prep.labels, prep.train_features, prep.dev_features,
                             staging, prep.notes, precision=precision, batch_size=batch, accumulation=accumulation,
                             max_length=prep.max_length, extra_callbacks=callbacks)
-    from .checkpoints import CheckpointPolicy
-    from .devscore import DevEvaluator
+    from .devscore import attach_dev_and_checkpoints
 
-    trainer.checkpoint_policy = CheckpointPolicy(config.checkpoint_minutes, config.save_total_limit)
-    if prep.dev is not None:
-        trainer.dev_evaluator = DevEvaluator(prep.dev, prep.tokenizer, prep.labels, config, prep.max_length,
-                                             whole_split=len(prep.dev) == len(prep.splits.dev))
+    attach_dev_and_checkpoints(trainer, config, prep)
     if distributed.is_main():
         if checkpoint is None:  # a fresh start: the log of an earlier attempt is stale
             open(trainer.tokentune_log.path, "w").close()
