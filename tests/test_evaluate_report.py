@@ -175,7 +175,8 @@ def test_python_api_report(tiny_model, tiny_data, tmp_path):
     assert metrics["mode"] == "strict" and type(metrics) is dict
     assert json.load(open(tmp_path / "r" / "metrics.json"))["f1"] == metrics["f1"]
     plain = tokentune.evaluate(tiny_model.output_dir, tiny_data, split="dev", mode="strict")
-    assert plain == metrics
+    assert "threshold_curve" in metrics  # a report draws the curve, so its numbers come back too
+    assert plain == {key: value for key, value in metrics.items() if key != "threshold_curve"}
 
 
 def test_report_files_are_readable_by_others(tiny_model, tiny_data, tmp_path):
@@ -220,3 +221,41 @@ def test_token_accuracy_is_computed_in_the_data_s_own_scheme(tmp_path):
     path.write_text("Mr NNP B-NP O\nSmith NNP I-NP B-PER\n\n")
     scores = evaluate_corpus(_FixedTagger([("PER", 0, 2)]), read_corpus(str(path), scheme="IOB2"))
     assert (scores["accuracy"], scores["accuracy_scheme"]) == (0.0, "IOB2")
+
+
+def test_the_report_shows_the_runs_notes_and_the_card_lists_them(tiny_model, tiny_data, tmp_path, capsys):
+    """A label map or a type the data lacks changes what the figures mean: the page says so, as --json does."""
+    report = tmp_path / "report"
+    assert main(["evaluate", tiny_model.output_dir, "--data", tiny_data, "--report", str(report),
+                 "--label-map", "ORG=O", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    page = (report / "report.html").read_text(encoding="utf-8")
+    assert printed["notes"] and all(f"<p class='note'>{note}" in page.replace("&gt;", ">") for note in printed["notes"])
+    assert "threshold_curve" in json.load(open(report / "metrics.json"))  # the numbers behind the page's curve
+    card = open(os.path.join(tiny_model.output_dir, "README.md"), encoding="utf-8").read()
+    assert "## Notes from the run" in card and all(f"- {note}" in card for note in tiny_model.notes[:3])
+
+
+def test_a_long_sentences_window_never_cuts_an_entity():
+    """Widening the window for one entity can land its edge inside another: widened until none is cut."""
+    from tokentune.reporting.html import example_html
+
+    words = [f"w{i}" for i in range(100)]
+    gold = [{"label": "ORG", "start": 30, "end": 37}, {"label": "LOC", "start": 60, "end": 61}]
+    record = {"kind": "missed", "gold": gold[1], "predicted": None, "fp": False, "fn": True, "sentence": 0,
+              "file": None, "line": None, "text": " ".join(words), "words": words, "gold_spans": gold,
+              "predicted_spans": [{"label": "ORG", "start": 36, "end": 42, "score": 0.9}]}
+    for span in gold + record["predicted_spans"]:
+        span["text"] = " ".join(words[span["start"]:span["end"]])
+    html = example_html(record, {"ORG": "#bebada", "LOC": "#8dd3c7"})
+    assert "w30" in html and "w29" not in html  # from the gold ORG's start, which the predicted ORG's edge fell in
+
+
+def test_the_threshold_curve_compares_scores_as_min_score_does():
+    from tokentune.data.corpus import Corpus, Sentence
+    from tokentune.evaluation import threshold_curve
+    from tokentune.inference.tagger import TokenPrediction
+
+    corpus = Corpus([Sentence(("Angela", "Merkel", "spoke"), (("PER", 0, 2),))])
+    scored = [TokenPrediction(["Angela", "Merkel", "spoke"], ["B-PER", "I-PER", "O"], [("PER", 0, 2)], [0.4999996])]
+    assert threshold_curve(corpus, scored, [0.5])[0]["predicted"] == 1  # shown as 0.5, kept by --min-score 0.5

@@ -68,8 +68,8 @@ def threshold_curve(corpus, predictions: Sequence, thresholds: Sequence[float] =
     points, previous = [], None
     for threshold in thresholds:
         for index, p in enumerate(predictions):  # re-encode only the sentences that lost a span
-            if previous is None or any(previous <= score < threshold for score in p.scores):
-                spans = [span for span, score in zip(p.spans, p.scores) if score >= threshold]
+            if previous is None or any(previous <= round(score, SCORE_DIGITS) < threshold for score in p.scores):
+                spans = [span for span, score in zip(p.spans, p.scores) if round(score, SCORE_DIGITS) >= threshold]
                 pred[index] = spans_to_tags(spans, len(p.words), scheme)
         scores = score_tags(gold, pred, mode=mode, scheme=scheme)
         points.append({"threshold": threshold, **{key: scores[key] for key in ("precision", "recall", "f1")},
@@ -98,7 +98,7 @@ def _counted_curve(corpus, predictions: Sequence, thresholds: list[float]) -> li
             return None
         gold = {tuple(span) for span in sentence.spans}
         gold_total += len(gold)
-        kept_scores.extend(prediction.scores)
+        kept_scores.extend(round(score, SCORE_DIGITS) for score in prediction.scores)  # as --min-score compares
         hits.extend(tuple(span) in gold for span in prediction.spans)
     scores, hits = np.asarray(kept_scores, dtype=np.float64), np.asarray(hits, dtype=bool)
     points = []
@@ -239,7 +239,7 @@ def evaluate(model_dir: str, data: str, *, split: str | None = None, mode: str =
     notes += types_the_data_lacks(corpus, scores.predictions)
     if notes:
         scores["notes"] = notes
-    if curve:
+    if curve or report is not None:  # a report draws the curve: its metrics.json keeps the numbers behind it
         scores["threshold_curve"] = scores.curve
     metrics = {**scores, "computed_in": tagger.precision}
     if report is not None:

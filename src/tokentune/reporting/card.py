@@ -134,7 +134,7 @@ def _report_section() -> list[str]:
     return out
 
 
-def model_card(config, base_model: str, metrics: dict, log_history: list[dict], splits) -> str:
+def model_card(config, base_model: str, metrics: dict, log_history: list[dict], splits, notes=()) -> str:
     """README.md in the Hugging Face format, with YAML metadata so the directory can be pushed as is."""
     dataset = dataset_name(config)
     name = os.path.basename(os.path.normpath(config.output))
@@ -162,6 +162,8 @@ def model_card(config, base_model: str, metrics: dict, log_history: list[dict], 
     for row in evaluation_rows(log_history):
         out.append("| " + " | ".join(_fmt(row[k]) for k in ("training_loss", "epoch", "step", "validation_loss",
                                                                   "precision", "recall", "f1", "accuracy")) + " |")
+    if notes:  # what the figures above depend on: a label map, part of a split, a type the data lacks
+        out += ["", "## Notes from the run", ""] + [f"- {note}" for note in notes]
     out += ["", "## Usage", ""] + _usage(name, config.head == "crf")
     return "\n".join(out)
 

@@ -172,7 +172,8 @@ def summarize(records: Sequence[dict]) -> dict:
 
 
 def pick_examples(records: Sequence[dict], kind: str, limit: int = 5, *, max_words: int = 60) -> list[dict]:
-    """A few readable examples of one kind: the most frequent label pairs first, short sentences first."""
+    """A few readable examples of one kind: the most frequent label pairs first, in corpus order with
+    sentences over ``max_words`` last."""
     of_kind = [r for r in records if r["kind"] == kind]
     pairs = Counter(((r["gold"] or {}).get("label"), (r["predicted"] or {}).get("label")) for r in of_kind)
     rank = {pair: i for i, (pair, _) in enumerate(pairs.most_common())}

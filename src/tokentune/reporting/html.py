@@ -38,7 +38,7 @@ figcaption{color:#555;font-size:14px}
 .example .about{font-size:14px;color:#333;margin-bottom:4px}
 .row{display:flex;gap:10px;align-items:baseline;margin:2px 0}
 .side{flex:0 0 78px;font-size:12px;text-transform:uppercase;color:#666;letter-spacing:.04em}
-.text{line-height:2.1}
+.text{line-height:2.1;min-width:0;overflow-wrap:anywhere}
 mark.ent{padding:2px 3px;border-radius:4px;border:1px solid #0002;color:#111}
 mark.focus{outline:2.5px solid #111;outline-offset:1px}
 .tag{font-size:10px;font-weight:700;margin-left:4px;vertical-align:1px;opacity:.8}
@@ -89,7 +89,10 @@ def partial_table_html(partial: dict) -> str:
     head = "".join(f"<th>{h}</th>" for h in ("reading", *heads))
     return (f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
             "<small>SemEval-2013 task 9.1 readings: strict (boundaries and type), exact (boundaries), "
-            "partial (any overlap, half credit), type (overlap with the right type); percent.</small>")
+            "partial (any overlap, half credit), type (overlap with the right type); percent. Counted as "
+            "nervaluate counts: a prediction that overlaps several gold entities counts once for each, and one "
+            "whose gold entity was matched already counts as spurious, so <i>strict</i> can differ a little "
+            "from the exact-match scores above, and <i>spurious</i> from the error table's.</small>")
 
 
 def threshold_table_html(curve: list[dict], split: str, marked: float | None = None) -> str:
@@ -164,12 +167,16 @@ def _window(record: dict) -> tuple[int, int]:
     if n <= 2 * CONTEXT_WORDS + (hi - lo):
         return 0, n
     lo, hi = max(0, lo - CONTEXT_WORDS), min(n, hi + CONTEXT_WORDS)
-    # never cut an entity in half at the edges of the window
-    for s in record["gold_spans"] + record["predicted_spans"]:
-        if s["start"] < lo < s["end"]:
-            lo = s["start"]
-        if s["start"] < hi < s["end"]:
-            hi = s["end"]
+    # never cut an entity in half at the edges of the window; moving an edge for one entity can land it
+    # inside another (overlapping gold and predicted spans), so until no entity crosses an edge
+    moved = True
+    while moved:
+        moved = False
+        for s in record["gold_spans"] + record["predicted_spans"]:
+            if s["start"] < lo < s["end"]:
+                lo, moved = s["start"], True
+            if s["start"] < hi < s["end"]:
+                hi, moved = s["end"], True
     return lo, hi
 
 
@@ -201,9 +208,10 @@ def legend_html(colours: dict) -> str:
             "about</span></div>")
 
 
-def errors_section(records: list[dict], summary: dict, colours: dict, split: str) -> str:
+def errors_section(records: list[dict], summary: dict, colours: dict, split: str, entities: int = 1) -> str:
     if not records:
-        return f"<h2 id='errors'>Errors ({escape(split)})</h2><p>No errors: every entity matches exactly.</p>"
+        found = "every entity matches exactly" if entities else "there are no entities, gold or predicted"
+        return f"<h2 id='errors'>Errors ({escape(split)})</h2><p>No errors: {found}.</p>"
     total = summary["total"]
     top = max(summary["by_kind"].values())
     rows = []
@@ -216,7 +224,7 @@ def errors_section(records: list[dict], summary: dict, colours: dict, split: str
                     f'<td style="text-align:left"><span class="bar" style="width:{120 * count / top:.0f}px"></span></td>'
                     f'<td style="text-align:left">{common}</td></tr>')
     out = [f"<h2 id='errors'>Errors ({escape(split)})</h2>",
-           f"<p>{total:,} errors, most frequent kind first (gold → predicted label). Every error, with its "
+           f"<p>{total:,} error{'s' * (total != 1)}, most frequent kind first (gold → predicted label). Every error, with its "
            "sentence, is in <code>errors.jsonl</code>.</p>",
            "<table><thead><tr><th>kind</th><th>count</th><th>share</th><th></th>"
            "<th style='text-align:left'>most frequent</th></tr></thead>"
@@ -246,7 +254,9 @@ def render_report(report) -> str:
     parts.append(threshold_section(report.splits, main.metrics.get("min_score")))
     parts.append("<h2 id='plots'>Plots</h2>")
     parts += [_img(png, alt, caption) for png, alt, caption in report.figures()] or ["<p>No plots.</p>"]
-    parts.append(errors_section(main.errors, main.summary, colours, main.name))
+    counts = main.metrics.get("counts") or {}
+    parts.append(errors_section(main.errors, main.summary, colours, main.name,
+                                entities=counts.get("gold", 1) + counts.get("predicted", 1)))
     body = "\n".join(parts)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"

@@ -170,7 +170,8 @@ def write_training_reports(staging: str, result, splits, config, curves: dict | 
             return
         report = Report(f"{os.path.basename(os.path.normpath(config.output))}: evaluation report",
                         {"base model": base_model_name(config.model), "data": config.data, "date": _today(),
-                         "tokentune": __version__}, parts, list(result.log_history))
+                         "tokentune": __version__}, parts, list(result.log_history),
+                        list(getattr(result, "notes", None) or []))  # the run's notes: a label map, a cut split
         if parts[-1].confusion is None:
             report.notes.append("no predictions were kept: errors and the confusion matrix are left out")
         write_report_files(staging, report)
@@ -206,8 +207,10 @@ def write_evaluation_report(directory: str, metrics: dict, corpus, predictions, 
     part = SplitReport.build(name, metrics, corpus, predictions, partial=metrics.get("partial"), curve=curve)
     info = {"model": model_dir, "data": data if split is None else f"{data} ({split})",
             "min score": metrics.get("min_score"), "date": _today(), "tokentune": __version__}
+    # what reading and scoring said (a label map, a type the data lacks), as --json gives them
+    notes = list(dict.fromkeys([*getattr(corpus, "notes", []), *metrics.get("notes", [])]))
     report = Report(f"{os.path.basename(os.path.normpath(model_dir))}: evaluation report", info, [part],
-                    read_log(os.path.join(model_dir, "training_log.jsonl")), list(getattr(corpus, "notes", [])))
+                    read_log(os.path.join(model_dir, "training_log.jsonl")), notes)
     with atomic_directory(directory, overwrite=True) as tmp:
         written = write_report_files(tmp, report, metrics=metrics)
     return [os.path.join(directory, os.path.relpath(path, tmp)) for path in written]

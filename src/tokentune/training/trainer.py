@@ -368,7 +368,8 @@ def write_outputs(staging, trainer, tokenizer, config, result, splits, clock) ->
         save_tokenizer(tokenizer, staging)
         atomic_write_json(os.path.join(staging, "tokentune_config.json"), config.to_dict())
     with clock.part("reports"):
-        card = model_card(config, base_model_name(config.model), result.metrics, result.log_history, splits)
+        card = model_card(config, base_model_name(config.model), result.metrics, result.log_history, splits,
+                          result.notes)
         atomic_write_text(os.path.join(staging, "README.md"), card)
         write_reports(staging, result, splits, config)  # errors.jsonl, plots/, report.html
     result.time = clock.summary()
