@@ -150,7 +150,7 @@ def test_conll_of_one_column_with_docstart_comments_and_tabs(model_dir, tagger, 
     assert code == 0 and out.splitlines()[0] == "-DOCSTART-\tO" and out.splitlines()[2] == "\t"
     monkeypatch.setattr("sys.stdin", io.StringIO("Alice\n\tO\n"))  # an empty word: refused, as the reader does
     code, out, err = _run(capsys, model_dir, "-f", "conll", "-q")
-    assert code == 2 and "<stdin>:2: empty word (the line starts with a tab)" in err and out == ""
+    assert code == 2 and "<stdin>:2: empty token column; expected a non-empty token" in err and out == ""
     monkeypatch.setattr("sys.stdin", io.StringIO("Alice\nmet O\n"))
     code, out, err = _run(capsys, model_dir, "-f", "conll", "-q")
     assert code == 2 and "<stdin>:2: wrong number of columns; expected 1 column like" in err and out == ""

@@ -233,7 +233,7 @@ def test_bilou_tags_are_read_as_bilou_without_the_flag(tmp_path, capsys):
 @pytest.mark.parametrize("text, where", [("\tO\tO\nword\tO\tO\n", ":1:"), ("word\tO\tO\n\tO\tO\n", ":2:")])
 def test_an_empty_word_is_a_located_error(tmp_path, capsys, text, where):
     err = run_error(capsys, write(tmp_path / "empty.txt", text))
-    assert f"empty.txt{where} empty word (the line starts with a tab)" in err
+    assert f"empty.txt{where} empty token column; expected a non-empty token" in err
 
 
 def test_lines_split_as_the_conll_reader_splits_them(tmp_path, capsys):

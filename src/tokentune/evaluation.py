@@ -65,11 +65,12 @@ def threshold_curve(corpus, predictions: Sequence, thresholds: Sequence[float] =
         return counted
     gold = [spans_to_tags(s.spans, len(s.words), scheme) for s in corpus]
     pred: list = [None] * len(predictions)
+    shown = [[round(score, SCORE_DIGITS) for score in p.scores] for p in predictions]  # as --min-score compares
     points, previous = [], None
     for threshold in thresholds:
         for index, p in enumerate(predictions):  # re-encode only the sentences that lost a span
-            if previous is None or any(previous <= round(score, SCORE_DIGITS) < threshold for score in p.scores):
-                spans = [span for span, score in zip(p.spans, p.scores) if round(score, SCORE_DIGITS) >= threshold]
+            if previous is None or any(previous <= score < threshold for score in shown[index]):
+                spans = [span for span, score in zip(p.spans, shown[index]) if score >= threshold]
                 pred[index] = spans_to_tags(spans, len(p.words), scheme)
         scores = score_tags(gold, pred, mode=mode, scheme=scheme)
         points.append({"threshold": threshold, **{key: scores[key] for key in ("precision", "recall", "f1")},

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import DataError
+from .conll import columns, empty_field
 from .documents import DOCSTART
 from .files import read_text
 
@@ -85,15 +86,6 @@ def read_tag_files(gold_path: str | os.PathLike, pred_path: str | os.PathLike, g
     return TagColumns(gold.second, pred.second, gold.lengths, gold, pred)
 
 
-def _tab_fields(line: str) -> list[str]:
-    """As the CoNLL reader splits a line: at tabs if it has one (columns may then hold spaces, inside
-    words; trailing blanks are not a column), else at runs of blanks; a line of only blanks has no fields."""
-    if "\t" not in line:
-        return line.split()
-    line = line.rstrip()
-    return [field.strip() for field in line.split("\t")] if line else []
-
-
 def read_columns(path: str | os.PathLike, first: int, second: int, *, names: tuple[str, str]) -> Columns:
     """Read two columns of a CoNLL file (see the module's notes for the layout rules).
 
@@ -103,7 +95,7 @@ def read_columns(path: str | os.PathLike, first: int, second: int, *, names: tup
     path = os.fspath(path)
     text = read_text(path)
     lines = text.split("\n")
-    rows = map(_tab_fields, lines) if "\t" in text else map(str.split, lines)
+    rows = map(columns, lines) if "\t" in text else map(str.split, lines)
     out = Columns(path, [], [], [], [])
     add_first, add_second = out.first.append, out.second.append
     ncols = -1  # columns of the first word line (-1: none seen yet)
@@ -119,8 +111,8 @@ def read_columns(path: str | os.PathLike, first: int, second: int, *, names: tup
                 out.lengths.append(count)
                 count = 0
             continue
-        if not fields[0]:
-            _empty_word(path, number, lines[number - 1])
+        if not fields[0]:  # a line starting with a tab
+            raise empty_field(path, number, lines[number - 1], "token")
         if len(fields) != ncols:
             if not count and fields[0][0] == "#" and _is_comment(lines[number - 1].strip(), len(fields), ncols):
                 continue
@@ -145,12 +137,6 @@ def _is_comment(line: str, nfields: int, ncols: int) -> bool:
     if ncols == -1:  # before the first word line: '#' alone or '# ...' is a comment
         return len(line) == 1 or line[1] == " "
     return nfields != ncols  # later: a '#' line that cannot be a word line
-
-
-def _empty_word(path: str, number: int, line: str) -> None:
-    raise DataError("empty word (the line starts with a tab)", path=path, line=number,
-                    expected="a word in the first column", found=repr(line[:80]),
-                    fix="remove the line, or write the word before the first tab")
 
 
 def _wrong_columns(path: str, number: int, ncols: int, fields: list[str], line: str) -> None:

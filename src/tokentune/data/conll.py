@@ -30,7 +30,10 @@ BAD_LINE_POLICIES = ("error", "skip")  # pandas' on_bad_lines names
 def columns(line: str) -> list[str]:
     """A line's columns: at tabs when there are any, so words may contain spaces (a trailing tab is
     whitespace, not an empty column), else at runs of whitespace."""
-    return [f.strip() for f in line.rstrip().split("\t")] if "\t" in line else line.split()
+    if "\t" not in line:
+        return line.split()
+    line = line.rstrip()
+    return [f.strip() for f in line.split("\t")] if line else []  # a line of only blanks has none
 
 
 def is_comment(line: str, fields: list[str], ncols: int | None, tabbed: bool) -> bool:
@@ -59,7 +62,7 @@ def read_conll_rows(
         if "\t" in line:
             line = line.rstrip()  # a trailing tab is whitespace, not an empty column
         fields = columns(line)
-        if not fields or not fields[0] and len(fields) == 1:
+        if not fields:
             if words:
                 yield start, words, tags
                 words, tags, sentences = [], [], sentences + 1
@@ -78,7 +81,7 @@ def read_conll_rows(
             _check_columns(path, number, ncols, token_column, label_column)
         if _no_token(line, fields, ncols, token_column):
             if on_bad_lines != "skip":
-                _empty_field(path, number, line, "token")
+                raise empty_field(path, number, line, "token", skippable=True)
             if skipped is not None:
                 skipped.append((number, bool(words)))
             continue
@@ -90,7 +93,7 @@ def read_conll_rows(
             )
         token = fields[token_column]
         if not fields[label_column]:
-            _empty_field(path, number, line, "tag")
+            raise empty_field(path, number, line, "tag")
         if not words:
             start = number
         words.append(token)
@@ -108,12 +111,13 @@ def _no_token(line: str, fields: list[str], ncols: int, token_column: int) -> bo
             and token_column in (0, -ncols))
 
 
-def _empty_field(path: str, number: int, line: str, what: str) -> None:
+def empty_field(path: str, number: int, line: str, what: str, *, skippable: bool = False) -> DataError:
+    """The located error for an empty column (``skippable``: the command has ``--on-bad-lines skip``)."""
     fix = "remove the stray tab, or write the missing value"
-    if what == "token":
+    if skippable:
         fix += ", or pass --on-bad-lines skip to leave such lines out (counted in the notes)"
-    raise DataError(f"empty {what} column", path=path, line=number, expected=f"a non-empty {what}",
-                    found=repr(line[:80]), fix=fix)
+    return DataError(f"empty {what} column", path=path, line=number, expected=f"a non-empty {what}",
+                     found=repr(line[:80]), fix=fix)
 
 
 def _check_columns(path: str, number: int, ncols: int, token_column: int, label_column: int) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import ConfigError, DataError
-from .conll import columns, is_comment
+from .conll import columns, empty_field, is_comment
 from .documents import DOCSTART, document_id, find_document_key, is_docstart
 from .files import STDIN, stream_lines
 from .formats import format_by_name
@@ -158,10 +158,8 @@ def conll_items(lines: Iterable[str], where: str = STDIN) -> Iterator[Item]:
     for number, line in enumerate(lines, 1):
         fields = columns(line)
         token = fields[0] if fields else ""
-        if not token and line.strip():  # as the CoNLL reader refuses it: not a blank line ending the sentence
-            raise DataError("empty word (the line starts with a tab)", path=where, line=number,
-                            expected="a word in the first column", found=repr(line[:80]),
-                            fix="remove the line, or write the word before the first tab")
+        if fields and not token:  # a line starting with a tab: refused, as the CoNLL reader does
+            raise empty_field(where, number, line, "token")
         # the reader's comment rule; a file of words alone (which the reader never reads) keeps the rule
         # of its first line, so that '#' and '# ...' stay comments there
         comment = not sentence and is_comment(line, fields, ncols[0] if ncols and ncols[0] > 1 else None, tabbed)

@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 from ..errors import DataError
 from ..schemes import (
     OUTSIDE,
+    SCHEMES,
     InvalidTransition,
     Scheme,
     Span,
@@ -112,9 +113,6 @@ def _transition_checker(scheme: Scheme):
     return is_valid
 
 
-BARE_PREFIXES = ("B", "I", "E", "S", "L", "U")
-
-
 def _looks_prefixed(tag: str) -> bool:
     prefix, sep, typ = tag.partition("-")
     return bool(sep) and len(prefix) == 1 and bool(typ)
@@ -126,7 +124,7 @@ def _check_mixed(rows: list[Row], path: str | None, line_per_word: bool) -> None
     for _, _, tags in rows:
         distinct.update(tags)
     distinct.discard(OUTSIDE)
-    if "B" in distinct and distinct <= set(BARE_PREFIXES):  # keyphrase or chunk tags without entity types
+    if "B" in distinct and distinct <= set().union(*(s.prefixes for s in SCHEMES.values())):  # untyped B/I tags
         _raise_at(rows, distinct, path, line_per_word, "is a scheme prefix without an entity type, so it would be "
                   "read as an entity type of its own (one-word entities typed 'B' and 'I')",
                   "PREFIX-TYPE such as 'B-KEY' and 'I-KEY'",
