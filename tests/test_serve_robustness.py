@@ -319,17 +319,23 @@ def test_bad_address_or_timeout_is_a_one_line_error(tmp_path, args, expected):
     assert expected in one_error_line(run_cli(str(tmp_path / "model"), *args))
 
 
-def test_an_int8_model_tags_each_text_alone():
-    """int8 ONNX quantizes a call's activations with one scale: batched with other texts, a text's entities
-    could change from one request to the next. Each text goes to the model alone, results in order."""
+def test_a_batch_dependent_model_tags_each_text_alone():
+    """An int8 ONNX file scaled once per call (onnxruntime's quantize_dynamic, tokentune's exports before
+    per-token scales): batched with other texts, a text's entities could change from one request to the
+    next. Each text goes to the model alone, results in order. tokentune's int8 exports batch as fp32 does."""
     tagger = FakeTagger()
-    tagger.precision = "int8"
+    tagger.precision, tagger.batch_dependent = "int8", True
     with ThreadServer(create_app(tagger)) as server, client(server.url) as http:
         texts = ["Alice", "Bob went home", "Carol"]
         response = http.post("/predict", json={"texts": texts})
         assert http.get("/model").json()["precision"] == "int8"
     assert [r["entities"][0]["text"] for r in response.json()["results"]] == texts
     assert tagger.batches == [[text] for text in texts]
+    per_token = FakeTagger()
+    per_token.precision = "int8"
+    with ThreadServer(create_app(per_token)) as server, client(server.url) as http:
+        http.post("/predict", json={"texts": texts})
+    assert per_token.batches == [texts]
     fp32 = FakeTagger()
     with ThreadServer(create_app(fp32)) as server, client(server.url) as http:
         http.post("/predict", json={"texts": texts})

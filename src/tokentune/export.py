@@ -1,11 +1,12 @@
 """ONNX export and int8 quantization (the runner that reads the files is in :mod:`tokentune.inference.runners`).
 
-An exported directory holds ``model.onnx`` (fp32), optionally ``model.int8.onnx`` (dynamic int8
-quantization of the weights), ``config.json`` (labels, limits), the tokenizer files, tokentune's own
-metadata when the source had it (and a CRF head's ``crf.safetensors``), and ``onnx_export.json``
-(what was exported and how well it matched torch). ``Tagger.from_pretrained(DIR, backend="onnx")``
-and ``tokentune predict DIR --backend onnx`` read it; so does a normal model directory into which
-``tokentune export MODEL_DIR`` (no ``--output``) wrote ``model.onnx`` next to the torch weights.
+An exported directory holds ``model.onnx`` (fp32), optionally ``model.int8.onnx`` (int8 weights,
+activations quantized per token at run time: :mod:`tokentune.quantization`), ``config.json`` (labels,
+limits), the tokenizer files, tokentune's own metadata when the source had it (and a CRF head's
+``crf.safetensors``), and ``onnx_export.json`` (what was exported and how well it matched torch).
+``Tagger.from_pretrained(DIR, backend="onnx")`` and ``tokentune predict DIR --backend onnx`` read it;
+so does a normal model directory into which ``tokentune export MODEL_DIR`` (no ``--output``) wrote
+``model.onnx`` next to the torch weights.
 
 The exporter is torch's TorchScript-based one (``dynamo=False``): the dynamo exporter needs the
 ``onnxscript`` package, which tokentune does not depend on, and the TorchScript trace of a transformers
@@ -23,6 +24,7 @@ import numpy as np
 from .crf import CRF_FILE
 from .errors import ConfigError, ModelError
 from .inference.runners import FP32_FILE, INT8_FILE, QUANTIZATIONS, session_options, softmax
+from .quantization import quantize_per_token
 
 MANIFEST_FILE = "onnx_export.json"
 OPSET = 17
@@ -32,6 +34,7 @@ MAX_EXPORT_DIFF = 1e-3
 # tokentune metadata copied along so an exported directory keeps its model card and settings, and a CRF
 # head's learned transition scores (the ONNX graph gives the logits; the Tagger decodes with these)
 METADATA_FILES = ("tokentune_config.json", "metrics.json", "README.md", CRF_FILE)
+INT8_SCHEME = "weights int8 per output channel (7 bits), activations int8 per token"
 
 @dataclass
 class ExportResult:
@@ -40,6 +43,7 @@ class ExportResult:
     opset: int
     max_abs_diff: float  # fp32 logits vs torch on a padded check batch
     int8_max_prob_diff: float | None = None  # int8 probabilities vs torch
+    int8_scheme: str | None = None  # how the int8 file quantizes (a reader of the manifest knows which export)
     notes: list[str] = field(default_factory=list)
 
 
@@ -101,24 +105,6 @@ def _onnx_logits(path: str, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
 
 
-def _quantize(fp32_path: str, int8_path: str) -> None:
-    """Dynamic int8: weights stored as int8 per output channel, activations quantized per batch at run
-    time. Needs no calibration data; only MatMuls are quantized, so the embeddings, layer norms and
-    softmax stay in float (quantizing the embeddings too cost F1 and gained no speed on CoNLL-2003)."""
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # its "consider pre-processing" warning goes to the root logger
-    try:
-        quantize_dynamic(fp32_path, int8_path, weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul", "Gemm"])
-    finally:
-        root.setLevel(level)
-
-
 def _write_export(model, tokenizer, directory: str, *, quantize: str | None, opset: int) -> ExportResult:
     """Write the ONNX file(s) into ``directory`` and check them against torch."""
     fp32 = os.path.join(directory, FP32_FILE)
@@ -131,10 +117,11 @@ def _write_export(model, tokenizer, directory: str, *, quantize: str | None, ops
                          fix="report this with the model's config.json; predict with --backend torch meanwhile")
     result = ExportResult(directory, {"fp32": FP32_FILE}, opset, diff)
     if quantize == "int8":
-        _quantize(fp32, os.path.join(directory, INT8_FILE))
+        quantize_per_token(fp32, os.path.join(directory, INT8_FILE))
         int8 = softmax(_onnx_logits(os.path.join(directory, INT8_FILE), ids, mask))
         result.int8_max_prob_diff = float(np.abs(int8 - softmax(reference)).max())
         result.files["int8"] = INT8_FILE
+        result.int8_scheme = INT8_SCHEME
     return result
 
 

@@ -229,6 +229,67 @@ def onnx_file_for(model_dir: str, *, quantize: str | None = None, onnx_file: str
     return path
 
 
+# products in int8, and activations scaled once for a whole call (onnxruntime's quantize_dynamic: one
+# factor from the largest value in the batch, so a text's answer depends on the texts beside it)
+INTEGER_OPS = ("MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearMatMul", "QAttention")
+PER_CALL_OPS = ("DynamicQuantizeLinear", "DynamicQuantizeMatMul")
+
+
+def onnx_graph_kind(path: str) -> tuple[bool, bool]:
+    """``(int8, scaled_per_call)`` of an ONNX file, from the operator types of its graph's nodes. The
+    file's protobuf is walked for those strings alone, skipping the weights unread: ``import onnx``
+    takes about a second, longer than an int8 prediction's start-up."""
+    import mmap
+
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return False, False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            try:
+                ops = set(_op_types(data))
+            except (ValueError, IndexError) as err:
+                raise ModelError(f"{path} is not an ONNX model ({err})", fix=REEXPORT_FIX) from None
+    return bool(ops & set(INTEGER_OPS)), bool(ops & set(PER_CALL_OPS))
+
+
+def _op_types(data):
+    """op_type of each node of the graph (ModelProto field 7, GraphProto field 1, NodeProto field 4)."""
+    for graph in _messages(data, 0, len(data), 7):
+        for node in _messages(data, *graph, 1):
+            for start, end in _messages(data, *node, 4):
+                yield bytes(data[start:end]).decode("utf-8", "replace")
+
+
+def _messages(data, start: int, end: int, wanted: int):
+    """``(start, end)`` of each length-delimited field numbered ``wanted`` in the message ``data[start:end]``."""
+    position = start
+    while position < end:
+        key, position = _varint(data, position)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            position = _varint(data, position)[1]
+        elif wire == 2:
+            length, position = _varint(data, position)
+            if number == wanted:
+                yield position, position + length
+            position += length
+        elif wire in (1, 5):
+            position += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"wire type {wire} at byte {position}")
+
+
+def _varint(data, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[position]
+        value |= (byte & 0x7F) << shift
+        position += 1
+        if byte < 0x80:
+            return value, position
+        shift += 7
+
+
 def session_options(threads: int | None = None):
     import onnxruntime as ort
 
@@ -279,6 +340,19 @@ def _check_session(session, config, path: str, model_dir: str) -> tuple[set[str]
         raise ModelError(f"{path} outputs {output.name} of shape {shape}, but config.json in {model_dir} has "
                          f"{labels} labels (id2label): the two belong to different models", fix=REEXPORT_FIX)
     return names - {"input_ids", "attention_mask"}, output.name, labels  # extra: e.g. token_type_ids
+
+
+def load_onnx(model_dir: str, device: str | None, precision: str, *, quantize: str | None = None,
+              onnx_file: str | None = None, threads: int | None = None) -> tuple[Runner, object, str, bool]:
+    """``(runner, config, precision, batch_dependent)`` of an ONNX model: ``precision`` is int8 or fp32, as
+    its graph computes; ``batch_dependent``: it scales activations once per call (:func:`onnx_graph_kind`)."""
+    if precision not in ("auto", "fp32"):
+        raise ConfigError(f"precision {precision} applies to the torch backend; this model runs as an ONNX file, "
+                          "whose precision is its own", fix="leave --precision out for ONNX models (--quantize "
+                                                            "int8 loads the int8 file), or pass --backend torch")
+    runner, config = onnx_runner(model_dir, device, quantize=quantize, onnx_file=onnx_file, threads=threads)
+    int8, per_call = onnx_graph_kind(onnx_file_for(model_dir, quantize=quantize, onnx_file=onnx_file))
+    return runner, config, "int8" if int8 else "fp32", per_call
 
 
 def onnx_runner(model_dir: str, device: str | None = None, *, quantize: str | None = None,

@@ -111,6 +111,7 @@ def check_documents(documents: Sequence[tuple[int, int]], sentences: int) -> Non
 
 class Tagger:
     """Predicts entities with a token-classification model. Build it with :meth:`from_pretrained`."""
+    batch_dependent = False  # a text's answer depends on its batch beyond float rounding (int8 ONNX scaled per call)
 
     def __init__(self, runner: Runner, tokenizer, labels: Sequence[str], *, max_length: int, stride: int = 128,
                  batch_size: int = 32, decoding: str = "viterbi", aggregation: str = "first",
@@ -185,6 +186,7 @@ class Tagger:
         from . import runners
 
         model_dir = os.fspath(model_dir) if isinstance(model_dir, os.PathLike) else model_dir
+        batch_dependent = False  # the torch backend: only in float rounding
         check_sizes(**{key: options.get(key) for key in ("batch_size", "stride", "max_length")})
         check_min_score(options.get("min_score"), "min_score")  # before the model loads
         if not callable(word_splitter):
@@ -200,14 +202,9 @@ class Tagger:
         if backend == "onnx":
             from .light import light_tokenizer
 
-            if precision not in ("auto", "fp32"):
-                raise ConfigError(f"precision {precision} applies to the torch backend; this model runs as an ONNX file, "
-                                  "whose precision is its own", fix="leave --precision out for ONNX models (--quantize "
-                                                                    "int8 loads the int8 file), or pass --backend torch")
-            runner, config = runners.onnx_runner(model_dir, device=device, **onnx_options)
+            runner, config, options["precision"], batch_dependent = runners.load_onnx(model_dir, device, precision,
+                                                                                      **onnx_options)
             tokenizer = light_tokenizer(model_dir) or load_tokenizer(model_dir)
-            int8 = onnx_options.get("quantize") == "int8" or "int8" in str(onnx_options.get("onnx_file") or "")
-            options["precision"] = "int8" if int8 else "fp32"
         elif backend == "torch":
             if any(value is not None for value in onnx_options.values()):
                 raise ConfigError(f"{', '.join(onnx_options)} only apply to the onnx backend",
@@ -227,7 +224,9 @@ class Tagger:
         trained_length = saved_number(model_dir, "max_length", 3) if os.path.isdir(model_dir) else None
         max_length = model_max_length(tokenizer, config, options.pop("max_length", None) or trained_length)
         options.setdefault("crf", load_crf(model_dir, labels) if os.path.isdir(model_dir) else None)
-        return cls(runner, tokenizer, labels, max_length=max_length, word_splitter=word_splitter, **options)
+        tagger = cls(runner, tokenizer, labels, max_length=max_length, word_splitter=word_splitter, **options)
+        tagger.batch_dependent = batch_dependent
+        return tagger
 
     # -- probabilities -------------------------------------------------------------------------
     def _flat_probabilities(self, sentences: Sequence[Sequence[str]],

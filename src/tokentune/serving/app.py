@@ -97,8 +97,8 @@ def create_app(tagger_or_model_dir, *, limits: Limits | None = None, api_key: st
         raise ConfigError("the API key is empty", fix="pass a non-empty key, or none to serve without one")
     tagger, model_dir = _load(tagger_or_model_dir, model_dir, backend, tagger_options or {})
     info = {**model_info(tagger, model_dir), "min_score": min_score}
-    batcher = MicroBatcher(each_text_alone(tagger.predict_texts) if info["precision"] == "int8" else tagger.predict_texts,
-                           limits)
+    alone = getattr(tagger, "batch_dependent", False)
+    batcher = MicroBatcher(each_text_alone(tagger.predict_texts) if alone else tagger.predict_texts, limits)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -125,9 +125,11 @@ def create_app(tagger_or_model_dir, *, limits: Limits | None = None, api_key: st
 
 
 def each_text_alone(predict_texts):
-    """``predict_texts`` called once per text. int8 ONNX quantizes a call's activations with one scale for
-    the whole call, so batched with other clients' texts a text's entities could change from one request
-    to the next (40 of 600 CoNLL-2003 sentences did); alone, each text gets the same answer every time."""
+    """``predict_texts`` called once per text, for a model whose answers depend on their batch: an int8
+    ONNX file quantized elsewhere with one activation scale for a whole call (onnxruntime's
+    ``quantize_dynamic``, and tokentune's exports before per-token scales). Batched with other clients'
+    texts, a text's entities could change from one request to the next (40 of 600 CoNLL-2003 sentences
+    did); alone, each text gets the same answer every time."""
     def predict(texts: list[str]) -> list:
         return [predict_texts([text])[0] for text in texts]
 
