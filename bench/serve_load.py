@@ -1,6 +1,7 @@
 """Load test of `tokentune serve` on loopback: throughput and latency with and without micro-batching.
 
     flock /tmp/tokentune-cpu.lock .venv/bin/python bench/serve_load.py MODEL_DIR --seconds 20 --clients 32
+    ... bench/serve_load.py EXPORT_DIR --serve-flags "--quantize int8"   # the int8 ONNX file
 
 For each mode it starts a real server (`tokentune serve MODEL_DIR --port 0 ...`) in a subprocess,
 warms it up, then runs CLIENTS concurrent clients that each send one text per request, back to
@@ -15,6 +16,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -56,6 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--texts", metavar="FILE", help="one text per line (default: built-in sentences)")
     parser.add_argument("--modes", default="batched,unbatched", help="batched, unbatched or both (default)")
+    parser.add_argument("--serve-flags", default="", help="more flags for every server, e.g. '--quantize int8'")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     args = parser.parse_args(argv)
     if not 0 < args.seconds <= 60:
@@ -180,7 +183,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"unknown mode {sorted(unknown)[0]!r}; expected batched and/or unbatched")
     print(f"{args.clients} clients, {args.seconds:g} s per mode, at most {args.max_requests} requests, "
           f"{len(texts)} distinct texts, model {args.model_dir}", flush=True)
-    results = {name: run_mode(args, texts, name, modes[name]) for name in wanted}
+    results = {name: run_mode(args, texts, name, modes[name] + shlex.split(args.serve_flags)) for name in wanted}
     if {"batched", "unbatched"} <= set(results):
         speedup = results["batched"]["requests_per_s"] / max(results["unbatched"]["requests_per_s"], 1e-9)
         results["speedup"] = round(speedup, 2)

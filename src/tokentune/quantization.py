@@ -73,12 +73,11 @@ class _Rewriter:
         """``(q, s)``: ``x`` as uint8 with one scale per token (computed once per input)."""
         if x not in self.quantized:
             name = "tt_q/" + x
-            largest = self._node("Max", [self._reduce("ReduceMax", x, name + "/max"),
-                                         self._node("Neg", [self._reduce("ReduceMin", x, name + "/min")], name + "/-min"),
-                                         "tt_q_tiny"], name + "/largest")  # tiny: an all-zero vector stays zero
+            magnitude = self._node("Abs", [x], name + "/abs")
+            largest = self._node("Max", [self._reduce("ReduceMax", magnitude, name + "/max"), "tt_q_tiny"],
+                                 name + "/largest")  # tiny: an all-zero vector stays zero, not 0/0
             scale = self._node("Div", [largest, "tt_q_levels"], name + "/scale")
-            inverse = self._node("Div", ["tt_q_levels", largest], name + "/inverse")
-            scaled = self._node("Mul", [x, inverse], name + "/scaled")  # in [-127, 127]
+            scaled = self._node("Div", [x, scale], name + "/scaled")  # in [-127, 127]
             # one fused pass rounds, shifts by the zero point and saturates
             self.quantized[x] = (self._node("QuantizeLinear", [scaled, "tt_q_one", "tt_q_zero_point"], name + "/uint8"),
                                  scale)
