@@ -146,3 +146,15 @@ def test_an_old_per_call_export_still_runs_and_is_marked(exported, per_call_file
     tagger = Tagger.from_pretrained(str(old), backend="onnx", quantize="int8")
     assert tagger.precision == "int8" and tagger.batch_dependent
     assert len(tagger.predict_token_batches(sentences)) == len(sentences)
+
+
+def test_predict_says_when_an_int8_file_scales_per_call(exported, per_call_file, tmp_path, capsys):
+    from tokentune.cli.main import main
+
+    old = tmp_path / "old"
+    shutil.copytree(exported, old)
+    shutil.copy(per_call_file, old / INT8_FILE)
+    assert main(["predict", str(old), "--backend", "onnx", "--quantize", "int8", "EU rejects German lamb"]) == 0
+    assert f"note: {old / INT8_FILE} scales activations once per model call" in capsys.readouterr().err
+    assert main(["predict", exported, "--backend", "onnx", "--quantize", "int8", "EU rejects German lamb"]) == 0
+    assert "once per model call" not in capsys.readouterr().err

@@ -325,7 +325,9 @@ def test_a_batch_dependent_model_tags_each_text_alone():
     next. Each text goes to the model alone, results in order. tokentune's int8 exports batch as fp32 does."""
     tagger = FakeTagger()
     tagger.precision, tagger.batch_dependent = "int8", True
-    with ThreadServer(create_app(tagger)) as server, client(server.url) as http:
+    app = create_app(tagger)
+    assert app.state.texts_alone  # `tokentune serve` logs a warning with the fix
+    with ThreadServer(app) as server, client(server.url) as http:
         texts = ["Alice", "Bob went home", "Carol"]
         response = http.post("/predict", json={"texts": texts})
         assert http.get("/model").json()["precision"] == "int8"

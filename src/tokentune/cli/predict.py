@@ -207,10 +207,23 @@ def _tagger_settings(args: argparse.Namespace) -> dict:
     check_precision(args.precision)  # here, not in each worker process
     backend = pick_backend(args)
     options = {"quantize": args.quantize, "onnx_file": args.onnx_file} if backend == "onnx" else {}
+    if backend == "onnx" and not args.quiet:
+        _note_scales_per_call(args.model_dir, options)
     return dict(model_dir=args.model_dir, backend=backend, device=args.device, batch_size=args.batch_size,
                 decoding=args.decode, aggregation=args.aggregation, word_splitter=getattr(args, "word_splitter", None),
                 stride=args.stride, max_length=args.max_length, min_score=min_score,
                 split_sentences=getattr(args, "split_sentences", True), precision=args.precision, **options)
+
+
+def _note_scales_per_call(model_dir: str, options: dict) -> None:
+    """An int8 file that scales activations once per call (an older export, or quantized elsewhere)."""
+    from ..inference.runners import onnx_file_for, onnx_graph_kind
+
+    path = onnx_file_for(model_dir, **options)
+    if onnx_graph_kind(path)[1]:
+        print(f"note: {path} scales activations once per model call, so a line's int8 entities can depend on the "
+              f"lines batched with it; `tokentune export {model_dir} --quantize int8` writes it anew with a scale "
+              "per token", file=sys.stderr)
 
 
 def _predictor(args: argparse.Namespace):

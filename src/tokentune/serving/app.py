@@ -112,6 +112,7 @@ def create_app(tagger_or_model_dir, *, limits: Limits | None = None, api_key: st
                   description=f"Token classification with {info['name'] or 'a model'}: "
                               f"{', '.join(info['entity_types']) or 'no entity types'}.")
     app.state.batcher, app.state.limits, app.state.model_info = batcher, limits, info
+    app.state.texts_alone = alone
     _add_error_handlers(app)
     _add_routes(app, batcher, limits, info, min_score)
     _add_static(app)
