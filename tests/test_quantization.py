@@ -3,6 +3,7 @@ products match float on hand-built graphs (MatMul, Gemm, opset 17 and 18), and o
 ``quantize_dynamic`` is the oracle that shows the batch dependence it removes."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -15,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tokentune.errors import ModelError
 from tokentune.export import FP32_FILE, INT8_FILE, INT8_SCHEME, MANIFEST_FILE, export_model
 from tokentune.inference import Tagger
-from tokentune.inference.runners import onnx_graph_kind
+from tokentune.inference.onnx_graph import onnx_graph_kind, requantize_command
 from tokentune.quantization import WEIGHT_LEVELS, quantize_per_token
 
 
@@ -55,9 +56,11 @@ def alone_and_batched(tagger, sentences) -> float:
 def test_int8_export_scales_each_token_and_says_so(exported):
     assert onnx_graph_kind(os.path.join(exported, INT8_FILE)) == (True, False)
     assert onnx_graph_kind(os.path.join(exported, FP32_FILE)) == (False, False)
-    import json
-
-    assert json.load(open(os.path.join(exported, MANIFEST_FILE)))["int8_scheme"] == INT8_SCHEME
+    with open(os.path.join(exported, MANIFEST_FILE), encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    assert manifest["int8_scheme"] == INT8_SCHEME
+    quantized, products = map(int, manifest["int8_products"].split(" of "))
+    assert quantized == products > 0  # every product of a BERT has its weight as a constant
     tagger = Tagger.from_pretrained(exported, backend="onnx", quantize="int8")
     assert tagger.precision == "int8" and not tagger.batch_dependent
 
@@ -99,7 +102,8 @@ def test_products_match_float_within_their_rounding(tmp_path, opset, gemm):
     weight, bias = rng.normal(size=(64, 24)).astype(np.float32), rng.normal(size=24).astype(np.float32)
     x = rng.normal(size=(5, 64)).astype(np.float32) * np.array([[1], [10], [0.01], [100], [0]], np.float32)
     onnx.save(product_graph(opset, gemm, weight, bias), tmp_path / "fp32.onnx")
-    assert quantize_per_token(str(tmp_path / "fp32.onnx"), str(tmp_path / "int8.onnx")) == 1
+    assert quantize_per_token(str(tmp_path / "fp32.onnx"), str(tmp_path / "int8.onnx")) == (1, 1)
+    onnx.checker.check_model(onnx.load(tmp_path / "int8.onnx"), full_check=True)
     assert onnx_graph_kind(str(tmp_path / "int8.onnx")) == (True, False)
     (y,) = ort.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})
     exact = x @ weight + bias
@@ -114,19 +118,74 @@ def test_products_match_float_within_their_rounding(tmp_path, opset, gemm):
     np.testing.assert_allclose(alone, y, rtol=1e-6, atol=1e-6)
 
 
+def save_graph(path, nodes, weights, inputs=("x",), opset: int = 17, extra_inputs=()):
+    values = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["rows", 8]) for name in inputs]
+    graph = helper.make_graph(nodes, "g", values + list(extra_inputs),
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", 8])],
+                              initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8), path)
+
+
+def run_graph(path, x: np.ndarray) -> np.ndarray:
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["y"], {"x": x})[0]
+
+
+WEIGHT = np.random.default_rng(1).normal(size=(8, 8)).astype(np.float32)
+X = np.random.default_rng(2).normal(size=(3, 8)).astype(np.float32)
+
+
 def test_a_weight_shared_with_a_float_node_is_kept(tmp_path):
-    weight = np.ones((8, 8), np.float32)
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", 8])
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "w_row"], ["y"]),
-             helper.make_node("Gather", ["w", "zero"], ["w_row"], axis=0)]
-    graph = helper.make_graph(nodes, "shared", [x], [y], initializer=[
-        numpy_helper.from_array(weight, "w"), numpy_helper.from_array(np.array(0, np.int64), "zero")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), tmp_path / "a.onnx")
-    quantize_per_token(str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx"))
-    (out,) = ort.InferenceSession(str(tmp_path / "b.onnx"), providers=["CPUExecutionProvider"]).run(
-        None, {"x": np.ones((2, 8), np.float32)})
-    np.testing.assert_allclose(out, np.full((2, 8), 9.0), rtol=1e-2)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Gather", ["w", "zero"], ["w_row"], axis=0),
+             helper.make_node("Add", ["xw", "w_row"], ["y"])]
+    save_graph(tmp_path / "a.onnx", nodes, {"w": WEIGHT, "zero": np.array(0, np.int64)})
+    assert quantize_per_token(str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx")) == (1, 1)
+    np.testing.assert_allclose(run_graph(tmp_path / "b.onnx", X), X @ WEIGHT + WEIGHT[0], atol=0.1)
+
+
+def test_nodes_of_the_same_name_and_names_like_ours_stay_apart(tmp_path):
+    """ONNX does not require unique node names, and a graph may already use any tensor name."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["tt_q/x/abs"], name="mm"),
+             helper.make_node("MatMul", ["tt_q/x/abs", "w"], ["tt_q/one"], name="mm"),
+             helper.make_node("Identity", ["tt_q/one"], ["y"], name="tt_q/levels")]
+    save_graph(tmp_path / "a.onnx", nodes, {"w": WEIGHT})
+    assert quantize_per_token(str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx")) == (2, 2)
+    np.testing.assert_allclose(run_graph(tmp_path / "b.onnx", X), X @ WEIGHT @ WEIGHT, atol=0.2)
+    with pytest.raises(ModelError, match="is quantized already .*MatMulIntegerToFloat"):
+        quantize_per_token(str(tmp_path / "b.onnx"), str(tmp_path / "c.onnx"))
+
+
+def test_a_weight_read_in_a_subgraph_stays_and_a_graph_input_is_not_a_constant(tmp_path):
+    branch = helper.make_graph([helper.make_node("Identity", ["w"], ["w_copy"])], "branch", [],
+                               [helper.make_tensor_value_info("w_copy", TensorProto.FLOAT, [8, 8])])
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Constant", [], ["yes"], value=
+                                                                              numpy_helper.from_array(np.array(True))),
+             helper.make_node("If", ["yes"], ["w_if"], then_branch=branch, else_branch=branch),
+             helper.make_node("MatMul", ["xw", "w_if"], ["y"])]
+    save_graph(tmp_path / "a.onnx", nodes, {"w": WEIGHT})
+    assert quantize_per_token(str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx")) == (1, 2)
+    np.testing.assert_allclose(run_graph(tmp_path / "b.onnx", X), X @ WEIGHT @ WEIGHT, atol=0.2)
+    # a weight that is also a graph input can be replaced by the caller: it stays a float product
+    weight_input = helper.make_tensor_value_info("w", TensorProto.FLOAT, [8, 8])
+    save_graph(tmp_path / "c.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], {"w": WEIGHT},
+               extra_inputs=[weight_input])
+    assert quantize_per_token(str(tmp_path / "c.onnx"), str(tmp_path / "d.onnx")) == (0, 0)
+
+
+def test_graph_kind_reads_subgraphs(tmp_path):
+    branch = helper.make_graph([helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "s", "z"]),
+                                helper.make_node("Identity", ["x"], ["y_branch"])], "branch", [],
+                               [helper.make_tensor_value_info("y_branch", TensorProto.FLOAT, None)])
+    nodes = [helper.make_node("Constant", [], ["yes"], value=numpy_helper.from_array(np.array(True))),
+             helper.make_node("If", ["yes"], ["y"], then_branch=branch, else_branch=branch)]
+    save_graph(tmp_path / "a.onnx", nodes, {})
+    assert onnx_graph_kind(str(tmp_path / "a.onnx")) == (False, True)
+
+
+def test_the_fix_for_a_per_call_file_names_a_command_that_works(exported, tiny_model):
+    assert requantize_command(tiny_model.output_dir) == f"tokentune export {tiny_model.output_dir} --quantize int8"
+    assert requantize_command(exported) == (f"tokentune export {os.path.abspath(tiny_model.output_dir)} "
+                                            f"--output {exported} --overwrite --quantize int8")
 
 
 def test_graph_kind_of_a_file_that_is_not_onnx(tmp_path):
@@ -136,6 +195,8 @@ def test_graph_kind_of_a_file_that_is_not_onnx(tmp_path):
         onnx_graph_kind(str(path))
     path.write_bytes(b"")
     assert onnx_graph_kind(str(path)) == (False, False)
+    with pytest.raises(ModelError, match="cannot read the ONNX model"):
+        onnx_graph_kind(str(tmp_path))  # a directory: open() fails
 
 
 def test_an_old_per_call_export_still_runs_and_is_marked(exported, per_call_file, tmp_path, sentences):
@@ -148,13 +209,15 @@ def test_an_old_per_call_export_still_runs_and_is_marked(exported, per_call_file
     assert len(tagger.predict_token_batches(sentences)) == len(sentences)
 
 
-def test_predict_says_when_an_int8_file_scales_per_call(exported, per_call_file, tmp_path, capsys):
+def test_predict_says_when_an_int8_file_scales_per_call(exported, per_call_file, tmp_path, capsys, tiny_model):
     from tokentune.cli.main import main
 
     old = tmp_path / "old"
     shutil.copytree(exported, old)
     shutil.copy(per_call_file, old / INT8_FILE)
     assert main(["predict", str(old), "--backend", "onnx", "--quantize", "int8", "EU rejects German lamb"]) == 0
-    assert f"note: {old / INT8_FILE} scales activations once per model call" in capsys.readouterr().err
+    note = capsys.readouterr().err
+    assert f"note: {old / INT8_FILE} scales activations once per model call" in note
+    assert f"`tokentune export {os.path.abspath(tiny_model.output_dir)} --output {old} --overwrite" in note
     assert main(["predict", exported, "--backend", "onnx", "--quantize", "int8", "EU rejects German lamb"]) == 0
     assert "once per model call" not in capsys.readouterr().err

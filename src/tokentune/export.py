@@ -44,6 +44,7 @@ class ExportResult:
     max_abs_diff: float  # fp32 logits vs torch on a padded check batch
     int8_max_prob_diff: float | None = None  # int8 probabilities vs torch, where the mask attends
     int8_scheme: str | None = None  # how the int8 file quantizes (a reader of the manifest knows which export)
+    int8_products: str | None = None  # "quantized of all" MatMul and Gemm nodes
     notes: list[str] = field(default_factory=list)
 
 
@@ -117,7 +118,15 @@ def _write_export(model, tokenizer, directory: str, *, quantize: str | None, ops
                          fix="report this with the model's config.json; predict with --backend torch meanwhile")
     result = ExportResult(directory, {"fp32": FP32_FILE}, opset, diff)
     if quantize == "int8":
-        quantize_per_token(fp32, os.path.join(directory, INT8_FILE))
+        quantized, products = quantize_per_token(fp32, os.path.join(directory, INT8_FILE))
+        if not quantized:
+            raise ModelError(f"none of the {products} matrix products of {FP32_FILE} multiplies by a constant "
+                             "weight, so there is nothing to quantize", fix="leave --quantize out: predict with "
+                                                                          "the fp32 file")
+        result.int8_products = f"{quantized} of {products}"
+        if quantized < products:  # e.g. ALBERT's shared layers reach their products through another node
+            result.notes.append(f"{products - quantized} of {products} matrix products stay in float in {INT8_FILE} "
+                                "(their weights are not constants of the graph)")
         int8 = softmax(_onnx_logits(os.path.join(directory, INT8_FILE), ids, mask))
         # over the sub-tokens the mask attends: padding's scores are never read, and int8 moves them most
         result.int8_max_prob_diff = float(np.abs(int8 - softmax(reference))[mask.astype(bool)].max())
@@ -169,6 +178,8 @@ tagger.predict_text('EU rejects German call to boycott British lamb.')
 ```
 
 onnxruntime alone runs the graph too: inputs `input_ids` and `attention_mask`, {logits}
+`model.int8.onnx` uses onnxruntime's operator `MatMulIntegerToFloat` (domain `com.microsoft`), so it runs on
+onnxruntime; `model.onnx` uses standard ONNX operators only.
 """
 
 

@@ -11,12 +11,15 @@ Each MatMul (and Gemm) whose weight is a constant matrix ``[K, N]`` becomes:
 
 - ``s = max(|x|) / 127`` over the last axis of its input ``x`` (one scale per token; inputs shared by
   several products, such as attention's query, key and value, are quantized once);
-- ``q = uint8(x / s + 128.5)``: ``x / s`` rounded to an integer in [-127, 127], stored with zero point
-  128, so onnxruntime's fast u8 x s8 kernels run it;
+- ``q = QuantizeLinear(x / s, 1, 128)``: ``x / s`` rounded (half to even) to an integer in [-127, 127]
+  and stored as uint8 with zero point 128, so onnxruntime's fast u8 x s8 kernels run it;
 - ``y = MatMulIntegerToFloat(q, W8, 1, w_scale, 128) * s`` (onnxruntime's contrib operator), where
   ``W8`` is the weight rounded per output column to integers in [-63, 63]: with 7-bit weights the
   pairwise sums of the u8 x s8 instructions of CPUs without VNNI cannot saturate (255 x 63 x 2 < 2^15),
-  so the result is the same on every x86 CPU.
+  so the integer products are exact on every x86 CPU (the float steps around them round as fp32 does).
+
+``MatMulIntegerToFloat`` is an onnxruntime operator (domain ``com.microsoft``): the int8 file runs on
+onnxruntime, where the fp32 file runs on any ONNX runtime.
 
 The embeddings, layer norms, attention's own products and softmax stay in float (quantizing the
 embeddings too cost F1 and gained no speed on CoNLL-2003). No calibration data is needed.
@@ -24,6 +27,9 @@ embeddings too cost F1 and gained no speed on CoNLL-2003). No calibration data i
 from __future__ import annotations
 
 import numpy as np
+
+from .errors import ModelError
+from .inference.onnx_graph import INTEGER_OPS
 
 # rounding each weight column to [-63, 63] and each token's vector to [-127, 127]
 WEIGHT_LEVELS = 63
@@ -33,86 +39,147 @@ _CONTRIB = "com.microsoft"
 
 
 class _Rewriter:
-    """Builds the quantized graph's nodes and constants, one product at a time."""
+    """Builds the quantized graph's nodes and constants, one product at a time, under names the graph
+    does not use yet (ONNX does not require node names to be unique, and a graph may hold any name)."""
 
     def __init__(self, model):
         from onnx import numpy_helper
 
         self.graph = model.graph
         self.numpy_helper = numpy_helper
-        self.weights = {init.name: init for init in model.graph.initializer}
-        self.axes_as_input = _opset(model) >= 18  # ReduceMax/ReduceMin took their axes as an attribute before
+        graph_inputs = {value.name for value in model.graph.input}
+        # an initializer that is also a graph input can be overridden by the caller: not a constant
+        self.weights = {init.name: init for init in model.graph.initializer if init.name not in graph_inputs}
+        self.axes_as_input = _opset(model) >= 18  # ReduceMax took its axes as an attribute before
+        self.taken = _names(model.graph)
         self.nodes: list = []
-        self.replaced: set[str] = set()
-        self.added: set[str] = set()
+        self.replaced: set[str] = set()  # weights read by a rewritten product
+        self.rewritten = 0
+        self.shared: dict[str, str] = {}  # constant's role -> its name
         self.quantized: dict[str, tuple[str, str]] = {}  # input name -> (its uint8 tensor, its scales)
-        self._constant("tt_q_levels", np.array(ACTIVATION_LEVELS, np.float32))
-        self._constant("tt_q_tiny", np.array(np.finfo(np.float32).tiny, np.float32))
-        self._constant("tt_q_zero_point", np.array(ZERO_POINT, np.uint8))
-        self._constant("tt_q_one", np.array(1.0, np.float32))
-        self._constant("tt_q_last_axis", np.array([-1], np.int64))
 
-    def _constant(self, name: str, value: np.ndarray) -> str:
-        self.graph.initializer.append(self.numpy_helper.from_array(value, name))
-        self.added.add(name)
+    def _fresh(self, base: str) -> str:
+        name, count = base, 1
+        while name in self.taken:
+            name, count = f"{base}_{count}", count + 1
+        self.taken.add(name)
         return name
 
-    def _node(self, op: str, inputs: list[str], output: str, **attributes) -> str:
+    def _constant(self, base: str, value: np.ndarray) -> str:
+        name = self._fresh(base)
+        self.graph.initializer.append(self.numpy_helper.from_array(value, name))
+        return name
+
+    def _shared(self, role: str) -> str:
+        values = {"levels": np.array(ACTIVATION_LEVELS, np.float32), "one": np.array(1.0, np.float32),
+                  "tiny": np.array(np.finfo(np.float32).tiny, np.float32),
+                  "zero_point": np.array(ZERO_POINT, np.uint8), "last_axis": np.array([-1], np.int64)}
+        if role not in self.shared:
+            self.shared[role] = self._constant("tt_q/" + role, values[role])
+        return self.shared[role]
+
+    def _node(self, op: str, inputs: list[str], base: str, **attributes) -> str:
         from onnx import helper
 
-        domain = _CONTRIB if op == "MatMulIntegerToFloat" else ""
+        output = self._fresh(base)
+        domain = "com.microsoft" if op == "MatMulIntegerToFloat" else ""
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain, **attributes))
         return output
-
-    def _reduce(self, op: str, x: str, output: str) -> str:
-        if self.axes_as_input:
-            return self._node(op, [x, "tt_q_last_axis"], output, keepdims=1)
-        return self._node(op, [x], output, axes=[-1], keepdims=1)
 
     def per_token(self, x: str) -> tuple[str, str]:
         """``(q, s)``: ``x`` as uint8 with one scale per token (computed once per input)."""
         if x not in self.quantized:
             name = "tt_q/" + x
             magnitude = self._node("Abs", [x], name + "/abs")
-            largest = self._node("Max", [self._reduce("ReduceMax", magnitude, name + "/max"), "tt_q_tiny"],
-                                 name + "/largest")  # tiny: an all-zero vector stays zero, not 0/0
-            scale = self._node("Div", [largest, "tt_q_levels"], name + "/scale")
+            if self.axes_as_input:
+                largest = self._node("ReduceMax", [magnitude, self._shared("last_axis")], name + "/max", keepdims=1)
+            else:
+                largest = self._node("ReduceMax", [magnitude], name + "/max", axes=[-1], keepdims=1)
+            # tiny: an all-zero vector stays zero, not 0/0
+            largest = self._node("Max", [largest, self._shared("tiny")], name + "/largest")
+            scale = self._node("Div", [largest, self._shared("levels")], name + "/scale")
             scaled = self._node("Div", [x, scale], name + "/scaled")  # in [-127, 127]
             # one fused pass rounds, shifts by the zero point and saturates
-            self.quantized[x] = (self._node("QuantizeLinear", [scaled, "tt_q_one", "tt_q_zero_point"], name + "/uint8"),
-                                 scale)
+            uint8 = self._node("QuantizeLinear", [scaled, self._shared("one"), self._shared("zero_point")], name + "/uint8")
+            self.quantized[x] = (uint8, scale)
         return self.quantized[x]
 
-    def product(self, node, x: str, weight: np.ndarray, output: str, bias: str | None = None) -> None:
+    def product(self, x: str, weight: np.ndarray, output: str, bias: str | None = None) -> None:
         """``output = x @ weight (+ bias)`` with int8 weights and per-token int8 activations."""
+        from onnx import helper
+
         columns = np.abs(weight).max(axis=0) / WEIGHT_LEVELS
         columns[columns == 0] = 1.0  # an all-zero column stays zero whatever its scale
         rounded = np.clip(np.rint(weight / columns), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8)
         q, scale = self.per_token(x)
-        name = "tt_q/" + (node.name or output)
-        product = self._node("MatMulIntegerToFloat", [q, self._constant(name + "/weight", rounded), "tt_q_one",
+        name = "tt_q/" + output
+        product = self._node("MatMulIntegerToFloat", [q, self._constant(name + "/weight", rounded), self._shared("one"),
                                                       self._constant(name + "/weight_scale", columns.astype(np.float32)),
-                                                      "tt_q_zero_point"], name + "/int8")
-        if bias is None:
-            self._node("Mul", [product, scale], output)
+                                                      self._shared("zero_point")], name + "/int8")
+        self.rewritten += 1
+        if bias is None:  # the product's own output name, which later nodes read
+            self.nodes.append(helper.make_node("Mul", [product, scale], [output], name=self._fresh(name + "/scaled")))
         else:
-            self._node("Add", [self._node("Mul", [product, scale], name + "/unbiased"), bias], output)
+            unbiased = self._node("Mul", [product, scale], name + "/unbiased")
+            self.nodes.append(helper.make_node("Add", [unbiased, bias], [output], name=self._fresh(name + "/biased")))
 
     def rewrite(self, node) -> bool:
         """Quantize ``node`` if it is a product with a constant 2-D weight; False leaves it as it is."""
         to_array = self.numpy_helper.to_array
         if node.op_type == "MatMul" and _is_matrix(self.weights.get(node.input[1])):
-            self.product(node, node.input[0], to_array(self.weights[node.input[1]]).astype(np.float32), node.output[0])
+            self.product(node.input[0], to_array(self.weights[node.input[1]]).astype(np.float32), node.output[0])
             self.replaced.add(node.input[1])
             return True
         if node.op_type == "Gemm" and _plain_gemm(node) and _is_matrix(self.weights.get(node.input[1])):
             weight = to_array(self.weights[node.input[1]]).astype(np.float32)
             transposed = any(a.name == "transB" and a.i for a in node.attribute)
             bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
-            self.product(node, node.input[0], weight.T if transposed else weight, node.output[0], bias)
+            self.product(node.input[0], weight.T if transposed else weight, node.output[0], bias)
             self.replaced.add(node.input[1])
             return True
         return False
+
+
+def _subgraphs(graph):
+    """``graph`` and every graph inside its nodes' attributes (If, Loop, Scan bodies), recursively."""
+    yield graph
+    for node in graph.node:
+        for attribute in node.attribute:
+            for inner in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _subgraphs(inner)
+
+
+def _names(graph) -> set[str]:
+    """Every node and value name of ``graph`` and its subgraphs."""
+    names = set()
+    for inner in _subgraphs(graph):
+        names |= {value.name for value in (*inner.input, *inner.output, *inner.value_info, *inner.initializer)}
+        for node in inner.node:
+            names |= {node.name, *node.input, *node.output}
+    return names
+
+
+def _read(graph, nodes) -> set[str]:
+    """Names that ``nodes`` (with their subgraphs) and the graph's outputs read."""
+    read = {value.name for value in graph.output}
+    for node in nodes:
+        read |= set(node.input)
+        for attribute in node.attribute:
+            for inner in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                for subgraph in _subgraphs(inner):
+                    read |= {name for n in subgraph.node for name in n.input}
+    return read
+
+
+def _constant_values(graph) -> set[str]:
+    """Values computed from the graph's constants alone (initializers that are not graph inputs, Constant
+    nodes, and what nodes make of them only); the nodes come in topological order, as ONNX requires."""
+    inputs = {value.name for value in graph.input}
+    constant = {init.name for init in graph.initializer if init.name not in inputs}
+    for node in graph.node:
+        if all(name in constant for name in node.input if name):
+            constant |= set(node.output)
+    return constant
 
 
 def _opset(model) -> int:
@@ -130,26 +197,35 @@ def _plain_gemm(node) -> bool:
             and all(name not in attributes or attributes[name].f == 1.0 for name in ("alpha", "beta")))
 
 
-def quantize_per_token(fp32_path: str, int8_path: str) -> int:
+def quantize_per_token(fp32_path: str, int8_path: str) -> tuple[int, int]:
     """Write ``int8_path``: the graph of ``fp32_path`` with every product by a constant weight in int8.
-    Returns how many products were quantized."""
+    Returns ``(quantized, products)``: how many MatMul and Gemm nodes by a weight were quantized, of how
+    many (a weight that reaches its product through another node, such as ALBERT's shared layers, stays
+    float; attention's products of two activations are not counted)."""
     import onnx
     from onnx import helper
 
     model = onnx.load(fp32_path)
+    integer = sorted({node.op_type for node in model.graph.node} & set(INTEGER_OPS))
+    if integer:
+        raise ModelError(f"{fp32_path} is quantized already ({', '.join(integer)})",
+                         fix="quantize the fp32 file (model.onnx), or re-export it with `tokentune export`")
     rewriter = _Rewriter(model)
+    constant = _constant_values(model.graph)
+    products = 0
     for node in list(model.graph.node):
+        # products by a weight (a constant, or computed from constants), not attention's products of activations
+        products += node.op_type in ("MatMul", "Gemm") and node.input[1] in constant
         if not rewriter.rewrite(node):
             rewriter.nodes.append(node)
-    # a replaced weight shared with a node left in float stays; constants no node reads go (onnxruntime warns)
-    still_used = {name for node in rewriter.nodes for name in node.input}
-    dropped = (rewriter.replaced | rewriter.added) - still_used
+    # a replaced weight that something else still reads (a node, a subgraph, a graph output) stays
+    dropped = rewriter.replaced - _read(model.graph, rewriter.nodes)
     kept = [init for init in model.graph.initializer if init.name not in dropped]
     del model.graph.node[:]
     model.graph.node.extend(rewriter.nodes)
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)
-    if not any(entry.domain == _CONTRIB for entry in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(_CONTRIB, 1))
+    if not any(entry.domain == "com.microsoft" for entry in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.save(model, int8_path)
-    return len(rewriter.replaced)
+    return rewriter.rewritten, products

@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", metavar="DIR",
                         help="directory to write (default: add the ONNX files to MODEL_DIR)")
     parser.add_argument("--quantize", choices=["int8"],
-                        help="also write model.int8.onnx (dynamic int8 weights: smaller, faster on CPU)")
+                        help="also write model.int8.onnx (int8 weights, activations scaled per token: "
+                             "smaller, faster on CPU; runs on onnxruntime)")
     parser.add_argument("--opset", type=int, default=17,
                         help="ONNX opset: 14 up to the newest the installed torch exports (20 in torch 2.13); default 17")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output directory")

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError, ModelError
 from ..settings import check_choice
+from .onnx_graph import onnx_graph_kind
 
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -227,67 +228,6 @@ def onnx_file_for(model_dir: str, *, quantize: str | None = None, onnx_file: str
         raise ModelError(f"no ONNX model at {path}",
                          fix=f"export it first: `tokentune export {model_dir}{flag}` adds it to that directory")
     return path
-
-
-# products in int8, and activations scaled once for a whole call (onnxruntime's quantize_dynamic: one
-# factor from the largest value in the batch, so a text's answer depends on the texts beside it)
-INTEGER_OPS = ("MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearMatMul", "QAttention")
-PER_CALL_OPS = ("DynamicQuantizeLinear", "DynamicQuantizeMatMul")
-
-
-def onnx_graph_kind(path: str) -> tuple[bool, bool]:
-    """``(int8, scaled_per_call)`` of an ONNX file, from the operator types of its graph's nodes. The
-    file's protobuf is walked for those strings alone, skipping the weights unread: ``import onnx``
-    takes about a second, longer than an int8 prediction's start-up."""
-    import mmap
-
-    with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return False, False
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            try:
-                ops = set(_op_types(data))
-            except (ValueError, IndexError) as err:
-                raise ModelError(f"{path} is not an ONNX model ({err})", fix=REEXPORT_FIX) from None
-    return bool(ops & set(INTEGER_OPS)), bool(ops & set(PER_CALL_OPS))
-
-
-def _op_types(data):
-    """op_type of each node of the graph (ModelProto field 7, GraphProto field 1, NodeProto field 4)."""
-    for graph in _messages(data, 0, len(data), 7):
-        for node in _messages(data, *graph, 1):
-            for start, end in _messages(data, *node, 4):
-                yield bytes(data[start:end]).decode("utf-8", "replace")
-
-
-def _messages(data, start: int, end: int, wanted: int):
-    """``(start, end)`` of each length-delimited field numbered ``wanted`` in the message ``data[start:end]``."""
-    position = start
-    while position < end:
-        key, position = _varint(data, position)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            position = _varint(data, position)[1]
-        elif wire == 2:
-            length, position = _varint(data, position)
-            if number == wanted:
-                yield position, position + length
-            position += length
-        elif wire in (1, 5):
-            position += 8 if wire == 1 else 4
-        else:
-            raise ValueError(f"wire type {wire} at byte {position}")
-
-
-def _varint(data, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[position]
-        value |= (byte & 0x7F) << shift
-        position += 1
-        if byte < 0x80:
-            return value, position
-        shift += 7
 
 
 def session_options(threads: int | None = None):
