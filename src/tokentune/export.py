@@ -178,6 +178,7 @@ tagger.predict_text('EU rejects German call to boycott British lamb.')
 ```
 
 onnxruntime alone runs the graph too: inputs `input_ids` and `attention_mask`, {logits}
+
 `model.int8.onnx` uses onnxruntime's operator `MatMulIntegerToFloat` (domain `com.microsoft`), so it runs on
 onnxruntime; `model.onnx` uses standard ONNX operators only.
 """
