@@ -59,6 +59,24 @@ def test_another_study_does_not_take_the_interrupted_ones_trial_models(config):
     assert saved["seed"] == 4 and saved["overwrite"] is True and result.study_name == "other"
 
 
+def test_a_study_of_the_same_name_in_another_storage_does_not_take_the_trial_models(config, tmp_path):
+    """Trials are numbered from 0 in every study: a search continued with --storage added would promote the
+    interrupted search's trial-0000 as its own trial 0 (the review's finding)."""
+    _interrupt_after_one_trial(config)
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+    with pytest.raises(ConfigError, match=r"holds the trials' models of another study named 'tokentune' \(kept in "
+                                          r"another storage\).*Fix: continue that search with the --storage it started "
+                                          r"with"):
+        tokentune.tune(config, TuneOptions(trials=1, storage=shared), space=SPACE)
+    again = TrainConfig(**{**config.to_dict(), "overwrite": True})
+    result = tokentune.tune(again, TuneOptions(trials=1, storage=shared), space=SPACE)
+    assert any("removed the trials' models of another study named 'tokentune'" in note for note in result.notes)
+    assert len(result.trials) == 1 and result.best_trial == 0
+    with open(os.path.join(config.output, "tokentune_config.json"), encoding="utf-8") as handle:
+        saved = json.load(handle)  # the promoted model is this study's trial 0, trained at its own rate
+    assert saved["learning_rate"] == pytest.approx(result.best_params["learning_rate"])
+
+
 def test_a_finish_stopped_before_its_rename_is_done_again(config, monkeypatch):
     import tokentune.io
 
@@ -128,3 +146,27 @@ def test_the_python_api_prints_no_optuna_trial_lines(config, capsys):
     captured = capsys.readouterr()
     assert "Trial 0 finished" not in captured.err + captured.out and captured.out == ""
     assert optuna.logging.get_verbosity() == before  # restored
+
+
+def test_epochs_sets_the_default_spaces_range_and_is_said_so(config, capsys):
+    command = ["tune", "--data", config.data, "--model", config.model, "--output", config.output, "--trials", "1",
+               "--epochs", "1", "--max-train-samples", "48"]
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("note: --epochs 1: the default space draws epochs from 1 to 1") and "not used" not in out
+    # more trials into the finished search: refused, saying what --overwrite would do to it
+    assert main([*command[:-6], "--trials", "2", *command[-4:]]) == 2
+    err = capsys.readouterr().err
+    assert "holds a finished search (1 trial of study 'tokentune'); a finished search is not continued" in err
+    assert "--overwrite starts a new search from trial 0 and replaces this one" in err
+
+
+def test_a_shared_storage_opens_without_optunas_experimental_warning(tmp_path):
+    import warnings
+
+    from tokentune.tuning.study import open_storage
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        open_storage(f"sqlite:///{tmp_path / 'shared.db'}", shared=True)
+    assert not [w for w in caught if "experimental" in str(w.message).lower()], [str(w.message) for w in caught]

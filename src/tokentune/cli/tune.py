@@ -29,7 +29,12 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args.config, allow=("space",), **flag_values(args, TrainConfig))
     options = TuneOptions(**flag_values(args, TuneOptions))
     space = read_space(options.space or args.config, config, in_config=options.space is None)
-    _say_drawn_flags(flag_values(args, TrainConfig), space if space is not None else default_space(config.epochs))
+    given = flag_values(args, TrainConfig)
+    if space is None and "epochs" in given:  # the default space draws epochs up to --epochs: the flag is used
+        drawn = default_space(config.epochs)["epochs"]
+        print(f"note: --epochs {given.pop('epochs'):g}: the default space draws epochs from {drawn.low} to "
+              f"{drawn.high}", flush=True)
+    _say_drawn_flags(given, space if space is not None else default_space(config.epochs))
     quiet_libraries(True)  # trials train quietly: one line per trial says what matters
     if importlib.util.find_spec("optuna") is not None:  # (without it, tune says what to install)
         import optuna

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import importlib.util
+import json
 import os
 import shutil
 import time
@@ -79,6 +80,7 @@ def _search_locked(search: Search, final: str, staging: str, options, overwrite:
         notes.append(f"--overwrite: removed the interrupted search in {staging}, which searched with other settings")
         _check_study_of_trials(staging, search.study_name, overwrite, notes)
         study = _open_study(search, notes)
+    _check_trials_of_this_study(staging, study, overwrite, notes)
     done = len(finished(study))
     if done:
         notes.append(f"continuing study {search.study_name!r}: {done} of {search.trials} trials already finished")
@@ -92,10 +94,7 @@ def _check_study_of_trials(staging: str, study_name: str, overwrite: bool, notes
     """The trials' models in the staging directory are named by trial number: they belong to one study. A search
     of another study into the same output would take the other's models for its own."""
     marker = os.path.join(staging, TRIALS_DIR, STUDY_FILE)
-    try:
-        earlier = open(marker, encoding="utf-8").read().strip()
-    except OSError:
-        earlier = None
+    earlier = (_marker_lines(marker) or [None])[0]
     if earlier is not None and earlier != study_name:
         if not overwrite:
             raise ConfigError(f"{staging} holds the interrupted search of study {earlier!r}, and its trials' models "
@@ -110,6 +109,35 @@ def _check_study_of_trials(staging: str, study_name: str, overwrite: bool, notes
             atomic_write_text(marker, study_name + "\n")
 
 
+def _marker_lines(marker: str) -> list[str]:
+    """The study's name and (since tokentune gave studies an id) its id, as the trials' folder records them."""
+    try:
+        with open(marker, encoding="utf-8") as handle:
+            return [line.strip() for line in handle.read().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def _check_trials_of_this_study(staging: str, study, overwrite: bool, notes: list[str]) -> None:
+    """A study of the same name in another storage (``--storage`` added or changed) numbers its trials
+    from 0 too: the id tokentune gave the study, recorded next to the trials' models, tells them apart."""
+    marker = os.path.join(staging, TRIALS_DIR, STUDY_FILE)
+    recorded, study_id = _marker_lines(marker)[1:2], study.user_attrs["tokentune_study_id"]
+    if recorded and recorded[0] != study_id:
+        trials = os.path.join(staging, TRIALS_DIR)
+        if not overwrite:
+            raise ConfigError(f"{staging} holds the trials' models of another study named {study.study_name!r} "
+                              f"(kept in another storage), and they would be taken for this study's",
+                              fix="continue that search with the --storage it started with, give this one another "
+                                  "--output, or pass --overwrite to remove those models")
+        empty_directory(trials, keep=(STUDY_FILE,))
+        notes.append(f"--overwrite: removed the trials' models of another study named {study.study_name!r} "
+                     f"from {trials}")
+    if recorded != [study_id]:
+        with writing(staging):
+            atomic_write_text(marker, f"{study.study_name}\n{study_id}\n")
+
+
 def _paths(config: TrainConfig, options: TuneOptions) -> tuple[str, str]:
     """The output and its staging directory (``.NAME.tune.partial``: not train's ``.NAME.partial``)."""
     from ..io import check_output, holds
@@ -117,8 +145,25 @@ def _paths(config: TrainConfig, options: TuneOptions) -> tuple[str, str]:
     if config.output is None:
         raise ConfigError("no output directory given", fix="pass --output DIR")
     inputs = (config.data, config.train_file, config.dev_file, config.test_file, config.model, options.space)
+    _refuse_a_finished_search(config.output, config.overwrite)
     final = check_output(config.output, overwrite=config.overwrite, inputs=inputs, earlier=holds("search.json"))
     return final, staging_path(final, "tune")
+
+
+def _refuse_a_finished_search(output: str, overwrite: bool) -> None:
+    """A finished search is not extended with more --trials: say so, and what --overwrite would do to it."""
+    try:
+        with open(os.path.join(output, "search.json"), encoding="utf-8") as handle:
+            summary = json.load(handle)
+    except (OSError, ValueError):
+        return  # none there: check_output says what the directory holds
+    if not overwrite and isinstance(summary, dict):
+        trials = summary.get("trials", "?")
+        raise ConfigError(f"output directory {output} holds a finished search ({trials} trial{'' if trials == 1 else 's'}"
+                          f" of study {summary.get('study', '?')!r}); a finished search is not continued with more "
+                          f"trials",
+                          fix="choose another --output to keep it; --overwrite starts a new search from trial 0 and "
+                              "replaces this one when the new one finishes")
 
 
 def _any_finished(search: Search) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 import warnings
 
 from ..errors import ConfigError
@@ -40,14 +41,18 @@ def shown_url(url: str) -> str:
 
 
 def open_storage(url: str, *, shared: bool):
+    from optuna.exceptions import ExperimentalWarning
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     kwargs = {}
     if url.startswith("sqlite"):  # trial processes write the same file: wait for its lock, don't fail
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
     if shared:
+        with warnings.catch_warnings():  # Optuna calls its retry callback "experimental" when it is built
+            warnings.simplefilter("ignore", category=ExperimentalWarning)
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
         kwargs.update(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+                      heartbeat_stale_trial_callback=retry)
     try:
         return _storage_creating_tables_once(RDBStorage, url, kwargs)
     except ImportError as err:
@@ -147,6 +152,8 @@ def finished(study) -> list:
 def check_same_search(study, signature: dict, url: str) -> None:
     """A study continued (after an interruption, or from another machine) must search the same way."""
     saved = study.user_attrs.get("tokentune_search")
+    if "tokentune_study_id" not in study.user_attrs:  # names the study wherever it is stored (search.py)
+        study.set_user_attr("tokentune_study_id", uuid.uuid4().hex)
     if saved is None:
         study.set_user_attr("tokentune_search", signature)
         return

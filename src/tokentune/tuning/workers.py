@@ -102,8 +102,12 @@ def _raise_worker_error(errors, processes) -> None:
     except queue.Empty:
         failed = [p.exitcode for p in processes if p.exitcode]
         if failed:
-            raise TokentuneError(f"a trial worker exited with code {failed[0]}",
-                                 fix="run with --workers 1 to see its error") from None
+            how = (f"was killed by signal {-failed[0]}" + (" (SIGKILL: often the system running out of memory)"
+                                                             if failed[0] == -9 else "")
+                   if failed[0] < 0 else f"exited with code {failed[0]}")
+            raise TokentuneError(f"a trial worker {how}", fix="run the same command again to continue the search "
+                                                             "(the trial is retried once), or with --workers 1 "
+                                                             "to see its error") from None
         return
     from .. import errors as error_types
 
