@@ -127,6 +127,11 @@ def test_space_errors_name_file_line_and_fix(tmp_path):
         ("space:\n  epochs: {type: uniform, low: 1, high: 3}\n", r"expected a mapping with type float, int or categorical"),
         ("space:\n  learning_rate: {type: float, low: 0, high: 1.0e-3, log: true}\n", r"'log: true' needs bounds above 0"),
         ("space:\n  output: {type: categorical, choices: [a, b]}\n", r"output is not a training hyperparameter"),
+        ("space:\n  warmup_ratio: {type: float, low: 0.05, high: 0.2, step: 0.04}\n",
+         r"tune.yaml:2: space.warmup_ratio.step: 0.04 does not divide the range 0.05 to 0.2, so the largest value "
+         r"drawn would be 0.17, not 0.2. Fix: set high to 0.17"),
+        ("space:\n  learning_rate: {type: float, low: 1e-5, high: 1.0e-3}\n",
+         r"tune.yaml:2: space.learning_rate.low: expected a number, found '1e-5'. Fix: write '1e-5' as 1.0e-05 \(YAML"),
     ]
     for text, message in cases:
         path.write_text(text)

@@ -176,7 +176,7 @@ def _build(name: str, spec: dict, where: str) -> Param:
     for key, value in (("low", low), ("high", high)):
         if isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value):
             raise ConfigError(f"{where}.{name}.{key}: expected {'a whole number' if kind == 'int' else 'a number'},"
-                              f" found {value!r}", fix=f"give {name} numeric 'low' and 'high' bounds")
+                              f" found {value!r}", fix=_number_fix(name, value))
     if low > high:
         raise ConfigError(f"{where}.{name}: low ({low}) is above high ({high})", fix="swap the bounds")
     log = spec.get("log", False)
@@ -187,9 +187,27 @@ def _build(name: str, spec: dict, where: str) -> Param:
     if step is not None and (isinstance(step, bool) or not isinstance(step, number) or step <= 0 or log):
         raise ConfigError(f"{where}.{name}.step: expected a positive {'whole ' if kind == 'int' else ''}number "
                           f"without 'log', found {step!r}", fix="drop 'step', or give a positive step on a linear scale")
+    if step is not None and _off_grid(low, high, step):  # Optuna would warn and search a shorter range
+        last = low + math.floor((high - low) / step + 1e-9) * step
+        raise ConfigError(f"{where}.{name}.step: {step:g} does not divide the range {low:g} to {high:g}, so the "
+                          f"largest value drawn would be {last:g}, not {high:g}",
+                          fix=f"set high to {last:g}, or choose a step that divides {high - low:g}")
     if kind == "int":  # whole bounds stay whole: they are checked as values of integer settings
         return Param(name, kind, int(low), int(high), log=log, step=step)
     return Param(name, kind, float(low), float(high), log=log, step=step)
+
+
+def _off_grid(low: float, high: float, step: float) -> bool:
+    steps = (high - low) / step
+    return abs(steps - round(steps)) > 1e-9 * max(1.0, steps)
+
+
+def _number_fix(name: str, value) -> str:
+    try:
+        float(value)  # YAML 1.1 reads 1e-5 (no dot in the mantissa) as text
+    except (TypeError, ValueError):
+        return f"give {name} numeric 'low' and 'high' bounds"
+    return f"write {value!r} as {float(value):.1e} (YAML reads a number like 1e-5 as text unless it has a dot: 1.0e-5)"
 
 
 def yaml_lines(text: str, under: str | None = "space") -> dict[tuple, int]:
