@@ -270,6 +270,31 @@ def test_a_killed_search_continues_with_the_same_command(tiny_data, tiny_base_mo
     assert all(r.params == study.trials[r.user_attrs["retry_of"]].params for r in retries)
 
 
+@pytest.mark.slow
+def test_a_worker_killed_ends_the_search_and_says_how(tiny_data, tiny_base_model, tmp_path):
+    """A failed worker ends the search (the others are stopped, not left to run every remaining trial);
+    a signal is named as one, and the same command continues."""
+    import psutil
+
+    out = _output(tmp_path)
+    space = tmp_path / "space.yaml"
+    space.write_text(TINY_SPACE_YAML.replace("high: 3", "high: 5").replace("low: 1,", "low: 4,"))
+    command = _tune_command(tiny_data, tiny_base_model, out, "--trials", "12", "--workers", "2", "--space", str(space),
+                            "--pruner", "none")
+    db = os.path.join(out.parent, f".{out.name}.tune.partial", "study.db")
+    search = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _wait_for_complete_trials(db, 1, search)
+    workers = [child for child in psutil.Process(search.pid).children()
+               if "resource_tracker" not in " ".join(child.cmdline())]
+    assert len(workers) == 2
+    workers[0].kill()
+    output = search.communicate(timeout=120)[0].decode(errors="replace")
+    assert search.returncode == 2, output
+    assert "a trial worker was killed by signal 9 (SIGKILL: often the system running out of memory)" in output
+    assert "Fix: run the same command again to continue the search" in output
+    assert _complete_trials(db) <= 4 and not out.exists()  # the other worker did not run its six trials
+
+
 @pytest.fixture(scope="module")
 def postgres_url(tmp_path_factory):
     """A real PostgreSQL: the one `.ci/run` started (TOKENTUNE_TEST_POSTGRES), else one started here."""

@@ -170,3 +170,11 @@ def test_a_shared_storage_opens_without_optunas_experimental_warning(tmp_path):
         warnings.simplefilter("always")
         open_storage(f"sqlite:///{tmp_path / 'shared.db'}", shared=True)
     assert not [w for w in caught if "experimental" in str(w.message).lower()], [str(w.message) for w in caught]
+
+
+def test_resume_is_refused_saying_the_same_command_continues(config):
+    resumed = TrainConfig(**{**config.to_dict(), "resume": True})
+    with pytest.raises(ConfigError, match=r"--resume applies to train.*Fix: leave --resume out: the same tune command "
+                                          r"continues an interrupted search"):
+        tokentune.tune(resumed, TuneOptions(trials=1), space=SPACE)
+    assert not os.path.exists(config.output)

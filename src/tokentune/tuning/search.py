@@ -31,6 +31,9 @@ def _check_arguments(config, options) -> None:
         if not isinstance(given, kind) and not (name == "options" and given is None):
             raise ConfigError(f"tune() takes a {kind.__name__} as {name}, found a {type(given).__name__}",
                               fix=f"build it: {kind.__name__}(**settings) (TrainConfig.from_dict for a mapping)")
+    if config.resume:  # each trial trains from the start; the search itself continues without being asked
+        raise ConfigError("--resume applies to train: a search continues from its finished trials by itself",
+                          fix="leave --resume out: the same tune command continues an interrupted search")
 
 
 def tune(config: TrainConfig, options: TuneOptions | None = None, *, space: dict[str, Param] | None = None,

@@ -74,7 +74,7 @@ def run_processes(search, remaining: int, progress) -> None:
 
 
 def _watch(search, processes, progress) -> None:
-    """Report each trial once it is finished, until every worker has exited."""
+    """Report each trial once it is finished, until every worker has exited or one has failed."""
     from .study import open_study, trial_line
 
     seen: set[int] = set()
@@ -89,8 +89,8 @@ def _watch(search, processes, progress) -> None:
                 if trial.number not in seen:
                     seen.add(trial.number)
                     progress(trial_line(study, trial, search.trials))
-        if not alive:
-            return
+        if not alive or any(p.exitcode not in (None, 0) for p in processes):
+            return  # a worker that failed ends the search (the others are stopped; the same command continues)
         time.sleep(POLL_SECONDS)
 
 
