@@ -71,6 +71,9 @@ def test_trials_table_plots_card_and_report(searched):
     assert len(open(os.path.join(out, "trials.jsonl")).read().splitlines()) == 4
     for name in ("search_history.png", "search_importances.png", "search_parallel.png"):
         assert open(os.path.join(out, "plots", name), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    rough = "search_importances.png: importances estimated from 4 finished trials are rough"
+    with open(os.path.join(out, "search.json"), encoding="utf-8") as handle:
+        assert any(note.startswith(rough) for note in json.load(handle)["notes"])  # plot notes are saved too
     card = open(os.path.join(out, "README.md")).read()
     assert "## Hyperparameter search" in card and f"trial {result.best_trial} of a search" in card
     assert "# " + os.path.basename(out) in card and "trial-000" not in card

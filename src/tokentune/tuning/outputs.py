@@ -8,11 +8,13 @@ import io
 import json
 import os
 import shutil
+from functools import partial
 from html import escape
 
 from ..errors import ConfigError
 from .options import LOCK_FILE, TRIALS_DIR
 
+FEW_TRIALS = 10  # below this, the importance plot's forest is fitted to too few points to trust
 PLOT_FILES = {
     "search_history.png": ("Optimization history", "Dev F1 of each finished trial and the best so far."),
     "search_importances.png": ("Parameter importances", "How much of the variation in dev F1 each setting explains "
@@ -62,8 +64,8 @@ def finish_search(study, search, final: str, staging: str, options, notes: list[
                    "best_params": best.params, "trials": len(rows), "pruned": sum(r["state"] == "pruned" for r in rows),
                    "trial_epochs": round(epochs, 3), "seconds": round(seconds, 1),
                    "space": {name: p.describe() for name, p in search.space.items()}, "notes": notes}
+        plots = _draw_plots(study, staging, notes)  # its notes (plots skipped, rough importances) go in too
         atomic_write_json(os.path.join(staging, "search.json"), summary)
-        plots = _draw_plots(study, staging, notes)
         _extend_card(staging, summary)
         _extend_report(staging, rows, plots, summary)
         os.remove(os.path.join(staging, LOCK_FILE))
@@ -145,9 +147,14 @@ def _draw_plots(study, staging: str, notes: list[str]) -> dict[str, bytes]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as optuna_plots
 
-    drawers = {"search_history.png": optuna_plots.plot_optimization_history,
-               "search_importances.png": optuna_plots.plot_param_importances,
-               "search_parallel.png": optuna_plots.plot_parallel_coordinate}
+    target = {"target_name": "dev F1"}  # Optuna's own name for it is "Objective Value"
+    drawers = {"search_history.png": partial(optuna_plots.plot_optimization_history, **target),
+               "search_importances.png": partial(optuna_plots.plot_param_importances, **target),
+               "search_parallel.png": partial(optuna_plots.plot_parallel_coordinate, **target)}
+    complete = sum(trial.value is not None for trial in study.trials)
+    if complete < FEW_TRIALS:
+        notes.append(f"search_importances.png: importances estimated from {complete} finished trial"
+                     f"{'' if complete == 1 else 's'} are rough (a forest fitted to so few points)")
     drawn = {}
     for name, draw in drawers.items():
         try:
