@@ -116,6 +116,9 @@ def _config_files(w) -> None:
     (w / "typospace.yaml").write_text("epochs: 1\nspace:\n  epochs: {type: int, low: 1, high: 2}\n"
                                       "  learnig_rate: {type: float, low: 1.0e-4, high: 1.0e-3}\n")
     (w / "trainer_typo.yaml").write_text("trainer:\n  label_smothing_factor: 0.1\n")
+    (w / "offgrid.yaml").write_text("warmup_ratio: {type: float, low: 0.05, high: 0.2, step: 0.04}\n")
+    (w / "textbound.yaml").write_text("learning_rate: {type: float, low: 1e-5, high: 1.0e-3}\n")
+    (w / "not_onnx.onnx").write_bytes(b"\x0f\xff\xff\xff not a protobuf")
 
 
 @pytest.fixture(scope="module")
@@ -456,6 +459,8 @@ ROWS = [
         "--format"),
     row("predict-quantize-torch", ["predict", "{w}/model", "Alice", "--backend", "torch", "--quantize", "int8"],
         "--quantize"),
+    row("predict-onnx-file-not-onnx", ["predict", "{w}/model", "Alice", "--onnx-file", "{w}/not_onnx.onnx"],
+        "{w}/not_onnx.onnx"),
     row("predict-onnx-not-exported", ["predict", "{w}/model", "Alice", "--backend", "onnx"], "{w}/model"),
     row("predict-model-missing", ["predict", "{w}/nomodel", "Alice"], "{w}/nomodel"),
     row("predict-model-truncated", ["predict", "{w}/truncated", "Alice"], "{w}/truncated/model.safetensors"),
@@ -597,6 +602,11 @@ ROWS = [
                                 "--space", "{w}/latin1.yaml"], "{w}/latin1.yaml"),
     row("tune-output-is-space", ["tune", "--data", "{w}/data", "--output", "{w}/badspace.yaml", "--overwrite", *TINY,
                                  "--space", "{w}/badspace.yaml"], "{w}/badspace.yaml"),
+    row("tune-space-step-off-grid", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                     "--space", "{w}/offgrid.yaml"], "{w}/offgrid.yaml:1", "0.17"),
+    row("tune-space-bound-read-as-text", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                          "--space", "{w}/textbound.yaml"], "{w}/textbound.yaml:1", "1.0e-05"),
+    row("tune-resume", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY, "--resume"], "--resume"),
     row("tune-trainer-arg-unknown", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY,
                                      "--trainer-arg", "label_smoothing=0.1"], "label_smoothing_factor"),
     # experiment tracking and the Trainer pass-through (train)
