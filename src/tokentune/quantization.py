@@ -140,13 +140,18 @@ class _Rewriter:
         return False
 
 
+def _node_graphs(node) -> list:
+    """The graphs in a node's attributes (If's branches, Loop's and Scan's bodies)."""
+    return [graph for attribute in node.attribute
+            for graph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs)]
+
+
 def _subgraphs(graph):
-    """``graph`` and every graph inside its nodes' attributes (If, Loop, Scan bodies), recursively."""
+    """``graph`` and every graph inside its nodes' attributes, recursively."""
     yield graph
     for node in graph.node:
-        for attribute in node.attribute:
-            for inner in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
-                yield from _subgraphs(inner)
+        for inner in _node_graphs(node):
+            yield from _subgraphs(inner)
 
 
 def _names(graph) -> set[str]:
@@ -164,10 +169,8 @@ def _read(graph, nodes) -> set[str]:
     read = {value.name for value in graph.output}
     for node in nodes:
         read |= set(node.input)
-        for attribute in node.attribute:
-            for inner in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
-                for subgraph in _subgraphs(inner):
-                    read |= {name for n in subgraph.node for name in n.input}
+        for subgraph in (sub for inner in _node_graphs(node) for sub in _subgraphs(inner)):
+            read |= {name for inner_node in subgraph.node for name in inner_node.input}
     return read
 
 

@@ -217,14 +217,14 @@ def _tagger_settings(args: argparse.Namespace) -> dict:
 
 def _note_scales_per_call(model_dir: str, options: dict) -> None:
     """An int8 file that scales activations once per call (an older export, or quantized elsewhere)."""
-    from ..inference.onnx_graph import onnx_graph_kind, requantize_command
+    from ..inference.onnx_graph import onnx_graph_kind, scales_per_call_message
     from ..inference.runners import onnx_file_for
 
     path = onnx_file_for(model_dir, **options)
     if onnx_graph_kind(path)[1]:
-        print(f"note: {path} scales activations once per model call, so the int8 entities of a text or sentence "
-              f"can depend on the others batched with it; `{requantize_command(model_dir)}` writes "
-              "model.int8.onnx anew with a scale per token", file=sys.stderr)
+        print("note: " + scales_per_call_message(path, model_dir, "so the int8 entities of a text or sentence can "
+                                                                  "depend on the others batched with it"),
+              file=sys.stderr)
 
 
 def _predictor(args: argparse.Namespace):

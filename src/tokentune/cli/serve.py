@@ -108,12 +108,12 @@ def run(args: argparse.Namespace) -> int:
         log.warning("serving on %s without --api-key: anyone who can reach this address can use the model",
                     args.host)
     if app.state.texts_alone:
-        from ..inference.onnx_graph import requantize_command
+        from ..inference.onnx_graph import scales_per_call_message
         from ..inference.runners import onnx_file_for
 
-        log.warning("%s scales activations once per model call: each text runs alone, so that its answer does not "
-                    "depend on other requests (slower); `%s` writes model.int8.onnx anew with a scale per token",
-                    onnx_file_for(args.model_dir, **onnx_options), requantize_command(args.model_dir))
+        log.warning("%s", scales_per_call_message(onnx_file_for(args.model_dir, **onnx_options), args.model_dir,
+                                                  "and each text runs alone so that its answer does not depend on other "
+                                                  "requests (slower)"))
     info = app.state.model_info
     log.info("model %s (%s, %s, word splitter %s); API key %s", args.model_dir, backend, info.get("precision"),
              info.get("word_splitter"), "required" if api_key else "off")

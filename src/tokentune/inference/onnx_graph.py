@@ -103,3 +103,9 @@ def requantize_command(model_dir: str) -> str:
     except (OSError, ValueError, AttributeError):
         source = None
     return f"tokentune export {source or 'TRAINED_MODEL_DIR'} --output {model_dir} --overwrite --quantize int8"
+
+
+def scales_per_call_message(path: str, model_dir: str, consequence: str) -> str:
+    """What ``predict`` notes and ``serve`` warns for a file scaled once per call, with the fix."""
+    return (f"{path} scales activations once per model call, {consequence}; `{requantize_command(model_dir)}` "
+            "writes model.int8.onnx anew with a scale per token")

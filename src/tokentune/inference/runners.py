@@ -290,8 +290,9 @@ def load_onnx(model_dir: str, device: str | None, precision: str, *, quantize: s
         raise ConfigError(f"precision {precision} applies to the torch backend; this model runs as an ONNX file, "
                           "whose precision is its own", fix="leave --precision out for ONNX models (--quantize "
                                                             "int8 loads the int8 file), or pass --backend torch")
-    runner, config = onnx_runner(model_dir, device, quantize=quantize, onnx_file=onnx_file, threads=threads)
-    int8, per_call = onnx_graph_kind(onnx_file_for(model_dir, quantize=quantize, onnx_file=onnx_file))
+    path = onnx_file_for(model_dir, quantize=quantize, onnx_file=onnx_file)
+    runner, config = onnx_runner(model_dir, device, onnx_file=path, threads=threads)
+    int8, per_call = onnx_graph_kind(path)
     return runner, config, "int8" if int8 else "fp32", per_call
 
 

@@ -106,10 +106,8 @@ def _check_study_of_trials(staging: str, study_name: str, overwrite: bool, notes
                                   f"pass --overwrite to remove it")
         empty_directory(staging, keep=(LOCK_FILE,))
         notes.append(f"--overwrite: removed the interrupted search of study {earlier!r} in {staging}")
-    with writing(staging):
+    with writing(staging):  # the marker is written once the study is open (_check_trials_of_this_study)
         os.makedirs(os.path.join(staging, TRIALS_DIR), exist_ok=True)
-        if earlier != study_name:
-            atomic_write_text(marker, study_name + "\n")
 
 
 def _marker_lines(marker: str) -> list[str]:
