@@ -6,11 +6,12 @@ line, written to a temporary folder outside the checkout), for a model directory
 - ``--workers 1`` (today's single process) and ``--workers 2`` (spawned processes, cores // N threads
   each; models loaded before the clock starts);
 - ``--ray auto --workers 1`` and ``--ray auto --workers 2`` (a local Ray started by each run before its
-  clock starts; the time includes reading, starting the actors, loading their models, the sort back
-  into input order and writing).
+  clock starts; the time includes reading, starting the actors, loading their models and writing in
+  input order).
 
 Each configuration runs as its own ``python -m tokentune.cli.main predict`` process; its words/s is the
-one the command prints on its last line. The outputs are compared with the single process's, line by
+one the command prints on its last line, and "whole command" the process's wall time as a user waits
+for it (with ``--ray auto``, starting a local Ray too). The outputs are compared with the single process's, line by
 line (scores can differ in the last digit where the thread count per process differs).
 
 Run (under the shared CPU lock): ``flock /tmp/tokentune-cpu.lock .venv/bin/python bench/predict_workers.py
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -42,18 +44,21 @@ def write_texts(path: str, source: str, limit: int | None) -> int:
     return sum(len(sentence.words) for sentence in sentences)
 
 
-def run(model: str, texts: str, output: str, extra: list[str]) -> tuple[float, float, int]:
-    """``(words/s, seconds, words)`` of one `tokentune predict` run, from its throughput line."""
+def run(model: str, texts: str, output: str, extra: list[str]) -> tuple[float, float, int, float]:
+    """``(words/s, seconds, words, whole)`` of one `tokentune predict` run: the first three from its
+    throughput line, ``whole`` the process's own wall time (start-up, Ray's start, model loads included)."""
     command = [sys.executable, "-m", "tokentune.cli.main", "predict", model, "--input", texts, "--output", output,
                *extra]
+    started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
+    whole = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
     found = THROUGHPUT.findall(done.stderr)
     if not found:
         raise SystemExit(f"no throughput line in the output of {' '.join(command)}:\n{done.stderr}")
     words, seconds, rate = found[-1]
-    return float(rate.replace(",", "")), float(seconds), int(words)
+    return float(rate.replace(",", "")), float(seconds), int(words), whole
 
 
 def differing_lines(path: str, reference: str) -> int:
@@ -79,21 +84,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="process counts (default 1 2)")
     parser.add_argument("--ray-actors", type=int, nargs="+", default=[1, 2], help="Ray actor counts (default 1 2)")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray runs")
-    parser.add_argument("--threads", type=int, help="threads per process / actor (default: cores // N; Ray: 1)")
+    parser.add_argument("--threads", type=int, help="threads per process / actor (default: cores // N; Ray: its CPUs shared out)")
     args = parser.parse_args(argv)
     folder = tempfile.mkdtemp(prefix="tokentune-bench-workers-")
     try:
         texts = os.path.join(folder, "conll2003-test.txt")
         words = write_texts(texts, args.data, args.limit)
         print(f"{args.data}: {words} words as raw text; model {args.model}\n")
-        print("| configuration | words/s | seconds | lines differing from the first run |")
-        print("|---|---:|---:|---:|")
+        print("| configuration | words/s | seconds | whole command | lines differing from the first run |")
+        print("|---|---:|---:|---:|---:|")
         reference = None
         for index, (name, extra) in enumerate(configurations(args)):
             output = os.path.join(folder, f"out{index}.jsonl")
-            rate, seconds, _ = run(args.model, texts, output, extra)
+            rate, seconds, _, whole = run(args.model, texts, output, extra)
             reference = reference or output
-            print(f"| `{name}` | {rate:,.0f} | {seconds:.2f} | {differing_lines(output, reference)} |", flush=True)
+            print(f"| `{name}` | {rate:,.0f} | {seconds:.2f} | {whole:.2f} s | {differing_lines(output, reference)} |",
+                  flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0

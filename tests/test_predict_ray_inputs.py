@@ -120,14 +120,16 @@ TRICKY = ("\ufeffAlice met Bob in Paris\x0cand Rome\r\n\r\n  \nBob\x0bvisited\x8
           "Paris\u2029Rome\x1cBerlin\x1d\x1e\n\nlast line without an end").encode("utf-8")
 
 
-@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("compressed, in_folder", [(False, False), (True, False), (True, True)])
 def test_text_lines_are_the_lines_predict_reads(local_ray, model_dir, tmp_path, out_dir, capsys, one_thread,
-                                                compressed):
-    source = tmp_path / "tricky.txt"  # gzip is known by its magic number, as predict knows it
+                                                compressed, in_folder):
+    (tmp_path / "folder").mkdir()  # a folder is read in Ray's tasks, a file by the calling process
+    source = tmp_path / "folder" / "tricky.txt"  # gzip is known by its magic number, as predict knows it
     source.write_bytes(gzip.compress(TRICKY) if compressed else TRICKY)
     single, ray_out = out_dir / "single.jsonl", out_dir / "ray.jsonl"
     assert main(["predict", model_dir, "-i", str(source), "-o", str(single), "-q", "--threads", "1"]) == 0
-    assert main(["predict", model_dir, "-i", str(source), "-o", str(ray_out), "-q", "--ray", "auto",
+    ray_input = ["-i", str(source.parent), "--format", "text"] if in_folder else ["-i", str(source)]
+    assert main(["predict", model_dir, *ray_input, "-o", str(ray_out), "-q", "--ray", "auto",
                  "--workers", "2"]) == 0, capsys.readouterr().err
     assert ray_out.read_bytes() == single.read_bytes()
     texts = [json.loads(line)["text"] for line in ray_out.read_text(encoding="utf-8").split("\n")[:-1]]
@@ -146,11 +148,15 @@ def test_bytes_that_are_not_utf8_name_their_line(local_ray, model_dir, tmp_path)
     named_gz.write_bytes(b"Alice\n")
     with pytest.raises(DataError, match=re.escape(f"{named_gz}: the file is named .gz but is not gzip data")):
         tokentune.predict_dataset(model_dir, str(named_gz), input_format="text")
-    cut = tmp_path / "cut.txt.gz"  # the first lines read, so that the end is found cut in Ray's reading
+    folder = tmp_path / "cut"  # a folder is read in Ray's tasks; the first lines read, then the end found cut
+    folder.mkdir()
+    cut = folder / "cut.txt.gz"
     cut.write_bytes(gzip.compress("".join(f"{i} {i * 7919 % 10007} Alice\n" for i in range(50000)).encode())[:-1000])
-    with pytest.raises(DataError, match=re.escape(f"{cut}: Ray Data cannot read it") + ".*Fix: check that the file is "
-                                        "complete"):
-        tokentune.predict_dataset(model_dir, str(cut), input_format="text")
+    with pytest.raises(DataError, match=re.escape(f"{folder}: Ray Data cannot read it") + ".*Fix: check that the file "
+                                        "is complete"):
+        tokentune.predict_dataset(model_dir, str(folder), input_format="text")
+    with pytest.raises(DataError, match=re.escape(f"{cut}: the gzip data is truncated or corrupt")):
+        tokentune.predict_dataset(model_dir, str(cut), input_format="text")  # one file, read here: predict's words
     records = tmp_path / "latin.jsonl"
     records.write_bytes(b'{"text": "Alice"}\n{"text": "Z\xfcrich"}\n')
     with pytest.raises(DataError, match=re.escape(f"{records}:2: the file is not UTF-8 text")):
@@ -205,6 +211,11 @@ def test_jsonl_errors_name_the_line_and_the_reason(local_ray, model_dir, tmp_pat
         err = _one_line_error(capsys, ["predict", model_dir, "-i", str(source), "-o", str(out_dir / "o.jsonl"),
                                        "--ray", "auto"])
         assert re.search(re.escape(str(source)) + message, err), err
+    folder = tmp_path / "folder"  # read in Ray's tasks: the same errors
+    folder.mkdir()
+    (folder / "in.jsonl").write_text('{"text": "Alice"}\n\n{"text": 5}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=re.escape(str(folder / "in.jsonl")) + r':3: the "text" field is not a string'):
+        tokentune.predict_dataset(model_dir, str(folder), input_format="jsonl")
     assert list(out_dir.iterdir()) == []
 
 

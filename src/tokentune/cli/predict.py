@@ -25,8 +25,9 @@ A normal model directory serves ``--backend onnx`` too once ``tokentune export M
 ``--workers N``: N spawned processes, each with its own model and physical cores // N threads, are
 sent chunks of the input; the output is written in input order, byte for byte as with one process
 (:mod:`tokentune.inference.parallel`). ``--ray ADDRESS|auto``: the ``--input`` file (JSON lines,
-Parquet or text) is read, predicted by ``--workers`` Ray actors and written to ``--output`` (.jsonl or
-.parquet) in input order (:mod:`tokentune.inference.ray_batch`).
+Parquet or text) is read, predicted by ``--workers`` Ray actors (the cluster's CPUs shared among
+them, or ``--threads`` each) and written to ``--output`` (.jsonl or .parquet) in input order
+(:mod:`tokentune.inference.ray_batch`).
 
 A progress bar (words) goes to stderr when it is a terminal, and a last line with the throughput in
 words/s unless ``--quiet``.
@@ -68,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--workers", type=int, default=1, metavar="N",
                        help="N worker processes, each with its own model and cores // N threads; chunks of input "
                             "go to them and the output is written in input order, as with 1 (default 1); with --ray: "
-                            "N actors")
+                            "N actors, sharing the cluster's CPUs unless --threads gives each its own count")
     scale.add_argument("--ray", metavar="ADDRESS",
                        help="predict over a Ray Dataset with --workers actors: auto (a running local Ray, else a "
                             "new one) or a cluster address; --input and --output are JSON lines (.jsonl), Parquet "
@@ -193,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _throughput(what: str, words: int, seconds: float, backend: str, workers: int, kind: str) -> None:
-    scale = f", {workers} {kind}" if workers > 1 or kind == "Ray actors" else ""
+    scale = f", {workers} {kind}" if workers > 1 or kind.startswith("Ray") else ""
     print(f"tokentune predict: {what}, {words} words in {seconds:.2f} s "
           f"({words / max(seconds, 1e-9):,.0f} words/s, backend {backend}{scale})", file=sys.stderr)
 
@@ -267,11 +268,12 @@ def _run_ray(args: argparse.Namespace) -> int:
     connect(args.ray)  # a new local Ray starts here, before the clock
     started = time.perf_counter()
     written = predict_dataset(settings.pop("model_dir"), args.input, output=args.output or sys.stdout,
-                              concurrency=args.workers, num_cpus=args.threads or 1, input_format=args.format,
+                              concurrency=args.workers, num_cpus=args.threads, input_format=args.format,
                               address=args.ray, **settings)
     if not args.quiet:
+        cpus = f"{written.cpus_per_actor:g} CPU{'s' if written.cpus_per_actor != 1 else ''} each"
         _throughput(f"{written.records} records", written.words, time.perf_counter() - started,
-                    settings["backend"], args.workers, "Ray actors")
+                    settings["backend"], args.workers, f"Ray actor{'s' if args.workers > 1 else ''} of {cpus}")
     return 0
 
 

@@ -7,8 +7,9 @@ and ``spans`` (label, start, end, score) for words. A path is read by :mod:`.ray
 and errors of ``tokentune predict``). The rows are numbered first (the input is read once, in order,
 each block numbered from the row counts before it and cut so that every actor gets some), predicted by
 ``map_batches`` with a pool of :class:`TaggerActor`s (one Tagger each, loaded on its first batch),
-sorted back by that number, which is then dropped: the output has one row per input row, in input
-order, whatever order the actors finished in.
+and put back in input order by that number, which is then dropped: written, as the blocks stream in
+(:func:`~tokentune.inference.ray_results.in_row_order`); returned, sorted by it. The output has one
+row per input row, in input order, whatever order the actors finished in.
 
 Given ``output`` (a ``.parquet`` path, else JSON lines: a path or a text handle) the rows are written
 there as one file, atomically, in order, by this process; else the (lazy) Dataset is returned.
@@ -27,8 +28,8 @@ from ..errors import ConfigError, DataError, TokentuneError
 from ..settings import check_choice
 from .aggregation import AGGREGATIONS
 from .parallel import load_tagger, prepare_worker
-from .ray_inputs import PIECES_PER_ACTOR, ROW, read_rows, source_format
-from .ray_results import WORDS, RemoteError, check_output_name, write_predictions
+from .ray_inputs import PIECES_PER_ACTOR, read_rows, source_format
+from .ray_results import ROW, WORDS, RemoteError, check_output_name, write_predictions
 
 RAY_FIX = "pip install 'tokentune[ray]'"
 TAGGER_OPTIONS = ("backend", "device", "batch_size", "decoding", "aggregation", "word_splitter", "stride",
@@ -82,12 +83,13 @@ def check_reachable(address: str, seconds: float = 5.0) -> None:
 
 
 def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tokens_column: str | None = None,
-                    output: str | os.PathLike | IO[str] | None = None, concurrency: int = 1, num_cpus: float = 1,
+                    output: str | os.PathLike | IO[str] | None = None, concurrency: int = 1, num_cpus: float | None = None,
                     num_gpus: float = 0, rows_per_batch: int = 256, input_format: str | None = None,
                     address: str | None = "auto", **tagger_options):
     """Predict every row of ``data`` (a ``ray.data.Dataset``, or a path: ``.jsonl``/``.json``/
     ``.ndjson``, ``.parquet``, else text with one text per line, or ``input_format`` jsonl, parquet or
     text) with ``concurrency`` actors of ``num_cpus`` CPUs (and CPU threads) and ``num_gpus`` GPUs each.
+    ``num_cpus`` None: the cluster's CPUs shared among the actors (:func:`cpus_per_actor`), 1 with GPUs.
 
     The column tagged is ``text_column`` (raw text -> ``entities``) or ``tokens_column`` (lists of
     words -> ``tags`` and ``spans``); by default ``text``, else ``tokens``, else ``words``.
@@ -105,6 +107,8 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
                                                      model_dir), what="output file")
     fmt = source_format(data, input_format)
     connect(address)
+    if num_cpus is None:
+        num_cpus = 1 if num_gpus else cpus_per_actor(concurrency, node_cpus())
     rows = read_rows(data, fmt, text_column, tokens_column, pieces=concurrency * PIECES_PER_ACTOR)
     empty = None
     if rows.indexed is None:  # no rows
@@ -126,10 +130,30 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
                 compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus, num_gpus=num_gpus or None,
                 batch_size=rows_per_batch, batch_format="pyarrow", **actor_options(rows.indexed.map_batches),
             )
-        predicted = predicted.sort(ROW).drop_columns([ROW])
-    if output is None:
-        return predicted.drop_columns([WORDS])
-    return write_predictions(predicted, output, None if empty is None else empty.drop_columns([WORDS]).schema)
+    if output is None:  # a Dataset the caller may consume in any way: sorted by its row numbers
+        ordered = predicted if empty is not None else predicted.sort(ROW)
+        return ordered.drop_columns([ROW, WORDS])
+    written = write_predictions(predicted, output, None if empty is None else empty.drop_columns([ROW, WORDS]).schema)
+    written.cpus_per_actor = num_cpus
+    return written
+
+
+def node_cpus() -> list[float]:
+    """The CPUs of each live node of the Ray cluster this process is attached to."""
+    import ray
+
+    return [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")]
+
+
+def cpus_per_actor(actors: int, cpus: list[float]) -> int:
+    """The CPUs (and threads) for each of ``actors`` actors when the caller names none: the most that
+    still lets every actor be placed at once on nodes of ``cpus`` CPUs; at least 1. One actor on a
+    machine of 8 CPUs gets 8 (one CPU each left 7 idle); 3 actors on nodes of 5 and 5 get 2 each, not
+    3 (two nodes hold only two actors of 3)."""
+    for each in range(int(sum(cpus) // max(1, actors)), 1, -1):
+        if sum(int(node // each) for node in cpus) >= actors:
+            return each
+    return 1
 
 
 def tagger_settings(model_dir: str, options: dict) -> dict:
@@ -160,7 +184,7 @@ def check_pool(concurrency, num_cpus, num_gpus, rows_per_batch) -> None:
                              ("rows_per_batch", rows_per_batch, "pass rows_per_batch=1 or more")):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a whole number of at least 1, found {value!r}", fix=fix)
-    for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+    for name, value in (("num_cpus", 0 if num_cpus is None else num_cpus), ("num_gpus", num_gpus)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ConfigError(f"{name} must be a number of at least 0, found {value!r}", fix=f"pass {name}=1, say")
 
@@ -190,7 +214,7 @@ def _empty(schema, kind: str):
     import pyarrow as pa
 
     table = schema.empty_table() if schema is not None else pa.table({})
-    for name, kind_type in {**prediction_types(kind), WORDS: pa.int64()}.items():
+    for name, kind_type in {**prediction_types(kind), WORDS: pa.int64(), ROW: pa.int64()}.items():
         table = put_column(table, name, pa.array([], type=kind_type))
     return table
 
