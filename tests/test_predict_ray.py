@@ -83,6 +83,49 @@ def test_predict_dataset_returns_a_dataset_in_input_order(local_ray, model_dir):
     assert [[(s["label"], s["start"], s["end"]) for s in row["spans"]] for row in rows] == [p.spans for p in expected]
 
 
+def _free_cpus_become(count: float) -> None:
+    """Wait (at most 20 s) until Ray's view of the free CPUs, which lags a little, shows ``count``."""
+    import time
+
+    deadline = time.monotonic() + 20
+    while ray.available_resources().get("CPU", 0.0) != count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ray.available_resources().get("CPU", 0.0) == count
+
+
+def test_actors_share_the_cpus_that_are_free(local_ray, model_dir, tmp_path, out_dir, monkeypatch):
+    import tokentune
+    from tokentune.inference.ray_batch import placeable, shared_cpus
+
+    source = tmp_path / "in.jsonl"
+    _write_jsonl(source, _records("text", 12))
+
+    class Holder:  # defined here, so that Ray sends it by value (a worker cannot import this test module)
+        def ready(self) -> bool:
+            return True
+
+    holder = ray.remote(num_cpus=1)(Holder).remote()  # another job's actor, holding 1 of the 2 CPUs
+    ray.get(holder.ready.remote())
+    try:
+        _free_cpus_become(1.0)
+        assert (placeable(1, 2, 0.5), placeable(1, 1, 5.0)) == (False, True)
+        assert shared_cpus(1) == 1  # asking for both would wait for ever
+        written = tokentune.predict_dataset(model_dir, str(source), output=str(out_dir / "busy.jsonl"))
+        assert (written.records, written.cpus_per_actor) == (12, 1)
+        with monkeypatch.context() as patch:  # a stale view of the free CPUs: the placement probe still says no
+            patch.setattr(ray, "available_resources", lambda: {"CPU": 2.0})
+            assert shared_cpus(1, probe_seconds=0.5) == 1
+    finally:
+        ray.kill(holder)
+    _free_cpus_become(2.0)
+    written = tokentune.predict_dataset(model_dir, str(source), output=str(out_dir / "free.jsonl"))
+    assert (written.records, written.cpus_per_actor) == (12, 2)
+    busy, free = ([json.loads(line) for line in (out_dir / name).read_text(encoding="utf-8").splitlines()]
+                  for name in ("busy.jsonl", "free.jsonl"))  # 1 thread against 2: scores may differ in the 6th decimal
+    assert [[{**e, "score": round(e["score"], 4)} for e in r["entities"]] for r in busy] == \
+        [[{**e, "score": round(e["score"], 4)} for e in r["entities"]] for r in free]
+
+
 def test_user_errors_are_one_line_and_write_nothing(local_ray, model_dir, tmp_path, out_dir, capsys):
     import pyarrow as pa
 

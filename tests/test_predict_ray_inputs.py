@@ -155,8 +155,11 @@ def test_bytes_that_are_not_utf8_name_their_line(local_ray, model_dir, tmp_path)
     with pytest.raises(DataError, match=re.escape(f"{folder}: Ray Data cannot read it") + ".*Fix: check that the file "
                                         "is complete"):
         tokentune.predict_dataset(model_dir, str(folder), input_format="text")
-    with pytest.raises(DataError, match=re.escape(f"{cut}: the gzip data is truncated or corrupt")):
-        tokentune.predict_dataset(model_dir, str(cut), input_format="text")  # one file, read here: predict's words
+    for single in (cut, tmp_path / "cut.jsonl.gz"):  # one file, read here by predict's own reader: its words
+        single.write_bytes(cut.read_bytes() if single == cut else gzip.compress(
+            "".join(f'{{"text": "{i} Alice"}}\n' for i in range(50000)).encode())[:-1000])
+        with pytest.raises(DataError, match=re.escape(f"{single}: cannot read the file after line ")):
+            tokentune.predict_dataset(model_dir, str(single))
     records = tmp_path / "latin.jsonl"
     records.write_bytes(b'{"text": "Alice"}\n{"text": "Z\xfcrich"}\n')
     with pytest.raises(DataError, match=re.escape(f"{records}:2: the file is not UTF-8 text")):

@@ -57,10 +57,15 @@ def test_any_order_and_any_cut_come_out_in_row_order(case):
     ([[0, 1], [1, 2]], "row 1 twice"),
     ([[0, 2, 2]], "row 2 twice"),
     ([[0, 1], [3, 4]], "2 rows in order, then none numbered 2"),
+    ([[5, 6, 7], [6], [0, 1, 2, 3, 4], [8]], "row 6 twice"),  # both waiting when they clash
+    ([[3, 4], [0, 1, 2, 3]], "row 3 twice"),  # the early run's row 3 not yet yielded
 ])
 def test_rows_twice_or_missing_are_errors(tables, message):
+    yielded = []
     with pytest.raises(RuntimeError, match=message):
-        list(in_row_order(iter(_table(rows) for rows in tables)))
+        for run in in_row_order(iter(_table(rows) for rows in tables)):
+            yielded += run.column(ROW).to_pylist()
+    assert len(yielded) == len(set(yielded))  # no row yielded twice before the error
 
 
 @pytest.mark.parametrize("actors, cpus, each", [

@@ -25,8 +25,8 @@ A normal model directory serves ``--backend onnx`` too once ``tokentune export M
 ``--workers N``: N spawned processes, each with its own model and physical cores // N threads, are
 sent chunks of the input; the output is written in input order, byte for byte as with one process
 (:mod:`tokentune.inference.parallel`). ``--ray ADDRESS|auto``: the ``--input`` file (JSON lines,
-Parquet or text) is read, predicted by ``--workers`` Ray actors (the cluster's CPUs shared among
-them, or ``--threads`` each) and written to ``--output`` (.jsonl or .parquet) in input order
+Parquet or text) is read, predicted by ``--workers`` Ray actors (the cluster's free CPUs shared
+among them, or ``--threads`` each) and written to ``--output`` (.jsonl or .parquet) in input order
 (:mod:`tokentune.inference.ray_batch`).
 
 A progress bar (words) goes to stderr when it is a terminal, and a last line with the throughput in
@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--workers", type=int, default=1, metavar="N",
                        help="N worker processes, each with its own model and cores // N threads; chunks of input "
                             "go to them and the output is written in input order, as with 1 (default 1); with --ray: "
-                            "N actors, sharing the cluster's CPUs unless --threads gives each its own count")
+                            "N actors, sharing the cluster's free CPUs unless --threads gives each its own count")
     scale.add_argument("--ray", metavar="ADDRESS",
                        help="predict over a Ray Dataset with --workers actors: auto (a running local Ray, else a "
                             "new one) or a cluster address; --input and --output are JSON lines (.jsonl), Parquet "
@@ -271,9 +271,10 @@ def _run_ray(args: argparse.Namespace) -> int:
                               concurrency=args.workers, num_cpus=args.threads, input_format=args.format,
                               address=args.ray, **settings)
     if not args.quiet:
-        cpus = f"{written.cpus_per_actor:g} CPU{'s' if written.cpus_per_actor != 1 else ''} each"
+        cpus = f"{written.cpus_per_actor:g} CPU{'s' if written.cpus_per_actor != 1 else ''}"
+        pool = f"Ray actors of {cpus} each" if args.workers > 1 else f"Ray actor of {cpus}"
         _throughput(f"{written.records} records", written.words, time.perf_counter() - started,
-                    settings["backend"], args.workers, f"Ray actor{'s' if args.workers > 1 else ''} of {cpus}")
+                    settings["backend"], args.workers, pool)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Prediction over a Ray Dataset: an actor pool of Taggers, results in input order.
 
-:func:`predict_dataset` takes a ``ray.data.Dataset`` (or a JSON lines, Parquet or text file it reads
-with Ray Data) with a column of raw texts or of pre-tokenised words, and adds what ``tokentune
+:func:`predict_dataset` takes a ``ray.data.Dataset`` (or a JSON lines, Parquet or text file or folder:
+:mod:`.ray_inputs`) with a column of raw texts or of pre-tokenised words, and adds what ``tokentune
 predict`` adds to a JSON line: ``entities`` (label, start, end, text, score) for raw text, ``tags``
 and ``spans`` (label, start, end, score) for words. A path is read by :mod:`.ray_inputs` (the records
 and errors of ``tokentune predict``). The rows are numbered first (the input is read once, in order,
@@ -89,7 +89,8 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
     """Predict every row of ``data`` (a ``ray.data.Dataset``, or a path: ``.jsonl``/``.json``/
     ``.ndjson``, ``.parquet``, else text with one text per line, or ``input_format`` jsonl, parquet or
     text) with ``concurrency`` actors of ``num_cpus`` CPUs (and CPU threads) and ``num_gpus`` GPUs each.
-    ``num_cpus`` None: the cluster's CPUs shared among the actors (:func:`cpus_per_actor`), 1 with GPUs.
+    ``num_cpus`` None: the cluster's free CPUs shared among the actors (:func:`shared_cpus`), 1 with
+    GPUs.
 
     The column tagged is ``text_column`` (raw text -> ``entities``) or ``tokens_column`` (lists of
     words -> ``tags`` and ``spans``); by default ``text``, else ``tokens``, else ``words``.
@@ -108,7 +109,7 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
     fmt = source_format(data, input_format)
     connect(address)
     if num_cpus is None:
-        num_cpus = 1 if num_gpus else cpus_per_actor(concurrency, node_cpus())
+        num_cpus = 1 if num_gpus else shared_cpus(concurrency)
     rows = read_rows(data, fmt, text_column, tokens_column, pieces=concurrency * PIECES_PER_ACTOR)
     empty = None
     if rows.indexed is None:  # no rows
@@ -139,15 +140,42 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
 
 
 def node_cpus() -> list[float]:
-    """The CPUs of each live node of the Ray cluster this process is attached to."""
+    """The CPUs of each live node of the Ray cluster this process is attached to (their totals)."""
     import ray
 
     return [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")]
 
 
+def shared_cpus(actors: int, probe_seconds: float = 1.0) -> int:
+    """The CPUs (and threads) for each of ``actors`` actors when the caller names none: the cluster's
+    shared out (:func:`cpus_per_actor`), no more than its free CPUs allow, and lowered (halved) until
+    all of them can be placed now, as a placement group tried for ``probe_seconds`` and removed shows:
+    an actor asking for CPUs that another job holds would wait for them for ever. Ray's public API
+    gives the free CPUs of the whole cluster only, not of each node."""
+    import ray
+
+    free = ray.available_resources().get("CPU", 0.0)
+    each = min(cpus_per_actor(actors, node_cpus()), max(1, int(free // actors)))
+    while each > 1 and not placeable(actors, each, probe_seconds):
+        each //= 2
+    return each
+
+
+def placeable(actors: int, cpus: int, seconds: float) -> bool:
+    """Whether ``actors`` bundles of ``cpus`` CPUs each can be placed on the cluster within ``seconds``."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    group = placement_group([{"CPU": cpus}] * actors, strategy="PACK")
+    try:
+        return bool(ray.wait([group.ready()], timeout=seconds)[0])
+    finally:
+        remove_placement_group(group)
+
+
 def cpus_per_actor(actors: int, cpus: list[float]) -> int:
-    """The CPUs (and threads) for each of ``actors`` actors when the caller names none: the most that
-    still lets every actor be placed at once on nodes of ``cpus`` CPUs; at least 1. One actor on a
+    """The CPUs (and threads) for each of ``actors`` actors: the most that still lets every actor be
+    placed at once on nodes of ``cpus`` CPUs; at least 1. One actor on a
     machine of 8 CPUs gets 8 (one CPU each left 7 idle); 3 actors on nodes of 5 and 5 get 2 each, not
     3 (two nodes hold only two actors of 3)."""
     for each in range(int(sum(cpus) // max(1, actors)), 1, -1):

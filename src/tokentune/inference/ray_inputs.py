@@ -1,15 +1,16 @@
-"""The reading side of :func:`~tokentune.inference.ray_batch.predict_dataset`: a path read with Ray Data
-into Arrow blocks, by the rules of single-process ``tokentune predict``, then numbered and cut into
-enough blocks for every actor.
+"""The reading side of :func:`~tokentune.inference.ray_batch.predict_dataset`: a path read into Arrow
+blocks (a local text or JSON lines file by this process, anything else with Ray Data), by the rules of
+single-process ``tokentune predict``, then numbered and cut into enough blocks for every actor.
 
 - Parquet (a file or a folder) is read by ``ray.data.read_parquet``, after a check that there is
   Parquet there at all (an empty folder, a folder of other files and a file that is not Parquet are
   :class:`~tokentune.errors.DataError`s naming the path).
-- A text or JSON lines file on this machine is read by this process (:func:`read_lines_file`): no
-  Ray task to start (about 3 s of a 20 s run on CoNLL-2003 test), and the file need not be on the
-  cluster's other nodes. A folder of them, or a remote path, is read as whole files
-  (``ray.data.read_binary_files``, lazily and in order) and split in a task with :func:`file_tables`.
-  Both follow :func:`file_lines`, the rules of :func:`tokentune.data.files.stream_lines`:
+- A text or JSON lines file on this machine is read by this process with ``predict``'s own reader
+  (:func:`read_lines_file`): no Ray task to start (about 3 s of a 20 s run on CoNLL-2003 test), the
+  same messages as ``predict``, and the file need not be on the cluster's other nodes. A folder of
+  them, or a remote path, is read as whole files (``ray.data.read_binary_files``, lazily and in
+  order) and split in a task with :func:`file_tables`, by :func:`file_lines`, the rules of
+  :func:`tokentune.data.files.stream_lines`:
   gzip by its magic number, the BOM dropped, only ``\\n``, ``\\r\\n`` and ``\\r`` end a line, bytes
   that are not UTF-8 named with their line. Each JSON line is parsed by tokentune's own parser and
   checked as ``predict`` checks it, so an error names ``file:line`` and its reason.
@@ -22,7 +23,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from ..data.files import decode_utf8, gunzipped
+from ..data.files import decode_utf8, gunzipped, stream_lines
 from ..data.inputs import check_readable, guess_format
 from ..data.jsonl import parse_json
 from ..errors import ConfigError, DataError, TokentuneError
@@ -178,15 +179,11 @@ def is_local_lines_file(data, fmt: str | None) -> bool:
 
 def read_lines_file(path: str, fmt: str, text_column: str | None, tokens_column: str | None):
     """The Arrow table of a local text (a ``text`` column) or JSON lines file, read in this process by
-    the rules and errors of :func:`file_tables`; None for JSON lines without a record."""
+    single-process ``predict``'s own reader (:func:`tokentune.data.files.stream_lines`: its rules and
+    its errors); None for JSON lines without a record."""
     import pyarrow as pa
 
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as err:
-        raise DataError(f"cannot read the file ({err.strerror or err})", path=path, fix="check its permissions") from None
-    lines = file_lines(raw, path)
+    lines = list(stream_lines(path))
     if fmt == "text":
         return pa.table({"text": pa.array(lines, type=pa.string())})
     return jsonl_table(lines, path, text_column, tokens_column)

@@ -113,18 +113,20 @@ def in_row_order(tables: Iterable) -> Iterator:
     """The rows of ``tables`` (Arrow tables with a ``ROW`` column numbering every row once, from 0) in
     ``ROW`` order, as runs of consecutive rows, each yielded as soon as the rows before it have been.
     Tables that come in order (Ray's ``preserve_order``) pass through as they are; a table out of order
-    waits, and one whose rows are not consecutive is sorted and cut into runs first. A number seen twice,
-    or missing at the end, is an error in Ray's hand-back, raised as ``RuntimeError``."""
-    expected, waiting = 0, {}
+    waits, and one whose rows are not consecutive is sorted and cut into runs first. A number seen
+    twice, or missing at the end, is an error in Ray's hand-back, raised as ``RuntimeError`` before
+    any row after it is yielded."""
+    expected, waiting = 0, {}  # first row of a waiting run -> (the row after it, the run)
     for table in tables:
         for run in _runs(table):
-            first = run.column(ROW)[0].as_py()
-            if first < expected or first in waiting:
-                raise RuntimeError(f"Ray returned row {first} twice")
-            waiting[first] = run
+            rows = run.column(ROW)
+            first, end = rows[0].as_py(), rows[-1].as_py() + 1
+            overlaps = [max(first, start) for start, (stop, _) in waiting.items() if first < stop and start < end]
+            if first < expected or overlaps:
+                raise RuntimeError(f"Ray returned row {first if first < expected else min(overlaps)} twice")
+            waiting[first] = (end, run)
         while expected in waiting:
-            run = waiting.pop(expected)
-            expected += run.num_rows
+            expected, run = waiting.pop(expected)
             yield run
     if waiting:
         raise RuntimeError(f"Ray returned {expected} rows in order, then none numbered {expected} "
