@@ -189,12 +189,14 @@ def run(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - started
     if not args.quiet:
         unit = "texts" if fmt == "text" else ("records" if fmt == "jsonl" else "sentences")
-        _throughput(f"{count} {unit}", words, seconds, predictor.settings["backend"], args.workers, "workers")
+        pool = f"{args.workers} workers" if args.workers > 1 else None
+        _throughput(f"{count} {unit}", words, seconds, predictor.settings["backend"], pool)
     return 0
 
 
-def _throughput(what: str, words: int, seconds: float, backend: str, workers: int, kind: str) -> None:
-    scale = f", {workers} {kind}" if workers > 1 or kind.startswith("Ray") else ""
+def _throughput(what: str, words: int, seconds: float, backend: str, pool: str | None) -> None:
+    """The last line: ``pool`` names the processes or actors that predicted (None: this process alone)."""
+    scale = f", {pool}" if pool else ""
     print(f"tokentune predict: {what}, {words} words in {seconds:.2f} s "
           f"({words / max(seconds, 1e-9):,.0f} words/s, backend {backend}{scale})", file=sys.stderr)
 
@@ -272,9 +274,9 @@ def _run_ray(args: argparse.Namespace) -> int:
                               address=args.ray, **settings)
     if not args.quiet:
         cpus = f"{written.cpus_per_actor:g} CPU{'s' if written.cpus_per_actor != 1 else ''}"
-        pool = f"Ray actors of {cpus} each" if args.workers > 1 else f"Ray actor of {cpus}"
+        pool = f"{args.workers} Ray actors of {cpus} each" if args.workers > 1 else f"1 Ray actor of {cpus}"
         _throughput(f"{written.records} records", written.words, time.perf_counter() - started,
-                    settings["backend"], args.workers, pool)
+                    settings["backend"], pool)
     return 0
 
 

@@ -98,18 +98,27 @@ def stream_lines(path: str | None) -> Iterator[str]:
     number = 0
     with ExitStack() as stack:
         try:
-            for raw in _open_stream(name, stack):
-                text = decode_utf8(raw, name, number + 1)
-                if not number and text[:1] == "\ufeff":
-                    text = text[1:]
-                text = text[:-1] if text[-1:] == "\n" else text
-                text = text[:-1] if text[-1:] == "\r" else text
-                for part in text.split("\r") if "\r" in text else (text,):
-                    number += 1
-                    yield part
+            for line in decoded_lines(_open_stream(name, stack), name):
+                number += 1  # lines given so far: where a cut gzip stream is said to end
+                yield line
         except (EOFError, OSError, zlib.error) as err:
             raise DataError(f"cannot read the file after line {number} ({err})", path=name,
                             fix="check that it is complete (`gzip -t FILE` checks a .gz file)") from None
+
+
+def decoded_lines(stream: Iterable[bytes], name: str) -> Iterator[str]:
+    """The lines of ``stream`` (byte lines, as a binary file iterates), decoded by the rules of
+    :func:`stream_lines`, which reads files through it, as Ray's reading tasks read bytes."""
+    number = 0
+    for raw in stream:
+        text = decode_utf8(raw, name, number + 1)
+        if not number and text[:1] == "\ufeff":
+            text = text[1:]
+        text = text[:-1] if text[-1:] == "\n" else text
+        text = text[:-1] if text[-1:] == "\r" else text
+        for part in text.split("\r") if "\r" in text else (text,):
+            number += 1
+            yield part
 
 
 def _open_stream(name: str, stack: ExitStack) -> Iterable[bytes]:

@@ -22,6 +22,7 @@ be on every node (the same path everywhere).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import IO
 
 from ..errors import ConfigError, DataError, TokentuneError
@@ -135,8 +136,7 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
         ordered = predicted if empty is not None else predicted.sort(ROW)
         return ordered.drop_columns([ROW, WORDS])
     written = write_predictions(predicted, output, None if empty is None else empty.drop_columns([ROW, WORDS]).schema)
-    written.cpus_per_actor = num_cpus
-    return written
+    return replace(written, cpus_per_actor=num_cpus)
 
 
 def node_cpus() -> list[float]:

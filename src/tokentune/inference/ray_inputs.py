@@ -19,11 +19,12 @@ single-process ``tokentune predict``, then numbered and cut into enough blocks f
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 from dataclasses import dataclass
 
-from ..data.files import decode_utf8, gunzipped, stream_lines
+from ..data.files import decoded_lines, gunzipped, stream_lines
 from ..data.inputs import check_readable, guess_format
 from ..data.jsonl import parse_json
 from ..errors import ConfigError, DataError, TokentuneError
@@ -209,19 +210,11 @@ def file_tables(batch, *, fmt: str, where: str | None, text_column: str | None, 
 
 
 def file_lines(raw: bytes, path: str) -> list[str]:
-    """The lines of a file's bytes, without their ends, by the rules of
-    :func:`tokentune.data.files.stream_lines`: gzip by its magic number (Ray has already gunzipped a
-    ``.gz`` name), the BOM dropped, only ``\\n``, ``\\r\\n`` and ``\\r`` end a line (str.splitlines
-    would end one at ``\\x0c``, ``\\x85``, ``\\u2028`` ...), non-UTF-8 bytes named with their line."""
-    text = decode_utf8(gunzipped(raw, path), path)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.split("\n")
-    if lines[-1] == "":  # the end of the last line, or an empty file
-        lines.pop()
-    if lines and lines[0][:1] == "\ufeff":  # after the count: a file of just a BOM is one empty line
-        lines[0] = lines[0][1:]
-    return lines
+    """The lines of a file's bytes, by :func:`tokentune.data.files.decoded_lines`, the rules of
+    ``stream_lines``: gzip by its magic number (Ray has already gunzipped a ``.gz`` name), the BOM
+    dropped, only ``\\n``, ``\\r\\n`` and ``\\r`` end a line (str.splitlines would end one at ``\\x0c``,
+    ``\\x85``, ``\\u2028`` ...), non-UTF-8 bytes named with their line."""
+    return list(decoded_lines(io.BytesIO(gunzipped(raw, path)), path))
 
 
 def jsonl_table(lines: list[str], path: str, text_column: str | None, tokens_column: str | None):
