@@ -7,7 +7,9 @@ single-process ``tokentune predict``, then numbered and cut into enough blocks f
   :class:`~tokentune.errors.DataError`s naming the path).
 - A text or JSON lines file on this machine is read by this process with ``predict``'s own reader
   (:func:`read_lines_file`): no Ray task to start (about 3 s of a 20 s run on CoNLL-2003 test), the
-  same messages as ``predict``, and the file need not be on the cluster's other nodes. A folder of
+  same messages as ``predict``, and the file need not be on the cluster's other nodes. It is read in
+  pieces of :data:`CHUNK_CHARS` characters, each made Arrow columns at once, so that this process
+  holds the file as Arrow columns and one piece as Python objects, not every record as a dict. A folder of
   them, or a remote path, is read as whole files (``ray.data.read_binary_files``, lazily and in
   order) and split in a task with :func:`file_tables`, by :func:`file_lines`, the rules of
   :func:`tokentune.data.files.stream_lines`:
@@ -23,11 +25,12 @@ import io
 import math
 import os
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 from ..data.files import decoded_lines, gunzipped, stream_lines
 from ..data.inputs import check_readable, guess_format
-from ..data.jsonl import parse_json
 from ..errors import ConfigError, DataError, TokentuneError
+from .ray_records import file_records, jsonl_table, type_clash
 from .ray_results import ROW, RemoteError, user_errors
 
 PIECES_PER_ACTOR = 4  # blocks per actor at least: a slow block holds back only a quarter of an actor's share
@@ -36,7 +39,7 @@ FORMAT_FIX = ("a folder of JSON lines or text files is read with --format jsonl 
               "(input_format='jsonl' or 'text' from Python)")
 PARQUET_FIX = f"give a Parquet file or a folder of .parquet files; {FORMAT_FIX}"
 READ_FIX = "check that the file is complete (`gzip -t FILE` checks a .gz file, which Ray gunzips by its name)"
-WORDS_KEYS = ("tokens", "words")
+CHUNK_CHARS = 2**20  # a local file is read in pieces this long: 382 -> 152 MB peak for 27 MB of JSON lines
 
 
 def source_format(data, input_format: str | None) -> str | None:
@@ -178,16 +181,46 @@ def is_local_lines_file(data, fmt: str | None) -> bool:
     return fmt in ("text", "jsonl") and "://" not in os.fspath(data) and os.path.isfile(data)
 
 
-def read_lines_file(path: str, fmt: str, text_column: str | None, tokens_column: str | None):
+def read_lines_file(path: str, fmt: str, text_column: str | None, tokens_column: str | None,
+                    chunk_chars: int = CHUNK_CHARS):
     """The Arrow table of a local text (a ``text`` column) or JSON lines file, read in this process by
     single-process ``predict``'s own reader (:func:`tokentune.data.files.stream_lines`: its rules and
-    its errors); None for JSON lines without a record."""
+    its errors); None for JSON lines without a record. Each piece of about ``chunk_chars`` characters
+    becomes Arrow columns at once, so that only one piece's Python strings and records are held at a
+    time; the pieces' column types are merged as one table of every record would infer them."""
     import pyarrow as pa
 
-    lines = list(stream_lines(path))
-    if fmt == "text":
-        return pa.table({"text": pa.array(lines, type=pa.string())})
-    return jsonl_table(lines, path, text_column, tokens_column)
+    tables, key = [], None
+    for first, lines in line_chunks(stream_lines(path), chunk_chars):
+        if fmt == "text":
+            tables.append(pa.table({"text": pa.array(lines, type=pa.string())}))
+            continue
+        table, key = jsonl_table(lines, path, text_column, tokens_column, first=first, key=key,
+                                 reread=lambda last: file_records(path, last))
+        if table is not None:
+            tables.append(table)
+    if fmt == "text" and not tables:
+        return pa.table({"text": pa.array([], type=pa.string())})
+    if len(tables) < 2:
+        return tables[0] if tables else None
+    try:  # an int column of one piece and a float one of another make a float column, as in one table
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise type_clash(file_records(path), path, err) from None
+
+
+def line_chunks(lines: Iterable[str], chars: int) -> Iterator[tuple[int, list[str]]]:
+    """``(number of its first line, lines)`` for consecutive pieces of ``lines`` of at least ``chars``
+    characters each (the last may have fewer); none for no lines."""
+    chunk, size, first = [], 0, 1
+    for line in lines:
+        chunk.append(line)
+        size += len(line) + 1
+        if size >= chars:
+            yield first, chunk
+            first, chunk, size = first + len(chunk), [], 0
+    if chunk:
+        yield first, chunk
 
 
 def file_tables(batch, *, fmt: str, where: str | None, text_column: str | None, tokens_column: str | None):
@@ -202,7 +235,7 @@ def file_tables(batch, *, fmt: str, where: str | None, text_column: str | None, 
             if fmt == "text":
                 yield pa.table({"text": pa.array(lines, type=pa.string())})
                 continue
-            table = jsonl_table(lines, name, text_column, tokens_column)
+            table, _ = jsonl_table(lines, name, text_column, tokens_column)
             if table is not None:
                 yield table
     except TokentuneError as err:
@@ -215,90 +248,6 @@ def file_lines(raw: bytes, path: str) -> list[str]:
     dropped, only ``\\n``, ``\\r\\n`` and ``\\r`` end a line (str.splitlines would end one at ``\\x0c``,
     ``\\x85``, ``\\u2028`` ...), non-UTF-8 bytes named with their line."""
     return list(decoded_lines(io.BytesIO(gunzipped(raw, path)), path))
-
-
-def jsonl_table(lines: list[str], path: str, text_column: str | None, tokens_column: str | None):
-    """The records of a file's JSON lines as one Arrow table (None when there are none), each line
-    parsed and checked as ``predict`` does (:func:`tokentune.data.inputs.jsonl_items`)."""
-    import pyarrow as pa
-
-    records, numbers, key = [], [], None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        record = parse_json(line, path=path, line=number, invalid="not valid JSON")
-        key = record_key(record, line, (path, number), text_column or tokens_column,
-                         "text" if text_column is not None else "tokens", key)
-        records.append(record)
-        numbers.append(number)
-    if not records:
-        return None
-    fields = dict.fromkeys(name for record in records for name in record)  # every record's, in order
-    try:
-        return pa.table({name: [record.get(name) for record in records] for name in fields})
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as err:
-        raise type_clash(records, numbers, path, err) from None
-
-
-def _is_words(value) -> bool:
-    return isinstance(value, list) and all(isinstance(word, str) for word in value)
-
-
-def record_key(record, line: str, at: tuple[str, int], named: str | None, kind: str, key: str | None) -> str:
-    """The field ``record`` is tagged from: ``named`` (of ``kind``), else as ``predict`` picks it
-    (``text``, else ``tokens`` or ``words``), and the same as the file's records before it (``key``):
-    Ray tags one column."""
-    path, number = at
-    if named is not None:
-        expected = "a string" if kind == "text" else "a list of strings"
-        if not isinstance(record, dict) or named not in record:
-            raise DataError(f'no "{named}" field', path=path, line=number, found=ascii(line[:80]),
-                            fix=f'give every record a "{named}" field ({expected})')
-        if not (isinstance(record[named], str) if kind == "text" else _is_words(record[named])):
-            raise DataError(f'the "{named}" field is not {expected}', path=path, line=number,
-                            found=ascii(record[named])[:80], fix=f'give every record {expected} in "{named}"')
-        return named
-    words_key = next((name for name in WORDS_KEYS if isinstance(record, dict) and name in record), "tokens")
-    found = ("text" if isinstance(record, dict) and isinstance(record.get("text"), str) else
-             words_key if isinstance(record, dict) and _is_words(record.get(words_key)) else None)
-    if found is None:
-        for name, what in (("text", "a string"), (words_key, "a list of strings")):
-            if isinstance(record, dict) and name in record:
-                raise DataError(f'the "{name}" field is not {what}', path=path, line=number,
-                                found=ascii(record[name])[:80], fix='write {"text": "..."} or {"tokens": ["...", ...]}')
-        raise DataError("a line has neither a \"text\" string nor a \"tokens\" list of strings", path=path,
-                        line=number, found=ascii(line[:80]), fix='write {"text": "..."} or {"tokens": ["...", ...]}')
-    if key is not None and found != key:
-        what = "string" if key == "text" else "list of strings"
-        raise DataError(f'this record has no "{key}" {what}, as the records before it have', path=path, line=number,
-                        found=ascii(line[:80]), fix=f'give every record a "{key}" {what}: Ray tags one column '
-                                                    "(or leave --ray out: predict reads mixed records)")
-    return found
-
-
-def _json_kind(value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "a boolean"
-    kinds = ((str, "a string"), ((int, float), "a number"), (list, "a list"), (dict, "an object"))
-    return next(name for types, name in kinds if isinstance(value, types))
-
-
-def type_clash(records: list[dict], numbers: list[int], path: str, error: Exception) -> DataError:
-    """Why Arrow could not make a table of ``records``: the first field of two JSON types, with its
-    lines, else Arrow's own words."""
-    fix = "give each field one type in every record (or leave --ray out: predict reads any JSON lines)"
-    first: dict[str, tuple[str, int]] = {}
-    for record, number in zip(records, numbers):
-        for name, value in record.items():
-            kind = _json_kind(value)
-            seen = first.setdefault(name, (kind, number)) if kind is not None else None
-            if seen is not None and seen[0] != kind:
-                return DataError(f'field "{name}" is {kind} here but {seen[0]} on line {seen[1]}', path=path,
-                                 line=number, fix=fix)
-    return DataError(f"Ray Data cannot hold these records in one table: {str(error).splitlines()[0]}", path=path,
-                     fix=fix)
 
 
 def with_row_index(dataset, where: str, pieces: int = 1, fix: str | None = None):
