@@ -193,6 +193,19 @@ def test_an_empty_input_gives_an_empty_output(local_ray, model_dir, tmp_path, ou
     assert tokentune.predict_dataset(model_dir, str(source)).count() == 0
 
 
+def test_an_empty_parquet_input_keeps_its_columns(local_ray, model_dir, tmp_path, out_dir):
+    import tokentune
+
+    source = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"id": pa.array([], pa.int64()), "text": pa.array([], pa.string())}), source)
+    target = out_dir / "out.parquet"
+    assert main(["predict", model_dir, "-i", str(source), "-o", str(target), "--ray", "auto", "-q"]) == 0
+    schema = pq.read_schema(target)
+    assert schema.names == ["id", "text", "entities"] and schema.field("id").type == pa.int64()
+    assert pq.read_table(target).num_rows == 0
+    assert tokentune.predict_dataset(model_dir, str(source)).columns() == ["id", "text", "entities"]
+
+
 # -- defect: JSON lines errors said "Extra data: line 2 column 1", with no file:line
 
 def test_jsonl_errors_name_the_line_and_the_reason(local_ray, model_dir, tmp_path, out_dir, capsys):

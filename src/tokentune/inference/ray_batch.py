@@ -132,9 +132,12 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
                 compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus, num_gpus=num_gpus or None,
                 batch_size=rows_per_batch, batch_format="pyarrow", **actor_options(rows.indexed.map_batches),
             )
+    if output is None and empty is not None:  # made without them: Ray keeps no columns for a changed Dataset of no rows
+        from ray.data import from_arrow
+
+        return from_arrow(empty.drop_columns([ROW, WORDS]))
     if output is None:  # a Dataset the caller may consume in any way: sorted by its row numbers
-        ordered = predicted if empty is not None else predicted.sort(ROW)
-        return ordered.drop_columns([ROW, WORDS])
+        return predicted.sort(ROW).drop_columns([ROW, WORDS])
     written = write_predictions(predicted, output, None if empty is None else empty.drop_columns([ROW, WORDS]).schema)
     return replace(written, cpus_per_actor=num_cpus)
 

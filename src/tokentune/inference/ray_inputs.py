@@ -124,10 +124,22 @@ def read_rows(data, fmt: str | None, text_column: str | None, tokens_column: str
         if columns:  # known before reading: a missing column is refused before the input is read
             pick_column(columns, text_column, tokens_column, where)
         indexed, schema = with_row_index(dataset, where, pieces, fix)
+        if not (schema and schema.names) and fmt in (None, "parquet"):  # no rows, so no block said: a footer may
+            schema = known_schema(dataset)
     columns = schema.names if schema is not None else []
     if indexed is None and not columns:
         return Rows(None, None, None, "tokens" if tokens_column is not None else "text", where)
     return Rows(indexed, schema, *pick_column(columns, text_column, tokens_column, where), where)
+
+
+def known_schema(dataset):
+    """The Arrow schema ``dataset`` knows without rows (a Parquet file's, from its footer), else None."""
+    with user_errors("the dataset"):
+        schema = dataset.schema()
+    schema = getattr(schema, "base_schema", schema)
+    import pyarrow as pa
+
+    return schema if isinstance(schema, pa.Schema) else None
 
 
 def pick_column(columns: list[str], text_column: str | None, tokens_column: str | None,
