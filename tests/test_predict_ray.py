@@ -83,6 +83,22 @@ def test_predict_dataset_returns_a_dataset_in_input_order(local_ray, model_dir):
     assert [[(s["label"], s["start"], s["end"]) for s in row["spans"]] for row in rows] == [p.spans for p in expected]
 
 
+def test_the_returned_dataset_keeps_input_order_however_it_is_consumed(local_ray, model_dir):
+    from ray.data import DataContext
+
+    import tokentune
+
+    records = _records("tokens", 60)
+    dataset = ray.data.from_items([{"n": r["id"], "words": r["tokens"]} for r in records], override_num_blocks=12)
+    assert not DataContext.get_current().execution_options.preserve_order  # the caller's, left as it was
+    predicted = tokentune.predict_dataset(model_dir, dataset, tokens_column="words", concurrency=2, rows_per_batch=3)
+    assert not DataContext.get_current().execution_options.preserve_order
+    assert [row["n"] for row in predicted.take_all()] == list(range(60))
+    assert [n for batch in predicted.iter_batches(batch_size=7) for n in batch["n"]] == list(range(60))
+    assert predicted.to_pandas()["n"].tolist() == list(range(60))
+    assert [row["n"] for row in predicted.map(lambda row: row).take_all()] == list(range(60))
+
+
 def _free_cpus_become(count: float) -> None:
     """Wait (at most 20 s) until Ray's view of the free CPUs, which lags a little, shows ``count``."""
     import time

@@ -7,8 +7,9 @@ and ``spans`` (label, start, end, score) for words. A path is read by :mod:`.ray
 and errors of ``tokentune predict``). The rows are numbered first (the input is read once, in order,
 each block numbered from the row counts before it and cut so that every actor gets some), predicted by
 ``map_batches`` with a pool of :class:`TaggerActor`s (one Tagger each, loaded on its first batch),
-and put back in input order by that number, which is then dropped: written, as the blocks stream in
-(:func:`~tokentune.inference.ray_results.in_row_order`); returned, sorted by it. The output has one
+with ``preserve_order`` on in the Dataset's own context, so that Ray hands the blocks back in input
+order to any consumer. Written, the rows are also checked and put in order by that number as they
+stream in (:func:`~tokentune.inference.ray_results.in_row_order`); it is then dropped. The output has one
 row per input row, in input order, whatever order the actors finished in.
 
 Given ``output`` (a ``.parquet`` path, else JSON lines: a path or a text handle) the rows are written
@@ -136,8 +137,8 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
         from ray.data import from_arrow
 
         return from_arrow(empty.drop_columns([ROW, WORDS]))
-    if output is None:  # a Dataset the caller may consume in any way: sorted by its row numbers
-        return predicted.sort(ROW).drop_columns([ROW, WORDS])
+    if output is None:  # in input order however it is consumed: preserve_order is on in its own context
+        return predicted.drop_columns([ROW, WORDS])
     written = write_predictions(predicted, output, None if empty is None else empty.drop_columns([ROW, WORDS]).schema)
     return replace(written, cpus_per_actor=num_cpus)
 
