@@ -113,6 +113,8 @@ def _config_files(w) -> None:
     (w / "bad.json").write_text('{"epochs": 1,')
     (w / "unreadable.yaml").write_text("epochs: 1\n")
     (w / "badspace.yaml").write_text("learning_rate: {type: float, low: 1.0e-3, high: 1.0e-4}\n")
+    (w / "badspace.json").write_text('{\n  "epochs": {"type": "int", "low": 1, "high": 2},\n'
+                                     '  "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-4}\n}\n')
     (w / "typospace.yaml").write_text("epochs: 1\nspace:\n  epochs: {type: int, low: 1, high: 2}\n"
                                       "  learnig_rate: {type: float, low: 1.0e-4, high: 1.0e-3}\n")
     (w / "trainer_typo.yaml").write_text("trainer:\n  label_smothing_factor: 0.1\n")
@@ -576,6 +578,8 @@ ROWS = [
     # ----------------------------------------------------------------------------------------- tune
     row("tune-space-low-above-high", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY,
                                       "--space", "{w}/badspace.yaml"], "{w}/badspace.yaml:1", "low"),
+    row("tune-json-space-low-above-high", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY,
+                                           "--space", "{w}/badspace.json"], "{w}/badspace.json:3", "low"),
     row("tune-space-unknown-setting", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY,
                                        "--config", "{w}/typospace.yaml"], "{w}/typospace.yaml:4", "learning_rate"),
     row("tune-space-missing", ["tune", "--data", "{w}/data", "--output", "{w}/out", *TINY,

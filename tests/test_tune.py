@@ -158,7 +158,7 @@ def test_a_space_file_with_settings_beside_space_is_refused_naming_them(tiny_dat
     assert "expected a mapping" not in err and not out.exists()
     as_json = tmp_path / "space.json"
     as_json.write_text(json.dumps({"space": {"epochs": {"type": "int", "low": 1, "high": 3}}, "epochs": 1}))
-    with pytest.raises(ConfigError, match=r"space.json: a --space file holds only the search space; found also: "
+    with pytest.raises(ConfigError, match=r"space.json:1: a --space file holds only the search space; found also: "
                                           r"epochs\. Fix: put other settings in --config FILE or flags"):
         read_space(str(as_json), TrainConfig(data="x"), in_config=False)
     for text in (TINY_SPACE_YAML, TINY_SPACE_YAML.replace("\n  ", "\n")[len("space:\n"):]):  # nested, or top level

@@ -241,10 +241,9 @@ def read_space(path: str | None, base, *, in_config: bool) -> dict[str, Param] |
     if in_config and not (isinstance(values, dict) and "space" in values):
         return None  # the config's other keys are checked as settings by build_config
     under = "space" if in_config or (isinstance(values, dict) and "space" in values) else None
-    json_file = path.endswith(".json")
-    if under and not in_config:
-        _only_space(values, path, {} if json_file else yaml_lines(text, None))
-    lines = {} if json_file else yaml_lines(text, under)
+    if under and not in_config:  # a JSON file's lines too: YAML's composer reads JSON
+        _only_space(values, path, yaml_lines(text, None))
+    lines = yaml_lines(text, under)
     return parse_space(values["space"] if under else values, base, source=path, lines=lines)
 
 
