@@ -424,3 +424,32 @@ def test_an_output_without_the_studys_best_trial_says_why_and_which_it_holds(tmp
     assert notes == ["the best trial of the study, 1 (dev F1 0.1070), has no model in this output's trials: it ran "
                      "on another machine, or into another --output (worker elsewhere:101); this output is trial 0 "
                      "(dev F1 0.0500), the best of those run into it"]
+
+
+def test_worker_progress_says_only_the_trials_this_run_finished():
+    """With --workers the command reports trials as the study shows them finished; a continued search
+    (the same command again) does not say the earlier run's trials a second time."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from tokentune.tuning.workers import finished_trials, watch_trials
+
+    class Exited:  # a worker process that has finished
+        exitcode = 0
+
+        def is_alive(self) -> bool:
+            return False
+
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.7, 0.6):
+        study.add_trial(optuna.trial.create_trial(params={"learning_rate": value / 1e4}, value=value,
+                                                  distributions={"learning_rate": FloatDistribution(1e-5, 1e-4)}))
+    earlier = {trial.number for trial in finished_trials(study)[:2]}  # said by the run before
+    lines: list[str] = []
+    watch_trials(study, [Exited()], lines.append, 5, earlier)
+    assert len(lines) == 1 and lines[0].startswith("trial 2") and earlier == {0, 1, 2}, lines
+    watch_trials(study, [Exited()], lines.append, 5, earlier)
+    assert len(lines) == 1  # nothing new: nothing said
+    everything: list[str] = []
+    watch_trials(study, [Exited()], everything.append, 5, set())
+    assert [line.split()[1] for line in everything] == ["0", "1", "2"]

@@ -61,10 +61,16 @@ def run_processes(search, remaining: int, progress) -> None:
     threads = max(1, (os.cpu_count() or 1) // len(counts))
     processes = [context.Process(target=_worker_main, args=(search, i, n, threads, errors), daemon=False)
                  for i, n in enumerate(counts)]
+    study = None
+    if progress is not None:
+        from .study import open_study
+
+        study = open_study(search)
+    reported = {trial.number for trial in finished_trials(study)}  # an earlier run's trials: said by it
     for process in processes:
         process.start()
     try:
-        _watch(search, processes, progress)
+        watch_trials(study, processes, progress, search.trials, reported)
     finally:
         for process in processes:
             if process.is_alive():
@@ -73,22 +79,27 @@ def run_processes(search, remaining: int, progress) -> None:
     _raise_worker_error(errors, processes)
 
 
-def _watch(search, processes, progress) -> None:
-    """Report each trial once it is finished, until every worker has exited or one has failed."""
-    from .study import open_study, trial_line
+def finished_trials(study) -> list:
+    """``study``'s finished trials (complete, pruned or failed), in order; none without a study."""
+    if study is None:
+        return []
+    from optuna.trial import TrialState
 
-    seen: set[int] = set()
-    study = open_study(search) if progress is not None else None
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sorted(study.get_trials(deepcopy=False, states=states), key=lambda trial: trial.number)
+
+
+def watch_trials(study, processes, progress, total: int, reported: set[int]) -> None:
+    """Report each trial of ``study`` once it is finished (``reported``: the numbers said already), until
+    every worker has exited or one has failed."""
+    from .study import trial_line
+
     while True:
         alive = any(p.is_alive() for p in processes)
-        if study is not None:
-            from optuna.trial import TrialState
-
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                                   TrialState.FAIL)):
-                if trial.number not in seen:
-                    seen.add(trial.number)
-                    progress(trial_line(study, trial, search.trials))
+        for trial in finished_trials(study):
+            if trial.number not in reported:
+                reported.add(trial.number)
+                progress(trial_line(study, trial, total))
         if not alive or any(p.exitcode not in (None, 0) for p in processes):
             return  # a worker that failed ends the search (the others are stopped; the same command continues)
         time.sleep(POLL_SECONDS)
