@@ -18,10 +18,11 @@ from tokentune.inference.ray_inputs import line_chunks, read_lines_file  # noqa:
 
 WHOLE = 10**12  # characters: the whole file as one piece
 
-# fields whose JSON types differ between records but make one Arrow column: numbers, nulls, objects with
-# other keys, lists of ints and of floats, a field that only later records have
+# fields whose JSON types differ between records: numbers, nulls, booleans (one table turns those after a
+# float into 1.0, refuses them before one), objects with other keys, lists of ints and of floats, a field
+# that only later records have
 VALUES = {
-    "n": st.one_of(st.none(), st.integers(-10**6, 10**6), st.floats(-1e6, 1e6, allow_nan=False)),
+    "n": st.one_of(st.none(), st.integers(-10**6, 10**6), st.floats(-1e6, 1e6, allow_nan=False), st.booleans()),
     "tag": st.one_of(st.none(), st.text(max_size=5)),
     "meta": st.one_of(st.none(), st.fixed_dictionaries({"a": st.integers(0, 9)}),
                       st.fixed_dictionaries({"b": st.text(max_size=3)})),
@@ -42,10 +43,37 @@ def _write(path, lines: list[str]) -> str:
 @given(records=RECORDS, chars=st.integers(1, 200))
 def test_pieces_make_the_table_of_one_piece(tmp_path_factory, records, chars):
     path = _write(tmp_path_factory.mktemp("pieces") / "in.jsonl", [json.dumps(record) for record in records])
-    whole = read_lines_file(path, "jsonl", None, None, chunk_chars=WHOLE)
-    pieces = read_lines_file(path, "jsonl", None, None, chunk_chars=chars)
-    assert pieces.schema == whole.schema
-    assert pieces.to_pylist() == whole.to_pylist()
+    whole, pieces = (_outcome(path, size) for size in (WHOLE, chars))
+    assert type(pieces) is type(whole)
+    if isinstance(whole, str):  # refused: with the same words
+        assert pieces == whole
+    else:
+        assert pieces.schema == whole.schema
+        assert pieces.to_pylist() == whole.to_pylist()
+
+
+def _outcome(path: str, chars: int):
+    """The table read in pieces of ``chars``, or the message it is refused with."""
+    try:
+        return read_lines_file(path, "jsonl", None, None, chunk_chars=chars)
+    except DataError as err:
+        return str(err)
+
+
+@pytest.mark.parametrize("lines", [
+    ['{"text": "a", "z": 1.5}', '{"text": "b", "z": true}'],  # one table: z is 1.0 (Arrow's inference)
+    ['{"text": "a", "z": true}', '{"text": "b", "z": 1.5}'],  # one table: refused
+    ['{"text": "a", "z": [2.5]}', '{"text": "b", "z": [false]}'],
+    ['{"text": "a", "m": {"a": 1}}', '{"text": "b", "m": {"a": "s"}}'],  # refused in Arrow's words
+    ['{"text": "a", "x": 1}', '{"text": "b", "x": "s"}', *['{"text": "c"}'] * 20, '{"text": oops'],  # the bad line
+    ['{"text": "a", "x": 9007199254740993}', '{"text": "b", "x": 1.5}'],
+], ids=["float-bool", "bool-float", "nested-bool", "nested-clash", "clash-then-bad-json", "big-int-float"])
+def test_pieces_that_do_not_merge_are_read_as_one_table(tmp_path, lines):
+    path = _write(tmp_path / "in.jsonl", lines)
+    whole = _outcome(path, WHOLE)
+    for chars in (1, 25):
+        pieces = _outcome(path, chars)
+        assert pieces == whole if isinstance(whole, str) else pieces.to_pylist() == whole.to_pylist(), (chars, pieces)
 
 
 def test_text_pieces_keep_every_line_in_order(tmp_path):

@@ -9,7 +9,8 @@ single-process ``tokentune predict``, then numbered and cut into enough blocks f
   (:func:`read_lines_file`): no Ray task to start (about 3 s of a 20 s run on CoNLL-2003 test), the
   same messages as ``predict``, and the file need not be on the cluster's other nodes. It is read in
   pieces of :data:`CHUNK_CHARS` characters, each made Arrow columns at once, so that this process
-  holds the file as Arrow columns and one piece as Python objects, not every record as a dict. A folder of
+  holds the file as Arrow columns and one piece as Python objects, not every record as a dict. Where
+  the pieces' types do not merge (booleans after floats, a clash), the whole file decides, as before. A folder of
   them, or a remote path, is read as whole files (``ray.data.read_binary_files``, lazily and in
   order) and split in a task with :func:`file_tables`, by :func:`file_lines`, the rules of
   :func:`tokentune.data.files.stream_lines`:
@@ -30,7 +31,7 @@ from typing import Iterable, Iterator
 from ..data.files import decoded_lines, gunzipped, stream_lines
 from ..data.inputs import check_readable, guess_format
 from ..errors import ConfigError, DataError, TokentuneError
-from .ray_records import file_records, jsonl_table, type_clash
+from .ray_records import arrow_table, jsonl_table, parse_records
 from .ray_results import ROW, RemoteError, user_errors
 
 PIECES_PER_ACTOR = 4  # blocks per actor at least: a slow block holds back only a quarter of an actor's share
@@ -199,26 +200,36 @@ def read_lines_file(path: str, fmt: str, text_column: str | None, tokens_column:
     single-process ``predict``'s own reader (:func:`tokentune.data.files.stream_lines`: its rules and
     its errors); None for JSON lines without a record. Each piece of about ``chunk_chars`` characters
     becomes Arrow columns at once, so that only one piece's Python strings and records are held at a
-    time; the pieces' column types are merged as one table of every record would infer them."""
+    time. Where the pieces' types do not make one table, the whole file is read as one table, as
+    before pieces: what Arrow infers over every record decides, and its errors are said as then."""
+    import pyarrow as pa
+
+    if fmt == "text":
+        tables = [pa.table({"text": pa.array(lines, type=pa.string())})
+                  for _, lines in line_chunks(stream_lines(path), chunk_chars)]
+        return pa.concat_tables(tables) if tables else pa.table({"text": pa.array([], type=pa.string())})
+    try:
+        return jsonl_pieces(path, text_column, tokens_column, chunk_chars)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        # e.g. a piece of booleans after one of floats (one table turns them into 1.0), or a clash: then
+        # every line is parsed before any table is made, so that a bad line anywhere is said first
+        return jsonl_table(list(stream_lines(path)), path, text_column, tokens_column)
+
+
+def jsonl_pieces(path: str, text_column: str | None, tokens_column: str | None, chars: int):
+    """The JSON lines file ``path`` as Arrow tables of pieces of ``chars`` characters, their column types
+    merged as one table of every record infers them (ints and floats make floats); Arrow's errors
+    where a piece, or the merge, cannot be made."""
     import pyarrow as pa
 
     tables, key = [], None
-    for first, lines in line_chunks(stream_lines(path), chunk_chars):
-        if fmt == "text":
-            tables.append(pa.table({"text": pa.array(lines, type=pa.string())}))
-            continue
-        table, key = jsonl_table(lines, path, text_column, tokens_column, first=first, key=key,
-                                 reread=lambda last: file_records(path, last))
-        if table is not None:
-            tables.append(table)
-    if fmt == "text" and not tables:
-        return pa.table({"text": pa.array([], type=pa.string())})
+    for first, lines in line_chunks(stream_lines(path), chars):
+        records, _, key = parse_records(lines, path, text_column, tokens_column, first=first, key=key)
+        if records:
+            tables.append(arrow_table(records))
     if len(tables) < 2:
         return tables[0] if tables else None
-    try:  # an int column of one piece and a float one of another make a float column, as in one table
-        return pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-        raise type_clash(file_records(path), path, err) from None
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def line_chunks(lines: Iterable[str], chars: int) -> Iterator[tuple[int, list[str]]]:
@@ -247,7 +258,7 @@ def file_tables(batch, *, fmt: str, where: str | None, text_column: str | None, 
             if fmt == "text":
                 yield pa.table({"text": pa.array(lines, type=pa.string())})
                 continue
-            table, _ = jsonl_table(lines, name, text_column, tokens_column)
+            table = jsonl_table(lines, name, text_column, tokens_column)
             if table is not None:
                 yield table
     except TokentuneError as err:

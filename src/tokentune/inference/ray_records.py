@@ -3,36 +3,19 @@
 cannot make explained by the first field of two JSON types, with its lines."""
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
-from ..data.files import stream_lines
 from ..data.jsonl import parse_json
 from ..errors import DataError
 
 WORDS_KEYS = ("tokens", "words")
 
 
-def file_records(path: str, last: int | None = None) -> Iterator[tuple[int, object]]:
-    """``(line number, record)`` of each JSON line of ``path`` up to line ``last`` (None: all), read
-    again to say where a type clash is."""
-    for number, line in enumerate(stream_lines(path), 1):
-        if last is not None and number > last:
-            return
-        if line.strip():
-            yield number, parse_json(line, path=path, line=number, invalid="not valid JSON")
-
-
-def jsonl_table(lines: list[str], path: str, text_column: str | None, tokens_column: str | None, *,
-                first: int = 1, key: str | None = None,
-                reread: Callable[[int], Iterable[tuple[int, object]]] | None = None):
-    """``(table, key)``: the records of JSON ``lines`` (numbered from ``first``) as one Arrow table (None
-    when there are none), each line parsed and checked as ``predict`` does
-    (:func:`tokentune.data.inputs.jsonl_items`), and the field they are tagged from (``key``: the one
-    the lines before them were tagged from, None if none). ``reread(N)``: the ``(line number, record)``
-    pairs of the whole input up to line N, where the lines before these are part of it, so that a type
-    clash is said as for the whole input."""
-    import pyarrow as pa
-
+def parse_records(lines: list[str], path: str, text_column: str | None, tokens_column: str | None, *,
+                  first: int = 1, key: str | None = None) -> tuple[list, list[int], str | None]:
+    """``(records, their line numbers, key)``: JSON ``lines`` (numbered from ``first``) parsed and checked
+    as ``predict`` does (:func:`tokentune.data.inputs.jsonl_items`), and the field they are tagged from
+    (``key``: the one the lines before them were tagged from, None if none)."""
     records, numbers = [], []
     for number, line in enumerate(lines, first):
         if not line.strip():
@@ -42,13 +25,31 @@ def jsonl_table(lines: list[str], path: str, text_column: str | None, tokens_col
                          "text" if text_column is not None else "tokens", key)
         records.append(record)
         numbers.append(number)
+    return records, numbers, key
+
+
+def arrow_table(records: list):
+    """``records`` as one Arrow table, every record's fields in order of first appearance; Arrow's own
+    errors (``ArrowInvalid``, ``ArrowTypeError``, ``OverflowError``) where it cannot."""
+    import pyarrow as pa
+
+    fields = dict.fromkeys(name for record in records for name in record)
+    return pa.table({name: [record.get(name) for record in records] for name in fields})
+
+
+def jsonl_table(lines: list[str], path: str, text_column: str | None, tokens_column: str | None):
+    """The records of JSON ``lines`` as one Arrow table (None when there are none), each line parsed and
+    checked as ``predict`` does; a table Arrow cannot make is a :class:`DataError` naming the first field
+    of two JSON types, with its lines."""
+    import pyarrow as pa
+
+    records, numbers, _ = parse_records(lines, path, text_column, tokens_column)
     if not records:
-        return None, key
-    fields = dict.fromkeys(name for record in records for name in record)  # every record's, in order
+        return None
     try:
-        return pa.table({name: [record.get(name) for record in records] for name in fields}), key
+        return arrow_table(records)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as err:
-        raise type_clash(zip(numbers, records) if reread is None else reread(numbers[-1]), path, err) from None
+        raise type_clash(zip(numbers, records), path, err) from None
 
 
 def _is_words(value) -> bool:
