@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 
 import pytest
 
@@ -105,7 +106,7 @@ def test_flag_beats_file_beats_default(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("learning_rte: 1.0e-4\n", "unknown setting 'learning_rte'.*did you mean 'learning_rate'"),
-    ("tokens_kye: words\n", "did you mean 'tokens_key'"),
+    ("tokens_kye: words\n", "unknown setting 'tokens_kye'.*did you mean 'tokens_key'"),
     ("weight_decay: .nan\n", "weight_decay must be a finite number"),
     ("epochs: .inf\n", "epochs must be a finite number"),
     ("scheme: [IOB2]\n", "scheme must be a string"),
@@ -115,8 +116,23 @@ def test_flag_beats_file_beats_default(tmp_path):
 def test_bad_config_file_values_are_located_config_errors(tmp_path, text, message):
     path = tmp_path / "c.yaml"
     path.write_text("data: d\n" + text)
-    with pytest.raises(ConfigError, match=message):
+    where = re.escape(f"{path}:2: ") if not text.startswith("1:") else re.escape(f"{path}: ")  # YAML's key 1: no line
+    with pytest.raises(ConfigError, match=where + message):
         build_config(str(path))
+
+
+def test_a_json_config_names_the_line_and_a_flag_is_not_blamed_on_the_file(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{\n  "data": "d",\n  "learnin_rate": 0.1\n}\n')
+    with pytest.raises(ConfigError, match=re.escape(f"{path}:3: unknown setting 'learnin_rate'") + ".*did you mean"):
+        build_config(str(path))
+    path.write_text('{\n  "data": "d",\n  "epochs": 1,\n  "warmup_ratio": 3\n}\n')
+    with pytest.raises(ConfigError, match=re.escape(f"{path}:4: warmup_ratio must be below 1.0, got 3")):
+        build_config(str(path))
+    path.write_text('{"data": "d", "epochs": 1}')
+    with pytest.raises(ConfigError, match=r"^configuration: learning_rate must be a positive number, got -3\.0\. "
+                                          r"Fix: set --learning-rate"):
+        build_config(str(path), learning_rate=-3.0)
 
 
 @pytest.mark.parametrize("flag, value", [("--weight-decay", "nan"), ("--adam-epsilon", "inf"),

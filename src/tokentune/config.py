@@ -14,7 +14,7 @@ from .data.options import ReadOptions
 from .errors import ConfigError
 from .modeling import EMBEDDED_ALIASES
 from .schemes import get_scheme
-from .settings import check_choice, setting, unknown_keys
+from .settings import check_choice, check_field, setting, unknown_keys
 from .trainer_args import SCHEDULERS
 from .words import SPLITTERS
 
@@ -285,16 +285,28 @@ def read_mapping_file(path: str, *, what: str = "config file", flag: str = "--co
 
 def read_config_file(path: str, *, allow: tuple[str, ...] = ()) -> dict[str, Any]:
     """Settings from a YAML or JSON file (a mapping of TrainConfig field names to values, and the keys
-    of ``allow``: ``space`` for ``tune``)."""
-    values, _ = read_mapping_file(path)
+    of ``allow``: ``space`` for ``tune``), each checked alone and said with its line where wrong."""
+    values, text = read_mapping_file(path)
     if values is None:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, found {type(values).__name__}",
                           fix="write 'name: value' lines (YAML) or a JSON object")
-    values = {key.replace("-", "_") if isinstance(key, str) else key: value for key, value in values.items()}
-    unknown_keys({k: v for k, v in values.items() if k not in allow}, TrainConfig, path)  # and non-string keys
-    return values
+    lines = yaml_lines(text, None)  # JSON too: YAML's composer reads it
+    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    named = {}
+    for key, value in values.items():
+        name = key.replace("-", "_") if isinstance(key, str) else key
+        named[name] = value
+        if name in allow:
+            continue
+        where = f"{path}:{lines[(key,)]}" if (key,) in lines else path
+        unknown_keys({name: value}, TrainConfig, where)  # and non-string keys
+        try:  # each value's own checks here, where its line is known; flags are checked with the whole config
+            check_field(fields[name], value)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err.message}", fix=err.fix) from None
+    return named
 
 
 def parse_yaml(text: str):
@@ -309,6 +321,25 @@ def parse_yaml(text: str):
         raise problem from None
 
 
+def yaml_lines(text: str, under: str | None = "space") -> dict[tuple, int]:
+    """``(key,)`` -> 1-based line of each key of a mapping in a YAML (or JSON) text, for errors: the keys
+    under the top-level ``under`` key (a ``tune`` space), or the top-level keys themselves (``under=None``)."""
+    import yaml
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    node = root
+    if under is not None:
+        node = next((value for key, value in root.value if getattr(key, "value", None) == under), None)
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {(key.value,): key.start_mark.line + 1 for key, _ in node.value}
+
+
 def build_config(file_path: str | None = None, *, allow: tuple[str, ...] = (), **overrides: Any) -> TrainConfig:
     """Defaults, then the file's settings, then ``overrides`` that are not None (CLI flags). Keys in
     ``allow`` may be in the file and are left for the caller (``space`` for ``tune``)."""
@@ -320,5 +351,13 @@ def build_config(file_path: str | None = None, *, allow: tuple[str, ...] = (), *
     if isinstance(flags.get("trainer"), list):  # --trainer-arg KEY=VALUE beats the file's trainer: KEY
         file_trainer = values.get("trainer") if isinstance(values.get("trainer"), dict) else {}
         flags["trainer"] = {**file_trainer, **parse_pairs(flags["trainer"])}
+    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    for name, value in flags.items():  # a flag's own checks, said as the flag's, not as the file's
+        if name in fields:
+            try:
+                check_field(fields[name], value)
+            except ConfigError as err:
+                raise ConfigError(f"configuration: {err.message}", fix=err.fix) from None
     values.update(flags)
-    return TrainConfig.from_dict(values, source=file_path or "configuration")
+    source = f"{file_path} with the flags" if file_path and flags else file_path or "configuration"
+    return TrainConfig.from_dict(values, source=source)  # what is left: settings that do not go together

@@ -119,24 +119,28 @@ def flag_values(args: argparse.Namespace, settings_class) -> dict[str, Any]:
 def check_fields(settings) -> None:
     """Type, finiteness and range of every number and the type of every flag/switch field."""
     for field in dataclasses.fields(settings):
-        value = getattr(settings, field.name)
-        if value is None:
-            continue
-        kind, meta = base_type(field), field.metadata
-        flag = flag_of(field) if meta.get("cli") else field.name
-        if kind == "bool" and not isinstance(value, bool):
-            raise ConfigError(f"{field.name} must be true or false, got {value!r}",
-                              fix=f"write {field.name}: true or false, use {_switch_flags(field, flag)}, or leave it out")
-        if kind == "str" and not isinstance(value, str):
-            raise ConfigError(f"{field.name} must be a string, got {type(value).__name__} {value!r}",
-                              fix=f"give {flag} a text value")
-        if kind in NUMBER_TYPES:
-            _check_number(field.name, flag, kind, value, meta)
-        if meta.get("choices") and isinstance(value, list):  # a repeatable flag: each value
-            for item in value:
-                check_choice(item, meta["choices"], field.name, flag, normalise=False)
-        elif meta.get("choices"):
-            check_choice(value, meta["choices"], field.name, flag, also=tuple(meta.get("consts", {})), normalise=False)
+        check_field(field, getattr(settings, field.name))
+
+
+def check_field(field: dataclasses.Field, value: Any) -> None:
+    """The checks of :func:`check_fields` for one field's ``value`` (None: not set, nothing to check)."""
+    if value is None:
+        return
+    kind, meta = base_type(field), field.metadata
+    flag = flag_of(field) if meta.get("cli") else field.name
+    if kind == "bool" and not isinstance(value, bool):
+        raise ConfigError(f"{field.name} must be true or false, got {value!r}",
+                          fix=f"write {field.name}: true or false, use {_switch_flags(field, flag)}, or leave it out")
+    if kind == "str" and not isinstance(value, str):
+        raise ConfigError(f"{field.name} must be a string, got {type(value).__name__} {value!r}",
+                          fix=f"give {flag} a text value")
+    if kind in NUMBER_TYPES:
+        _check_number(field.name, flag, kind, value, meta)
+    if meta.get("choices") and isinstance(value, list):  # a repeatable flag: each value
+        for item in value:
+            check_choice(item, meta["choices"], field.name, flag, normalise=False)
+    elif meta.get("choices"):
+        check_choice(value, meta["choices"], field.name, flag, also=tuple(meta.get("consts", {})), normalise=False)
 
 
 def _check_number(name: str, flag: str, kind: str, value: Any, meta) -> None:

@@ -210,29 +210,10 @@ def _number_fix(name: str, value) -> str:
     return f"write {value!r} as {float(value):.1e} (YAML reads a number like 1e-5 as text unless it has a dot: 1.0e-5)"
 
 
-def yaml_lines(text: str, under: str | None = "space") -> dict[tuple, int]:
-    """``(key,)`` -> 1-based line of each key of the space in a YAML text (for errors): the keys under
-    the top-level ``under`` key, or the top-level keys themselves (``under=None``)."""
-    import yaml
-
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(root, yaml.MappingNode):
-        return {}
-    node = root
-    if under is not None:
-        node = next((value for key, value in root.value if getattr(key, "value", None) == under), None)
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {(key.value,): key.start_mark.line + 1 for key, _ in node.value}
-
-
 def read_space(path: str | None, base, *, in_config: bool) -> dict[str, Param] | None:
     """The space in ``path``: its ``space:`` mapping (a config file), or the whole file (``--space FILE``,
     which may also nest it under ``space:``). None where a config file has no ``space:`` (the default)."""
-    from ..config import read_mapping_file
+    from ..config import read_mapping_file, yaml_lines
 
     if path is None:
         return None
