@@ -127,7 +127,8 @@ def test_a_json_config_names_the_line_and_a_flag_is_not_blamed_on_the_file(tmp_p
     with pytest.raises(ConfigError, match=re.escape(f"{path}:3: unknown setting 'learnin_rate'") + ".*did you mean"):
         build_config(str(path))
     path.write_text('{\n  "data": "d",\n  "epochs": 1,\n  "warmup_ratio": 3\n}\n')
-    with pytest.raises(ConfigError, match=re.escape(f"{path}:4: warmup_ratio must be below 1.0, got 3")):
+    with pytest.raises(ConfigError, match=re.escape(f"{path}:4: warmup_ratio must be below 1.0, got 3. Fix: set "
+                                                    "warmup_ratio to below 1.0")):
         build_config(str(path))
     path.write_text('{"data": "d", "epochs": 1}')
     with pytest.raises(ConfigError, match=r"^configuration: learning_rate must be a positive number, got -3\.0\. "

@@ -14,7 +14,7 @@ from .data.options import ReadOptions
 from .errors import ConfigError
 from .modeling import EMBEDDED_ALIASES
 from .schemes import get_scheme
-from .settings import check_choice, check_field, setting, unknown_keys
+from .settings import check_choice, check_field, flag_of, setting, unknown_keys
 from .trainer_args import SCHEDULERS
 from .words import SPLITTERS
 
@@ -305,8 +305,15 @@ def read_config_file(path: str, *, allow: tuple[str, ...] = ()) -> dict[str, Any
         try:  # each value's own checks here, where its line is known; flags are checked with the whole config
             check_field(fields[name], value)
         except ConfigError as err:
-            raise ConfigError(f"{where}: {err.message}", fix=err.fix) from None
+            raise ConfigError(f"{where}: {err.message}", fix=_in_file(err.fix, fields[name])) from None
     return named
+
+
+def _in_file(fix: str | None, field: dataclasses.Field) -> str | None:
+    """``fix`` said of the file's key, not of the flag: "set learning_rate to ...", not "set --learning-rate"."""
+    import re
+
+    return fix and re.sub(rf"^(set|give|pass) {re.escape(flag_of(field))}(?![\w-])", rf"\1 {field.name}", fix)
 
 
 def parse_yaml(text: str):
