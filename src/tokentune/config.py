@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,6 +255,9 @@ class TrainConfig(ReadOptions):
             raise ConfigError(f"{source}: {err}") from None
 
 
+TRAIN_FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
+
+
 def learning_rate_notes(config: TrainConfig) -> list[str]:
     """Said in the run's notes and the model card when the embedded model's own default rate is used."""
     if config.model == DEFAULT_MODEL and config.learning_rate == EMBEDDED_LEARNING_RATE:
@@ -293,27 +297,28 @@ def read_config_file(path: str, *, allow: tuple[str, ...] = ()) -> dict[str, Any
         raise ConfigError(f"{path}: expected a mapping of settings, found {type(values).__name__}",
                           fix="write 'name: value' lines (YAML) or a JSON object")
     lines = yaml_lines(text, None)  # JSON too: YAML's composer reads it
-    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
     named = {}
     for key, value in values.items():
         name = key.replace("-", "_") if isinstance(key, str) else key
         named[name] = value
-        if name in allow:
-            continue
-        where = f"{path}:{lines[(key,)]}" if (key,) in lines else path
-        unknown_keys({name: value}, TrainConfig, where)  # and non-string keys
-        try:  # each value's own checks here, where its line is known; flags are checked with the whole config
-            check_field(fields[name], value)
-        except ConfigError as err:
-            raise ConfigError(f"{where}: {err.message}", fix=_in_file(err.fix, fields[name])) from None
+        if name not in allow:  # each value alone, here where its line is known
+            where = f"{path}:{lines[(key,)]}" if (key,) in lines else path
+            unknown_keys({name: value}, TrainConfig, where)  # and non-string keys
+            check_value(name, value, where, in_file=True)
     return named
 
 
-def _in_file(fix: str | None, field: dataclasses.Field) -> str | None:
-    """``fix`` said of the file's key, not of the flag: "set learning_rate to ...", not "set --learning-rate"."""
-    import re
-
-    return fix and re.sub(rf"^(set|give|pass) {re.escape(flag_of(field))}(?![\w-])", rf"\1 {field.name}", fix)
+def check_value(name: str, value: Any, where: str, *, in_file: bool = False) -> None:
+    """The checks of TrainConfig's field ``name`` for ``value`` alone, said at ``where``; ``in_file``: its
+    fix names the file's key, not the flag ("set learning_rate to ...", not "set --learning-rate")."""
+    field = TRAIN_FIELDS[name]
+    try:
+        check_field(field, value)
+    except ConfigError as err:
+        fix = err.fix
+        if in_file and fix:
+            fix = re.sub(rf"^(set|give|pass) {re.escape(flag_of(field))}(?![\w-])", rf"\1 {name}", fix)
+        raise ConfigError(f"{where}: {err.message}", fix=fix) from None
 
 
 def parse_yaml(text: str):
@@ -358,13 +363,9 @@ def build_config(file_path: str | None = None, *, allow: tuple[str, ...] = (), *
     if isinstance(flags.get("trainer"), list):  # --trainer-arg KEY=VALUE beats the file's trainer: KEY
         file_trainer = values.get("trainer") if isinstance(values.get("trainer"), dict) else {}
         flags["trainer"] = {**file_trainer, **parse_pairs(flags["trainer"])}
-    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
     for name, value in flags.items():  # a flag's own checks, said as the flag's, not as the file's
-        if name in fields:
-            try:
-                check_field(fields[name], value)
-            except ConfigError as err:
-                raise ConfigError(f"configuration: {err.message}", fix=err.fix) from None
+        if name in TRAIN_FIELDS:
+            check_value(name, value, "configuration")
     values.update(flags)
     source = f"{file_path} with the flags" if file_path and flags else file_path or "configuration"
     return TrainConfig.from_dict(values, source=source)  # what is left: settings that do not go together

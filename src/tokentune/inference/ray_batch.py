@@ -113,34 +113,29 @@ def predict_dataset(model_dir: str, data, *, text_column: str | None = None, tok
     if num_cpus is None:
         num_cpus = 1 if num_gpus else shared_cpus(concurrency)
     rows = read_rows(data, fmt, text_column, tokens_column, pieces=concurrency * PIECES_PER_ACTOR)
-    empty = None
-    if rows.indexed is None:  # no rows
-        from ray.data import from_arrow
-
+    if rows.indexed is None:  # no rows: nothing for an actor to do; the input's columns and the prediction's
         empty = _empty(rows.schema, rows.kind)
-        predicted = from_arrow(empty)
-    else:
-        import warnings
+        if output is None:
+            from ray.data import from_arrow
 
-        from ray.data import ActorPoolStrategy
+            return from_arrow(empty)
+        return replace(write_predictions(None, output, empty.schema), cpus_per_actor=num_cpus)
+    import warnings
 
-        with warnings.catch_warnings():  # ray_remote_args_fn: deprecated in Ray 2.60, see actor_options
-            warnings.simplefilter("ignore", DeprecationWarning)
-            predicted = rows.indexed.map_batches(
-                TaggerActor, fn_constructor_kwargs={"settings": settings, "column": rows.column, "kind": rows.kind,
-                                                    "where": rows.where, "threads": max(1, int(num_cpus)),
-                                                    "driver": os.getpid()},
-                compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus, num_gpus=num_gpus or None,
-                batch_size=rows_per_batch, batch_format="pyarrow", **actor_options(rows.indexed.map_batches),
-            )
-    if output is None and empty is not None:  # made without them: Ray keeps no columns for a changed Dataset of no rows
-        from ray.data import from_arrow
+    from ray.data import ActorPoolStrategy
 
-        return from_arrow(empty.drop_columns([ROW, WORDS]))
+    with warnings.catch_warnings():  # ray_remote_args_fn: deprecated in Ray 2.60, see actor_options
+        warnings.simplefilter("ignore", DeprecationWarning)
+        predicted = rows.indexed.map_batches(
+            TaggerActor, fn_constructor_kwargs={"settings": settings, "column": rows.column, "kind": rows.kind,
+                                                "where": rows.where, "threads": max(1, int(num_cpus)),
+                                                "driver": os.getpid()},
+            compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus, num_gpus=num_gpus or None,
+            batch_size=rows_per_batch, batch_format="pyarrow", **actor_options(rows.indexed.map_batches),
+        )
     if output is None:  # in input order however it is consumed: preserve_order is on in its own context
         return predicted.drop_columns([ROW, WORDS])
-    written = write_predictions(predicted, output, None if empty is None else empty.drop_columns([ROW, WORDS]).schema)
-    return replace(written, cpus_per_actor=num_cpus)
+    return replace(write_predictions(predicted, output), cpus_per_actor=num_cpus)
 
 
 def node_cpus() -> list[float]:
@@ -246,7 +241,7 @@ def _empty(schema, kind: str):
     import pyarrow as pa
 
     table = schema.empty_table() if schema is not None else pa.table({})
-    for name, kind_type in {**prediction_types(kind), WORDS: pa.int64(), ROW: pa.int64()}.items():
+    for name, kind_type in prediction_types(kind).items():
         table = put_column(table, name, pa.array([], type=kind_type))
     return table
 

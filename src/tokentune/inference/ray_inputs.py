@@ -121,25 +121,23 @@ def read_rows(data, fmt: str | None, text_column: str | None, tokens_column: str
         where = os.fspath(data)
         indexed, schema = table_with_row_index(read_lines_file(where, fmt, text_column, tokens_column), pieces)
     else:
-        dataset, where, columns, fix = open_dataset(data, fmt, text_column, tokens_column)
-        if columns:  # known before reading: a missing column is refused before the input is read
-            pick_column(columns, text_column, tokens_column, where)
+        dataset, where, known, fix = open_dataset(data, fmt, text_column, tokens_column)
+        if known is not None and known.names:  # a missing column is refused before the input is read
+            pick_column(known.names, text_column, tokens_column, where)
         indexed, schema = with_row_index(dataset, where, pieces, fix)
-        if not (schema and schema.names) and fmt in (None, "parquet"):  # no rows, so no block said: a footer may
-            schema = known_schema(dataset)
+        if indexed is None and not (schema and schema.names):  # no block said the columns: known ones stay
+            schema = arrow_schema(known)
     columns = schema.names if schema is not None else []
     if indexed is None and not columns:
         return Rows(None, None, None, "tokens" if tokens_column is not None else "text", where)
     return Rows(indexed, schema, *pick_column(columns, text_column, tokens_column, where), where)
 
 
-def known_schema(dataset):
-    """The Arrow schema ``dataset`` knows without rows (a Parquet file's, from its footer), else None."""
-    with user_errors("the dataset"):
-        schema = dataset.schema()
-    schema = getattr(schema, "base_schema", schema)
+def arrow_schema(schema):
+    """``schema`` (Arrow's, or Ray's ``Schema`` around one) as Arrow's; None where it is not one (pandas)."""
     import pyarrow as pa
 
+    schema = getattr(schema, "base_schema", schema)
     return schema if isinstance(schema, pa.Schema) else None
 
 
@@ -161,9 +159,11 @@ def pick_column(columns: list[str], text_column: str | None, tokens_column: str 
 
 
 def open_dataset(data, fmt: str | None, text_column: str | None = None, tokens_column: str | None = None):
-    """``(dataset, where, columns, fix)``: ``data`` itself if it is a Dataset, else the file read with
-    Ray Data; ``columns``: those known before reading it all (None for JSON lines: not until read);
-    ``fix``: what to say of a file Arrow cannot read."""
+    """``(dataset, where, known, fix)``: ``data`` itself if it is a Dataset, else the file read with
+    Ray Data; ``known``: the schema known before reading it all (Ray's ``Schema``, with ``names``: a
+    Parquet footer's; None for JSON lines: not until read); ``fix``: what to say of a file Arrow cannot
+    read."""
+    import pyarrow as pa
     from ray.data import Dataset, read_binary_files, read_parquet
 
     if fmt is None:
@@ -171,14 +171,14 @@ def open_dataset(data, fmt: str | None, text_column: str | None = None, tokens_c
             raise ConfigError(f"expected a ray.data.Dataset or a path, found {type(data).__name__}",
                               fix="pass ray.data.read_json(...) or the path of a .jsonl or .parquet file")
         with user_errors("the dataset"):
-            return data, "the dataset", data.columns() or [], None
+            return data, "the dataset", data.schema(), None
     path = os.fspath(data)
     fix = PARQUET_FIX if fmt == "parquet" else READ_FIX
     try:
         with user_errors(path, fix, reading=True):
             if fmt == "parquet":
                 dataset = read_parquet(path)
-                return dataset, path, dataset.columns() or [], fix
+                return dataset, path, dataset.schema(), fix
             files = read_binary_files(path, include_paths=True, file_extensions=None)
     except ValueError as err:  # Ray's word for a folder (a remote one: local ones are checked) of no files
         raise DataError(f"Ray Data cannot read it: {str(err).splitlines()[0] if str(err) else err!r}", path=path,
@@ -186,7 +186,7 @@ def open_dataset(data, fmt: str | None, text_column: str | None = None, tokens_c
     one_file = path if os.path.isfile(path) else None  # named as given, not as Ray resolved it
     options = {"fmt": fmt, "where": one_file, "text_column": text_column, "tokens_column": tokens_column}
     dataset = files.map_batches(file_tables, batch_size=1, batch_format="pyarrow", fn_kwargs=options)
-    return dataset, path, (["text"] if fmt == "text" else None), fix
+    return dataset, path, (pa.schema([("text", pa.string())]) if fmt == "text" else None), fix
 
 
 def is_local_lines_file(data, fmt: str | None) -> bool:

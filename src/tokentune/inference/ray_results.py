@@ -84,19 +84,20 @@ def check_output_name(output) -> None:
 
 
 def write_predictions(predicted, output: str | os.PathLike | IO[str], empty_schema=None) -> Written:
-    """Write the rows of ``predicted`` (with ``WORDS``) in order: Parquet for a ``.parquet`` path, else
-    JSON lines (a path, written atomically, or a text handle). ``empty_schema``: the Parquet columns
-    where there are no rows and Ray knows none (it keeps no schema for a Dataset of no rows)."""
+    """Write the rows of ``predicted`` (with ``WORDS`` and ``ROW``; None: no rows) in order: Parquet for
+    a ``.parquet`` path, else JSON lines (a path, written atomically, or a text handle).
+    ``empty_schema``: the Parquet columns where there are no rows."""
     from ..io import atomic_file, temporary_sibling
 
+    batches = _batches(predicted) if predicted is not None else iter(())
     if not isinstance(output, (str, os.PathLike)):
-        return Written("-", *_write_jsonl(_batches(predicted), output))
+        return Written("-", *_write_jsonl(batches, output))
     path = os.fspath(output)
     if path.lower().endswith(PARQUET_SUFFIX):
         with temporary_sibling(path, "wb") as handle:
-            return Written(path, *_write_parquet(_batches(predicted), handle, predicted, empty_schema))
+            return Written(path, *_write_parquet(batches, handle, empty_schema))
     with atomic_file(path) as handle:
-        return Written(path, *_write_jsonl(_batches(predicted), handle))
+        return Written(path, *_write_jsonl(batches, handle))
 
 
 def _batches(predicted) -> Iterator[tuple[object, int]]:
@@ -160,7 +161,7 @@ def _write_jsonl(batches, handle: IO[str]) -> tuple[int, int]:
     return records, words
 
 
-def _write_parquet(batches, handle, predicted, empty_schema=None) -> tuple[int, int]:
+def _write_parquet(batches, handle, empty_schema=None) -> tuple[int, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -172,7 +173,6 @@ def _write_parquet(batches, handle, predicted, empty_schema=None) -> tuple[int, 
         writer.write_table(table if table.schema == writer.schema else table.cast(writer.schema))
         records, words = records + table.num_rows, words + count
     if writer is None:  # no rows: the columns still
-        schema = predicted.drop_columns([WORDS, ROW]).schema()
-        writer = pq.ParquetWriter(handle, getattr(schema, "base_schema", schema) or empty_schema or pa.schema([]))
+        writer = pq.ParquetWriter(handle, empty_schema or pa.schema([]))
     writer.close()
     return records, words
