@@ -103,6 +103,7 @@ def _config_files(w) -> None:
     (w / "unknown.yaml").write_text("learning_rte: 5.0e-5\n")
     (w / "liststr.yaml").write_text("scheme: [IOB2]\n")
     (w / "nan.yaml").write_text("learning_rate: .nan\n")
+    (w / "ratio.json").write_text('{\n  "epochs": 1,\n  "warmup_ratio": 3\n}\n')
     for setting in DEFAULT_ON_SWITCHES:
         for kind, value in BAD_SWITCH_VALUES.items():
             (w / f"{setting}_{kind}.yaml").write_text(f"{setting}: {value}\n")
@@ -312,7 +313,9 @@ ROWS = [
     row("train-config-bad-json", ["train", "--config", "{w}/bad.json", "--output", "{w}/out"], "{w}/bad.json"),
     row("train-config-not-mapping", ["train", "--config", "{w}/list.yaml", "--output", "{w}/out"], "{w}/list.yaml"),
     row("train-config-unknown-key", ["train", "--config", "{w}/unknown.yaml", "--output", "{w}/out"],
-        "{w}/unknown.yaml", "learning_rate"),
+        "{w}/unknown.yaml:1", "learning_rate"),
+    row("train-config-json-value-out-of-range", ["train", "--data", "{w}/data", "--config", "{w}/ratio.json",
+                                                 "--output", "{w}/out"], "{w}/ratio.json:3", "set warmup_ratio"),
     row("train-config-list-for-string", ["train", "--data", "{w}/data", "--config", "{w}/liststr.yaml",
                                          "--output", "{w}/out"], "{w}/liststr.yaml", "scheme"),
     row("train-config-nan", ["train", "--data", "{w}/data", "--config", "{w}/nan.yaml", "--output", "{w}/out"],
