@@ -3,11 +3,13 @@
 Two identical training runs (the seed's regime, shortened: 200 training and 200 dev sentences, 3 epochs,
 evaluation every 10 steps) start together, so each is "one other torch job" for the other, under:
 
-* OpenMP's own default (torch's GNU OpenMP: a thread that reaches a barrier spins about 300,000 times,
-  some milliseconds, before it sleeps; emulated with ``GOMP_SPINCOUNT=300000``, which libgomp takes over
-  the wait policy, since the tokentune command now sets the policy itself);
+* the command's default: OpenMP's own wait policy, with the command's thread watch
+  (``tokentune.threads``: fewer threads while other processes keep the cores busy);
+* OpenMP's own default unwatched (torch's GNU OpenMP: a thread that reaches a barrier spins about
+  300,000 times, some milliseconds, before it sleeps; ``GOMP_SPINCOUNT=300000``, which libgomp takes
+  over the wait policy, and with which the command, as with any thread variable, watches nothing);
 * ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep at once at a barrier, giving the core to the other job;
-  what the tokentune command sets unless the variable is set already);
+  the command's default before the watch);
 * ``OMP_NUM_THREADS=1`` (one thread per run);
 * and each setting alone, for what it costs when the machine is not shared.
 
@@ -31,6 +33,7 @@ from small_data_tune import write_slice
 
 BIN = os.path.dirname(sys.executable)
 SETTINGS = {
+    "the watch (the command's default)": {},
     "OpenMP's default": {"GOMP_SPINCOUNT": "300000"},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
     "OMP_NUM_THREADS=1": {"OMP_NUM_THREADS": "1"},
@@ -50,10 +53,13 @@ while True:
 """
 
 
+THREAD_VARIABLES = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
+
+
 def environment(env: dict) -> dict:
-    """This process's environment with ``env``; the wait policy only where ``env`` names it (the
-    tokentune command sets its own where none is set)."""
-    return {**{k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}, **env}
+    """This process's environment with ``env``; OpenMP's thread variables only where ``env`` names them
+    (with none, the tokentune command watches its threads)."""
+    return {**{k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}, **env}
 
 
 def runs(data: str, work: str, name: str, env: dict, count: int, extra: list[str]) -> list[float]:

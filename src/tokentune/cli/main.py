@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from ..memory import reuse_freed_memory
+from ..threads import stop_watch
 
 # command -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,24 +48,36 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def passive_openmp_threads() -> None:
-    """OpenMP threads that sleep as soon as they wait at a barrier, unless the user chose otherwise.
+# the variables with which a user chooses OpenMP's threads or their waiting: then the command watches nothing
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+# the commands that compute with torch in this process (predict's --workers and --ray compute elsewhere)
+WATCHED_COMMANDS = ("train", "evaluate", "predict", "serve", "tune")
 
-    With the runtime's default, a waiting thread spins first; on a machine shared with another job the
-    spinning threads hold the cores that the other's threads need (bench/shared_machine.py: two trainings
-    at once on 2 cores took 4.7x as long as one alone with the default, 1.6x with PASSIVE, and one alone
-    was not slower). The runtime reads the variable when torch loads, so a command sets it before any
-    import of torch; the library itself sets nothing (docs/benchmarks.md says how to, for API users).
+
+def watch_threads(args) -> None:
+    """Threads that give way to other processes, unless the user chose the threads.
+
+    OpenMP's own wait policy is kept (a waiting thread spins some milliseconds, then sleeps): the fastest
+    on a machine of one's own. A :class:`tokentune.threads.ThreadWatch` lowers the thread count while
+    other processes keep the cores busy, where spinning threads would hold the cores the other job needs
+    (bench/shared_machine.py; docs/benchmarks.md, "A shared machine"). Not where the user set one of
+    :data:`THREAD_VARIABLES` or ``--threads``, nor for processes that compute elsewhere (``--workers``,
+    ``--ray``, ``tune --workers``: their processes have their share of threads each).
     """
     import os
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from ..threads import start_watch
+
+    if args.command not in WATCHED_COMMANDS or any(os.environ.get(name) for name in THREAD_VARIABLES):
+        return
+    if any(getattr(args, name, None) for name in ("threads", "workers", "ray")):
+        return
+    start_watch()
 
 
 def main(argv: list[str] | None = None) -> int:
     from ..errors import TokentuneError
 
-    passive_openmp_threads()
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in COMMANDS:
@@ -79,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         _one_process_unless_train(args.command)
+        watch_threads(args)
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args) or 0)
     except TokentuneError as err:
@@ -95,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    finally:
+        stop_watch()
 
 
 # where a command that runs in one process is sent for more of them

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError, ModelError
 from ..settings import check_choice
+from ..threads import follow
 from .onnx_graph import onnx_graph_kind
 
 FP32_FILE = "model.onnx"
@@ -116,6 +117,7 @@ def torch_runner(model, device: str | None = None, precision: str = "fp32", *, p
         return torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        follow()  # the command's thread advice (tokentune.threads), before each batch
         with torch.inference_mode(), autocast():
             logits = forward(input_ids=torch.from_numpy(input_ids).to(device),
                              attention_mask=torch.from_numpy(attention_mask).to(device)).logits
@@ -144,6 +146,7 @@ def _packed_runner(model, forward, device: str, autocast):
         mask = torch.from_numpy(attention_mask)
         if additive:  # eager attention adds its mask to the scores, in the weights' dtype (without autocast)
             mask = additive_mask(mask, weights)
+        follow()  # the command's thread advice (tokentune.threads), before each batch
         # the model computes the selected positions alone where that is less work than all of them
         inside = selects and select is not None and rounded_size(len(select[0])) < input_ids.size
         where = None if select is None else tuple(

@@ -155,6 +155,20 @@ class JsonLinesLog:
         atomic_write_text(self.path, "".join(kept))
 
 
+def thread_follower():
+    """A TrainerCallback taking the command's thread advice before every step (:func:`tokentune.threads.follow`;
+    nothing without a watch)."""
+    from transformers import TrainerCallback
+
+    from ..threads import follow
+
+    class FollowThreads(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            follow()
+
+    return FollowThreads()
+
+
 def trainer_class():
     """transformers.Trainer with tokentune's samplers, loss, dev evaluation and checkpoint policy (a
     function, so importing this module stays light: hf_trainer.py imports transformers)."""
@@ -186,7 +200,7 @@ def build_trainer(config, model, tokenizer, labels, train_features, dev_features
     args = training_arguments(config, staging, has_dev, precision=precision, batch_size=batch_size,
                               accumulation=accumulation, packed=first_position is not None)
     log = JsonLinesLog(os.path.join(staging, "training_log.jsonl"))
-    callbacks = [log.callback, *tracking_callbacks(config, staging), *extra_callbacks]
+    callbacks = [log.callback, thread_follower(), *tracking_callbacks(config, staging), *extra_callbacks]
     if config.patience and has_dev:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
     if config.freeze_embeddings:

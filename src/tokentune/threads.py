@@ -1,0 +1,152 @@
+"""How many threads the model computes on while other processes want the same cores.
+
+The ``tokentune`` command keeps OpenMP's own wait policy (a thread that reaches a barrier spins for some
+milliseconds before it sleeps): on a machine of one's own that is the fastest setting, and on a CPU with
+AMX, whose bf16 products are short, by far (`train` on 2,000 sentences: 27 s against 37 s with threads
+that sleep at once, ``OMP_WAIT_POLICY=PASSIVE``; docs/benchmarks.md). But on a shared machine spinning
+threads hold the cores that the other job's threads need, and both crawl. So the command also starts a
+:class:`ThreadWatch`: once a second it compares the CPU time spent on the process's cores (``/proc/stat``,
+only the CPUs of its affinity) with the process's own, and where other processes keep a core busy it
+advises fewer threads, and all of them again once they leave. A thread at a barrier waits for no one
+when there is one thread. The computing thread takes the advice itself (:func:`follow`, called before
+every training step and every forward of the torch runner), since OpenMP's thread count belongs to the
+thread that sets it.
+
+The library starts no watch in a user's process; :func:`follow` does nothing without one.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+
+# /proc/stat's per-CPU columns: user nice system idle iowait irq softirq steal (guest time is in user)
+BUSY_COLUMNS = (0, 1, 2, 5, 6)
+# the advice moves only when the others' use crosses a core by this much: a daemon's blip moves nothing
+MARGIN = 0.25
+
+_WATCH: list = [None]  # the process's running ThreadWatch, if the command started one
+
+
+def busy_seconds(cpus: frozenset[int], stat_text: str | None = None) -> float | None:
+    """CPU seconds spent so far, by every process, on ``cpus`` (/proc/stat); None where there is no such file."""
+    if stat_text is None:
+        try:
+            with open("/proc/stat") as handle:
+                stat_text = handle.read()
+        except OSError:
+            return None
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for line in stat_text.splitlines():
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            values = rest.split()
+            total += sum(int(values[i]) for i in BUSY_COLUMNS if i < len(values))
+    return total / ticks
+
+
+def own_seconds() -> float:
+    """CPU seconds this process has spent, all its threads together."""
+    times = os.times()
+    return times.user + times.system
+
+
+def advised_threads(others: float, cores: int, most: int, current: int) -> int:
+    """Threads to compute on while other processes use ``others`` cores of ``cores``, at most ``most``.
+
+    A core the others keep busy is a core fewer for us; the count moves from ``current`` only when the
+    others' use is at least :data:`MARGIN` past a whole core, so that it does not flap around one."""
+    free = cores - others
+    if free < current - MARGIN or free > current + 1 - MARGIN:
+        current = math.floor(free + MARGIN)
+    return max(1, min(most, current))
+
+
+class ThreadWatch:
+    """A daemon thread that measures, every ``interval`` seconds, how many cores other processes use and
+    keeps :attr:`advice`: the threads to compute on, at most one per core of the process's affinity.
+    :attr:`most`: the count the computing thread had when it first followed (:func:`follow`), the most it
+    is given and what it gets back when the watch stops.
+
+    ``reader`` (tests): a callable returning (busy seconds of the cores, own CPU seconds) instead of
+    /proc/stat and os.times."""
+
+    def __init__(self, *, interval: float = 1.0, cpus: frozenset[int] | None = None, reader=None):
+        self.cpus = cpus if cpus is not None else frozenset(os.sched_getaffinity(0))
+        self.advice = len(self.cpus)
+        self.most: int | None = None
+        self.interval = interval
+        self.reader = reader or (lambda: (busy_seconds(self.cpus), own_seconds()))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tokentune-thread-watch", daemon=True)
+
+    def start(self) -> "ThreadWatch":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def measure(self, before: tuple, after: tuple, seconds: float) -> None:
+        """Update :attr:`advice` from two readings ``seconds`` apart."""
+        if before[0] is None or after[0] is None or seconds <= 0:
+            return
+        others = ((after[0] - before[0]) - (after[1] - before[1])) / seconds
+        self.advice = advised_threads(max(0.0, others), len(self.cpus), len(self.cpus), self.advice)
+
+    def _run(self) -> None:
+        before, then = self.reader(), time.monotonic()
+        while not self._stop.wait(self.interval):
+            after, now = self.reader(), time.monotonic()
+            self.measure(before, after, now - then)
+            before, then = after, now
+
+
+def start_watch(**options) -> ThreadWatch | None:
+    """Start the process's watch (the command's, never the library's on its own; one at a time). None
+    where there is nothing to watch: one core, or no /proc/stat. Torch need not be loaded yet."""
+    stop_watch()
+    watch = ThreadWatch(**options)
+    if len(watch.cpus) < 2 or busy_seconds(watch.cpus) is None:
+        return None
+    _WATCH[0] = watch.start()
+    return watch
+
+
+def running_watch() -> ThreadWatch | None:
+    """The process's watch, if one runs."""
+    return _WATCH[0]
+
+
+def stop_watch() -> None:
+    """Stop the process's watch, if one runs, and give the thread that followed it its count back."""
+    watch, _WATCH[0] = _WATCH[0], None
+    if watch is None:
+        return
+    watch.stop()
+    torch = sys.modules.get("torch")
+    if torch is not None and watch.most is not None and torch.get_num_threads() != watch.most:
+        torch.set_num_threads(watch.most)
+
+
+def follow() -> None:
+    """On the computing thread: take the watch's advice as torch's thread count, if a watch runs (never
+    more than the thread had when it first followed)."""
+    watch = _WATCH[0]
+    torch = sys.modules.get("torch")
+    if watch is None or torch is None:
+        return
+    now = torch.get_num_threads()
+    if watch.most is None:
+        watch.most = now
+    wanted = min(watch.advice, watch.most)
+    if now != wanted:
+        torch.set_num_threads(wanted)
