@@ -108,18 +108,22 @@ def test_import_is_light_and_silent():
     assert out == ["False", "0", "True"]
 
 
-def test_commands_keep_openmp_spinning_and_set_no_thread_variable(monkeypatch):
-    """OpenMP's own wait policy stays (the watch gives way to other jobs instead: tokentune.threads);
-    the command sets no variable, and a user's stands."""
+def test_commands_keep_openmp_spinning_and_set_no_thread_variable(monkeypatch, tmp_path):
+    """OpenMP's own wait policy stays (the watch gives way to other jobs instead: tokentune.threads), so
+    a command that computes sets no variable, except PASSIVE under a CPU quota; a user's setting stands."""
+    from tokentune.threads import cpu_quota
+
     for name in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT"):
         monkeypatch.delenv(name, raising=False)
-    code = ("import os, sys; from tokentune.cli.main import main; main(['--version']); "
-            "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    missing = str(tmp_path / "missing")
+    code = ("import os, sys; from tokentune.cli.main import main; "
+            f"code = main(['evaluate', {missing!r}, '--data', {missing!r}]); "
+            "print(code, os.environ.get('OMP_WAIT_POLICY'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split()[-2:] == ["None", "False"]
-    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert done.stdout.split()[-2:] == ["2", "PASSIVE" if cpu_quota() else "None"]  # the command ran, and failed
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split()[-2] == "PASSIVE"  # the user's choice stands
+    assert done.stdout.split()[-1] == "ACTIVE"  # the user's choice stands
 
 
 def test_the_command_freezes_the_heap_before_shutting_down_and_keeps_its_exit_code():

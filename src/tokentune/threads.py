@@ -24,10 +24,52 @@ import time
 
 # /proc/stat's per-CPU columns: user nice system idle iowait irq softirq steal (guest time is in user)
 BUSY_COLUMNS = (0, 1, 2, 5, 6)
-# the advice moves only when the others' use crosses a core by this much: a daemon's blip moves nothing
-MARGIN = 0.25
+# fewer threads once others use this much of a core beyond what we leave free: a daemon's blip moves nothing
+DROP_MARGIN = 0.4
+# more threads again only when the others' use is within this of a whole core fewer ...
+RISE_MARGIN = 0.15
+# ... in this many readings in a row: a neighbour's pause between two tasks is not its end (each change
+# of torch's thread count also rebuilds oneDNN's kernels)
+RISE_READINGS = 3
 
 _WATCH: list = [None]  # the process's running ThreadWatch, if the command started one
+# the variables with which a user chooses OpenMP's threads or their waiting: then tokentune sets nothing
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+# a CPU quota of the process's control group (v2, then v1): "QUOTA PERIOD" microseconds
+QUOTA_FILES = (("/sys/fs/cgroup/cpu.max",),
+               ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+
+
+def threads_chosen() -> bool:
+    """Whether the user set one of :data:`THREAD_VARIABLES`."""
+    return any(os.environ.get(name) for name in THREAD_VARIABLES)
+
+
+def cpu_quota(files=QUOTA_FILES) -> float | None:
+    """The cores the process's control group may use (a container's CPU limit), None without a limit."""
+    for paths in files:
+        try:
+            text = " ".join(open(path).read().strip() for path in paths)
+        except OSError:
+            continue
+        quota, _, period = text.partition(" ")
+        if quota.lstrip("-").isdigit() and period.strip().isdigit() and int(quota) > 0 and int(period) > 0:
+            return int(quota) / int(period)
+        return None
+    return None
+
+
+def watch_or_sleep() -> ThreadWatch | None:
+    """What a process that tokentune runs for a job does about its threads, before torch loads: nothing
+    where the user chose (:data:`THREAD_VARIABLES`); under a CPU quota, whose throttling no watch can see
+    in /proc/stat, OpenMP's threads sleep at once at a barrier (``OMP_WAIT_POLICY=PASSIVE``); else a
+    :class:`ThreadWatch`."""
+    if threads_chosen():
+        return None
+    if cpu_quota() is not None:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        return None
+    return start_watch()
 
 
 def busy_seconds(cpus: frozenset[int], stat_text: str | None = None) -> float | None:
@@ -57,11 +99,14 @@ def own_seconds() -> float:
 def advised_threads(others: float, cores: int, most: int, current: int) -> int:
     """Threads to compute on while other processes use ``others`` cores of ``cores``, at most ``most``.
 
-    A core the others keep busy is a core fewer for us; the count moves from ``current`` only when the
-    others' use is at least :data:`MARGIN` past a whole core, so that it does not flap around one."""
+    A core the others keep busy is a core fewer for us. Two thresholds, so the count does not flap around
+    one: it falls when the others take more than :data:`DROP_MARGIN` of the cores ``current`` threads
+    need, and rises when they leave all but :data:`RISE_MARGIN` of another core free."""
     free = cores - others
-    if free < current - MARGIN or free > current + 1 - MARGIN:
-        current = math.floor(free + MARGIN)
+    if free < current - DROP_MARGIN:
+        current = math.floor(free + DROP_MARGIN)
+    elif free > current + 1 - RISE_MARGIN:
+        current = math.floor(free + RISE_MARGIN)
     return max(1, min(most, current))
 
 
@@ -79,6 +124,7 @@ class ThreadWatch:
         self.advice = len(self.cpus)
         self.most: int | None = None
         self.interval = interval
+        self._rising = 0  # readings in a row that advised more threads
         self.reader = reader or (lambda: (busy_seconds(self.cpus), own_seconds()))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tokentune-thread-watch", daemon=True)
@@ -100,20 +146,28 @@ class ThreadWatch:
         if before[0] is None or after[0] is None or seconds <= 0:
             return
         others = ((after[0] - before[0]) - (after[1] - before[1])) / seconds
-        self.advice = advised_threads(max(0.0, others), len(self.cpus), len(self.cpus), self.advice)
+        advice = advised_threads(max(0.0, others), len(self.cpus), len(self.cpus), self.advice)
+        self._rising = self._rising + 1 if advice > self.advice else 0
+        if advice < self.advice or self._rising >= RISE_READINGS:
+            self.advice, self._rising = advice, 0
 
     def _run(self) -> None:
-        before, then = self.reader(), time.monotonic()
-        while not self._stop.wait(self.interval):
-            after, now = self.reader(), time.monotonic()
-            self.measure(before, after, now - then)
-            before, then = after, now
+        try:
+            before, then = self.reader(), time.monotonic()
+            while not self._stop.wait(self.interval):
+                after, now = self.reader(), time.monotonic()
+                self.measure(before, after, now - then)
+                before, then = after, now
+        except (OSError, ValueError, IndexError):  # /proc/stat unreadable or changed: follow() gives every thread back
+            return
 
 
 def start_watch(**options) -> ThreadWatch | None:
     """Start the process's watch (the command's, never the library's on its own; one at a time). None
     where there is nothing to watch: one core, or no /proc/stat. Torch need not be loaded yet."""
     stop_watch()
+    if options.get("cpus") is None and not hasattr(os, "sched_getaffinity"):  # not Linux: no /proc/stat either
+        return None
     watch = ThreadWatch(**options)
     if len(watch.cpus) < 2 or busy_seconds(watch.cpus) is None:
         return None
@@ -133,7 +187,7 @@ def stop_watch() -> None:
         return
     watch.stop()
     torch = sys.modules.get("torch")
-    if torch is not None and watch.most is not None and torch.get_num_threads() != watch.most:
+    if torch is not None and watch.most is not None:  # also torch's default for threads started later
         torch.set_num_threads(watch.most)
 
 
@@ -147,6 +201,6 @@ def follow() -> None:
     now = torch.get_num_threads()
     if watch.most is None:
         watch.most = now
-    wanted = min(watch.advice, watch.most)
+    wanted = min(watch.advice, watch.most) if watch.running else watch.most
     if now != wanted:
         torch.set_num_threads(wanted)

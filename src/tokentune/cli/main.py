@@ -48,8 +48,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-# the variables with which a user chooses OpenMP's threads or their waiting: then the command watches nothing
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 # the commands that compute with torch in this process (predict's --workers and --ray compute elsewhere)
 WATCHED_COMMANDS = ("train", "evaluate", "predict", "serve", "tune")
 
@@ -60,19 +58,17 @@ def watch_threads(args) -> None:
     OpenMP's own wait policy is kept (a waiting thread spins some milliseconds, then sleeps): the fastest
     on a machine of one's own. A :class:`tokentune.threads.ThreadWatch` lowers the thread count while
     other processes keep the cores busy, where spinning threads would hold the cores the other job needs
-    (bench/shared_machine.py; docs/benchmarks.md, "A shared machine"). Not where the user set one of
-    :data:`THREAD_VARIABLES` or ``--threads``, nor for processes that compute elsewhere (``--workers``,
-    ``--ray``, ``tune --workers``: their processes have their share of threads each).
+    (bench/shared_machine.py; docs/benchmarks.md, "A shared machine"). Not where the user set OpenMP's
+    variables or ``--threads``, nor for commands whose work runs in other processes (``--workers N``,
+    ``--ray``: each of their processes sees to its own threads); :func:`tokentune.threads.watch_or_sleep`.
     """
-    import os
+    from ..threads import watch_or_sleep
 
-    from ..threads import start_watch
-
-    if args.command not in WATCHED_COMMANDS or any(os.environ.get(name) for name in THREAD_VARIABLES):
+    if args.command not in WATCHED_COMMANDS or getattr(args, "threads", None) is not None:
         return
-    if any(getattr(args, name, None) for name in ("threads", "workers", "ray")):
+    if getattr(args, "ray", None) or (getattr(args, "workers", None) or 1) > 1:
         return
-    start_watch()
+    watch_or_sleep()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,7 +66,7 @@ def bf16_matmul_speedup() -> float:
     256 rows through a 384 x 1536 layer (MiniLM's feed-forward shape), the two taking turns, best of five
     each, after a first call of each that builds the kernels. Measured once per process: about 30 ms where
     bf16 is native. Smaller products measured too noisily here (64 rows: 1.7-2.7x between processes, with
-    OpenMP's threads asleep between calls); where bf16 is emulated the turns stop early."""
+    OpenMP's threads set to sleep between calls, PASSIVE); where bf16 is emulated the turns stop early."""
     import time
 
     import torch

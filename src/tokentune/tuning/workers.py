@@ -34,6 +34,9 @@ def _die_with_parent() -> None:
 
 def _worker_main(search, worker: int, n_trials: int, threads: int, errors) -> None:
     _die_with_parent()
+    from ..threads import watch_or_sleep
+
+    watch_or_sleep()  # as the command does (its siblings take their share of the cores, no more)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # a fresh process: before torch starts its pool
     import optuna
     import torch
