@@ -1,4 +1,5 @@
 """The command's thread watch: fewer threads while other processes keep the cores busy (tokentune.threads)."""
+import os
 import threading
 import time
 
@@ -35,8 +36,6 @@ def test_advice_on_more_cores_and_its_bound():
 
 
 def test_busy_seconds_reads_only_the_processes_cpus():
-    import os
-
     ticks = os.sysconf("SC_CLK_TCK")
     # user nice system irq softirq; idle, iowait and steal are not busy
     assert threads.busy_seconds(frozenset({0, 1}), STAT) == pytest.approx((150 + 266) / ticks)
@@ -221,8 +220,6 @@ def no_thread_variables(monkeypatch):
     (("predict", "m", "--input", "x.txt"), "GOMP_SPINCOUNT", False),
 ])
 def test_the_command_watches_unless_the_user_chose_the_threads(monkeypatch, argv, variable, watched):
-    import os
-
     no_thread_variables(monkeypatch)
     monkeypatch.setattr(threads, "cpu_quota", lambda: None)
     if variable:
@@ -249,6 +246,23 @@ def test_under_a_cpu_quota_threads_sleep_instead(monkeypatch, tmp_path):
     assert threads.cpu_quota(((str(v1_quota), str(v1_period)),)) == 1.5
     monkeypatch.setattr(threads, "cpu_quota", lambda: 2.0)
     assert threads.watch_or_sleep() is None and threads.running_watch() is None
-    import os
-
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_a_workers_process_watches_its_own_share(monkeypatch, one_thread):
+    """`predict --workers N` processes watch as the command does, unless the user gave --threads."""
+    import signal
+
+    from tokentune.inference import parallel
+
+    no_thread_variables(monkeypatch)
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # the worker ignores Ctrl-C; this process must not
+    monkeypatch.setattr(parallel, "_STATE", {})
+    try:
+        parallel._start_worker({"backend": "torch"}, 1, None, False)
+        assert threads.running_watch() is None
+        parallel._start_worker({"backend": "torch"}, 1, None, True)
+        assert (threads.running_watch() is not None) == (len(os.sched_getaffinity(0)) > 1)
+    finally:
+        threads.stop_watch()

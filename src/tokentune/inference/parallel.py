@@ -240,7 +240,7 @@ def rebuild_error(error_type: type, message: str) -> TokentuneError:
     return error
 
 
-def _start_worker(settings: dict, threads: int, ready, watched: bool) -> None:
+def _start_worker(settings: dict, threads: int, ready, watched: bool = False) -> None:
     """Worker set-up: Ctrl-C is the caller's to handle; its threads watched as the command's are
     (:func:`tokentune.threads.watch_or_sleep`: its siblings take its share of the cores, no more);
     then :func:`prepare_worker`."""
