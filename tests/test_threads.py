@@ -40,7 +40,8 @@ def test_busy_seconds_reads_only_the_processes_cpus():
     # user nice system irq softirq; idle, iowait and steal are not busy
     assert threads.busy_seconds(frozenset({0, 1}), STAT) == pytest.approx((150 + 266) / ticks)
     assert threads.busy_seconds(frozenset({2}), STAT) == pytest.approx(500 / ticks)
-    assert threads.busy_seconds(frozenset({0}), "") == 0
+    assert threads.busy_seconds(frozenset({0}), "") is None  # none of its CPUs: nothing to watch
+    assert threads.busy_seconds(frozenset({7}), STAT) is None
     assert threads.busy_seconds(frozenset({0})) is not None  # this machine's /proc/stat
 
 
@@ -226,8 +227,11 @@ def test_the_command_watches_unless_the_user_chose_the_threads(monkeypatch, argv
         monkeypatch.setenv(variable, "1")
     try:
         watch_threads(parsed(*argv))
-        assert (threads.running_watch() is not None) == (watched and len(os.sched_getaffinity(0)) > 1)
-        assert os.environ.get("OMP_WAIT_POLICY") == ("1" if variable == "OMP_WAIT_POLICY" else None)
+        cores = len(os.sched_getaffinity(0))
+        assert (threads.running_watch() is not None) == (watched and cores > 1)
+        # one core: nothing to watch, so threads that sleep at once (spinning would gain nothing there)
+        expected = "1" if variable == "OMP_WAIT_POLICY" else "PASSIVE" if watched and cores < 2 else None
+        assert os.environ.get("OMP_WAIT_POLICY") == expected
     finally:
         threads.stop_watch()
 
@@ -245,6 +249,11 @@ def test_under_a_cpu_quota_threads_sleep_instead(monkeypatch, tmp_path):
     v1_quota.write_text("150000\n")
     assert threads.cpu_quota(((str(v1_quota), str(v1_period)),)) == 1.5
     monkeypatch.setattr(threads, "cpu_quota", lambda: 2.0)
+    assert threads.watch_or_sleep() is None and threads.running_watch() is None
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    no_thread_variables(monkeypatch)
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    monkeypatch.setattr(threads, "busy_seconds", lambda cpus: None)  # cores it cannot see: sleep, as under a quota
     assert threads.watch_or_sleep() is None and threads.running_watch() is None
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
 

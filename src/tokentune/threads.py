@@ -61,19 +61,20 @@ def cpu_quota(files=QUOTA_FILES) -> float | None:
 
 def watch_or_sleep() -> ThreadWatch | None:
     """What a process that tokentune runs for a job does about its threads, before torch loads: nothing
-    where the user chose (:data:`THREAD_VARIABLES`); under a CPU quota, whose throttling no watch can see
-    in /proc/stat, OpenMP's threads sleep at once at a barrier (``OMP_WAIT_POLICY=PASSIVE``); else a
-    :class:`ThreadWatch`."""
+    where the user chose (:data:`THREAD_VARIABLES`); a :class:`ThreadWatch` where it can see the cores;
+    else, as under a CPU quota (whose throttling /proc/stat does not show), OpenMP's threads sleep at once
+    at a barrier (``OMP_WAIT_POLICY=PASSIVE``), the safe setting on a machine that may be shared."""
     if threads_chosen():
         return None
-    if cpu_quota() is not None:
+    watch = start_watch() if cpu_quota() is None else None
+    if watch is None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        return None
-    return start_watch()
+    return watch
 
 
 def busy_seconds(cpus: frozenset[int], stat_text: str | None = None) -> float | None:
-    """CPU seconds spent so far, by every process, on ``cpus`` (/proc/stat); None where there is no such file."""
+    """CPU seconds spent so far, by every process, on ``cpus`` (/proc/stat); None where there is no such
+    file or it has none of those CPUs (a container whose /proc renumbers them)."""
     if stat_text is None:
         try:
             with open("/proc/stat") as handle:
@@ -81,13 +82,14 @@ def busy_seconds(cpus: frozenset[int], stat_text: str | None = None) -> float | 
         except OSError:
             return None
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    total = 0
+    total, found = 0, False
     for line in stat_text.splitlines():
         name, _, rest = line.partition(" ")
         if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
             values = rest.split()
             total += sum(int(values[i]) for i in BUSY_COLUMNS if i < len(values))
-    return total / ticks
+            found = True
+    return total / ticks if found else None
 
 
 def own_seconds() -> float:
