@@ -48,7 +48,11 @@ def _records(output):
     return [json.loads(line) for line in open(os.path.join(output, "training_log.jsonl"))]
 
 
-def test_killed_run_resumes_to_the_same_result(tiny_data, tiny_base_model, tmp_path, capsys):
+def test_killed_run_resumes_to_the_same_result(tiny_data, tiny_base_model, tmp_path, capsys, monkeypatch):
+    import torch
+
+    # one thread count throughout, as the README asks of runs that must match: no watch changing it
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     assert main(_argv(tiny_data, tiny_base_model, reference)) == 0
     staging = tmp_path / ".resumed.partial"

@@ -97,9 +97,17 @@ def test_the_watch_thread_lowers_and_raises_its_advice():
     assert not watch.running and threads.running_watch() is None
 
 
+@pytest.fixture(autouse=True)
+def no_watch_left():
+    """No test leaves a watch running (a failed one would have later training follow its advice)."""
+    yield
+    threads.stop_watch()
+
+
 @pytest.fixture
-def advised_one():
-    """A running watch (its readings never due) that advises one thread; stopped after the test."""
+def advised_one(one_thread):
+    """A running watch (its readings never due) that advises one thread; stopped (and torch's thread count
+    restored by one_thread) after the test."""
     watch = threads.start_watch(interval=3600, cpus=frozenset({0, 1}))
     watch.advice = 1
     yield watch
@@ -150,6 +158,28 @@ def test_a_watch_that_stopped_reading_gives_every_thread_back(one_thread):
     threads.follow()
     assert torch.get_num_threads() == 2
     threads.stop_watch()
+
+
+def test_a_reading_of_none_ends_the_watch():
+    readings = iter([(1.0, 0.0), (None, 1.0)])  # /proc/stat readable, then not
+    watch = threads.start_watch(interval=0.01, cpus=frozenset({0, 1}), reader=lambda: next(readings, (None, 2.0)))
+    assert wait_for(lambda: not watch.running)
+
+
+def test_the_command_starts_a_watch_and_stops_it_when_it_ends(monkeypatch, tmp_path):
+    from tokentune.cli.main import main
+
+    no_thread_variables(monkeypatch)
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    started = []
+    real = threads.start_watch
+    monkeypatch.setattr(threads, "start_watch",
+                        lambda **options: started.append(real(interval=3600, cpus=frozenset({0, 1}))) or started[-1])
+    missing = str(tmp_path / "missing")
+    assert main(["evaluate", missing, "--data", missing]) == 2  # the command ran, and failed
+    assert len(started) == 1 and started[0] is not None and not started[0].running
+    assert threads.running_watch() is None
+    assert not any(thread.name == "tokentune-thread-watch" for thread in threading.enumerate())
 
 
 def test_the_runner_follows_before_each_batch(tiny_model, advised_one, one_thread):
@@ -204,74 +234,85 @@ def no_thread_variables(monkeypatch):
         monkeypatch.delenv(name)
 
 
-@pytest.mark.parametrize("argv, variable, watched", [
-    (("predict", "m", "--input", "x.txt"), None, True),
-    (("predict", "m", "--input", "x.txt", "--workers", "1"), None, True),
-    (("train", "--data", "d"), None, True),
-    (("evaluate", "m", "--data", "d"), None, True),
-    (("tune", "--data", "d"), None, True),
-    (("serve", "m"), None, True),
-    (("score", "a.txt"), None, False),                                          # computes nothing with torch
-    (("predict", "m", "--input", "x.txt", "--threads", "1"), None, False),      # the user's count
-    (("predict", "m", "--input", "x.txt", "--workers", "2"), None, False),      # processes with their own share
-    (("predict", "m", "--input", "x.txt", "--ray", "auto"), None, False),
-    (("tune", "--data", "d", "--workers", "2"), None, False),
-    (("predict", "m", "--input", "x.txt"), "OMP_NUM_THREADS", False),          # the user's OpenMP settings
-    (("predict", "m", "--input", "x.txt"), "OMP_WAIT_POLICY", False),
-    (("predict", "m", "--input", "x.txt"), "GOMP_SPINCOUNT", False),
+def cores_visible() -> bool:
+    """Whether a watch can run here: more than one core, each in /proc/stat."""
+    cpus = frozenset(os.sched_getaffinity(0))
+    return len(cpus) > 1 and threads.busy_seconds(cpus) is not None
+
+
+PREDICT = ("predict", "m", "--input", "x.txt")
+
+
+@pytest.mark.parametrize("argv, variable, watched, policy", [
+    (PREDICT, None, True, None),
+    ((*PREDICT, "--workers", "1"), None, True, None),
+    (("train", "--data", "d"), None, True, None),
+    (("evaluate", "m", "--data", "d"), None, True, None),
+    (("tune", "--data", "d"), None, True, None),
+    (("serve", "m"), None, True, None),
+    (("score", "a.txt"), None, False, None),                       # computes nothing with torch
+    ((*PREDICT, "--threads", "1"), None, False, "PASSIVE"),        # the user's count holds; waiting threads sleep
+    ((*PREDICT, "--ray", "auto"), None, False, "PASSIVE"),         # as local Ray actors' do, inheriting it
+    ((*PREDICT, "--workers", "2"), None, False, None),             # processes that see to their own
+    (("tune", "--data", "d", "--workers", "2"), None, False, None),
+    (PREDICT, "OMP_NUM_THREADS", False, "PASSIVE"),                # the user's count
+    (PREDICT, "MKL_NUM_THREADS", False, "PASSIVE"),
+    (PREDICT, "OMP_WAIT_POLICY", False, "1"),                      # the user's way of waiting: nothing set
+    (PREDICT, "GOMP_SPINCOUNT", False, None),
 ])
-def test_the_command_watches_unless_the_user_chose_the_threads(monkeypatch, argv, variable, watched):
+def test_the_command_watches_unless_the_user_chose_the_threads(monkeypatch, argv, variable, watched, policy):
     no_thread_variables(monkeypatch)
     monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    monkeypatch.setattr(threads, "torch_loaded", lambda: False)  # as in the command, before torch loads
     if variable:
         monkeypatch.setenv(variable, "1")
     try:
         watch_threads(parsed(*argv))
-        cores = len(os.sched_getaffinity(0))
-        assert (threads.running_watch() is not None) == (watched and cores > 1)
-        # one core: nothing to watch, so threads that sleep at once (spinning would gain nothing there)
-        expected = "1" if variable == "OMP_WAIT_POLICY" else "PASSIVE" if watched and cores < 2 else None
-        assert os.environ.get("OMP_WAIT_POLICY") == expected
+        visible = cores_visible()
+        assert (threads.running_watch() is not None) == (watched and visible)
+        if watched and not visible:  # nothing to watch: threads that sleep at once
+            policy = "PASSIVE"
+        assert os.environ.get("OMP_WAIT_POLICY") == policy
     finally:
         threads.stop_watch()
 
 
-def test_under_a_cpu_quota_threads_sleep_instead(monkeypatch, tmp_path):
+def test_the_cpu_quota_of_the_process_cgroup_or_one_above_it(tmp_path):
+    root = tmp_path / "cgroup"
+    (root / "system.slice" / "job.service").mkdir(parents=True)
+    (root / "cpu" / "docker" / "c1").mkdir(parents=True)
+    cgroup = tmp_path / "self-cgroup"
+    cgroup.write_text("0::/system.slice/job.service\n")
+    assert threads.cpu_quota(str(root), str(cgroup)) is None  # no file says a limit
+    (root / "cpu.max").write_text("max 100000\n")
+    (root / "system.slice" / "cpu.max").write_text("150000 100000\n")  # a slice above the process's group
+    assert threads.cpu_quota(str(root), str(cgroup)) == 1.5
+    (root / "system.slice" / "job.service" / "cpu.max").write_text("50000 100000\n")
+    assert threads.cpu_quota(str(root), str(cgroup)) == 0.5  # the smallest
+    cgroup.write_text("4:cpu,cpuacct:/docker/c1\n")  # v1
+    (root / "cpu" / "docker" / "c1" / "cpu.cfs_quota_us").write_text("-1\n")
+    (root / "cpu" / "docker" / "c1" / "cpu.cfs_period_us").write_text("100000\n")
+    (root / "cpu.max").write_text("max 100000\n")
+    assert threads.cpu_quota(str(root), str(cgroup)) is None
+    (root / "cpu" / "docker" / "c1" / "cpu.cfs_quota_us").write_text("200000\n")
+    assert threads.cpu_quota(str(root), str(cgroup)) == 2.0
+    assert threads.cpu_quota(str(tmp_path / "none"), str(tmp_path / "none")) is None
+
+
+def test_where_the_watch_cannot_see_the_cores_threads_sleep_instead(monkeypatch):
     no_thread_variables(monkeypatch)
-    v2, v1_quota, v1_period = tmp_path / "cpu.max", tmp_path / "quota", tmp_path / "period"
-    v2.write_text("200000 100000\n")
-    assert threads.cpu_quota(((str(v2),),)) == 2.0
-    v2.write_text("max 100000\n")
-    assert threads.cpu_quota(((str(v2),),)) is None
-    v1_quota.write_text("-1\n")
-    v1_period.write_text("100000\n")
-    assert threads.cpu_quota(((str(tmp_path / "none"),), (str(v1_quota), str(v1_period)))) is None
-    v1_quota.write_text("150000\n")
-    assert threads.cpu_quota(((str(v1_quota), str(v1_period)),)) == 1.5
-    monkeypatch.setattr(threads, "cpu_quota", lambda: 2.0)
+    monkeypatch.setattr(threads, "torch_loaded", lambda: False)
+    monkeypatch.setattr(threads, "cpu_quota", lambda: 0.5)  # a quota under the cores: /proc/stat cannot show it
     assert threads.watch_or_sleep() is None and threads.running_watch() is None
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
     no_thread_variables(monkeypatch)
     monkeypatch.setattr(threads, "cpu_quota", lambda: None)
-    monkeypatch.setattr(threads, "busy_seconds", lambda cpus: None)  # cores it cannot see: sleep, as under a quota
+    monkeypatch.setattr(threads, "busy_seconds", lambda cpus: None)  # cores it cannot see
     assert threads.watch_or_sleep() is None and threads.running_watch() is None
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-
-
-def test_a_workers_process_watches_its_own_share(monkeypatch, one_thread):
-    """`predict --workers N` processes watch as the command does, unless the user gave --threads."""
-    import signal
-
-    from tokentune.inference import parallel
-
     no_thread_variables(monkeypatch)
-    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
-    monkeypatch.setattr(signal, "signal", lambda *args: None)  # the worker ignores Ctrl-C; this process must not
-    monkeypatch.setattr(parallel, "_STATE", {})
-    try:
-        parallel._start_worker({"backend": "torch"}, 1, None, False)
-        assert threads.running_watch() is None
-        parallel._start_worker({"backend": "torch"}, 1, None, True)
-        assert (threads.running_watch() is not None) == (len(os.sched_getaffinity(0)) > 1)
-    finally:
-        threads.stop_watch()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a count chosen: it holds, and waiting threads sleep
+    assert threads.watch_or_sleep() is None and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    no_thread_variables(monkeypatch)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")  # how they wait chosen: nothing set
+    assert threads.watch_or_sleep() is None and "OMP_WAIT_POLICY" not in os.environ

@@ -2,7 +2,7 @@
 
 The ``tokentune`` command keeps OpenMP's own wait policy (a thread that reaches a barrier spins for some
 milliseconds before it sleeps): on a machine of one's own that is the fastest setting, and on a CPU with
-AMX, whose bf16 products are short, by far (`train` on 2,000 sentences: 27 s against 37 s with threads
+AMX, whose bf16 products are short, by far (`train` on 2,000 sentences: 27-28 s against 37 s with threads
 that sleep at once, ``OMP_WAIT_POLICY=PASSIVE``; docs/benchmarks.md). But on a shared machine spinning
 threads hold the cores that the other job's threads need, and both crawl. So the command also starts a
 :class:`ThreadWatch`: once a second it compares the CPU time spent on the process's cores (``/proc/stat``,
@@ -33,11 +33,12 @@ RISE_MARGIN = 0.15
 RISE_READINGS = 3
 
 _WATCH: list = [None]  # the process's running ThreadWatch, if the command started one
-# the variables with which a user chooses OpenMP's threads or their waiting: then tokentune sets nothing
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-# a CPU quota of the process's control group (v2, then v1): "QUOTA PERIOD" microseconds
-QUOTA_FILES = (("/sys/fs/cgroup/cpu.max",),
-               ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+# the variables with which a user chooses how OpenMP's threads wait: then tokentune sets nothing
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+# ... or how many there are: then tokentune watches nothing, and waiting threads sleep at once
+COUNT_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARIABLES = WAIT_VARIABLES + COUNT_VARIABLES
+CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 def threads_chosen() -> bool:
@@ -45,30 +46,78 @@ def threads_chosen() -> bool:
     return any(os.environ.get(name) for name in THREAD_VARIABLES)
 
 
-def cpu_quota(files=QUOTA_FILES) -> float | None:
-    """The cores the process's control group may use (a container's CPU limit), None without a limit."""
-    for paths in files:
-        try:
-            text = " ".join(open(path).read().strip() for path in paths)
-        except OSError:
-            continue
-        quota, _, period = text.partition(" ")
-        if quota.lstrip("-").isdigit() and period.strip().isdigit() and int(quota) > 0 and int(period) > 0:
-            return int(quota) / int(period)
+def cpu_quota(root: str = CGROUP_ROOT, cgroup_file: str = "/proc/self/cgroup") -> float | None:
+    """The cores the process's control group, or one above it, may use (a container's or systemd's CPU
+    limit: cgroup v2's ``cpu.max``, v1's ``cpu.cfs_quota_us``), the smallest; None without a limit."""
+    places = []
+    try:
+        with open(cgroup_file) as handle:
+            for line in handle:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                if controllers == "":
+                    places.append((os.path.join(root, path.lstrip("/")), ("cpu.max",)))
+                elif "cpu" in controllers.split(","):
+                    places.append((os.path.join(root, "cpu", path.lstrip("/")), ("cpu.cfs_quota_us", "cpu.cfs_period_us")))
+    except (OSError, ValueError):
+        pass
+    places += [(root, ("cpu.max",)), (os.path.join(root, "cpu"), ("cpu.cfs_quota_us", "cpu.cfs_period_us"))]
+    limits = []
+    for folder, names in places:
+        while True:
+            limits.append(_quota_in(folder, names))
+            stops = (os.path.normpath(root), os.path.normpath(os.path.join(root, "cpu")))
+            if os.path.normpath(folder) in stops or os.path.dirname(folder) == folder:
+                break
+            folder = os.path.dirname(folder)
+    limits = [limit for limit in limits if limit is not None]
+    return min(limits) if limits else None
+
+
+def _quota_in(folder: str, names: tuple[str, ...]) -> float | None:
+    """The quota in one control group's files ("QUOTA PERIOD" in microseconds), None without one."""
+    try:
+        parts = []
+        for name in names:
+            with open(os.path.join(folder, name)) as handle:
+                parts.append(handle.read().strip())
+    except OSError:
         return None
+    quota, _, period = " ".join(parts).partition(" ")
+    if quota.lstrip("-").isdigit() and period.strip().isdigit() and int(quota) > 0 and int(period) > 0:
+        return int(quota) / int(period)
     return None
 
 
-def watch_or_sleep() -> ThreadWatch | None:
-    """What a process that tokentune runs for a job does about its threads, before torch loads: nothing
-    where the user chose (:data:`THREAD_VARIABLES`); a :class:`ThreadWatch` where it can see the cores;
-    else, as under a CPU quota (whose throttling /proc/stat does not show), OpenMP's threads sleep at once
-    at a barrier (``OMP_WAIT_POLICY=PASSIVE``), the safe setting on a machine that may be shared."""
-    if threads_chosen():
+def torch_loaded() -> bool:
+    return "torch" in sys.modules
+
+
+def sleep_at_barriers() -> None:
+    """OpenMP's threads sleep at once at a barrier (``OMP_WAIT_POLICY=PASSIVE``), unless the user chose
+    otherwise; only before torch loads (OpenMP reads it then), and so never in a process that has it."""
+    if not torch_loaded():
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def watch_or_sleep(*, count_chosen: bool = False) -> ThreadWatch | None:
+    """What a process that tokentune runs for a job does about its threads, before torch loads.
+
+    Nothing where the user chose how threads wait (:data:`WAIT_VARIABLES`). Where the user chose only how
+    many (:data:`COUNT_VARIABLES`, or ``count_chosen``: ``--threads``), that count holds and waiting threads
+    sleep at once, the safe setting on a machine that may be shared. Else a :class:`ThreadWatch` with
+    spinning threads, where the watch can see the cores; where it cannot (a CPU quota, whose throttling
+    /proc/stat does not show; no /proc/stat or none of the process's CPUs in it; one core), threads that
+    sleep at once."""
+    if any(os.environ.get(name) for name in WAIT_VARIABLES):
         return None
-    watch = start_watch() if cpu_quota() is None else None
+    if count_chosen or any(os.environ.get(name) for name in COUNT_VARIABLES):
+        sleep_at_barriers()
+        return None
+    quota = cpu_quota()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    watch = start_watch() if quota is None or quota >= cores else None
     if watch is None:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        sleep_at_barriers()
     return watch
 
 
@@ -158,9 +207,11 @@ class ThreadWatch:
             before, then = self.reader(), time.monotonic()
             while not self._stop.wait(self.interval):
                 after, now = self.reader(), time.monotonic()
+                if after[0] is None:  # /proc/stat unreadable now: the watch ends, follow() gives every thread back
+                    return
                 self.measure(before, after, now - then)
                 before, then = after, now
-        except (OSError, ValueError, IndexError):  # /proc/stat unreadable or changed: follow() gives every thread back
+        except Exception:  # noqa: BLE001 - a watch that cannot read ends; follow() then gives every thread back
             return
 
 

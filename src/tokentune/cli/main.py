@@ -58,17 +58,16 @@ def watch_threads(args) -> None:
     OpenMP's own wait policy is kept (a waiting thread spins some milliseconds, then sleeps): the fastest
     on a machine of one's own. A :class:`tokentune.threads.ThreadWatch` lowers the thread count while
     other processes keep the cores busy, where spinning threads would hold the cores the other job needs
-    (bench/shared_machine.py; docs/benchmarks.md, "A shared machine"). Not where the user set OpenMP's
-    variables or ``--threads``, nor for commands whose work runs in other processes (``--workers N``,
-    ``--ray``: each of their processes sees to its own threads); :func:`tokentune.threads.watch_or_sleep`.
+    (bench/shared_machine.py; docs/benchmarks.md, "A shared machine"). With ``--threads`` (or OpenMP's
+    count variables) the user's count holds and waiting threads sleep at once, as with ``--ray`` (whose
+    local actors inherit it); ``--workers N`` processes see to their own threads
+    (:func:`tokentune.threads.watch_or_sleep`).
     """
     from ..threads import watch_or_sleep
 
-    if args.command not in WATCHED_COMMANDS or getattr(args, "threads", None) is not None:
+    if args.command not in WATCHED_COMMANDS or (getattr(args, "workers", None) or 1) > 1:
         return
-    if getattr(args, "ray", None) or (getattr(args, "workers", None) or 1) > 1:
-        return
-    watch_or_sleep()
+    watch_or_sleep(count_chosen=getattr(args, "threads", None) is not None or bool(getattr(args, "ray", None)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -144,7 +144,6 @@ class ChunkPredictor:
         self.settings = settings
         self.workers = check_workers(workers)
         self.threads = thread_share(self.workers, threads)
-        self.watched = threads is None  # each worker watches its threads unless the user gave their count
         self.tagger = tagger
         self._executor = None
 
@@ -158,7 +157,7 @@ class ChunkPredictor:
         context = multiprocessing.get_context("spawn")
         ready = context.Barrier(self.workers)
         self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
-                                             initargs=(self.settings, self.threads, ready, self.watched))
+                                             initargs=(self.settings, self.threads, ready))
         try:  # one warm-up task per worker: each waits at the barrier until every worker has its Tagger
             for future in [self._executor.submit(_warm_up) for _ in range(self.workers)]:
                 _outcome(future)
@@ -240,17 +239,16 @@ def rebuild_error(error_type: type, message: str) -> TokentuneError:
     return error
 
 
-def _start_worker(settings: dict, threads: int, ready, watched: bool = False) -> None:
-    """Worker set-up: Ctrl-C is the caller's to handle; its threads watched as the command's are
-    (:func:`tokentune.threads.watch_or_sleep`: its siblings take its share of the cores, no more);
-    then :func:`prepare_worker`."""
+def _start_worker(settings: dict, threads: int, ready) -> None:
+    """Worker set-up: Ctrl-C is the caller's to handle; its share of threads sleep at once when they wait
+    (:func:`tokentune.threads.sleep_at_barriers`: the workers' shares fill the cores, so spinning gains
+    nothing alone, and a watch would count its siblings as others); then :func:`prepare_worker`."""
     import signal
 
     from ..threads import watch_or_sleep
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if watched:
-        watch_or_sleep()
+    watch_or_sleep(count_chosen=True)
     _STATE.update(settings=prepare_worker(settings, threads), ready=ready)
 
 

@@ -36,7 +36,7 @@ def _worker_main(search, worker: int, n_trials: int, threads: int, errors) -> No
     _die_with_parent()
     from ..threads import watch_or_sleep
 
-    watch_or_sleep()  # as the command does (its siblings take their share of the cores, no more)
+    watch_or_sleep(count_chosen=True)  # its share of the cores: waiting threads sleep at once, as --workers' do
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # a fresh process: before torch starts its pool
     import optuna
     import torch
