@@ -30,6 +30,7 @@ import tempfile
 import time
 
 from small_data_tune import write_slice
+from tokentune.threads import THREAD_VARIABLES
 
 BIN = os.path.dirname(sys.executable)
 SETTINGS = {
@@ -51,9 +52,6 @@ while True:
     if steps % 50 == 0:
         print(steps / (time.perf_counter() - started), flush=True)
 """
-
-
-THREAD_VARIABLES = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
 
 
 def environment(env: dict) -> dict:

@@ -316,3 +316,16 @@ def test_where_the_watch_cannot_see_the_cores_threads_sleep_instead(monkeypatch)
     no_thread_variables(monkeypatch)
     monkeypatch.setenv("GOMP_SPINCOUNT", "1000")  # how they wait chosen: nothing set
     assert threads.watch_or_sleep() is None and "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_an_empty_variable_is_not_a_choice(monkeypatch):
+    """`OMP_NUM_THREADS=` (set, empty) chooses nothing: the command watches as without it."""
+    no_thread_variables(monkeypatch)
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    monkeypatch.setattr(threads, "torch_loaded", lambda: False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "")
+    assert not threads.any_set(threads.THREAD_VARIABLES)
+    watch = threads.watch_or_sleep()
+    assert (watch is not None) == cores_visible()
+    assert os.environ["OMP_WAIT_POLICY"] == ("" if watch is not None else "PASSIVE")

@@ -41,9 +41,14 @@ THREAD_VARIABLES = WAIT_VARIABLES + COUNT_VARIABLES
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
-def threads_chosen() -> bool:
-    """Whether the user set one of :data:`THREAD_VARIABLES`."""
-    return any(os.environ.get(name) for name in THREAD_VARIABLES)
+def any_set(names: tuple[str, ...]) -> bool:
+    """Whether the user set one of these environment variables (an empty value is not a choice)."""
+    return any(os.environ.get(name) for name in names)
+
+
+def affinity_cpus() -> frozenset[int]:
+    """The CPUs this process may run on; none where the system does not say (not Linux)."""
+    return frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
 
 
 def cpu_quota(root: str = CGROUP_ROOT, cgroup_file: str = "/proc/self/cgroup") -> float | None:
@@ -60,12 +65,13 @@ def cpu_quota(root: str = CGROUP_ROOT, cgroup_file: str = "/proc/self/cgroup") -
                     places.append((os.path.join(root, "cpu", path.lstrip("/")), ("cpu.cfs_quota_us", "cpu.cfs_period_us")))
     except (OSError, ValueError):
         pass
-    places += [(root, ("cpu.max",)), (os.path.join(root, "cpu"), ("cpu.cfs_quota_us", "cpu.cfs_period_us"))]
+    # each group's path leads up to a root, which is read on the way; without /proc/self/cgroup, the roots
+    places = places or [(root, ("cpu.max",)), (os.path.join(root, "cpu"), ("cpu.cfs_quota_us", "cpu.cfs_period_us"))]
+    stops = (os.path.normpath(root), os.path.normpath(os.path.join(root, "cpu")))
     limits = []
     for folder, names in places:
         while True:
             limits.append(_quota_in(folder, names))
-            stops = (os.path.normpath(root), os.path.normpath(os.path.join(root, "cpu")))
             if os.path.normpath(folder) in stops or os.path.dirname(folder) == folder:
                 break
             folder = os.path.dirname(folder)
@@ -93,10 +99,12 @@ def torch_loaded() -> bool:
 
 
 def sleep_at_barriers() -> None:
-    """OpenMP's threads sleep at once at a barrier (``OMP_WAIT_POLICY=PASSIVE``), unless the user chose
-    otherwise; only before torch loads (OpenMP reads it then), and so never in a process that has it."""
-    if not torch_loaded():
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """OpenMP's threads sleep at once at a barrier (``OMP_WAIT_POLICY=PASSIVE``), unless the user chose how
+    they wait (:data:`WAIT_VARIABLES`); only before torch loads (OpenMP reads it then), and so never in a
+    process that has it. What ``--workers N`` processes do: their shares fill the cores, so spinning gains
+    nothing alone, and a watch would count its siblings as others."""
+    if not torch_loaded() and not any_set(WAIT_VARIABLES):
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 def watch_or_sleep(*, count_chosen: bool = False) -> ThreadWatch | None:
@@ -108,14 +116,13 @@ def watch_or_sleep(*, count_chosen: bool = False) -> ThreadWatch | None:
     spinning threads, where the watch can see the cores; where it cannot (a CPU quota, whose throttling
     /proc/stat does not show; no /proc/stat or none of the process's CPUs in it; one core), threads that
     sleep at once."""
-    if any(os.environ.get(name) for name in WAIT_VARIABLES):
+    if any_set(WAIT_VARIABLES):
         return None
-    if count_chosen or any(os.environ.get(name) for name in COUNT_VARIABLES):
-        sleep_at_barriers()
-        return None
-    quota = cpu_quota()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-    watch = start_watch() if quota is None or quota >= cores else None
+    watch = None
+    if not count_chosen and not any_set(COUNT_VARIABLES):
+        quota = cpu_quota()
+        if quota is None or quota >= len(affinity_cpus()):
+            watch = start_watch()
     if watch is None:
         sleep_at_barriers()
     return watch
@@ -171,7 +178,7 @@ class ThreadWatch:
     /proc/stat and os.times."""
 
     def __init__(self, *, interval: float = 1.0, cpus: frozenset[int] | None = None, reader=None):
-        self.cpus = cpus if cpus is not None else frozenset(os.sched_getaffinity(0))
+        self.cpus = cpus if cpus is not None else affinity_cpus()
         self.advice = len(self.cpus)
         self.most: int | None = None
         self.interval = interval
@@ -217,10 +224,9 @@ class ThreadWatch:
 
 def start_watch(**options) -> ThreadWatch | None:
     """Start the process's watch (the command's, never the library's on its own; one at a time). None
-    where there is nothing to watch: one core, or no /proc/stat. Torch need not be loaded yet."""
+    where there is nothing to watch: one core (or none known: not Linux), or no /proc/stat. Torch need
+    not be loaded yet."""
     stop_watch()
-    if options.get("cpus") is None and not hasattr(os, "sched_getaffinity"):  # not Linux: no /proc/stat either
-        return None
     watch = ThreadWatch(**options)
     if len(watch.cpus) < 2 or busy_seconds(watch.cpus) is None:
         return None

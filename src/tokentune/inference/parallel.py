@@ -241,14 +241,13 @@ def rebuild_error(error_type: type, message: str) -> TokentuneError:
 
 def _start_worker(settings: dict, threads: int, ready) -> None:
     """Worker set-up: Ctrl-C is the caller's to handle; its share of threads sleep at once when they wait
-    (:func:`tokentune.threads.sleep_at_barriers`: the workers' shares fill the cores, so spinning gains
-    nothing alone, and a watch would count its siblings as others); then :func:`prepare_worker`."""
+    (:func:`tokentune.threads.sleep_at_barriers`); then :func:`prepare_worker`."""
     import signal
 
-    from ..threads import watch_or_sleep
+    from ..threads import sleep_at_barriers
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    watch_or_sleep(count_chosen=True)
+    sleep_at_barriers()
     _STATE.update(settings=prepare_worker(settings, threads), ready=ready)
 
 

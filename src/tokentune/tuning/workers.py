@@ -34,9 +34,9 @@ def _die_with_parent() -> None:
 
 def _worker_main(search, worker: int, n_trials: int, threads: int, errors) -> None:
     _die_with_parent()
-    from ..threads import watch_or_sleep
+    from ..threads import sleep_at_barriers
 
-    watch_or_sleep(count_chosen=True)  # its share of the cores: waiting threads sleep at once, as --workers' do
+    sleep_at_barriers()  # its share of the cores: waiting threads sleep at once, as predict --workers' do
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # a fresh process: before torch starts its pool
     import optuna
     import torch
