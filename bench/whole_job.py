@@ -25,8 +25,9 @@ system) comes from the same accounting, and steal (CPU seconds the hypervisor ga
 others while the command ran, from /proc/stat) says which rows ran on a slowed machine.
 
 Run alone (the machine is shared): ``flock /tmp/tokentune-cpu.lock .venv/bin/python bench/whole_job.py
-[--only 2000 seed evaluate predict]``; ``--pairs N --compare before SRC`` runs only ``tokentune train`` on
-2,000 sentences, the engines taking turns N times (a change's effect, with the machine's drift spread).
+[--only 2000 seed evaluate predict]``; ``--pairs N [--pairs-regime seed] --compare before SRC`` runs only
+``tokentune train`` of one regime (2,000 sentences by default), the engines taking turns N times (a change's
+effect, with the machine's drift spread).
 Prints Markdown tables; ``--json FILE`` keeps the records.
 """
 from __future__ import annotations
@@ -140,16 +141,19 @@ def tokentune_train(name: str, data: str, work: str, label: str, source: str | N
     return ours
 
 
-def train_pairs(rounds: int, data: str, work: str, engines: list[tuple[str, str | None]]) -> None:
-    """``tokentune train`` of the 2,000-sentence regime from each engine in turn, ``rounds`` times: the
-    difference between two commits with the machine's drift spread over both."""
-    print("\n### train 2000, engines taking turns\n\n| round | engine | whole process | training | CPU time | steal "
-          "| peak RSS |\n|---:|---|---:|---:|---:|---:|---:|")
+def train_pairs(rounds: int, regime: str, data: str, work: str, engines: list[tuple[str, str | None]]) -> None:
+    """``tokentune train`` of one regime from each engine in turn, ``rounds`` times: the difference between
+    two commits with the machine's drift spread over both."""
+    print(f"\n### train {regime}, engines taking turns\n\n| round | engine | whole process | training | dev evaluation "
+          "| final evaluation | dev F1 | CPU time | steal | peak RSS |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for number in range(1, rounds + 1):
         for label, source in engines:
-            row = tokentune_train("2000", data, work, label, source)
-            print(f"| {number} | {label} | {row['seconds']:.1f} s | {row['parts'].get('training', 0):.1f} s | "
-                  f"{row['cpu_seconds']:.1f} s | {row['steal_seconds']} s | {row['peak_rss_mb']:,} MB |", flush=True)
+            row = tokentune_train(regime, data, work, label, source)
+            parts = row["parts"]
+            print(f"| {number} | {label} | {row['seconds']:.1f} s | {parts.get('training', 0):.1f} s | "
+                  f"{parts.get('dev evaluation', 0):.1f} s | {parts.get('final evaluation', 0):.1f} s | "
+                  f"{row['dev_f1']:.4f} | {row['cpu_seconds']:.1f} s | {row['steal_seconds']} s | "
+                  f"{row['peak_rss_mb']:,} MB |", flush=True)
 
 
 def write_texts(path: str) -> list[list[tuple[str, int, int]]]:
@@ -260,13 +264,16 @@ def main() -> None:
                         help="also run tokentune from another source folder (e.g. a worktree of an earlier commit's "
                              "src), shown as 'tokentune ... (LABEL)'")
     parser.add_argument("--pairs", type=int, default=0, metavar="N",
-                        help="only `tokentune train` on 2,000 sentences, each engine in turn, N rounds")
+                        help="only `tokentune train` of one regime (--pairs-regime), each engine in turn, N rounds")
+    parser.add_argument("--pairs-regime", choices=("2000", "seed"), default="2000",
+                        help="the regime --pairs trains (default 2000)")
     args = parser.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="tokentune-whole-job-")
     os.makedirs(work, exist_ok=True)
     rows, engines = [], [("installed", None), *[(label, os.path.abspath(src)) for label, src in args.compare]]
     if args.pairs:
-        return train_pairs(args.pairs, DATA, work, engines)
+        data = DATA if args.pairs_regime == "2000" else write_slice(os.path.join(work, "seed-data"), 42, 200)
+        return train_pairs(args.pairs, args.pairs_regime, data, work, engines)
     model = os.path.join(work, "tokentune-2000")
     if "2000" in args.only or ({"evaluate", "predict"} & set(args.only) and not os.path.exists(model)):
         rows += train_rows("2000", DATA, work, engines)

@@ -50,6 +50,37 @@ def test_edge_probabilities_and_odd_sizes():
     assert odd[-1].ne(0).any() and odd[-1].eq(0).any()  # the last, partly filled word is drawn too
 
 
+def where_mask(shape, p: float, dtype: torch.dtype) -> torch.Tensor:
+    """The oracle: the mask as tokentune first made it, compared and chosen by torch (same draws)."""
+    import math
+
+    import numpy as np
+
+    threshold = round(p * fast.LEVELS)
+    count = math.prod(shape)
+    seed = int(torch.randint(0, 2 ** 62, (1,)).item())
+    words = np.random.PCG64(seed).random_raw((count + 3) // 4)
+    bits = torch.from_numpy(words.view(np.int16)[:count]).view(shape)
+    keep = bits >= threshold - fast.LEVELS // 2
+    scale = torch.tensor(fast.LEVELS / (fast.LEVELS - threshold), dtype=dtype)
+    return torch.where(keep, scale, torch.tensor(0, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("shape,p", [((7, 12, 48, 48), 0.1), ((7, 48, 384), 0.1), ((5,), 0.3), ((33, 3), 0.0)])
+def test_masks_are_bit_for_bit_those_of_torch_where(dtype, shape, p):
+    """Made in numpy as the scale's bit pattern, a mask is the one torch.where made from the same draws:
+    a run, and a --resume of a run begun before, drop the same elements with the same scale."""
+    torch.manual_seed(11)
+    expected = where_mask(shape, p, dtype)
+    torch.manual_seed(11)
+    mask = fast.keep_scale(shape, p, dtype)
+    assert mask.dtype == dtype and mask.shape == expected.shape
+    assert torch.equal(mask.view(fast.INTEGER_OF_SIZE[dtype.itemsize][0]),
+                       expected.view(fast.INTEGER_OF_SIZE[dtype.itemsize][0]))
+    assert mask.is_contiguous()
+
+
 def test_gradient_is_the_mask_zero_where_dropped():
     hidden = torch.ones(50, 40, requires_grad=True)
     torch.manual_seed(2)

@@ -260,3 +260,59 @@ def test_selected_positions_are_run_in_few_sizes():
     out = rounded_up(np.arange(5))
     assert len(out) == SELECT_STEP and out[:5].tolist() == [0, 1, 2, 3, 4] and (out[5:] == 4).all()
     assert len(rounded_up(np.arange(SELECT_STEP))) == SELECT_STEP and len(rounded_up(np.arange(0))) == 0
+
+
+def _trained_classifier(tmp_path, tiny_base_model):
+    """transformers' model as training holds it: the weights are its own parameters, needing gradients."""
+    return _oracle(_save_classifier(tmp_path / "model", tiny_base_model))
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["fp32", "bf16"])
+def test_a_view_of_a_training_model_computes_its_logits_and_follows_its_steps(tmp_path, tiny_base_model, dtype):
+    """light_view reads the model's own tensors: what it prepared (query, key and value stacked, weights cast
+    for autocast) is made again after an optimizer step moves them, and the logits stay transformers'."""
+    from tokentune.inference.bert import forget_prepared, light_view
+
+    theirs = _trained_classifier(tmp_path, tiny_base_model)
+    view = light_view(theirs)
+    ids, mask = _batch()
+    real = mask.bool()
+    tolerance = 1e-5 if dtype is None else 2e-2
+
+    def both():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            return view(input_ids=ids, attention_mask=mask).logits, theirs(input_ids=ids, attention_mask=mask).logits
+
+    before, oracle = both()
+    torch.testing.assert_close(before[real].float(), oracle[real].float(), atol=tolerance, rtol=tolerance)
+    optimizer = torch.optim.SGD(theirs.parameters(), lr=0.5)
+    theirs.train()
+    theirs(input_ids=ids, attention_mask=mask).logits.float().pow(2).sum().backward()
+    optimizer.step()
+    theirs.eval()
+    after, oracle = both()
+    assert not torch.allclose(after, before)  # the step is seen, not the weights prepared before it
+    torch.testing.assert_close(after[real].float(), oracle[real].float(), atol=tolerance, rtol=tolerance)
+    shared = theirs.bert.encoder.layer[0].attention.self.query.weight
+    assert view.weights["bert/encoder/layer/0/attention/self/query/weight"].data_ptr() == shared.data_ptr()
+    forget_prepared(view)
+    assert not view._prepared
+
+
+def test_a_view_is_made_only_of_what_it_computes_exactly(tmp_path, tiny_base_model):
+    from transformers import BertConfig, BertForTokenClassification
+
+    from tokentune.inference.bert import light_view
+
+    assert light_view(_trained_classifier(tmp_path, tiny_base_model)) is not None
+    relu = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                      intermediate_size=48, hidden_act="relu")
+    assert light_view(BertForTokenClassification(relu)) is None
+    half = _trained_classifier(tmp_path / "half", tiny_base_model).to(torch.bfloat16)
+    assert light_view(half) is None  # weights it would not read in fp32
+
+    class Subclass(BertForTokenClassification):
+        pass
+
+    assert light_view(Subclass(BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                          intermediate_size=48))) is None

@@ -123,6 +123,7 @@ def torch_runner(model, device: str | None = None, precision: str = "fp32", *, p
                              attention_mask=torch.from_numpy(attention_mask).to(device)).logits
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
+    run.model = model  # the module it runs (training drops a plain-torch BERT's prepared weights after a dev pass)
     first_position = packed_positions(model.config) if packing else None
     if first_position is None:
         return run

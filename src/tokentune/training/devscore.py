@@ -77,10 +77,12 @@ class DevEvaluator:
     def evaluate(self, model, step: int, crf=None) -> dict:
         """``eval_*`` metrics as the Trainer logs them (precision, recall, f1, accuracy, loss, runtime)."""
         from ..evaluation import evaluate_corpus
+        from ..inference.bert import forget_prepared
 
         started = time.perf_counter()
         recorder = _Recorder(self.tagger(model, crf), distributed.world_size(), distributed.rank())
         scores = evaluate_corpus(recorder, self.corpus, return_predictions=True, context=self.config.context)
+        forget_prepared(getattr(self._tagger.runner, "model", None))  # stale after the next step: not kept meanwhile
         self.last = (step, scores)
         metrics = {f"eval_{key}": scores[key] for key in ("precision", "recall", "f1", "accuracy")}
         # the loss the head is trained with: a CRF's is over whole tag chains, the softmax's per word

@@ -29,6 +29,8 @@ import torch
 from torch import nn
 
 LEVELS = 1 << 16  # 16 random bits an element
+# a float format's bits as the integer of its size: (torch dtype, numpy dtype)
+INTEGER_OF_SIZE = {2: (torch.int16, np.int16), 4: (torch.int32, np.int32), 8: (torch.int64, np.int64)}
 ATTENTION = "tokentune_cpu_dropout"  # the name the attention function is registered under in transformers
 # families whose attention modules call transformers' attention functions with ``dropout=`` and nothing
 # else that SDPA would treat specially (checked in transformers 5: no position bias, no GQA, not causal)
@@ -43,9 +45,14 @@ def keep_scale(shape, p: float, dtype: torch.dtype) -> torch.Tensor:
     count = math.prod(shape)
     seed = int(torch.randint(0, 2 ** 62, (1,)).item())
     words = np.random.PCG64(seed).random_raw((count + 3) // 4)
-    bits = torch.from_numpy(words.view(np.int16)[:count]).view(shape)  # each 16 bits uniform on [-32768, 32767]
-    keep = bits >= threshold - LEVELS // 2
-    return torch.where(keep, torch.tensor(LEVELS / (LEVELS - threshold), dtype=dtype), torch.tensor(0, dtype=dtype))
+    # each 16 bits uniform on [-32768, 32767]; numpy's comparison is vectorised where torch's int16 one took
+    # 8x as long, and the mask is made as the scale's bit pattern times 0 or 1 (0 bits are 0.0 in every
+    # float format), a third of the time of torch.where with the same values
+    keep = words.view(np.int16)[:count] >= threshold - LEVELS // 2
+    as_int = INTEGER_OF_SIZE[dtype.itemsize]
+    scale = torch.tensor(LEVELS / (LEVELS - threshold), dtype=dtype).view(as_int[0]).item()
+    mask = np.multiply(keep.view(np.uint8), as_int[1](scale), dtype=as_int[1])
+    return torch.from_numpy(mask).view(dtype).view(shape)
 
 
 class FastDropout(nn.Module):
