@@ -63,8 +63,8 @@ def test_dev_loss_is_the_cross_entropy_over_labelled_sub_tokens(tiny_data, tiny_
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_dev_is_scored_through_evaluates_forward_reading_the_trained_weights(tiny_data, tiny_base_model, precision):
     """A BERT being trained is scored by the plain-torch BERT that `evaluate` runs, reading the model's own
-    tensors: an evaluation after a step sees the step, gives what transformers' model gives, and keeps no
-    prepared (stacked or cast) weights after its pass."""
+    tensors: an evaluation after a (fused AdamW) step sees the step, gives what transformers' model gives,
+    and keeps no prepared (stacked or cast) weights after its pass."""
     from tokentune.config import TrainConfig
     from tokentune.inference import Tagger
     from tokentune.inference.runners import torch_runner
@@ -77,14 +77,16 @@ def test_dev_is_scored_through_evaluates_forward_reading_the_trained_weights(tin
     model = build_model(tiny_base_model, prep.labels).eval()
     ours = DevEvaluator(prep.dev, prep.tokenizer, prep.labels, config, prep.max_length, whole_split=True)
     first = ours.evaluate(model, 0)
-    view = ours.tagger(model).runner.model
+    view = ours._tagger.runner.model
     assert type(view).__name__ == "LightBertForTokenClassification" and not view._prepared
-    with torch.no_grad():
-        for weight in model.parameters():
-            weight.mul_(1.5)  # an optimizer step, in place
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05, fused=True)  # leaves version counters alone
+    model.train()
+    ids = torch.tensor([prep.dev_features[0]["input_ids"]])
+    model(input_ids=ids).logits.float().pow(2).sum().backward()
+    optimizer.step()
     second, scored = ours.evaluate(model, 1), ours.last[1]
     assert second["eval_loss"] != first["eval_loss"]
-    reference = Tagger(torch_runner(model, "cpu", ours.tagger(model).precision), prep.tokenizer, prep.labels,
+    reference = Tagger(torch_runner(model, "cpu", ours._tagger.precision), prep.tokenizer, prep.labels,
                        max_length=prep.max_length, batch_size=config.eval_batch_size * 2)
     expected = reference.predict_token_batches([s.words for s in prep.dev])
     assert [p.tags for p in scored.predictions] == [p.tags for p in expected]
@@ -394,8 +396,8 @@ def test_dev_tagged_in_shares_gives_the_predictions_of_one_process(tiny_data, ti
     from tokentune.evaluation import evaluate_corpus
     from tokentune.modeling import build_model
     from tokentune.training import devscore, distributed
+    from tokentune.training.devscore import model_tagger
     from tokentune.training.run import prepare_data
-    from tokentune.training.trainer import model_tagger
 
     config = TrainConfig(data=tiny_data, model=tiny_base_model, output="unused", quiet=True, precision="fp32")
     prep = prepare_data(config)

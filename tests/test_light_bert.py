@@ -268,9 +268,10 @@ def _trained_classifier(tmp_path, tiny_base_model):
 
 
 @pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["fp32", "bf16"])
-def test_a_view_of_a_training_model_computes_its_logits_and_follows_its_steps(tmp_path, tiny_base_model, dtype):
-    """light_view reads the model's own tensors: what it prepared (query, key and value stacked, weights cast
-    for autocast) is made again after an optimizer step moves them, and the logits stay transformers'."""
+def test_a_view_of_a_training_model_computes_its_logits_pass_after_pass(tmp_path, tiny_base_model, dtype):
+    """light_view reads the model's own tensors; what a pass prepares (query, key and value stacked, weights
+    cast for autocast) is dropped after it, so the next pass sees a fused AdamW step, which leaves the
+    tensors' version counters alone, and the logits stay transformers'."""
     from tokentune.inference.bert import forget_prepared, light_view
 
     theirs = _trained_classifier(tmp_path, tiny_base_model)
@@ -285,18 +286,42 @@ def test_a_view_of_a_training_model_computes_its_logits_and_follows_its_steps(tm
 
     before, oracle = both()
     torch.testing.assert_close(before[real].float(), oracle[real].float(), atol=tolerance, rtol=tolerance)
-    optimizer = torch.optim.SGD(theirs.parameters(), lr=0.5)
+    assert view._prepared  # the stacked query, key and value at least
+    forget_prepared(view)
+    assert not view._prepared
+    optimizer = torch.optim.AdamW(theirs.parameters(), lr=0.05, fused=True)
     theirs.train()
     theirs(input_ids=ids, attention_mask=mask).logits.float().pow(2).sum().backward()
     optimizer.step()
     theirs.eval()
     after, oracle = both()
-    assert not torch.allclose(after, before)  # the step is seen, not the weights prepared before it
+    assert not torch.allclose(after, before)  # the step is seen
     torch.testing.assert_close(after[real].float(), oracle[real].float(), atol=tolerance, rtol=tolerance)
     shared = theirs.bert.encoder.layer[0].attention.self.query.weight
     assert view.weights["bert/encoder/layer/0/attention/self/query/weight"].data_ptr() == shared.data_ptr()
-    forget_prepared(view)
-    assert not view._prepared
+
+
+def test_a_loaded_model_keeps_its_linears_in_the_dtype_it_computes_in(tmp_path, tiny_base_model):
+    """A bf16 runner of a model loaded from its file: the linear weights are kept in bf16 (half the memory,
+    no cast at each call), the embeddings and layer norms in fp32, and the probabilities are those of the
+    fp32 weights under autocast, to the bit; query, key and value are one stacked tensor from the start."""
+    from tokentune.inference.runners import torch_runner
+
+    model_dir = _save_classifier(tmp_path / "model", tiny_base_model)
+    settled, plain = load_light_bert(model_dir)[0], load_light_bert(model_dir)[0]
+    assert "bert/encoder/layer/0/attention/self/qkv/weight" in settled.weights
+    assert "bert/encoder/layer/0/attention/self/query/weight" not in settled.weights
+    runner = torch_runner(settled, "cpu", "bf16")
+    dtypes = {name: weight.dtype for name, weight in settled.weights.items()}
+    assert dtypes["bert/encoder/layer/1/intermediate/dense/weight"] == torch.bfloat16
+    assert dtypes["classifier/bias"] == torch.bfloat16
+    assert dtypes["bert/embeddings/word_embeddings/weight"] == torch.float32
+    assert dtypes["bert/encoder/layer/1/output/LayerNorm/weight"] == torch.float32
+    ids, mask = _batch()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = torch.softmax(plain(input_ids=ids, attention_mask=mask).logits.float(), dim=-1).numpy()
+    assert np.array_equal(runner(ids.numpy(), mask.numpy()), expected)
+    assert all(weight.dtype == torch.float32 for weight in plain.weights.values())  # fp32 runners leave them
 
 
 def test_a_view_is_made_only_of_what_it_computes_exactly(tmp_path, tiny_base_model):

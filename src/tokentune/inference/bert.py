@@ -89,20 +89,47 @@ def load_light_bert(model_dir: str):
             state = {name: handle.get_tensor(name) for name in names}
     except Exception:  # noqa: BLE001 - a file safetensors cannot read: transformers' loader says why, with a fix
         return None
-    if any(tuple(state[name].shape) != shape or state[name].dtype != torch.float32 for name, shape in shapes.items()):
+    if not _fits(state, shapes):
         return None
     config._attn_implementation = "sdpa"
-    return _module(torch)(config, state).eval(), config
+    model = _module(torch)(config, _stacked(state, config.num_hidden_layers)).eval()
+    model.owns_weights = True  # its own copy, unlike a view: the runner may keep its linears in the dtype computed in
+    return model, config
+
+
+def _fits(state: dict, shapes: dict) -> bool:
+    """Every tensor the forward reads is there, of its shape, in fp32."""
+    import torch
+
+    return all(name in state and tuple(state[name].shape) == shape and state[name].dtype == torch.float32
+               for name, shape in shapes.items())
+
+
+def _stacked(state: dict, layers: int) -> dict:
+    """``state`` with each layer's query, key and value weights and biases as one ``...qkv`` tensor each."""
+    import torch
+
+    state = dict(state)
+    for layer in range(layers):
+        prefix = f"bert.encoder.layer.{layer}."
+        for kind in ("weight", "bias"):
+            parts = [state.pop(f"{prefix}{part}.{kind}") for part in QKV_PARTS]
+            state[f"{prefix}{QKV}.{kind}"] = torch.cat(parts)
+    return state
 
 
 def light_view(model):
     """The plain-torch BERT reading a transformers ``BertForTokenClassification``'s own tensors (no copy), or
-    None where this module cannot be sure to compute what transformers would. Training scores dev with it:
-    the forward a later ``evaluate`` of the saved model runs, about 10-15% faster than transformers' own
-    (docs/benchmarks.md). Weights it prepares (stacked, cast) are made again once the optimizer moves them."""
+    None where this module cannot be sure to compute what transformers would, or the model is not on the CPU.
+    Training scores dev with it: the forward a later ``evaluate`` of the saved model runs, about 10-15% faster
+    than transformers' own on a CPU (docs/benchmarks.md). Made for one pass: the weights it prepares (stacked,
+    cast) are those of the moment, as an optimizer step need not mark the tensors it changes (fused AdamW
+    leaves their version counters alone)."""
     import torch
 
     if type(model).__name__ != "BertForTokenClassification":  # subclasses and wrappers (PEFT) may differ
+        return None
+    if any(weight.device.type != "cpu" for weight in model.parameters()):  # a GPU casts cheaply: its memory kept
         return None
     settings = model.config.to_dict()
     settings.update(architectures=[type(model).__name__], _attn_implementation="sdpa")
@@ -111,8 +138,7 @@ def light_view(model):
     if not supported(config):
         return None
     state, shapes = model.state_dict(), expected_shapes(config)  # state_dict: detached, the same storage
-    if any(name not in state or tuple(state[name].shape) != shape or state[name].dtype != torch.float32
-           for name, shape in shapes.items()):
+    if not _fits(state, shapes):
         return None
     return _module(torch)(config, {name: state[name] for name in shapes}).eval()
 
@@ -130,7 +156,7 @@ def _module(torch):
             self.eps = config.layer_norm_eps
             self.weights = nn.ParameterDict({name.replace(".", "/"): nn.Parameter(tensor, requires_grad=False)
                                              for name, tensor in state.items()})
-            self._prepared: dict = {}  # (linear, autocast dtype) -> (weights' versions, weight, bias)
+            self._prepared: dict = {}  # (linear, autocast dtype) -> (weight, bias), until forget_prepared
 
         def _w(self, name: str):
             return self.weights[name.replace(".", "/")]
@@ -180,44 +206,47 @@ def _module(torch):
 
 
 def prepared_linear(model, x, name: str):
-    """Linear ``name`` of the plain-torch BERT ``model`` (``...qkv``: the query, key and value ones as one
-    product). Outside autograd its weight and bias are prepared once while they stay unchanged: stacked where
-    several, and under autocast already in its dtype, as autocast would cast them at every call (the same
-    values: autocast keeps no cast of a weight that needs no gradient). Their version counters say when an
-    optimizer step moved them (a model being trained is scored between steps)."""
+    """Linear ``name`` of the plain-torch BERT ``model`` (``...qkv``: query, key and value as one product).
+    Outside autograd, a weight that needs stacking (a view's query, key and value) or casting to the autocast
+    dtype is prepared once and kept until :func:`forget_prepared`: the same values as autocast's cast at every
+    call (it keeps no cast of a weight that needs no gradient), without the casting."""
     import torch
     from torch.nn import functional as F
 
-    parts = [name[:-len(QKV)] + part for part in QKV_PARTS] if name.endswith(QKV) else [name]
+    separate = name.endswith(QKV) and model.weights.get((name + ".weight").replace(".", "/")) is None  # a view's
+    parts = [name[:-len(QKV)] + part for part in QKV_PARTS] if separate else [name]
     sources = [(model._w(part + ".weight"), model._w(part + ".bias")) for part in parts]
     if torch.is_grad_enabled():  # autograd records: stacked at each call, so gradients reach each weight
         return F.linear(x, torch.cat([w for w, _ in sources]), torch.cat([b for _, b in sources]))
     kind = x.device.type
     dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
-    if dtype is None and len(sources) == 1:
+    if len(sources) == 1 and dtype in (None, sources[0][0].dtype):
         return F.linear(x, *sources[0])
-    versions = tuple(_version(t) for pair in sources for t in pair)
     kept = model._prepared.get((name, dtype))
-    if kept is None or kept[0] != versions:
+    if kept is None:
         weight, bias = torch.cat([w for w, _ in sources]), torch.cat([b for _, b in sources])
-        if dtype is not None:
-            weight, bias = weight.to(dtype), bias.to(dtype)
-        kept = model._prepared[(name, dtype)] = (versions, weight, bias)
-    return F.linear(x, kept[1], kept[2])
+        kept = model._prepared[(name, dtype)] = (weight.to(dtype or weight.dtype), bias.to(dtype or bias.dtype))
+    return F.linear(x, *kept)
+
+
+def settle_weights(model, dtype) -> None:
+    """Keeps a loaded model's linear weights in ``dtype``, the one its products are computed in under autocast
+    (bf16 on AMX CPUs): the same values autocast would cast them to at every call, in half the memory. The
+    module then runs under that autocast only. Nothing for a view (its tensors are a model's being trained)."""
+    if not getattr(model, "owns_weights", False) or dtype is None:  # another module, or a view
+        return
+    for key, weight in list(model.weights.items()):
+        if weight.is_floating_point() and weight.dtype != dtype and not ("LayerNorm" in key or "embeddings" in key):
+            model.weights[key] = type(weight)(weight.detach().to(dtype), requires_grad=False)
+    model._prepared.clear()
 
 
 def forget_prepared(model) -> None:
-    """Drops what :func:`prepared_linear` kept for ``model`` (a model being trained: its weights move before the
-    next evaluation, so the memory is not held meanwhile); nothing for another module."""
+    """Drops what :func:`prepared_linear` kept for ``model`` (a view of a model being trained: its weights move
+    before the next evaluation); nothing for another module."""
     prepared = getattr(model, "_prepared", None)
     if isinstance(prepared, dict):
         prepared.clear()
-
-
-def _version(tensor) -> int:
-    """A tensor's version counter (in-place changes); an inference tensor has none and cannot change outside
-    inference mode."""
-    return 0 if tensor.is_inference() else tensor._version
 
 
 # Outside autograd (the runners' inference_mode) the residual sums and GELU write into a tensor that is not read

@@ -63,13 +63,12 @@ class DevEvaluator:
         self._tagger = None
 
     def tagger(self, model, crf=None):
-        """One Tagger for the run (encoder and tokenizer backend built once), with the CRF's current scores."""
-        from .trainer import model_tagger
-
+        """One Tagger for the run (encoder and tokenizer backend built once), with a runner made for this pass
+        (:func:`model_runner`) and the CRF's current scores."""
         if self._tagger is None:
             self._tagger = model_tagger(model, self.tokenizer, self.labels, self.config, self.max_length, crf)
             return self._tagger
-        model.eval()  # the Trainer's steps put it back in training mode (dropout) since the last evaluation
+        self._tagger.runner = model_runner(model, self.config)[0]
         if crf is not None:
             self._tagger.crf = crf.scores()
         return self._tagger
@@ -81,8 +80,10 @@ class DevEvaluator:
 
         started = time.perf_counter()
         recorder = _Recorder(self.tagger(model, crf), distributed.world_size(), distributed.rank())
-        scores = evaluate_corpus(recorder, self.corpus, return_predictions=True, context=self.config.context)
-        forget_prepared(getattr(self._tagger.runner, "model", None))  # stale after the next step: not kept meanwhile
+        try:
+            scores = evaluate_corpus(recorder, self.corpus, return_predictions=True, context=self.config.context)
+        finally:  # the weights prepared for this pass are not held through the training steps until the next
+            forget_prepared(self._tagger.runner.model)
         self.last = (step, scores)
         metrics = {f"eval_{key}": scores[key] for key in ("precision", "recall", "f1", "accuracy")}
         # the loss the head is trained with: a CRF's is over whole tag chains, the softmax's per word
@@ -149,6 +150,32 @@ class _Recorder:
             raise RuntimeError(f"dev was shared out to {self.processes} processes, but {len(shares)} answered")
         self.probabilities = np.concatenate([probabilities for _, probabilities in shares])
         return [prediction for predictions, _ in shares for prediction in predictions]
+
+
+def model_tagger(model, tokenizer, labels, config, max_length: int, crf=None):
+    """The Tagger that scores the model being trained (dev during training, dev and test at the end), through
+    :func:`~tokentune.training.devscore.model_runner`: whole sentences, ``eval_batch_size * 2`` windows a batch,
+    the CRF's current scores if any."""
+    from ..inference import Tagger
+
+    runner, precision = model_runner(model, config)
+    return Tagger(runner, tokenizer, labels, max_length=max_length,
+                  stride=config.stride, batch_size=config.eval_batch_size * 2,
+                  crf=crf.scores() if crf is not None else None, context=config.context,
+                  context_size=config.context_size, context_marker=config.context_marker, precision=precision)
+
+
+def model_runner(model, config):
+    """``(runner, precision)`` scoring the model being trained, in the precision a later ``evaluate`` of the
+    saved model picks on this machine (bf16 where training's auto picks it), through that command's own
+    forward where it applies: the plain-torch BERT as a view of the model's tensors at this moment
+    (:func:`~tokentune.inference.bert.light_view`), made again for each pass."""
+    from ..inference.bert import light_view
+    from ..inference.runners import inference_precision, precision_after_training, torch_runner
+
+    precision = inference_precision(precision_after_training(config.precision), str(model.device), model.config)
+    model.eval()  # the Trainer's steps put it in training mode (dropout) since the last evaluation
+    return torch_runner(light_view(model) or model, str(model.device), precision), precision
 
 
 def shard_ranges(lengths, documents, parts: int) -> list[tuple[int, int]]:

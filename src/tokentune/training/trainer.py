@@ -334,29 +334,13 @@ def effective_batch_size(args) -> int:
     return args.per_device_train_batch_size * max(1, args.n_gpu) * args.world_size * args.gradient_accumulation_steps
 
 
-def model_tagger(model, tokenizer, labels, config, max_length: int, crf=None):
-    """The Tagger that scores the model being trained (dev during training, dev and test at the end), through
-    the plain-torch BERT that `evaluate` runs where it applies (:func:`~tokentune.inference.bert.light_view`):
-    whole sentences, ``eval_batch_size * 2`` windows a batch, the CRF's current scores if any, in the
-    precision a later ``evaluate`` of the saved model picks on this machine (bf16 where training's auto picks it)."""
-    from ..inference import Tagger
-    from ..inference.bert import light_view
-    from ..inference.runners import inference_precision, precision_after_training, torch_runner
-
-    precision = inference_precision(precision_after_training(config.precision), str(model.device), model.config)
-    forward = light_view(model) or model  # evaluate's own forward of the saved model, where it applies
-    return Tagger(torch_runner(forward, str(model.device), precision), tokenizer, labels, max_length=max_length,
-                  stride=config.stride, batch_size=config.eval_batch_size * 2,
-                  crf=crf.scores() if crf is not None else None, context=config.context,
-                  context_size=config.context_size, context_marker=config.context_marker, precision=precision)
-
-
 def final_evaluation(model, tokenizer, labels, splits, config, max_length, test_when=None, dev_scores=None) -> dict:
     """Dev and test figures of the kept model, on whole sentences (windows merged), as `evaluate` gives;
     test only where ``test_when(dev_metrics)`` allows it (when given). ``dev_scores``: the kept model's dev
     figures from its evaluation during training (devscore.py): dev is then not run again."""
     from ..evaluation import evaluate_corpus
     from .crf import crf_of
+    from .devscore import model_tagger
 
     tagger = model_tagger(model, tokenizer, labels, config, max_length, crf_of(model))
     metrics = {"dev": dev_scores} if dev_scores is not None else {}
