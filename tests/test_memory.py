@@ -88,3 +88,48 @@ def test_the_library_and_main_leave_the_callers_process_alone(monkeypatch, tiny_
     monkeypatch.setattr(cli, "main", lambda argv=None: 0)
     monkeypatch.setattr(gc, "freeze", lambda: None)  # console_main's last act: not in this test process
     assert cli.console_main() == 0 and calls == ["kept"]
+
+
+# a child keeps freed memory (or not), frees a 96 MB block, then asks for it to be given back; prints whether it
+# was and the resident memory it then holds
+GIVE_BACK = """
+import sys
+from tokentune.memory import give_back_kept_memory, reuse_freed_memory
+if sys.argv[1] == "kept":
+    assert reuse_freed_memory()
+import numpy as np
+np.ones(96 << 18, dtype=np.float32)  # 96 MB, freed at once
+given = give_back_kept_memory()
+rss = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")][0] // 1024
+print(given, rss)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and malloc_trim: Linux only")
+def test_kept_memory_is_given_back_after_training_only_where_it_was_kept():
+    """After training, a command that keeps freed memory hands what is free back (the final evaluation and
+    reports then do not sit on the steps' freed buffers); a process that keeps none is left alone."""
+    runs = {mode: subprocess.run([sys.executable, "-c", GIVE_BACK, mode], capture_output=True, text=True,
+                                 check=True).stdout.split() for mode in ("kept", "default")}
+    assert runs["kept"][0] == "True" and runs["default"][0] == "False"
+    assert int(runs["kept"][1]) < int(runs["default"][1]) + 48  # the freed 96 MB is not resident any more
+
+
+def test_a_finished_runs_optimizer_moments_are_released():
+    import torch
+
+    from tokentune.training.rows import release_moments
+
+    weight = torch.nn.Parameter(torch.ones(4))
+    optimizer = torch.optim.AdamW([weight], lr=0.1)
+    weight.sum().backward()
+    optimizer.step()
+    assert optimizer.state[weight]["exp_avg"].numel() == 4
+
+    class Wrapped:  # as accelerate wraps a torch optimizer
+        def __init__(self, inner):
+            self.optimizer = inner
+
+    release_moments(Wrapped(optimizer))
+    assert not optimizer.state
+    release_moments(None)  # none built (sharded engines keep their own): nothing to do

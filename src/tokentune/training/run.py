@@ -204,7 +204,8 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
          clock):
     """Train; on out-of-memory halve the per-device batch and double accumulation (the same examples
     per optimizer step) and start again, down to batch 1. Returns (trainer, seconds)."""
-    from .rows import finish_rows
+    from ..memory import give_back_kept_memory
+    from .rows import finish_rows, release_moments
 
     batch, accumulation = config.batch_size, config.gradient_accumulation_steps
     while True:
@@ -217,6 +218,8 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
             with writing(staging, only=DISK_ERRORS):  # a full or read-only disk while checkpointing
                 trainer.train(resume_from_checkpoint=checkpoint)
             finish_rows(trainer.model)  # the kept model is a plain one again
+            release_moments(trainer.optimizer)  # read by no one after the last step (the checkpoints keep them)
+            give_back_kept_memory()  # the steps' freed buffers: not under the final evaluation's and reports' memory
             seconds = time.perf_counter() - started
             clock.add("training", seconds - (clock.inside_training() - inside))
             return trainer, seconds
