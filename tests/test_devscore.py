@@ -61,10 +61,12 @@ def test_dev_loss_is_the_cross_entropy_over_labelled_sub_tokens(tiny_data, tiny_
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_dev_is_scored_through_evaluates_forward_reading_the_trained_weights(tiny_data, tiny_base_model, precision):
+def test_dev_is_scored_through_evaluates_forward_reading_the_trained_weights(tiny_data, tiny_base_model, precision,
+                                                                            monkeypatch):
     """A BERT being trained is scored by the plain-torch BERT that `evaluate` runs, reading the model's own
     tensors: an evaluation after a (fused AdamW) step sees the step, gives what transformers' model gives,
     and keeps no prepared (stacked or cast) weights after its pass."""
+    import tokentune.training.hardware as hardware
     from tokentune.config import TrainConfig
     from tokentune.inference import Tagger
     from tokentune.inference.runners import torch_runner
@@ -72,6 +74,7 @@ def test_dev_is_scored_through_evaluates_forward_reading_the_trained_weights(tin
     from tokentune.training.devscore import DevEvaluator
     from tokentune.training.run import prepare_data
 
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda: "amx")  # bf16 scoring on any CPU, as on one with AMX
     config = TrainConfig(data=tiny_data, model=tiny_base_model, output="unused", quiet=True, precision=precision)
     prep = prepare_data(config)
     model = build_model(tiny_base_model, prep.labels).eval()
@@ -79,6 +82,7 @@ def test_dev_is_scored_through_evaluates_forward_reading_the_trained_weights(tin
     first = ours.evaluate(model, 0)
     view = ours._tagger.runner.model
     assert type(view).__name__ == "LightBertForTokenClassification" and not view._prepared
+    assert ours._tagger.precision == precision
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.05, fused=True)  # leaves version counters alone
     model.train()
     ids = torch.tensor([prep.dev_features[0]["input_ids"]])

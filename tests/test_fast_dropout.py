@@ -68,7 +68,8 @@ def where_mask(shape, p: float, dtype: torch.dtype) -> torch.Tensor:
 
 @pytest.mark.parametrize("piece", [None, 8], ids=["one piece", "pieces of 8"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
-@pytest.mark.parametrize("shape,p", [((7, 12, 48, 48), 0.1), ((7, 48, 384), 0.1), ((5,), 0.3), ((33, 3), 0.0)])
+@pytest.mark.parametrize("shape,p", [((7, 12, 48, 48), 0.1), ((7, 48, 384), 0.1), ((5,), 0.3), ((33, 3), 0.0),
+                                     ((7, 13), 0.3)])
 def test_masks_are_bit_for_bit_those_of_torch_where(dtype, shape, p, piece, monkeypatch):
     """Made in numpy as the scale's bit pattern, drawn in pieces, a mask is the one torch.where made from the
     same draws: a run, and a --resume of a run begun before, drop the same elements with the same scale."""

@@ -302,17 +302,21 @@ def test_a_view_of_a_training_model_computes_its_logits_pass_after_pass(tmp_path
 
 
 def test_a_loaded_model_keeps_its_linears_in_the_dtype_it_computes_in(tmp_path, tiny_base_model):
-    """A bf16 runner of a model loaded from its file: the linear weights are kept in bf16 (half the memory,
-    no cast at each call), the embeddings and layer norms in fp32, and the probabilities are those of the
-    fp32 weights under autocast, to the bit; query, key and value are one stacked tensor from the start."""
+    from tokentune.inference.bert import light_view
+
+    """A model loaded from its file for a bf16 Tagger: the linear weights are kept in bf16 (half the memory, no
+    cast at each call), the embeddings and layer norms in fp32, and the probabilities are those of the fp32
+    weights under autocast, to the bit; query, key and value are one stacked tensor from the start. An fp32
+    Tagger's model, and a view of a model being trained, are left as they are."""
+    from tokentune.inference.bert import settled
     from tokentune.inference.runners import torch_runner
 
     model_dir = _save_classifier(tmp_path / "model", tiny_base_model)
-    settled, plain = load_light_bert(model_dir)[0], load_light_bert(model_dir)[0]
-    assert "bert/encoder/layer/0/attention/self/qkv/weight" in settled.weights
-    assert "bert/encoder/layer/0/attention/self/query/weight" not in settled.weights
-    runner = torch_runner(settled, "cpu", "bf16")
-    dtypes = {name: weight.dtype for name, weight in settled.weights.items()}
+    owned, plain = load_light_bert(model_dir)[0], load_light_bert(model_dir)[0]
+    assert "bert/encoder/layer/0/attention/self/qkv/weight" in owned.weights
+    assert "bert/encoder/layer/0/attention/self/query/weight" not in owned.weights
+    runner = torch_runner(settled(owned, "bf16"), "cpu", "bf16")
+    dtypes = {name: weight.dtype for name, weight in owned.weights.items()}
     assert dtypes["bert/encoder/layer/1/intermediate/dense/weight"] == torch.bfloat16
     assert dtypes["classifier/bias"] == torch.bfloat16
     assert dtypes["bert/embeddings/word_embeddings/weight"] == torch.float32
@@ -321,7 +325,10 @@ def test_a_loaded_model_keeps_its_linears_in_the_dtype_it_computes_in(tmp_path, 
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         expected = torch.softmax(plain(input_ids=ids, attention_mask=mask).logits.float(), dim=-1).numpy()
     assert np.array_equal(runner(ids.numpy(), mask.numpy()), expected)
-    assert all(weight.dtype == torch.float32 for weight in plain.weights.values())  # fp32 runners leave them
+    assert settled(plain, "fp32") is plain and all(weight.dtype == torch.float32 for weight in plain.weights.values())
+    view = light_view(_oracle(model_dir))
+    assert settled(view, "bf16") is view and view.weights["classifier/weight"].dtype == torch.float32  # not owned
+    assert light_view(_oracle(model_dir).to("meta")) is None  # off the CPU: transformers' own forward
 
 
 def test_a_view_is_made_only_of_what_it_computes_exactly(tmp_path, tiny_base_model):

@@ -105,7 +105,7 @@ print(given, rss)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and malloc_trim: Linux only")
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's mallopt and malloc_trim")
 def test_kept_memory_is_given_back_after_training_only_where_it_was_kept():
     """After training, a command that keeps freed memory hands what is free back (the final evaluation and
     reports then do not sit on the steps' freed buffers); a process that keeps none is left alone."""
@@ -118,7 +118,7 @@ def test_kept_memory_is_given_back_after_training_only_where_it_was_kept():
 def test_a_finished_runs_optimizer_moments_are_released():
     import torch
 
-    from tokentune.training.rows import release_moments
+    from tokentune.training.hf_trainer import release_moments
 
     weight = torch.nn.Parameter(torch.ones(4))
     optimizer = torch.optim.AdamW([weight], lr=0.1)

@@ -11,7 +11,7 @@ import sys
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
-_KEEPING = []  # [True] once this process keeps freed memory (reuse_freed_memory)
+_keeping = False  # whether this process keeps freed memory (reuse_freed_memory)
 
 
 def reuse_freed_memory() -> bool:
@@ -28,20 +28,21 @@ def reuse_freed_memory() -> bool:
     256 MB: above the largest block a step frees (the 47 MB gradient, or a larger model's), and a bound
     on the free memory the process keeps. Returns whether the C library took it.
     """
+    global _keeping
     kept = malloc_thresholds(256 << 20, 256 << 20)
-    if kept and not _KEEPING:
-        _KEEPING.append(True)
+    _keeping = _keeping or kept
     return kept
 
 
 def give_back_kept_memory() -> bool:
     """Where this process keeps freed memory (:func:`reuse_freed_memory`), hands what is free now back to the
-    system once (glibc's ``malloc_trim``): after training, the steps' freed buffers (a few hundred MB) would
-    otherwise stay in the process under what the final evaluation, reports and writing take, and count in its
-    peak memory. Nothing elsewhere (a user's process chose its own allocator settings). Returns whether it did."""
+    system once (glibc's ``malloc_trim``): after training, the steps' freed buffers would otherwise stay in the
+    process under what the final evaluation, reports and writing take, and count in its peak memory; after a
+    prediction model's linear weights are kept in bf16, so would their fp32 copies. Nothing elsewhere (a
+    user's process chose its own allocator settings). Returns whether it did."""
     import ctypes
 
-    if not _KEEPING:
+    if not _keeping:
         return False
     try:
         return bool(ctypes.CDLL(None).malloc_trim(0))

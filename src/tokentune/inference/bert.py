@@ -19,6 +19,7 @@ forward, up to float rounding).
 """
 from __future__ import annotations
 
+import functools
 import os
 from types import SimpleNamespace
 
@@ -92,7 +93,7 @@ def load_light_bert(model_dir: str):
     if not _fits(state, shapes):
         return None
     config._attn_implementation = "sdpa"
-    model = _module(torch)(config, _stacked(state, config.num_hidden_layers)).eval()
+    model = _module(torch)(config, _stack_qkv(state, config.num_hidden_layers)).eval()
     model.owns_weights = True  # its own copy, unlike a view: the runner may keep its linears in the dtype computed in
     return model, config
 
@@ -105,16 +106,15 @@ def _fits(state: dict, shapes: dict) -> bool:
                for name, shape in shapes.items())
 
 
-def _stacked(state: dict, layers: int) -> dict:
-    """``state`` with each layer's query, key and value weights and biases as one ``...qkv`` tensor each."""
+def _stack_qkv(state: dict, layers: int) -> dict:
+    """Each layer's query, key and value weights and biases as one ``...qkv`` tensor each, in ``state`` itself
+    (the three parts freed as each layer is stacked, not held until the load returns)."""
     import torch
 
-    state = dict(state)
     for layer in range(layers):
         prefix = f"bert.encoder.layer.{layer}."
         for kind in ("weight", "bias"):
-            parts = [state.pop(f"{prefix}{part}.{kind}") for part in QKV_PARTS]
-            state[f"{prefix}{QKV}.{kind}"] = torch.cat(parts)
+            state[f"{prefix}{QKV}.{kind}"] = torch.cat([state.pop(f"{prefix}{part}.{kind}") for part in QKV_PARTS])
     return state
 
 
@@ -143,8 +143,9 @@ def light_view(model):
     return _module(torch)(config, {name: state[name] for name in shapes}).eval()
 
 
+@functools.cache
 def _module(torch):
-    """The module class, defined where torch is imported (this file is imported without it)."""
+    """The module class, defined where torch is imported (this file is imported without it), once."""
     from torch import nn
     from torch.nn import functional as F
 
@@ -229,16 +230,28 @@ def prepared_linear(model, x, name: str):
     return F.linear(x, *kept)
 
 
-def settle_weights(model, dtype) -> None:
-    """Keeps a loaded model's linear weights in ``dtype``, the one its products are computed in under autocast
-    (bf16 on AMX CPUs): the same values autocast would cast them to at every call, in half the memory. The
-    module then runs under that autocast only. Nothing for a view (its tensors are a model's being trained)."""
-    if not getattr(model, "owns_weights", False) or dtype is None:  # another module, or a view
-        return
-    for key, weight in list(model.weights.items()):
-        if weight.is_floating_point() and weight.dtype != dtype and not ("LayerNorm" in key or "embeddings" in key):
-            model.weights[key] = type(weight)(weight.detach().to(dtype), requires_grad=False)
+def settled(model, precision: str):
+    """``model`` for a Tagger that owns it and runs it in ``precision`` alone: a plain-torch BERT loaded from
+    its file keeps its linear weights in the dtype autocast computes products in (bf16, or fp16 on CUDA),
+    the values autocast would cast them to at every call, in half the memory; it then runs under that
+    autocast only. The fp32 copies freed are handed back where the process keeps freed memory. Any other
+    model (transformers', a view of a model being trained), or fp32, is returned as it is."""
+    import torch
+
+    from ..memory import give_back_kept_memory
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if not getattr(model, "owns_weights", False) or dtype is None:
+        return model
+    linears = {name.replace(".", "/") for name in expected_shapes(model.config)
+               if not ("LayerNorm" in name or "embeddings" in name)} | {
+        f"bert/encoder/layer/{layer}/{QKV}/{kind}".replace(".", "/")
+        for layer in range(model.config.num_hidden_layers) for kind in ("weight", "bias")}
+    for key in linears & set(model.weights.keys()):
+        model.weights[key] = type(model.weights[key])(model.weights[key].detach().to(dtype), requires_grad=False)
     model._prepared.clear()
+    give_back_kept_memory()
+    return model
 
 
 def forget_prepared(model) -> None:

@@ -95,9 +95,7 @@ def check_device(device: str | None) -> str:
 
 
 def torch_runner(model, device: str | None = None, precision: str = "fp32", *, packing: bool = True) -> Runner:
-    """``precision`` (fp32, bf16, fp16): the forward runs under that autocast; the weights stay as they are,
-    but for a plain-torch BERT loaded from its file (:func:`~tokentune.inference.bert.settle_weights`), whose
-    linear weights are kept in the autocast dtype, the values autocast would cast them to.
+    """``precision`` (fp32, bf16, fp16): the forward runs under that autocast; the weights stay as they are.
 
     ``packing``: where the model's position ids are known (:func:`packed_positions`), the runner also has
     ``runner.packed(input_ids, attention_mask_4d, position_ids, select=None)`` and ``runner.first_position``,
@@ -107,8 +105,6 @@ def torch_runner(model, device: str | None = None, precision: str = "fp32", *, p
     where the call has more positions than the rounded selection."""
     import torch
 
-    from .bert import settle_weights
-
     device = device or default_device()
     model = model.to(device).eval()
     # a model being trained in bf16 has its forward wrapped in autocast by accelerate: its original
@@ -116,7 +112,6 @@ def torch_runner(model, device: str | None = None, precision: str = "fp32", *, p
     forward = model.__dict__.get("_original_forward", model)
     device_type = torch.device(device).type
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    settle_weights(model, dtype)  # a plain-torch BERT loaded from its file: linears kept in the dtype computed in
 
     def autocast():  # no autocast object at all in fp32: some devices (older torch's mps) have none
         return torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()

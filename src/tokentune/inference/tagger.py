@@ -184,6 +184,7 @@ class Tagger:
         from ..crf import load_crf
         from ..modeling import load_for_prediction, load_tokenizer, model_max_length
         from . import runners
+        from .bert import settled
 
         model_dir = os.fspath(model_dir) if isinstance(model_dir, os.PathLike) else model_dir
         batch_dependent = False  # the torch backend: only in float rounding
@@ -216,7 +217,7 @@ class Tagger:
             model, tokenizer, config = load_for_prediction(model_dir)
             # auto by the loaded config, as training sized the same model: dev figures and `evaluate` agree
             options["precision"] = runners.inference_precision(precision, device, config)
-            runner = runners.torch_runner(model, device, options["precision"])
+            runner = runners.torch_runner(settled(model, options["precision"]), device, options["precision"])
         else:
             raise ConfigError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(BACKENDS)}")
         labels = [config.id2label[i] for i in range(len(config.id2label))]

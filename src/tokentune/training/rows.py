@@ -173,12 +173,3 @@ def finish_rows(model) -> None:
     if rows is not None:
         rows.remove()
         delattr(model, ATTRIBUTE)
-
-
-def release_moments(optimizer) -> None:
-    """Frees a finished run's optimizer state (AdamW: two floats for every trained weight, about 90 MB for the
-    embedded MiniLM), which the final evaluation, reports and writing would otherwise run beside. Its last
-    values are in the checkpoints that ``--resume`` reads; a torch optimizer only (accelerate wraps one)."""
-    inner = getattr(optimizer, "optimizer", optimizer)
-    if isinstance(inner, torch.optim.Optimizer):
-        inner.state.clear()

@@ -205,7 +205,8 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
     """Train; on out-of-memory halve the per-device batch and double accumulation (the same examples
     per optimizer step) and start again, down to batch 1. Returns (trainer, seconds)."""
     from ..memory import give_back_kept_memory
-    from .rows import finish_rows, release_moments
+    from .hf_trainer import release_moments
+    from .rows import finish_rows
 
     batch, accumulation = config.batch_size, config.gradient_accumulation_steps
     while True:
@@ -218,7 +219,7 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
             with writing(staging, only=DISK_ERRORS):  # a full or read-only disk while checkpointing
                 trainer.train(resume_from_checkpoint=checkpoint)
             finish_rows(trainer.model)  # the kept model is a plain one again
-            release_moments(trainer.optimizer)  # read by no one after the last step (the checkpoints keep them)
+            release_moments(trainer.optimizer)  # read by no one after the last step
             give_back_kept_memory()  # the steps' freed buffers: not under the final evaluation's and reports' memory
             seconds = time.perf_counter() - started
             clock.add("training", seconds - (clock.inside_training() - inside))
