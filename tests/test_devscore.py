@@ -444,3 +444,20 @@ def test_a_model_sharded_over_processes_keeps_the_trainers_evaluation_and_saves(
         sharded = world_size > 1 and fsdp
         assert (trainer.checkpoint_policy is None) == sharded
         assert trainer.args.save_total_limit == (3 if sharded else None)
+
+
+def test_a_train_commands_parts_cover_its_whole_time(tiny_data, tiny_base_model, tmp_path):
+    """`tokentune train` in a process of its own: the parts add up to the whole, so transformers' own import
+    (seconds, in a fresh process) is inside the "model" part; an import of the Trainer's module before that part
+    once left 2-4 s of a run in no part at all."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "m"
+    subprocess.run([sys.executable, "-m", "tokentune.cli.main", "train", "--data", tiny_data, "--model",
+                    tiny_base_model, "--output", str(out), "--epochs", "1", "--quiet"], check=True,
+                   capture_output=True, text=True)
+    seconds = json.load(open(out / "metrics.json"))["time"]["seconds"]
+    parts = sum(value for key, value in seconds.items() if key != "total")
+    assert seconds["total"] - parts < 1.0, seconds
+    assert seconds["model"] > 0.2  # the import of transformers' model code at least

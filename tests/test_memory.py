@@ -118,7 +118,7 @@ def test_kept_memory_is_given_back_after_training_only_where_it_was_kept():
 def test_a_finished_runs_optimizer_moments_are_released():
     import torch
 
-    from tokentune.training.hf_trainer import release_moments
+    from tokentune.memory import release_moments
 
     weight = torch.nn.Parameter(torch.ones(4))
     optimizer = torch.optim.AdamW([weight], lr=0.1)

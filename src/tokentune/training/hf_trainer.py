@@ -164,14 +164,3 @@ def head_loss(trainer, logits, inputs):
     if weight is not None:
         return total, total / (weight[flat.clamp(min=0)] * labelled).sum().clamp(min=1e-12)
     return total, total / labelled.sum().clamp(min=1)
-
-
-def release_moments(optimizer) -> None:
-    """Frees a finished run's optimizer state (AdamW: two floats for every trained weight, about 90 MB for the
-    embedded MiniLM), which no one reads after the last step and which the final evaluation, reports and
-    writing would otherwise run beside. A torch optimizer only (accelerate wraps one); others are left."""
-    import torch
-
-    inner = getattr(optimizer, "optimizer", optimizer)
-    if isinstance(inner, torch.optim.Optimizer):
-        inner.state.clear()

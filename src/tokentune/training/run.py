@@ -204,8 +204,7 @@ def _fit(config: TrainConfig, prep: _Prepared, staging: str, precision: str, che
          clock):
     """Train; on out-of-memory halve the per-device batch and double accumulation (the same examples
     per optimizer step) and start again, down to batch 1. Returns (trainer, seconds)."""
-    from ..memory import give_back_kept_memory
-    from .hf_trainer import release_moments
+    from ..memory import give_back_kept_memory, release_moments  # light: transformers is imported in the "model" part
     from .rows import finish_rows
 
     batch, accumulation = config.batch_size, config.gradient_accumulation_steps
