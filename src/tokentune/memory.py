@@ -40,28 +40,37 @@ def give_back_kept_memory() -> bool:
     process under what the final evaluation, reports and writing take, and count in its peak memory; after a
     prediction model's linear weights are kept in bf16, so would their fp32 copies. Nothing elsewhere (a
     user's process chose its own allocator settings). Returns whether it did."""
-    import ctypes
-
     if not _keeping:
         return False
+    libc = _c_library()
     try:
-        return bool(ctypes.CDLL(None).malloc_trim(0))
-    except (OSError, AttributeError):
+        return bool(libc.malloc_trim(0)) if libc is not None else False
+    except AttributeError:  # no malloc_trim in this C library
         return False
 
 
 def malloc_thresholds(mmap_bytes: int, trim_bytes: int) -> bool:
     """Set glibc's mmap and trim thresholds (mallopt); False where the C library has no such setting
     (not Linux, or musl, whose mallopt is a no-op returning 0)."""
+    libc = _c_library()
+    if libc is None:
+        return False
+    try:
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_bytes)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim_bytes))
+    except AttributeError:  # no mallopt in this C library
+        return False
+
+
+def _c_library():
+    """The C library the process runs on (its own symbols), or None where that is not Linux's."""
     import ctypes
 
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(None)  # the process's own symbols: the C library it runs on
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_bytes)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim_bytes))
-    except (OSError, AttributeError):  # no mallopt in this C library
-        return False
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
 
 
 def release_moments(optimizer) -> None:

@@ -214,19 +214,21 @@ def prepared_linear(model, x, name: str):
     import torch
     from torch.nn import functional as F
 
+    grad = torch.is_grad_enabled()
+    kind = x.device.type
+    dtype = torch.get_autocast_dtype(kind) if not grad and torch.is_autocast_enabled(kind) else None
+    kept = None if grad else model._prepared.get((name, dtype))
+    if kept is not None:  # the usual call of a pass after its first batch
+        return F.linear(x, *kept)
     separate = name.endswith(QKV) and model.weights.get((name + ".weight").replace(".", "/")) is None  # a view's
     parts = [name[:-len(QKV)] + part for part in QKV_PARTS] if separate else [name]
     sources = [(model._w(part + ".weight"), model._w(part + ".bias")) for part in parts]
-    if torch.is_grad_enabled():  # autograd records: stacked at each call, so gradients reach each weight
-        return F.linear(x, torch.cat([w for w, _ in sources]), torch.cat([b for _, b in sources]))
-    kind = x.device.type
-    dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
-    if len(sources) == 1 and dtype in (None, sources[0][0].dtype):
-        return F.linear(x, *sources[0])
-    kept = model._prepared.get((name, dtype))
-    if kept is None:
-        weight, bias = torch.cat([w for w, _ in sources]), torch.cat([b for _, b in sources])
-        kept = model._prepared[(name, dtype)] = (weight.to(dtype or weight.dtype), bias.to(dtype or bias.dtype))
+    weight, bias = (sources[0] if len(sources) == 1 else
+                    (torch.cat([w for w, _ in sources]), torch.cat([b for _, b in sources])))
+    # with autograd recording, stacked at each call so that gradients reach each weight; else kept for the pass
+    if grad or (len(sources) == 1 and dtype in (None, weight.dtype)):
+        return F.linear(x, weight, bias)
+    kept = model._prepared[(name, dtype)] = (weight.to(dtype or weight.dtype), bias.to(dtype or bias.dtype))
     return F.linear(x, *kept)
 
 
@@ -243,11 +245,9 @@ def settled(model, precision: str):
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     if not getattr(model, "owns_weights", False) or dtype is None:
         return model
-    linears = {name.replace(".", "/") for name in expected_shapes(model.config)
-               if not ("LayerNorm" in name or "embeddings" in name)} | {
-        f"bert/encoder/layer/{layer}/{QKV}/{kind}".replace(".", "/")
-        for layer in range(model.config.num_hidden_layers) for kind in ("weight", "bias")}
-    for key in linears & set(model.weights.keys()):
+    # the load checked the tensors against expected_shapes: all but embeddings and layer norms are linears'
+    linears = [key for key in model.weights.keys() if not ("LayerNorm" in key or "embeddings" in key)]
+    for key in linears:
         model.weights[key] = type(model.weights[key])(model.weights[key].detach().to(dtype), requires_grad=False)
     model._prepared.clear()
     give_back_kept_memory()
